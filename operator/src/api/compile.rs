@@ -1,0 +1,392 @@
+//! Validation of the custom resources into the engine's model, with errors that name the field.
+//!
+//! The API server enforces what the CRD schema and CEL rules can express; this checks the same
+//! rules again (the standalone host has no API server) plus what needs code: durations that
+//! parse, references between resources, regular expressions and globs that compile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::v1alpha1 as v1;
+use crate::retention::{self as r, IsoDuration};
+
+/// One invalid field: its path from the resource root and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Every invalid field of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors {
+    /// `Kind/namespace/name` of the resource.
+    pub resource: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is invalid:", self.resource)?;
+        for e in &self.errors {
+            write!(f, "\n  {}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationErrors {
+    /// The first error, for one-line conditions and Events.
+    pub fn first_line(&self) -> String {
+        match self.errors.first() {
+            Some(e) => format!("{}: {}", e.path, e.message),
+            None => "invalid".into(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    errors: Vec<FieldError>,
+}
+
+impl Collector {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn duration(&mut self, path: String, text: &v1::DurationText) -> IsoDuration {
+        match IsoDuration::parse(&text.0) {
+            Ok(d) => d,
+            Err(e) => {
+                self.push(path, e.to_string());
+                IsoDuration::ZERO
+            }
+        }
+    }
+    fn finish<T>(self, resource: String, value: T) -> Result<T, ValidationErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(ValidationErrors {
+                resource,
+                errors: self.errors,
+            })
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_kind(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+pub fn hold_reason(r: v1::HoldReason) -> r::HoldReason {
+    match r {
+        v1::HoldReason::Complaint => r::HoldReason::Complaint,
+        v1::HoldReason::Dispute => r::HoldReason::Dispute,
+        v1::HoldReason::Claim => r::HoldReason::Claim,
+        v1::HoldReason::AccessRequest => r::HoldReason::AccessRequest,
+        v1::HoldReason::PoliceReport => r::HoldReason::PoliceReport,
+        v1::HoldReason::FraudInvestigation => r::HoldReason::FraudInvestigation,
+        v1::HoldReason::AuthorityRequest => r::HoldReason::AuthorityRequest,
+    }
+}
+
+fn enforcement(m: v1::EnforcementMode) -> r::Enforcement {
+    match m {
+        v1::EnforcementMode::Observe => r::Enforcement::Observe,
+        v1::EnforcementMode::Lifecycle => r::Enforcement::Lifecycle,
+        v1::EnforcementMode::Operator => r::Enforcement::Operator,
+        v1::EnforcementMode::Both => r::Enforcement::Both,
+    }
+}
+
+/// Validates a RetentionPolicy spec. `resource` names it in errors (`RetentionPolicy/ns/name`).
+pub fn policy(
+    resource: &str,
+    spec: &v1::RetentionPolicySpec,
+) -> Result<r::Policy, ValidationErrors> {
+    let mut c = Collector::default();
+    if spec.controller.legal_name.trim().is_empty() {
+        c.push("spec.controller.legalName", "must not be empty");
+    }
+    if spec.purposes.is_empty() {
+        c.push("spec.purposes", "at least one purpose is required");
+    }
+    let mut purposes = BTreeMap::new();
+    for (i, p) in spec.purposes.iter().enumerate() {
+        let at = format!("spec.purposes[{i}]");
+        if !is_name(&p.name) {
+            c.push(
+                format!("{at}.name"),
+                format!(
+                    "`{}` must be lowercase letters, digits and '-' (at most 63)",
+                    p.name
+                ),
+            );
+        }
+        if p.legal_basis.article6 == v1::Article6::Consent && !p.withdrawable {
+            c.push(
+                format!("{at}.withdrawable"),
+                "a purpose based on consent must be withdrawable (GDPR Art. 7(3))",
+            );
+        }
+        if p.retain.is_empty() {
+            c.push(
+                format!("{at}.retain"),
+                "name at least one artifact kind and its retention",
+            );
+        }
+        let mut retain = BTreeMap::new();
+        for (kind, d) in &p.retain {
+            if !is_kind(kind) {
+                c.push(
+                    format!("{at}.retain.{kind}"),
+                    "artifact kinds are camelCase words such as audio or maskedTranscript",
+                );
+            }
+            retain.insert(kind.clone(), c.duration(format!("{at}.retain.{kind}"), d));
+        }
+        let purpose = r::Purpose {
+            withdrawable: p.withdrawable,
+            retain,
+        };
+        if purposes.insert(p.name.clone(), purpose).is_some() {
+            c.push(
+                format!("{at}.name"),
+                format!("purpose `{}` is defined twice", p.name),
+            );
+        }
+    }
+    let mut hold_release = BTreeMap::new();
+    for (i, h) in spec.hold_release.iter().enumerate() {
+        let at = format!("spec.holdRelease[{i}]");
+        let keep = c.duration(format!("{at}.keep"), &h.keep);
+        if hold_release.insert(hold_reason(h.reason), keep).is_some() {
+            c.push(
+                format!("{at}.reason"),
+                format!("{:?} appears twice", h.reason),
+            );
+        }
+    }
+    c.finish(
+        resource.to_string(),
+        r::Policy {
+            name: resource.to_string(),
+            purposes,
+            hold_release,
+        },
+    )
+}
+
+fn tag_match(c: &mut Collector, at: &str, tags: &BTreeMap<String, String>) -> r::TagMatch {
+    tags.iter()
+        .map(|(k, v)| {
+            if k.is_empty() || k.len() > 128 {
+                c.push(
+                    format!("{at}"),
+                    format!("tag key `{k}` must be 1 to 128 characters"),
+                );
+            }
+            (k.clone(), (v != "*").then(|| v.clone()))
+        })
+        .collect()
+}
+
+/// Validates a RecordingBucket spec against the policy it references.
+pub fn bucket(
+    resource: &str,
+    spec: &v1::RecordingBucketSpec,
+    policy: &r::Policy,
+) -> Result<r::BucketRules, ValidationErrors> {
+    let mut c = Collector::default();
+    if spec.classify.is_empty() {
+        c.push("spec.classify", "at least one classify rule is required");
+    }
+    let mut rules = Vec::new();
+    for (i, rule) in spec.classify.iter().enumerate() {
+        let at = format!("spec.classify[{i}]");
+        if !is_kind(&rule.kind) {
+            c.push(
+                format!("{at}.kind"),
+                format!("`{}` is not an artifact kind", rule.kind),
+            );
+        }
+        let mut reachable: BTreeSet<&String> = BTreeSet::new();
+        for (j, p) in rule.purposes.iter().enumerate() {
+            if !policy.purposes.contains_key(p) {
+                c.push(
+                    format!("{at}.purposes[{j}]"),
+                    format!("purpose `{p}` is not defined in {}", policy.name),
+                );
+            }
+            reachable.insert(p);
+        }
+        let from_tag = rule.purposes_from_tag.as_ref().map(|ft| {
+            if ft.key.is_empty() {
+                c.push(format!("{at}.purposesFromTag.key"), "must not be empty");
+            }
+            for (value, ps) in &ft.values {
+                for (j, p) in ps.iter().enumerate() {
+                    if !policy.purposes.contains_key(p) {
+                        c.push(
+                            format!("{at}.purposesFromTag.values.{value}[{j}]"),
+                            format!("purpose `{p}` is not defined in {}", policy.name),
+                        );
+                    }
+                    reachable.insert(p);
+                }
+            }
+            r::PurposesFromTag {
+                key: ft.key.clone(),
+                values: ft.values.clone(),
+            }
+        });
+        if rule.purposes.is_empty() && rule.purposes_from_tag.is_none() {
+            c.push(
+                format!("{at}.purposes"),
+                "a classify rule needs purposes or purposesFromTag",
+            );
+        } else if !reachable.iter().any(|p| {
+            policy
+                .purposes
+                .get(*p)
+                .is_some_and(|d| d.retain.contains_key(&rule.kind))
+        }) {
+            c.push(
+                format!("{at}.kind"),
+                format!(
+                    "no purpose of this rule retains kind `{}`: add it to a purpose's retain",
+                    rule.kind
+                ),
+            );
+        }
+        let glob = rule.matches.glob.as_ref().and_then(|g| {
+            match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(e) => {
+                    c.push(format!("{at}.match.glob"), format!("invalid glob: {e}"));
+                    None
+                }
+            }
+        });
+        rules.push(r::ClassifyRule {
+            name: rule
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("classify[{i}]")),
+            prefix: rule.matches.prefix.clone(),
+            glob,
+            tags: tag_match(&mut c, &format!("{at}.match.tags"), &rule.matches.tags),
+            kind: rule.kind.clone(),
+            purposes: rule.purposes.clone(),
+            purposes_from_tag: from_tag,
+        });
+    }
+    let recording_id =
+        spec.recording_id
+            .as_ref()
+            .and_then(|rid| match (&rid.key_pattern, &rid.tag) {
+                (Some(p), None) => match regex::Regex::new(p) {
+                    Ok(re) if re.capture_names().any(|n| n == Some("id")) => {
+                        Some(r::RecordingIdSource::KeyPattern(re))
+                    }
+                    Ok(_) => {
+                        c.push(
+                            "spec.recordingId.keyPattern",
+                            "needs a named group `id`, e.g. ^calls/(?P<id>[^/]+)/",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        c.push(
+                            "spec.recordingId.keyPattern",
+                            format!("invalid regular expression: {e}"),
+                        );
+                        None
+                    }
+                },
+                (None, Some(t)) => Some(r::RecordingIdSource::Tag(t.clone())),
+                _ => {
+                    c.push("spec.recordingId", "set exactly one of keyPattern and tag");
+                    None
+                }
+            });
+    let recorded_at = match spec.recorded_at.as_ref().map(|ra| (&ra.tag, &ra.metadata)) {
+        None | Some((None, None)) => r::RecordedAtSource::LastModified,
+        Some((Some(t), None)) => r::RecordedAtSource::Tag(t.clone()),
+        Some((None, Some(m))) => r::RecordedAtSource::Metadata(m.to_ascii_lowercase()),
+        Some((Some(_), Some(_))) => {
+            c.push("spec.recordedAt", "set at most one of tag and metadata");
+            r::RecordedAtSource::LastModified
+        }
+    };
+    let grace = c.duration("spec.gracePeriod".into(), &spec.grace_period);
+    let scan = c.duration("spec.scanInterval".into(), &spec.scan_interval);
+    if scan.is_zero() {
+        c.push("spec.scanInterval", "must be longer than zero");
+    }
+    c.finish(
+        resource.to_string(),
+        r::BucketRules {
+            name: resource.to_string(),
+            prefix: spec.s3.prefix.clone().filter(|p| !p.is_empty()),
+            classify: rules,
+            recording_id,
+            subject_tag: spec.subject.as_ref().map(|s| s.tag.clone()),
+            recorded_at,
+            grace,
+            enforcement: enforcement(spec.enforcement),
+        },
+    )
+}
+
+/// Validates a LegalHold spec.
+pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, ValidationErrors> {
+    let mut c = Collector::default();
+    if spec.case.trim().is_empty() {
+        c.push("spec.case", "must name the case");
+    }
+    if spec.owner.trim().is_empty() {
+        c.push("spec.owner", "must name who is responsible for the hold");
+    }
+    let s = &spec.select;
+    let select = r::HoldSelector {
+        keys: s.keys.iter().cloned().collect(),
+        prefix: s.prefix.clone(),
+        recording_ids: s.recording_ids.iter().cloned().collect(),
+        subjects: s.subjects.iter().cloned().collect(),
+        tags: tag_match(&mut c, "spec.select.tags", &s.tags),
+    };
+    if select.is_empty() {
+        c.push(
+            "spec.select",
+            "a hold must select something: set keys, prefix, recordingIds, subjects or tags",
+        );
+    }
+    c.finish(
+        resource.to_string(),
+        r::Hold {
+            name: resource.to_string(),
+            reason: hold_reason(spec.reason),
+            case: spec.case.clone(),
+            select,
+            expires: spec.expires,
+            review_by: spec.review_by,
+            released_at: None,
+        },
+    )
+}

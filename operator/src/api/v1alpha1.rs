@@ -1,0 +1,580 @@
+//! `gallring.io/v1alpha1`: RetentionPolicy, RecordingBucket and LegalHold.
+//!
+//! Every field's doc comment becomes its CRD description (`kubectl explain`). Rules the schema
+//! can express are in the schema (patterns, enums, CEL); `api::compile` checks the same rules
+//! and the rest for the standalone host, which has no API server.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// RE2-compatible pattern for the ISO-8601 durations gallring accepts. The empty forms `P` and
+/// `PT` are rejected by a CEL rule and by the engine.
+pub const DURATION_PATTERN: &str =
+    r"^P([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$";
+/// Purpose names are DNS-label-like so they fit in reports, tags and metric labels.
+pub const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// Artifact kinds: `audio`, `transcript`, `maskedTranscript`, `video`, `chat` or a custom kind.
+pub const KIND_PATTERN: &str = r"^[a-z][a-zA-Z0-9]*$";
+
+// ---------------------------------------------------------------------------------------------
+// RetentionPolicy
+
+/// Why recordings are kept and for how long: the executable form of one privacy notice (or one
+/// controller's part of it).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "gallring.io",
+    version = "v1alpha1",
+    kind = "RetentionPolicy",
+    namespaced,
+    shortname = "rpol",
+    category = "gallring",
+    status = "RetentionPolicyStatus",
+    doc = "Why recordings are kept and for how long: purposes, their legal basis and retention per artifact kind.",
+    printcolumn(
+        name = "Controller",
+        type_ = "string",
+        json_path = ".spec.controller.legalName"
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetentionPolicySpec {
+    /// The data controller responsible for the processing these purposes describe.
+    pub controller: DataController,
+    /// Free text: which notice (and version) this policy implements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The purposes recordings are kept for. An object is kept for the longest retention among
+    /// its active purposes for its artifact kind.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("purpose names must be unique"))]
+    pub purposes: Vec<PurposeSpec>,
+    /// How long an object is still kept after a hold of a given reason ends, for example a
+    /// limitation period after a dispute is closed. Reasons not listed keep nothing extra: the
+    /// object keeps its normal deadline (or is deleted at once if that has passed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.reason == r.reason))").message("each hold reason may appear once in holdRelease"))]
+    pub hold_release: Vec<HoldReleaseSpec>,
+}
+
+/// The legal person responsible for the processing (GDPR Art. 4(7)).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataController {
+    /// Registered legal name, e.g. "Tryg Forsikring A/S".
+    #[schemars(length(min = 1, max = 200))]
+    pub legal_name: String,
+    /// Company registration number (CVR, organisationsnummer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_number: Option<String>,
+    /// Where data subjects exercise their rights (e-mail or address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+/// One purpose of processing.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("self.legalBasis.article6 != 'consent' || self.withdrawable").message("a purpose based on consent must be withdrawable (GDPR Art. 7(3))"))]
+pub struct PurposeSpec {
+    /// Short name, referenced by classify rules and the `gallring.io/withdrawn` tag
+    /// (lowercase letters, digits and '-').
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// What the purpose is, in the notice's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The lawful basis for processing under this purpose.
+    pub legal_basis: LegalBasis,
+    /// True when the data subject can end this purpose (withdrawn consent, an opt-out or an
+    /// objection). A withdrawn purpose no longer counts towards an object's retention.
+    #[serde(default)]
+    pub withdrawable: bool,
+    /// Retention per artifact kind (`audio`, `transcript`, `maskedTranscript`, `video`, `chat`
+    /// or a custom kind) as an ISO-8601 duration counted from the recording time: `P30D`,
+    /// `P6M`, `P1Y`, `P3Y`. `P0D` means the purpose ends at once.
+    #[schemars(length(min = 1), extend("maxProperties" = 32))]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-z][a-zA-Z0-9]*$'))").message("artifact kinds are camelCase words such as audio or maskedTranscript"))]
+    pub retain: BTreeMap<String, DurationText>,
+    /// A different data controller for this purpose, where it is not the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<DataController>,
+}
+
+/// The GDPR basis of a purpose.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LegalBasis {
+    /// Art. 6(1): consent (a), contract (b), legalObligation (c), vitalInterests (d),
+    /// publicTask (e) or legitimateInterests (f).
+    pub article6: Article6,
+    /// Art. 9(2) condition, when special categories (e.g. health data) are processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub article9: Option<Article9>,
+}
+
+/// GDPR Art. 6(1) lawful bases, (a) to (f).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Article6 {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+}
+
+/// GDPR Art. 9(2) conditions, (a) to (j).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Article9 {
+    ExplicitConsent,
+    Employment,
+    VitalInterests,
+    NotForProfit,
+    MadePublic,
+    LegalClaims,
+    SubstantialPublicInterest,
+    HealthOrSocialCare,
+    PublicHealth,
+    ArchivingOrResearch,
+}
+
+/// How long an object is still kept after a hold of one reason ends.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HoldReleaseSpec {
+    /// The hold reason this applies to.
+    pub reason: HoldReason,
+    /// ISO-8601 duration counted from the hold's release (or expiry). The object keeps the later
+    /// of its normal deadline and release + keep.
+    pub keep: DurationText,
+}
+
+/// An ISO-8601 duration such as `P30D`, `P2W`, `P6M`, `P1Y` or `P1Y6M`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct DurationText(pub String);
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DurationText".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": 40,
+            "x-kubernetes-validations": [
+                {"rule": "self != 'P' && self != 'PT' && !self.endsWith('T')", "message": "a duration needs at least one part, e.g. P30D"}
+            ]
+        })
+    }
+}
+
+impl From<&str> for DurationText {
+    fn from(s: &str) -> Self {
+        DurationText(s.to_string())
+    }
+}
+
+/// Observed state of a RetentionPolicy.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPolicyStatus {
+    /// `Ready` is True when the policy is valid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// RecordingBucket
+
+/// One bucket (or key prefix) of recordings under one RetentionPolicy.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "gallring.io",
+    version = "v1alpha1",
+    kind = "RecordingBucket",
+    namespaced,
+    shortname = "rbkt",
+    category = "gallring",
+    status = "RecordingBucketStatus",
+    doc = "A bucket or prefix of call recordings governed by one RetentionPolicy.",
+    printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policyRef.name"),
+    printcolumn(
+        name = "Enforcement",
+        type_ = "string",
+        json_path = ".spec.enforcement"
+    ),
+    printcolumn(name = "Objects", type_ = "integer", json_path = ".status.objects"),
+    printcolumn(name = "Held", type_ = "integer", json_path = ".status.held"),
+    printcolumn(name = "Overdue", type_ = "integer", json_path = ".status.overdue"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingBucketSpec {
+    /// Where the recordings are.
+    pub s3: S3Location,
+    /// The RetentionPolicy (same namespace) that governs these recordings.
+    pub policy_ref: LocalRef,
+    /// Ordered rules, first match wins, that give each object an artifact kind and the purposes
+    /// it serves. Objects no rule matches are unclassified: reported and alerted on, never
+    /// deleted.
+    #[schemars(length(min = 1, max = 100))]
+    pub classify: Vec<ClassifyRuleSpec>,
+    /// How to read the recording id, which links the audio, transcripts and masked transcripts
+    /// of one call so that a hold on one reaches all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<RecordingIdSpec>,
+    /// Where the pseudonymous data-subject id is, so holds can select by subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectSpec>,
+    /// Where the recording time is; default: the object's creation time (LastModified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<RecordedAtSpec>,
+    /// Observe: report only, write nothing. Lifecycle: tags and lifecycle rules; the operator
+    /// deletes nothing. Operator: the operator deletes at the deadline (stores without
+    /// tag-filtered lifecycle). Both (default): lifecycle does the bulk, the operator deletes
+    /// what lifecycle cannot express.
+    #[serde(default)]
+    pub enforcement: EnforcementMode,
+    /// How long past its deadline an object may still exist before it counts as overdue. S3
+    /// lifecycle runs about daily and rounds to midnight UTC, so keep at least P2D when
+    /// lifecycle deletes.
+    #[serde(default = "default_grace")]
+    pub grace_period: DurationText,
+    /// How often the bucket is listed and reconciled.
+    #[serde(default = "default_scan_interval")]
+    pub scan_interval: DurationText,
+}
+
+fn default_grace() -> DurationText {
+    DurationText("P2D".into())
+}
+fn default_scan_interval() -> DurationText {
+    DurationText("PT1H".into())
+}
+
+/// A reference to an object in the same namespace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalRef {
+    /// Name of the referenced object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// An S3 bucket, optionally a prefix in it, and how to reach it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Location {
+    /// Bucket name.
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    )]
+    pub bucket: String,
+    /// Only keys under this prefix are governed; others are never listed or touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Region; default: from the AWS configuration chain, else us-east-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint URL for S3-compatible stores (MinIO, Ceph RGW), e.g. http://rgw.storage:7480.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (bucket in the path, not the host name); needed by most
+    /// S3-compatible stores. Defaults to true when an endpoint is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_path_style: Option<bool>,
+    /// Credentials. Absent: the default AWS chain (environment, web identity / IRSA, instance
+    /// profile). Credentials are never written inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Where S3 credentials come from.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Credentials {
+    /// A Secret in the bucket's namespace with keys `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and optionally `AWS_SESSION_TOKEN`.
+    pub secret_ref: LocalRef,
+}
+
+/// One classify rule. All given conditions must hold for the rule to match.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("(has(self.purposes) && size(self.purposes) > 0) || has(self.purposesFromTag)").message("a classify rule needs purposes or purposesFromTag"))]
+pub struct ClassifyRuleSpec {
+    /// A name shown in plans and reasons; default `classify[<index>]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The conditions; an empty match matches every object.
+    #[serde(default, rename = "match")]
+    pub matches: MatchSpec,
+    /// The artifact kind the matched objects are (`audio`, `transcript`, `maskedTranscript`,
+    /// `video`, `chat` or a custom kind named in the policy's `retain`).
+    #[schemars(regex(pattern = r"^[a-z][a-zA-Z0-9]*$"))]
+    pub kind: String,
+    /// Purposes every matched object serves (names from the policy).
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub purposes: Vec<String>,
+    /// Purposes read from a tag written by the recorder, e.g. a consent choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purposes_from_tag: Option<PurposesFromTagSpec>,
+}
+
+/// Conditions on an object's key and tags.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchSpec {
+    /// The key starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The whole key matches this glob (`*` within one path segment, `**` across segments,
+    /// `?`, `[abc]`, `{a,b}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+    /// Each tag is present with this value; the value `*` accepts any value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Purposes chosen by one tag's value.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurposesFromTagSpec {
+    /// The tag key, e.g. `consent`.
+    pub key: String,
+    /// Tag value → purposes it adds. A value not listed (or a missing tag) adds none.
+    pub values: BTreeMap<String, Vec<String>>,
+}
+
+/// Exactly one source of the recording id.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.keyPattern) != has(self.tag)").message("set exactly one of keyPattern and tag"))]
+pub struct RecordingIdSpec {
+    /// A regular expression on the key with a named group `id`, e.g.
+    /// `^calls/(?P<id>[^/]+)/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pattern: Option<String>,
+    /// An object tag holding the recording id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// Where the data-subject id is.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubjectSpec {
+    /// An object tag holding a pseudonymous data-subject id.
+    pub tag: String,
+}
+
+/// At most one source of the recording time.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!(has(self.tag) && has(self.metadata))").message("set at most one of tag and metadata"))]
+pub struct RecordedAtSpec {
+    /// An object tag with an RFC 3339 timestamp or YYYY-MM-DD date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A user-metadata key (without `x-amz-meta-`) with an RFC 3339 timestamp or date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+}
+
+/// Who deletes: see `spec.enforcement`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum EnforcementMode {
+    Observe,
+    Lifecycle,
+    Operator,
+    #[default]
+    Both,
+}
+
+/// Observed state of a RecordingBucket, from the last completed scan.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingBucketStatus {
+    /// `Ready`, `LifecycleSynced` and `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Object versions seen in the last scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
+    /// Their total size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Objects kept until a future deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained: Option<u64>,
+    /// Objects under at least one active hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    /// Objects past deadline + grace that still exist. Should be 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<u64>,
+    /// Objects no classify rule matches (never deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclassified: Option<u64>,
+    /// The earliest upcoming deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_deadline: Option<DateTime<Utc>>,
+    /// When the last scan completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// LegalHold
+
+/// Pauses expiry of the recordings it selects until it is deleted or expires.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "gallring.io",
+    version = "v1alpha1",
+    kind = "LegalHold",
+    namespaced,
+    shortname = "lhold",
+    category = "gallring",
+    status = "LegalHoldStatus",
+    doc = "Pauses expiry of selected recordings while a complaint, dispute, claim or other case needs them.",
+    printcolumn(name = "Bucket", type_ = "string", json_path = ".spec.bucketRef.name"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason"),
+    printcolumn(name = "Case", type_ = "string", json_path = ".spec.case"),
+    printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matched"),
+    printcolumn(
+        name = "Expires",
+        type_ = "date",
+        json_path = ".spec.expires",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LegalHoldSpec {
+    /// The RecordingBucket (same namespace) whose objects are held.
+    pub bucket_ref: LocalRef,
+    /// Why the recordings are needed; the policy's holdRelease for this reason applies on
+    /// release.
+    pub reason: HoldReason,
+    /// The case reference in the case system, e.g. "CLM-2026-0042".
+    #[schemars(length(min = 1, max = 200))]
+    pub case: String,
+    /// Who is responsible for the hold (person or team).
+    #[schemars(length(min = 1, max = 200))]
+    pub owner: String,
+    /// After this time the hold is flagged for review (it stays active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<DateTime<Utc>>,
+    /// The hold ends by itself at this time, as if deleted then (e.g. an access request: one
+    /// year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+    /// Which objects are held. An object is held when any selector matches it, and then every
+    /// object with the same recording id is held too.
+    pub select: HoldSelectSpec,
+}
+
+/// Why a hold exists.
+#[derive(
+    Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum HoldReason {
+    Complaint,
+    Dispute,
+    Claim,
+    AccessRequest,
+    PoliceReport,
+    FraudInvestigation,
+    AuthorityRequest,
+}
+
+/// What a hold selects. At least one selector must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("(has(self.keys) && size(self.keys) > 0) || has(self.prefix) || (has(self.recordingIds) && size(self.recordingIds) > 0) || (has(self.subjects) && size(self.subjects) > 0) || (has(self.tags) && size(self.tags) > 0)").message("a hold must select something: set keys, prefix, recordingIds, subjects or tags"))]
+pub struct HoldSelectSpec {
+    /// Exact object keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Every key under this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Recording ids (see the bucket's recordingId).
+    #[serde(default)]
+    pub recording_ids: Vec<String>,
+    /// Data-subject ids (see the bucket's subject).
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// Objects carrying all these tags; the value `*` accepts any value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Observed state of a LegalHold.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegalHoldStatus {
+    /// `Ready` (applied), `NeedsReview` (past reviewBy), `Expired`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Objects the hold selects (including linked artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<u64>,
+    /// Of those, objects whose protection (tag, Object Lock legal hold) is in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<u64>,
+}

@@ -1,0 +1,3 @@
+//! Command implementations shared by the binary and tests.
+
+pub mod plan;

@@ -1,0 +1,235 @@
+//! `gallring plan`: the offline preview. Reads manifests and a listing, runs the engine, and
+//! renders the result for people (table) or programs (JSON Lines).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::input::{self, CompiledBucket, InputError};
+use crate::retention::lifecycle::{self, LifecycleRule};
+use crate::retention::{ObjectPlan, Summary, plan_bucket};
+
+/// Everything `plan` shows.
+#[derive(Debug)]
+pub struct PlanReport {
+    pub bucket: String,
+    pub enforcement: &'static str,
+    pub now: DateTime<Utc>,
+    pub objects: Vec<ObjectPlan>,
+    pub summary: Summary,
+    pub lifecycle: Result<Vec<LifecycleRule>, lifecycle::LifecycleError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Bucket(String),
+}
+
+/// Picks the bucket named by `--bucket`, or the only one.
+pub fn select_bucket(
+    buckets: Vec<CompiledBucket>,
+    wanted: Option<&str>,
+) -> Result<CompiledBucket, PlanError> {
+    let names = || {
+        buckets
+            .iter()
+            .map(|b| b.key.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match wanted {
+        Some(w) => {
+            let found: Vec<&CompiledBucket> = buckets
+                .iter()
+                .filter(|b| b.key == w || b.key.split_once('/').is_some_and(|(_, n)| n == w))
+                .collect();
+            match found.as_slice() {
+                [one] => Ok((*one).clone()),
+                [] => Err(PlanError::Bucket(format!(
+                    "--bucket {w}: no such RecordingBucket; the manifests define: {}",
+                    names()
+                ))),
+                _ => Err(PlanError::Bucket(format!(
+                    "--bucket {w} is ambiguous; use namespace/name: {}",
+                    names()
+                ))),
+            }
+        }
+        None => match buckets.len() {
+            0 => Err(PlanError::Bucket(
+                "the manifests define no RecordingBucket".into(),
+            )),
+            1 => Ok(buckets.into_iter().next().expect("length checked")),
+            _ => Err(PlanError::Bucket(format!(
+                "the manifests define several RecordingBuckets; pick one with --bucket: {}",
+                names()
+            ))),
+        },
+    }
+}
+
+pub fn run(
+    manifests: &Path,
+    objects: &Path,
+    bucket: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PlanReport, PlanError> {
+    let compiled = input::Manifests::load(manifests)?.compile()?;
+    let b = select_bucket(compiled, bucket)?;
+    let listing = input::load_objects(objects)?;
+    let plan = plan_bucket(&b.policy, &b.rules, b.holds.clone(), &listing, now);
+    let versioned = listing.iter().any(|o| o.version_id.is_some());
+    let mut objects = plan.objects;
+    // People read by date: soonest deadline first; held and unclassified (no deadline) last.
+    objects.sort_by(|a, b| {
+        (a.deadline.is_none(), a.deadline, &a.key).cmp(&(b.deadline.is_none(), b.deadline, &b.key))
+    });
+    Ok(PlanReport {
+        bucket: b.key.clone(),
+        enforcement: b.rules.enforcement.as_str(),
+        now,
+        objects,
+        summary: plan.summary,
+        lifecycle: lifecycle::compile(&b.policy, &b.rules, versioned, 0),
+    })
+}
+
+fn day(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+pub fn summary_line(r: &PlanReport) -> String {
+    let s = &r.summary;
+    format!(
+        "{} objects at {}: {} keep, {} held, {} delete ({} overdue), {} unclassified; next deadline {}",
+        s.objects,
+        r.now.format("%Y-%m-%dT%H:%M:%SZ"),
+        s.keep,
+        s.held,
+        s.delete,
+        s.overdue,
+        s.unclassified,
+        day(s.next_deadline)
+    )
+}
+
+pub fn render_table(r: &PlanReport) -> String {
+    let header = [
+        "DEADLINE", "DECISION", "KIND", "PURPOSES", "TAG", "KEY", "REASON",
+    ];
+    let rows: Vec<[String; 7]> = r
+        .objects
+        .iter()
+        .map(|o| {
+            [
+                day(o.deadline),
+                if o.overdue {
+                    "delete!".into()
+                } else {
+                    o.decision.as_str().into()
+                },
+                o.kind.clone().unwrap_or_else(|| "-".into()),
+                if o.purposes.is_empty() {
+                    "-".into()
+                } else {
+                    o.purposes.join(",")
+                },
+                o.tag.clone().unwrap_or_else(|| "(no room)".into()),
+                match &o.version_id {
+                    Some(v) => format!("{}?versionId={v}", o.key),
+                    None => o.key.clone(),
+                },
+                o.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "RecordingBucket {} (enforcement {})",
+        r.bucket, r.enforcement
+    );
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(&header.map(String::from)));
+    for row in &rows {
+        let _ = writeln!(out, "{}", line(row));
+    }
+    let _ = writeln!(out);
+    match &r.lifecycle {
+        Ok(rules) if rules.is_empty() => {
+            let _ = writeln!(out, "Lifecycle rules: none (enforcement {})", r.enforcement);
+        }
+        Ok(rules) => {
+            let _ = writeln!(out, "Lifecycle rules the bucket should have:");
+            for rule in rules {
+                let filter = match (&rule.prefix, &rule.tag) {
+                    (Some(p), Some((k, v))) => format!("prefix {p} and tag {k}={v}"),
+                    (None, Some((k, v))) => format!("tag {k}={v}"),
+                    (Some(p), None) => format!("prefix {p}"),
+                    (None, None) => "all objects".into(),
+                };
+                let action = match (rule.expiration_days, rule.expired_object_delete_marker) {
+                    (Some(d), _) => format!("expire {d} days after creation"),
+                    (None, true) => "remove expired delete markers".into(),
+                    (None, false) => "-".into(),
+                };
+                let _ = writeln!(out, "  {:<28} {filter}: {action}", rule.id);
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "Lifecycle rules: cannot compile: {e}");
+        }
+    }
+    let s = &r.summary;
+    if s.operator_deletes + s.nobody_deletes > 0 {
+        let _ = writeln!(
+            out,
+            "Lifecycle cannot express {} object(s) (deadline not a whole day class after creation, or no room for a tag): {}",
+            s.operator_deletes + s.nobody_deletes,
+            if s.nobody_deletes > 0 {
+                "nobody deletes them in this enforcement mode"
+            } else {
+                "the operator deletes them itself"
+            }
+        );
+    }
+    let _ = writeln!(out, "{}", summary_line(r));
+    out
+}
+
+pub fn render_json(r: &PlanReport) -> String {
+    let mut out = String::new();
+    for o in &r.objects {
+        match serde_json::to_string(o) {
+            Ok(line) => {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Err(e) => {
+                // Serialising plain data cannot fail; say so rather than drop a line silently.
+                let _ = writeln!(out, "{{\"key\":{:?},\"error\":{:?}}}", o.key, e.to_string());
+            }
+        }
+    }
+    out
+}

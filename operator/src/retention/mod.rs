@@ -1,0 +1,19 @@
+//! The pure retention engine: classification, deadlines, holds, plans and lifecycle
+//! compilation.
+//!
+//! Nothing in this module performs I/O, reads the clock or knows about Kubernetes or S3 SDK
+//! types: `now` is always a parameter. The hosts (the `plan` and `run` commands and the
+//! Kubernetes operator) read the clock and do the I/O.
+
+pub mod classify;
+pub mod duration;
+pub mod lifecycle;
+pub mod model;
+pub mod plan;
+
+pub use duration::{DurationError, IsoDuration};
+pub use model::*;
+pub use plan::{
+    BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary,
+    plan_bucket,
+};

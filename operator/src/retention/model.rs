@@ -1,0 +1,251 @@
+//! The engine's own view of policies, buckets, holds and objects: validated, plain data.
+//!
+//! The CRD types in `api/` are converted into these by `api::compile`, which is where field
+//! paths are checked. Nothing here knows about Kubernetes or S3 SDK types.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::duration::IsoDuration;
+
+/// Tag keys the operator owns. Every key it writes starts with [`TAG_PREFIX`].
+pub const TAG_PREFIX: &str = "gallring.io/";
+/// The retention class of an object, read by the lifecycle rules' tag filters.
+pub const RETENTION_TAG: &str = "gallring.io/retention";
+/// A floor for the deadline, written when a hold is released (`release + holdRelease`).
+pub const KEEP_UNTIL_TAG: &str = "gallring.io/keep-until";
+/// Space-separated purpose names the data subject withdrew consent for / opted out of.
+pub const WITHDRAWN_TAG: &str = "gallring.io/withdrawn";
+/// S3 allows at most 10 tags on one object.
+pub const MAX_TAGS: usize = 10;
+
+/// Why a legal hold exists. Each reason may have its own `holdRelease` period in the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HoldReason {
+    Complaint,
+    Dispute,
+    Claim,
+    AccessRequest,
+    PoliceReport,
+    FraudInvestigation,
+    AuthorityRequest,
+}
+
+impl HoldReason {
+    pub const ALL: [HoldReason; 7] = [
+        HoldReason::Complaint,
+        HoldReason::Dispute,
+        HoldReason::Claim,
+        HoldReason::AccessRequest,
+        HoldReason::PoliceReport,
+        HoldReason::FraudInvestigation,
+        HoldReason::AuthorityRequest,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HoldReason::Complaint => "Complaint",
+            HoldReason::Dispute => "Dispute",
+            HoldReason::Claim => "Claim",
+            HoldReason::AccessRequest => "AccessRequest",
+            HoldReason::PoliceReport => "PoliceReport",
+            HoldReason::FraudInvestigation => "FraudInvestigation",
+            HoldReason::AuthorityRequest => "AuthorityRequest",
+        }
+    }
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who deletes, and whether anything is written at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Enforcement {
+    /// Compute and report only; write nothing.
+    Observe,
+    /// Tags and lifecycle rules; the operator deletes nothing itself.
+    Lifecycle,
+    /// The operator deletes at the deadline; no lifecycle rules.
+    Operator,
+    /// Lifecycle does the bulk; the operator deletes what lifecycle cannot express.
+    #[default]
+    Both,
+}
+
+impl Enforcement {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Enforcement::Observe => "Observe",
+            Enforcement::Lifecycle => "Lifecycle",
+            Enforcement::Operator => "Operator",
+            Enforcement::Both => "Both",
+        }
+    }
+    /// Whether lifecycle rules and retention tags are written.
+    pub fn uses_lifecycle(&self) -> bool {
+        matches!(self, Enforcement::Lifecycle | Enforcement::Both)
+    }
+    /// Whether the operator itself deletes objects.
+    pub fn operator_deletes(&self) -> bool {
+        matches!(self, Enforcement::Operator | Enforcement::Both)
+    }
+}
+
+/// A validated retention policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub purposes: BTreeMap<String, Purpose>,
+    /// How long an object is still kept after a hold of this reason ends.
+    pub hold_release: BTreeMap<HoldReason, IsoDuration>,
+}
+
+/// One purpose of processing and how long it needs each artifact kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Purpose {
+    pub withdrawable: bool,
+    /// Artifact kind → retention, counted from the recording time.
+    pub retain: BTreeMap<String, IsoDuration>,
+}
+
+/// Where the recording time of an object comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RecordedAtSource {
+    /// The object's creation time (`LastModified`).
+    #[default]
+    LastModified,
+    /// An object tag holding an RFC 3339 timestamp or a `YYYY-MM-DD` date.
+    Tag(String),
+    /// A user metadata key (`x-amz-meta-…`) holding an RFC 3339 timestamp or date.
+    Metadata(String),
+}
+
+/// Where the recording id (linking audio, transcripts and masked transcripts of one call)
+/// comes from.
+#[derive(Debug, Clone)]
+pub enum RecordingIdSource {
+    /// A regular expression on the key with a capture group named `id`.
+    KeyPattern(regex::Regex),
+    /// An object tag.
+    Tag(String),
+}
+
+/// Adds the purposes named by one tag's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposesFromTag {
+    pub key: String,
+    /// Tag value → purposes it adds. Values not listed add nothing.
+    pub values: BTreeMap<String, Vec<String>>,
+}
+
+/// Tag condition of a classify rule or hold: `None` means "present with any value".
+pub type TagMatch = BTreeMap<String, Option<String>>;
+
+/// One ordered classification rule.
+#[derive(Debug, Clone)]
+pub struct ClassifyRule {
+    /// A name for reasons and reports (`classify[2]` when the spec gives none).
+    pub name: String,
+    pub prefix: Option<String>,
+    pub glob: Option<globset::GlobMatcher>,
+    pub tags: TagMatch,
+    pub kind: String,
+    pub purposes: Vec<String>,
+    pub purposes_from_tag: Option<PurposesFromTag>,
+}
+
+/// A validated bucket: everything the engine needs to decide about its objects.
+#[derive(Debug, Clone)]
+pub struct BucketRules {
+    /// `namespace/name` of the RecordingBucket.
+    pub name: String,
+    /// Objects outside this key prefix are not governed (not listed, never touched).
+    pub prefix: Option<String>,
+    pub classify: Vec<ClassifyRule>,
+    pub recording_id: Option<RecordingIdSource>,
+    /// Tag that carries a pseudonymous data-subject id.
+    pub subject_tag: Option<String>,
+    pub recorded_at: RecordedAtSource,
+    pub grace: IsoDuration,
+    pub enforcement: Enforcement,
+}
+
+/// Objects a hold selects. An object is selected when ANY selector matches: a hold should
+/// rather keep too much than too little.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldSelector {
+    pub keys: BTreeSet<String>,
+    pub prefix: Option<String>,
+    pub recording_ids: BTreeSet<String>,
+    pub subjects: BTreeSet<String>,
+    /// All listed tags must match (`None`: present with any value).
+    pub tags: TagMatch,
+}
+
+impl HoldSelector {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+            && self.prefix.is_none()
+            && self.recording_ids.is_empty()
+            && self.subjects.is_empty()
+            && self.tags.is_empty()
+    }
+}
+
+/// A legal hold as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// `namespace/name` of the LegalHold.
+    pub name: String,
+    pub reason: HoldReason,
+    pub case: String,
+    pub select: HoldSelector,
+    /// The hold ends by itself at this time (e.g. an access request after one year).
+    pub expires: Option<DateTime<Utc>>,
+    /// After this time the hold is flagged for review; it stays active.
+    pub review_by: Option<DateTime<Utc>>,
+    /// When the hold was released (its LegalHold deleted / case closed).
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+impl Hold {
+    /// When the hold stops protecting objects, if it does.
+    pub fn ends_at(&self) -> Option<DateTime<Utc>> {
+        match (self.expires, self.released_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at().is_none_or(|end| now < end)
+    }
+    pub fn needs_review(&self, now: DateTime<Utc>) -> bool {
+        self.is_active(now) && self.review_by.is_some_and(|r| now >= r)
+    }
+}
+
+/// One object version as listed from the store, with its tags and metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub size: u64,
+    pub tags: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ObjectInfo {
+    /// Tags the operator does not own (it must never change them).
+    pub fn foreign_tag_count(&self) -> usize {
+        self.tags
+            .keys()
+            .filter(|k| !k.starts_with(TAG_PREFIX))
+            .count()
+    }
+}
