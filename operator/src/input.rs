@@ -25,34 +25,13 @@ pub enum InputError {
     NotText { path: PathBuf },
     #[error("{path}: no .yaml or .yml files in this directory")]
     EmptyDir { path: PathBuf },
-    #[error("{path}: document {doc} (line {line}): invalid YAML: {message}")]
-    Yaml {
-        path: PathBuf,
-        doc: usize,
-        line: usize,
-        message: String,
-    },
-    #[error("{path}: document {doc} (line {line}): {message}")]
-    Document {
-        path: PathBuf,
-        doc: usize,
-        line: usize,
-        message: String,
-    },
-    #[error("{path}: document {doc} (line {line}): {kind} {name}: field `{field}`: {message}")]
-    Field {
-        path: PathBuf,
-        doc: usize,
-        line: usize,
-        kind: String,
-        name: String,
-        field: String,
-        message: String,
-    },
-    #[error("{location}: {errors}")]
+    /// A problem in one YAML document: syntax, shape, or a field of the wrong type.
+    #[error("{origin}: {message}")]
+    At { origin: Origin, message: String },
+    #[error("{origin}: {errors}")]
     Invalid {
-        location: String,
-        errors: ValidationErrors,
+        origin: Origin,
+        errors: Box<ValidationErrors>,
     },
     #[error("{0}")]
     Reference(String),
@@ -183,11 +162,12 @@ impl Manifests {
                 doc: i + 1,
                 line,
             };
-            let value = serde_norway::Value::deserialize(doc).map_err(|e| InputError::Yaml {
-                path: file.to_path_buf(),
-                doc: i + 1,
-                line: e.location().map_or(line, |l| l.line()),
-                message: e.to_string(),
+            let value = serde_norway::Value::deserialize(doc).map_err(|e| InputError::At {
+                origin: Origin {
+                    line: e.location().map_or(line, |l| l.line()),
+                    ..origin.clone()
+                },
+                message: format!("invalid YAML: {e}"),
             })?;
             if value.is_null() {
                 continue; // an empty document, e.g. after a trailing `---`
@@ -198,10 +178,8 @@ impl Manifests {
     }
 
     fn add_value(&mut self, origin: Origin, value: serde_norway::Value) -> Result<(), InputError> {
-        let doc_err = |message: String| InputError::Document {
-            path: origin.path.clone(),
-            doc: origin.doc,
-            line: origin.line,
+        let doc_err = |message: String| InputError::At {
+            origin: origin.clone(),
             message,
         };
         let map = value.as_mapping().ok_or_else(|| {
@@ -243,14 +221,9 @@ impl Manifests {
                 spec: value,
             })
         };
-        let typed_err = |e: serde_path_to_error::Error<serde_norway::Error>| InputError::Field {
-            path: origin.path.clone(),
-            doc: origin.doc,
-            line: origin.line,
-            kind: kind.clone(),
-            name: name.clone(),
-            field: format!("spec.{}", e.path()),
-            message: e.inner().to_string(),
+        let typed_err = |e: serde_path_to_error::Error<serde_norway::Error>| InputError::At {
+            origin: origin.clone(),
+            message: format!("{kind} {name}: field `spec.{}`: {}", e.path(), e.inner()),
         };
         let loaded = parse(spec_value)?;
         match kind.as_str() {
@@ -281,8 +254,8 @@ impl Manifests {
     /// Validates everything and resolves references, giving one ready-to-run set per bucket.
     pub fn compile(&self) -> Result<Vec<CompiledBucket>, InputError> {
         let invalid = |origin: &Origin, errors| InputError::Invalid {
-            location: origin.to_string(),
-            errors,
+            origin: origin.clone(),
+            errors: Box::new(errors),
         };
         let mut policies: BTreeMap<String, (Policy, &Loaded<RetentionPolicySpec>)> =
             BTreeMap::new();
@@ -393,10 +366,15 @@ pub fn parse_objects(path: &Path, text: &str) -> Result<Vec<ObjectInfo>, InputEr
         let mut de = serde_json::Deserializer::from_str(trimmed);
         let o: ObjectLine = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
+            // serde_json counts lines within this one line; only the column helps the reader.
+            let inner = e
+                .inner()
+                .to_string()
+                .replace(" at line 1 column ", " at column ");
             if field == "." {
-                line_err(e.inner().to_string())
+                line_err(inner)
             } else {
-                line_err(format!("field `{field}`: {}", e.inner()))
+                line_err(format!("field `{field}`: {inner}"))
             }
         })?;
         if o.key.is_empty() {

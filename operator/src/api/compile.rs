@@ -197,7 +197,7 @@ fn tag_match(c: &mut Collector, at: &str, tags: &BTreeMap<String, String>) -> r:
         .map(|(k, v)| {
             if k.is_empty() || k.len() > 128 {
                 c.push(
-                    format!("{at}"),
+                    at.to_string(),
                     format!("tag key `{k}` must be 1 to 128 characters"),
                 );
             }

@@ -4,6 +4,9 @@
 //! can express are in the schema (patterns, enums, CEL); `api::compile` checks the same rules
 //! and the rest for the standalone host, which has no API server.
 
+// kube's `printcolumn(...)` attributes repeat keys by design; clippy reads them as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

@@ -17,3 +17,6 @@ pub use plan::{
     BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary,
     plan_bucket,
 };
+
+#[cfg(test)]
+mod tests;
