@@ -19,6 +19,7 @@ case "${state_dir}" in
     log "refusing to use state dir '${state_dir}'"
     exit 1
     ;;
+  *) ;;
 esac
 
 # Collect pids: pid files first, then processes started with our conf path.
@@ -46,7 +47,7 @@ fi
 
 if ((${#pids[@]} > 0)); then
   # De-duplicate.
-  mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -un)
+  mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -un || true)
   log "stopping ${#pids[@]} ceph process(es): ${pids[*]}"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   # The data is thrown away anyway, and an OSD whose mon is already gone waits

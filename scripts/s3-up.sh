@@ -66,6 +66,15 @@ ceph_cli() { timeout 30 ceph --conf "${conf}" --connect-timeout 10 "$@"; }
 rgw_admin() { timeout 60 radosgw-admin --conf "${conf}" -n client.admin "$@"; }
 
 # ---------------------------------------------------------------- reuse
+# Serialise concurrent callers (e.g. several test binaries each running this
+# script): the second one waits and then finds RGW answering (with the user
+# already created). Daemons are started with fd 9 closed so they don't keep
+# holding the lock.
+mkdir -p "$(dirname "${state_dir}")"
+exec 9>"${state_dir}.lock"
+if ! flock -w 180 9; then
+  die "timed out waiting for ${state_dir}.lock"
+fi
 if command -v curl >/dev/null 2>&1 && rgw_answers; then
   log "RGW already answers on ${endpoint}"
   exec "${script_dir}/s3-env.sh"
@@ -87,7 +96,8 @@ if ((${#missing[@]} > 0)); then
   # Plain `install` (with Recommends) is what was verified on Debian 12.
   apt-get install -y -qq "${need_pkgs[@]}" >&2
 fi
-log "ceph version: $(ceph --version 2>/dev/null | awk '{print $3}')"
+ceph_version="$(ceph --version 2>/dev/null || true)"
+log "ceph version: ${ceph_version}"
 
 # ---------------------------------------------------------------- fresh state
 # Anything left in the state dir is stale: the OSD keeps its data in RAM, so a
@@ -120,9 +130,11 @@ err to stderr = false
 auth cluster required = none
 auth service required = none
 auth client required = none
-# With auth "none" the msgr2 "secure" mode cannot be negotiated; clients that
-# try it first (radosgw's default is "secure crc") get -13 (EACCES) from the
-# mon and retry forever. Prefer crc everywhere.
+# With auth "none" the msgr2 "secure" mode cannot be negotiated. Without these
+# lines radosgw's mon connection fails with "get_initial_auth_request
+# returned -13" (EACCES) and retries forever (verified on 16.2.15); plain
+# clients only get through because their default also allows crc. Prefer crc
+# everywhere.
 ms mon client mode = crc secure
 ms client mode = crc secure
 ms service mode = crc secure
@@ -143,6 +155,9 @@ mon warn on pool no redundancy = false
 mon data avail crit = 0
 mon data avail warn = 0
 debug ms = 0
+# Test-only speed-up: the mon batches map changes for up to 1 s by default;
+# RGW creates its pools one by one at first start, so this adds up.
+paxos propose interval = 0.1
 
 [mon]
 mon data = ${mon_dir}
@@ -208,7 +223,7 @@ ceph-mon --conf "${conf}" --id a --mkfs --monmap "${state_dir}/monmap" \
 log "starting mon..."
 # Daemons fork into the background themselves (pid file per daemon); their
 # stdio is detached so `eval "$(s3-up.sh)"` doesn't wait on them.
-ceph-mon --conf "${conf}" --id a </dev/null >>"${log_dir}/daemons.out" 2>&1 ||
+ceph-mon --conf "${conf}" --id a </dev/null >>"${log_dir}/daemons.out" 2>&1 9>&- ||
   {
     show_log mon.a
     die "ceph-mon failed to start"
@@ -234,7 +249,7 @@ ceph-osd --conf "${conf}" --id "${osd_id}" --mkfs --osd-uuid "${osd_uuid}" \
     die "ceph-osd --mkfs failed"
   }
 log "starting osd.${osd_id}..."
-ceph-osd --conf "${conf}" --id "${osd_id}" </dev/null >>"${log_dir}/daemons.out" 2>&1 ||
+ceph-osd --conf "${conf}" --id "${osd_id}" </dev/null >>"${log_dir}/daemons.out" 2>&1 9>&- ||
   {
     show_log "osd.${osd_id}"
     die "ceph-osd failed to start"
@@ -251,7 +266,7 @@ done
 
 # ---------------------------------------------------------------- rgw
 log "starting radosgw on ${endpoint}..."
-radosgw --conf "${conf}" -n "${rgw_name}" </dev/null >>"${log_dir}/daemons.out" 2>&1 ||
+radosgw --conf "${conf}" -n "${rgw_name}" </dev/null >>"${log_dir}/daemons.out" 2>&1 9>&- ||
   {
     show_log "${rgw_name}"
     die "radosgw failed to start"
@@ -281,5 +296,5 @@ else
     die "radosgw-admin user create failed"
 fi
 
-log "ready: ${endpoint} (state in ${state_dir}, logs in ${log_dir})"
+log "ready in ${SECONDS}s: ${endpoint} (state in ${state_dir}, logs in ${log_dir})"
 exec "${script_dir}/s3-env.sh"
