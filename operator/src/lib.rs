@@ -7,4 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod input;
+pub mod metrics;
+pub mod reconcile;
 pub mod retention;
+pub mod store;

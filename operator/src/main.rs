@@ -41,6 +41,35 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Reconcile every RecordingBucket in the manifests against its S3 store, on each bucket's
+    /// scan interval, serving /metrics, /healthz and /readyz. Credentials come from the
+    /// default AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, web identity).
+    Run {
+        /// A manifest file or a directory of *.yaml files.
+        #[arg(long, short = 'm')]
+        manifests: PathBuf,
+        /// One pass over every bucket, then exit (non-zero if any pass failed).
+        #[arg(long)]
+        once: bool,
+        /// Where to serve metrics and health endpoints; `none` to disable.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        metrics_addr: String,
+        /// Objects per listing page (at most 1000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+        /// Per-object S3 requests in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+        concurrency: u16,
+        /// Attempts per S3 request (retries back off with jitter).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+        max_attempts: u32,
+        /// Timeout of one S3 request attempt, in seconds.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+        request_timeout: u64,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +91,25 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run {
+            manifests,
+            once,
+            metrics_addr,
+            page_size,
+            concurrency,
+            max_attempts,
+            request_timeout,
+            json_logs,
+        } => run_host(
+            &manifests,
+            once,
+            &metrics_addr,
+            page_size,
+            concurrency,
+            max_attempts,
+            request_timeout,
+            json_logs,
+        ),
         Command::Crd => api::crds_yaml()
             .map_err(|e| format!("cannot render CRDs: {e}"))
             .and_then(|y| write_stdout(&y)),
@@ -95,6 +143,60 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    // Colour only on a terminal: logs written to files stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_host(
+    manifests: &std::path::Path,
+    once: bool,
+    metrics_addr: &str,
+    page_size: i32,
+    concurrency: u16,
+    max_attempts: u32,
+    request_timeout: u64,
+    json_logs: bool,
+) -> Result<(), String> {
+    let metrics_addr = match metrics_addr {
+        "none" | "" => None,
+        a => Some(
+            a.parse()
+                .map_err(|e| format!("--metrics-addr {a}: not an address such as 127.0.0.1:9090 ({e})"))?,
+        ),
+    };
+    init_tracing(json_logs);
+    let opts = gallring::cli::run::RunOptions {
+        once,
+        metrics_addr,
+        pass: gallring::reconcile::PassConfig {
+            page_size,
+            concurrency: usize::from(concurrency),
+        },
+        max_attempts,
+        request_timeout: std::time::Duration::from_secs(request_timeout),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime
+        .block_on(gallring::cli::run::run(manifests, opts))
+        .map_err(|e| e.to_string())
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.

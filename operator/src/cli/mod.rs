@@ -1,3 +1,4 @@
 //! Command implementations shared by the binary and tests.
 
 pub mod plan;
+pub mod run;

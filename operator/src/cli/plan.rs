@@ -182,18 +182,7 @@ pub fn render_table(r: &PlanReport) -> String {
         Ok(rules) => {
             let _ = writeln!(out, "Lifecycle rules the bucket should have:");
             for rule in rules {
-                let filter = match (&rule.prefix, &rule.tag) {
-                    (Some(p), Some((k, v))) => format!("prefix {p} and tag {k}={v}"),
-                    (None, Some((k, v))) => format!("tag {k}={v}"),
-                    (Some(p), None) => format!("prefix {p}"),
-                    (None, None) => "all objects".into(),
-                };
-                let action = match (rule.expiration_days, rule.expired_object_delete_marker) {
-                    (Some(d), _) => format!("expire {d} days after creation"),
-                    (None, true) => "remove expired delete markers".into(),
-                    (None, false) => "-".into(),
-                };
-                let _ = writeln!(out, "  {:<28} {filter}: {action}", rule.id);
+                let _ = writeln!(out, "  {:<28} {}", rule.id, lifecycle::describe_rule(rule));
             }
         }
         Err(e) => {

@@ -178,3 +178,24 @@ pub fn compile(
     }
     Ok(rules)
 }
+
+/// One line for people: "tag gallring.io/retention=expire-30d: expire 30 days after creation".
+pub fn describe_rule(rule: &LifecycleRule) -> String {
+    let filter = match (&rule.prefix, &rule.tag) {
+        (Some(p), Some((k, v))) => format!("prefix {p} and tag {k}={v}"),
+        (None, Some((k, v))) => format!("tag {k}={v}"),
+        (Some(p), None) => format!("prefix {p}"),
+        (None, None) => "all objects".into(),
+    };
+    let mut actions = Vec::new();
+    if let Some(d) = rule.expiration_days {
+        actions.push(format!("expire {d} days after creation"));
+    }
+    if let Some(d) = rule.noncurrent_days {
+        actions.push(format!("remove noncurrent versions {d} days after they became noncurrent"));
+    }
+    if rule.expired_object_delete_marker {
+        actions.push("remove delete markers with no versions behind them".into());
+    }
+    format!("{filter}: {}", actions.join(", "))
+}

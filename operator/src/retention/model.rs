@@ -172,6 +172,8 @@ pub struct BucketRules {
     pub subject_tag: Option<String>,
     pub recorded_at: RecordedAtSource,
     pub grace: IsoDuration,
+    /// How often the host reconciles the bucket.
+    pub scan_interval: IsoDuration,
     pub enforcement: Enforcement,
 }
 

@@ -87,6 +87,10 @@ pub struct ObjectPlan {
     pub deleter: Deleter,
     /// Not held, past deadline + grace, and still present.
     pub overdue: bool,
+    /// The floor set by holds released in the input (`release + holdRelease`). Hosts persist it
+    /// in the `gallring.io/keep-until` tag, so it outlives the deleted LegalHold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_until: Option<DateTime<Utc>>,
 }
 
 /// Holds with the recording ids they reach through linked artifacts.
@@ -136,6 +140,10 @@ impl<'a> HoldLinker<'a> {
                 ids.insert(id.clone());
             }
         }
+    }
+
+    pub fn holds(&self) -> &[Hold] {
+        &self.linked.holds
     }
 
     pub fn finish(self) -> LinkedHolds {
@@ -238,6 +246,7 @@ impl<'a> Planner<'a> {
             tag: None,
             deleter: Deleter::Nobody,
             overdue: false,
+            keep_until: None,
         };
         let room_for_tag = obj.foreign_tag_count() < super::model::MAX_TAGS;
 
@@ -344,6 +353,7 @@ impl<'a> Planner<'a> {
                 if let Some(floor) = keep.add_to(end)
                     && floor > deadline
                 {
+                    plan.keep_until = plan.keep_until.max(Some(floor));
                     deadline = floor;
                     why = format!(
                         "{} {} released {} + {keep}",

@@ -65,6 +65,7 @@ fn bucket() -> BucketRules {
         subject_tag: Some("subject".into()),
         recorded_at: RecordedAtSource::LastModified,
         grace: IsoDuration::days(2),
+        scan_interval: IsoDuration::days(1),
         enforcement: Enforcement::Both,
     }
 }

@@ -1,0 +1,221 @@
+//! One benchmark phase against the local S3 server, printed as one JSON line. Run through
+//! `scripts/bench.sh`, which seeds the bucket and runs each phase in its own process so that
+//! peak RSS (VmHWM) belongs to that phase alone.
+//!
+//! Phases:
+//! - `raw-list`: ListObjectsV2 over the bucket, page by page (the floor for any scan).
+//! - `raw-tag`: PutObjectTagging on every object with N requests in flight (the floor for a
+//!   pass that must tag every object).
+//! - `pass`: one gallring reconcile pass (classify + tag; run twice: cold, then warm).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::{Tag, Tagging};
+use chrono::Utc;
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+
+use gallring::reconcile::{PassConfig, reconcile};
+use gallring::retention::{
+    BucketRules, ClassifyRule, Enforcement, IsoDuration, Policy, Purpose, RecordedAtSource,
+};
+use gallring::store::s3::{S3Settings, S3Store};
+use gallring::store::{Operation, RequestObserver};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(value_enum)]
+    phase: Phase,
+    #[arg(long, default_value = "bench")]
+    bucket: String,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Phase {
+    RawList,
+    RawTag,
+    Pass,
+}
+
+#[derive(Default)]
+struct Counter {
+    requests: AtomicU64,
+}
+
+impl RequestObserver for Counter {
+    fn observe(&self, _: Operation, _: &'static str, _: f64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn client() -> aws_sdk_s3::Client {
+    let endpoint = std::env::var("GALLRING_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:7480".into());
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+            .build(),
+    )
+}
+
+async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>, u64), String> {
+    let mut keys = Vec::new();
+    let mut requests = 0;
+    let mut token = None;
+    loop {
+        let page = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| format!("ListObjectsV2: {e:?}"))?;
+        requests += 1;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return Ok((keys, requests));
+        }
+    }
+}
+
+fn bench_policy() -> (Policy, BucketRules) {
+    let policy = Policy {
+        name: "RetentionPolicy/bench/bench".into(),
+        purposes: [(
+            "documentation".to_string(),
+            Purpose {
+                withdrawable: false,
+                retain: [("audio".to_string(), IsoDuration::months(12))].into(),
+            },
+        )]
+        .into(),
+        hold_release: BTreeMap::new(),
+    };
+    let rules = BucketRules {
+        name: "RecordingBucket/bench/bench".into(),
+        prefix: None,
+        classify: vec![ClassifyRule {
+            name: "audio".into(),
+            prefix: Some("bench/".into()),
+            glob: None,
+            tags: BTreeMap::new(),
+            kind: "audio".into(),
+            purposes: vec!["documentation".into()],
+            purposes_from_tag: None,
+        }],
+        recording_id: None,
+        subject_tag: None,
+        recorded_at: RecordedAtSource::LastModified,
+        grace: IsoDuration::days(2),
+        scan_interval: IsoDuration::days(1),
+        enforcement: Enforcement::Lifecycle,
+    };
+    (policy, rules)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let started = Instant::now();
+    let result: Result<(u64, u64), String> = match args.phase {
+        Phase::RawList => {
+            let c = client().await;
+            list_keys(&c, &args.bucket).await.map(|(k, r)| (k.len() as u64, r))
+        }
+        Phase::RawTag => {
+            let c = client().await;
+            match list_keys(&c, &args.bucket).await {
+                Err(e) => Err(e),
+                Ok((keys, list_requests)) => {
+                    let list_time = started.elapsed();
+                    let t0 = Instant::now();
+                    let n = keys.len() as u64;
+                    let failures = futures::stream::iter(keys)
+                        .map(|k| {
+                            let c = c.clone();
+                            let bucket = args.bucket.clone();
+                            async move {
+                                let tagging = Tagging::builder()
+                                    .tag_set(Tag::builder().key("baseline").value("1").build().map_err(|e| e.to_string())?)
+                                    .build()
+                                    .map_err(|e| e.to_string())?;
+                                c.put_object_tagging().bucket(bucket).key(&k).tagging(tagging).send().await.map_err(|e| format!("{k}: {e:?}"))?;
+                                Ok::<(), String>(())
+                            }
+                        })
+                        .buffer_unordered(args.concurrency)
+                        .filter(|r| futures::future::ready(r.is_err()))
+                        .count()
+                        .await;
+                    eprintln!("raw-tag: listing took {:.2}s, tagging {:.2}s", list_time.as_secs_f64(), t0.elapsed().as_secs_f64());
+                    if failures > 0 {
+                        Err(format!("{failures} PutObjectTagging failures"))
+                    } else {
+                        Ok((n, list_requests + n))
+                    }
+                }
+            }
+        }
+        Phase::Pass => {
+            let counter = Arc::new(Counter::default());
+            let mut settings = S3Settings::new(&args.bucket);
+            settings.endpoint = std::env::var("GALLRING_S3_ENDPOINT").ok();
+            settings.request_timeout = Duration::from_secs(30);
+            let store = S3Store::connect(settings, counter.clone()).await;
+            let (policy, rules) = bench_policy();
+            let config = PassConfig {
+                page_size: 1000,
+                concurrency: args.concurrency,
+            };
+            let progress = |p: gallring::reconcile::Progress| {
+                if p.pages % 5 == 0 {
+                    eprintln!("pass: {} objects listed", p.listed);
+                }
+            };
+            match reconcile(&store, &policy, &rules, vec![], Utc::now(), config, &progress).await {
+                Ok(report) => Ok((report.summary.objects, counter.requests.load(Ordering::Relaxed))),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Ok((objects, requests)) => {
+            println!(
+                "{{\"objects\":{objects},\"seconds\":{secs:.3},\"objects_per_second\":{:.1},\"requests\":{requests},\"requests_per_object\":{:.3},\"peak_rss_kib\":{}}}",
+                objects as f64 / secs.max(1e-9),
+                requests as f64 / (objects.max(1) as f64),
+                peak_rss_kib()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `gallring run`: the standalone host. Reads the same manifests as `plan`, reconciles every
+//! RecordingBucket on its scan interval, serves metrics, and stops cleanly on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use crate::input::{CompiledBucket, InputError, Manifests};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, LifecycleOutcome, PassConfig, PassReport, Progress};
+use crate::retention::IsoDuration;
+use crate::store::s3::{S3Settings, S3Store};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub once: bool,
+    pub metrics_addr: Option<SocketAddr>,
+    pub pass: PassConfig,
+    pub max_attempts: u32,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("the manifests define no RecordingBucket")]
+    NoBuckets,
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up metrics: {0}")]
+    Registry(#[from] prometheus::Error),
+    #[error("{failed} of {total} bucket(s) could not be reconciled (see the log)")]
+    PassesFailed { failed: usize, total: usize },
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops gallring");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn interval(d: IsoDuration) -> Duration {
+    // Calendar months are approximated as 30 days: only the wait between scans uses this.
+    let secs = u64::from(d.months) * 30 * 86_400 + u64::from(d.days) * 86_400 + d.seconds;
+    Duration::from_secs(secs.max(1))
+}
+
+fn settings(b: &CompiledBucket, opts: &RunOptions) -> S3Settings {
+    let s3 = &b.spec.s3;
+    if s3.credentials.is_some() {
+        warn!(
+            bucket = %b.key,
+            "spec.s3.credentials.secretRef is resolved by the Kubernetes operator only; the standalone host uses the default AWS credential chain (environment, profile, web identity)"
+        );
+    }
+    S3Settings {
+        bucket: s3.bucket.clone(),
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        force_path_style: s3.force_path_style,
+        static_credentials: None,
+        max_attempts: opts.max_attempts,
+        request_timeout: opts.request_timeout,
+    }
+}
+
+/// A one-paragraph account of a pass, for people reading the log.
+pub fn describe(bucket: &str, r: &PassReport) -> String {
+    let s = &r.summary;
+    let lifecycle = match &r.lifecycle {
+        LifecycleOutcome::InSync { rules } => format!("lifecycle in sync ({rules} gallring rules)"),
+        LifecycleOutcome::Updated { rules } => format!("lifecycle updated ({rules} gallring rules written, other rules kept)"),
+        LifecycleOutcome::NotWritten { drift } => format!("lifecycle not written (Observe){}", if *drift { ", differs from the policy" } else { "" }),
+        LifecycleOutcome::Untouched { reason } => format!("lifecycle left untouched: {reason}"),
+    };
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let held: Vec<String> = s.held_by_reason.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!(
+        "{bucket}: {} objects ({}); {} kept, {} held{}, {} due, {} overdue, {} unclassified; tagged {}, deleted {}{}; {lifecycle}; next deadline {}",
+        s.objects,
+        if kinds.is_empty() { "none classified".into() } else { kinds.join(", ") },
+        s.keep,
+        s.held,
+        if held.is_empty() { String::new() } else { format!(" ({})", held.join(", ")) },
+        s.delete.saturating_sub(s.overdue),
+        s.overdue,
+        s.unclassified,
+        r.tags_written,
+        r.deleted,
+        if r.delete_failures > 0 { format!(" ({} failed)", r.delete_failures) } else { String::new() },
+        s.next_deadline.map_or_else(|| "none".into(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+    )
+}
+
+/// Reconciles one bucket once and records metrics. Returns whether the pass ran.
+async fn pass_once(b: &CompiledBucket, store: &S3Store, metrics: &Metrics, opts: &RunOptions) -> bool {
+    let (namespace, name) = b.key.split_once('/').unwrap_or(("default", b.key.as_str()));
+    let started = Instant::now();
+    // The host reads the clock; the engine only ever gets `now` as a parameter.
+    let now = Utc::now();
+    let key = b.key.clone();
+    let progress = move |p: Progress| {
+        if p.pages > 1 && p.pages % 10 == 0 {
+            info!(bucket = %key, listed = p.listed, pages = p.pages, "scanning");
+        }
+    };
+    match reconcile::reconcile(store, &b.policy, &b.rules, b.holds.clone(), now, opts.pass, &progress).await {
+        Ok(report) => {
+            let secs = started.elapsed().as_secs_f64();
+            metrics.record_pass(namespace, name, &report, secs);
+            info!(
+                bucket = %b.key,
+                objects = report.summary.objects,
+                overdue = report.summary.overdue,
+                deleted = report.deleted,
+                seconds = secs,
+                "{}",
+                describe(&b.key, &report)
+            );
+            if let LifecycleOutcome::Updated { .. } = report.lifecycle {
+                for r in &report.lifecycle_rules {
+                    info!(bucket = %b.key, rule = %r.id, "lifecycle rule: {}", crate::retention::lifecycle::describe_rule(r));
+                }
+            }
+            for d in &report.deleted_sample {
+                info!(bucket = %b.key, "deleted {d}");
+            }
+            if report.deleted > report.deleted_sample.len() as u64 {
+                info!(bucket = %b.key, "... and {} more deleted", report.deleted - report.deleted_sample.len() as u64);
+            }
+            for e in &report.sample_errors {
+                warn!(bucket = %b.key, error = %e, "object not reconciled");
+            }
+            true
+        }
+        Err(e) => {
+            metrics.record_failure(namespace, name, &e);
+            error!(bucket = %b.key, category = e.category().as_str(), error = %e, "scan failed; nothing was deleted");
+            false
+        }
+    }
+}
+
+pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
+    let buckets = Manifests::load(manifests)?.compile()?;
+    if buckets.is_empty() {
+        return Err(RunError::NoBuckets);
+    }
+    let metrics = Arc::new(Metrics::new()?);
+    let server = match opts.metrics_addr {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr)
+                .await
+                .map_err(|source| RunError::Metrics { addr, source })?;
+            info!(%addr, "serving /metrics, /healthz, /readyz");
+            Some(tokio::spawn(crate::metrics::serve(listener, metrics.clone())))
+        }
+        None => None,
+    };
+    let mut stores = Vec::new();
+    for b in &buckets {
+        let store = S3Store::connect(settings(b, &opts), metrics.clone()).await;
+        stores.push(store);
+    }
+    let result = if opts.once {
+        let mut failed = 0;
+        for (b, store) in buckets.iter().zip(&stores) {
+            if !pass_once(b, store, &metrics, &opts).await {
+                failed += 1;
+            }
+        }
+        metrics.set_ready();
+        if failed > 0 {
+            Err(RunError::PassesFailed { failed, total: buckets.len() })
+        } else {
+            Ok(())
+        }
+    } else {
+        let mut next_due: Vec<Instant> = vec![Instant::now(); buckets.len()];
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let now = Instant::now();
+            for (i, (b, store)) in buckets.iter().zip(&stores).enumerate() {
+                if next_due[i] <= now {
+                    tokio::select! {
+                        _ = pass_once(b, store, &metrics, &opts) => {}
+                        _ = &mut shutdown => {
+                            info!("shutting down (a scan was interrupted; every write so far is safe to resume)");
+                            return finish(server);
+                        }
+                    }
+                    next_due[i] = Instant::now() + interval(b.rules.scan_interval);
+                }
+            }
+            metrics.set_ready();
+            let wake = next_due.iter().min().copied().unwrap_or_else(Instant::now);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = &mut shutdown => {
+                    info!("shutting down");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    };
+    let _ = finish(server);
+    result
+}
+
+fn finish(server: Option<tokio::task::JoinHandle<()>>) -> Result<(), RunError> {
+    if let Some(s) = server {
+        s.abort();
+    }
+    Ok(())
+}

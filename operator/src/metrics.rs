@@ -1,0 +1,254 @@
+//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` server.
+//!
+//! Naming follows Prometheus conventions: `gallring_` prefix, base units (seconds, bytes),
+//! `_total` counters. Labels are small closed sets (namespace, bucket, state, kind, reason,
+//! operation, outcome, category); an object key is never a label.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::reconcile::{PassError, PassReport};
+use crate::store::{Operation, RequestObserver};
+
+/// Every metric gallring exports.
+pub struct Metrics {
+    registry: Registry,
+    objects: IntGaugeVec,
+    bytes: IntGaugeVec,
+    overdue_objects: IntGaugeVec,
+    overdue_bytes: IntGaugeVec,
+    oldest_overdue_age: GaugeVec,
+    next_deadline: GaugeVec,
+    held_objects: IntGaugeVec,
+    objects_by_kind: IntGaugeVec,
+    deletions: IntCounterVec,
+    deletion_failures: IntCounterVec,
+    tags_written: IntCounterVec,
+    object_errors: IntCounterVec,
+    s3_requests: IntCounterVec,
+    s3_latency: HistogramVec,
+    scan_duration: GaugeVec,
+    last_success: GaugeVec,
+    scan_failures: IntCounterVec,
+    lifecycle_in_sync: IntGaugeVec,
+    degraded: IntGaugeVec,
+    ready: AtomicBool,
+}
+
+const BUCKET: &[&str] = &["namespace", "bucket"];
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let r = Registry::new();
+        let s3_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gallring_s3_request_duration_seconds",
+                "Latency of S3 requests by operation.",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["operation"],
+        )?;
+        r.register(Box::new(s3_latency.clone()))?;
+        Ok(Metrics {
+            objects: gauge(&r, "gallring_objects", "Object versions by retention state (retained, held, due, overdue, unclassified) after the last scan.", &["namespace", "bucket", "state"])?,
+            bytes: gauge(&r, "gallring_bytes", "Total bytes of object versions governed, after the last scan.", BUCKET)?,
+            overdue_objects: gauge(&r, "gallring_overdue_objects", "Object versions not held, past deadline plus grace, that still exist. Alert when above 0.", BUCKET)?,
+            overdue_bytes: gauge(&r, "gallring_overdue_bytes", "Bytes of overdue object versions.", BUCKET)?,
+            oldest_overdue_age: fgauge(&r, "gallring_oldest_overdue_age_seconds", "Seconds since the deadline of the oldest overdue object passed (0 when none).", BUCKET)?,
+            next_deadline: fgauge(&r, "gallring_next_deadline_timestamp_seconds", "Unix time of the earliest upcoming deadline (0 when none).", BUCKET)?,
+            held_objects: gauge(&r, "gallring_held_objects", "Object versions under at least one active hold, by hold reason.", &["namespace", "bucket", "reason"])?,
+            objects_by_kind: gauge(&r, "gallring_classified_objects", "Object versions by artifact kind.", &["namespace", "bucket", "kind"])?,
+            deletions: counter(&r, "gallring_deletions_total", "Object versions deleted by the operator, by artifact kind.", &["namespace", "bucket", "kind"])?,
+            deletion_failures: counter(&r, "gallring_deletion_failures_total", "Object versions the operator tried and failed to delete.", BUCKET)?,
+            tags_written: counter(&r, "gallring_tags_written_total", "Tag sets written (retention tag changes).", BUCKET)?,
+            object_errors: counter(&r, "gallring_object_errors_total", "Per-object failures (tagging, legal hold, reading tags).", BUCKET)?,
+            s3_requests: counter(&r, "gallring_s3_requests_total", "S3 requests by operation and outcome.", &["operation", "outcome"])?,
+            s3_latency,
+            scan_duration: fgauge(&r, "gallring_scan_duration_seconds", "Duration of the last completed scan.", BUCKET)?,
+            last_success: fgauge(&r, "gallring_last_successful_scan_timestamp_seconds", "Unix time the last scan completed.", BUCKET)?,
+            scan_failures: counter(&r, "gallring_scan_failures_total", "Scans that could not run, by error category.", &["namespace", "bucket", "category"])?,
+            lifecycle_in_sync: gauge(&r, "gallring_lifecycle_in_sync", "1 when the bucket's operator-owned lifecycle rules match the policy.", BUCKET)?,
+            degraded: gauge(&r, "gallring_bucket_degraded", "1 when the last scan failed.", BUCKET)?,
+            ready: AtomicBool::new(false),
+            registry: r,
+        })
+    }
+
+    /// Records a completed pass. Gauges describe the bucket after the pass's deletions.
+    pub fn record_pass(&self, namespace: &str, bucket: &str, report: &PassReport, seconds: f64) {
+        let b = [namespace, bucket];
+        let s = &report.summary;
+        let due_not_overdue = s.delete.saturating_sub(s.overdue);
+        for (state, n) in [
+            ("retained", s.keep),
+            ("held", s.held),
+            ("due", due_not_overdue),
+            ("overdue", s.overdue),
+            ("unclassified", s.unclassified),
+        ] {
+            self.objects.with_label_values(&[namespace, bucket, state]).set(clamp(n));
+        }
+        self.bytes.with_label_values(&b).set(clamp(s.bytes));
+        self.overdue_objects.with_label_values(&b).set(clamp(s.overdue));
+        self.overdue_bytes.with_label_values(&b).set(clamp(s.overdue_bytes));
+        let age = s
+            .oldest_overdue_age(report.now)
+            .map_or(0.0, |d| d.num_milliseconds() as f64 / 1000.0);
+        self.oldest_overdue_age.with_label_values(&b).set(age);
+        self.next_deadline
+            .with_label_values(&b)
+            .set(s.next_deadline.map_or(0.0, timestamp));
+        for reason in crate::retention::HoldReason::ALL {
+            let n = s.held_by_reason.get(reason.as_str()).copied().unwrap_or(0);
+            self.held_objects
+                .with_label_values(&[namespace, bucket, reason.as_str()])
+                .set(clamp(n));
+        }
+        for (kind, n) in &s.by_kind {
+            self.objects_by_kind
+                .with_label_values(&[namespace, bucket, kind])
+                .set(clamp(*n));
+        }
+        for (kind, n) in &report.deleted_by_kind {
+            self.deletions.with_label_values(&[namespace, bucket, kind]).inc_by(*n);
+        }
+        self.deletion_failures.with_label_values(&b).inc_by(report.delete_failures);
+        self.tags_written.with_label_values(&b).inc_by(report.tags_written);
+        self.object_errors.with_label_values(&b).inc_by(report.object_errors);
+        self.scan_duration.with_label_values(&b).set(seconds);
+        self.last_success.with_label_values(&b).set(timestamp(report.now));
+        self.lifecycle_in_sync
+            .with_label_values(&b)
+            .set(i64::from(report.lifecycle.in_sync()));
+        self.degraded.with_label_values(&b).set(0);
+    }
+
+    /// Records a pass that could not run. Object gauges keep their last known values.
+    pub fn record_failure(&self, namespace: &str, bucket: &str, error: &PassError) {
+        self.scan_failures
+            .with_label_values(&[namespace, bucket, error.category().as_str()])
+            .inc();
+        self.degraded.with_label_values(&[namespace, bucket]).set(1);
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            return format!("# encoding failed: {e}\n");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// A gauge value for tests and the demo: `gallring_overdue_objects{namespace,bucket}`.
+    pub fn overdue(&self, namespace: &str, bucket: &str) -> i64 {
+        self.overdue_objects.with_label_values(&[namespace, bucket]).get()
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn observe(&self, operation: Operation, outcome: &'static str, seconds: f64) {
+        self.s3_requests
+            .with_label_values(&[operation.as_str(), outcome])
+            .inc();
+        self.s3_latency
+            .with_label_values(&[operation.as_str()])
+            .observe(seconds);
+    }
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn timestamp(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn route(metrics: &Metrics, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
+        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" if metrics.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: first scan not finished\n".into()),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Binds the metrics server; serve it with [`serve`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics server: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let resp = route(&metrics, &req);
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics server: connection error");
+            }
+        });
+    }
+}

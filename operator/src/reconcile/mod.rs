@@ -1,0 +1,500 @@
+//! One reconcile pass over one bucket, independent of the host: read the bucket, decide with
+//! the pure engine, apply what the enforcement mode allows, and report counts as data.
+//!
+//! Write order is chosen so that a crash at any point leaves nothing deletable early and no held
+//! object unprotected:
+//! - a newly held object gets its Object Lock legal hold first, then the `held` tag (which no
+//!   lifecycle rule matches);
+//! - a released object gets its new tag first, then the legal hold is lifted;
+//! - `gallring.io/keep-until` is written in the same tag write that changes the retention tag;
+//! - lifecycle rules only ever match `expire-<N>d` tags, and such a tag is only written when
+//!   creation + N days is not before the object's deadline.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::retention::lifecycle::{self, LifecycleRule};
+use crate::retention::{
+    BucketRules, Decision, Deleter, Hold, HoldLinker, KEEP_UNTIL_TAG, ObjectInfo, ObjectPlan,
+    Planner, Policy, RETENTION_TAG, RecordedAtSource, RecordingIdSource, Summary,
+};
+use crate::store::{
+    ErrorCategory, ObjectId, ObjectStore, Operation, StoreError, StoredRule, lifecycle_map,
+};
+
+/// Tuning for a pass.
+#[derive(Debug, Clone, Copy)]
+pub struct PassConfig {
+    /// Objects per listing page (S3 maximum 1,000).
+    pub page_size: i32,
+    /// Per-object requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for PassConfig {
+    fn default() -> Self {
+        PassConfig {
+            page_size: 1000,
+            concurrency: 16,
+        }
+    }
+}
+
+/// What happened to the lifecycle configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum LifecycleOutcome {
+    /// The owned rules already matched.
+    InSync { rules: usize },
+    /// The owned rules were rewritten (foreign rules kept).
+    Updated { rules: usize },
+    /// Observe mode: not written; `drift` tells whether a write would have changed anything.
+    NotWritten { drift: bool },
+    /// The existing configuration could not be read or understood; left untouched.
+    Untouched { reason: String },
+}
+
+impl LifecycleOutcome {
+    pub fn in_sync(&self) -> bool {
+        matches!(
+            self,
+            LifecycleOutcome::InSync { .. }
+                | LifecycleOutcome::Updated { .. }
+                | LifecycleOutcome::NotWritten { drift: false }
+        )
+    }
+}
+
+/// The result of a pass, as data: status and metrics are computed from it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    pub now: DateTime<Utc>,
+    pub versioned: bool,
+    pub object_lock: bool,
+    /// Counts over the objects that remain after this pass's deletions.
+    pub summary: Summary,
+    pub lifecycle: LifecycleOutcome,
+    pub lifecycle_rules: Vec<LifecycleRule>,
+    pub tags_written: u64,
+    pub legal_holds_set: u64,
+    pub legal_holds_cleared: u64,
+    pub deleted: u64,
+    pub deleted_bytes: u64,
+    pub delete_failures: u64,
+    /// Per-object failures (tagging, legal hold); the pass goes on past them.
+    pub object_errors: u64,
+    /// The first few per-object errors, for logs and Events.
+    pub sample_errors: Vec<String>,
+    /// Deleted objects per artifact kind.
+    pub deleted_by_kind: BTreeMap<String, u64>,
+    /// The first few deleted keys with the reason, for logs and Events.
+    pub deleted_sample: Vec<String>,
+}
+
+/// A pass that could not run (the bucket as a whole is unreachable or denied).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct PassError(#[from] pub StoreError);
+
+impl PassError {
+    pub fn category(&self) -> ErrorCategory {
+        self.0.category
+    }
+}
+
+/// Progress after each listing page.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub listed: u64,
+    pub pages: u64,
+}
+
+const MAX_SAMPLE_ERRORS: usize = 5;
+const MAX_SAMPLE_DELETED: usize = 8;
+
+/// The tag set to write: the current one with the operator's keys changed, or `None` when the
+/// current one is already right. Foreign tags are never changed or dropped.
+pub fn merge_tags(
+    current: &BTreeMap<String, String>,
+    plan: &ObjectPlan,
+) -> Option<BTreeMap<String, String>> {
+    let want = plan.tag.as_ref()?;
+    let mut next = current.clone();
+    let governed = current.contains_key(RETENTION_TAG) || plan.decision != Decision::Unclassified;
+    if !governed {
+        // An unclassified object the operator never tagged stays untouched.
+        return None;
+    }
+    next.insert(RETENTION_TAG.to_string(), want.clone());
+    if let Some(floor) = plan.keep_until {
+        let existing = current
+            .get(KEEP_UNTIL_TAG)
+            .and_then(|v| crate::retention::classify::parse_instant(v));
+        if existing.is_none_or(|e| floor > e) {
+            next.insert(
+                KEEP_UNTIL_TAG.to_string(),
+                floor.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+        }
+    }
+    (next != *current && next.len() <= crate::retention::MAX_TAGS).then_some(next)
+}
+
+/// Everything one object needs decided and applied.
+struct ObjectOutcome {
+    plan: ObjectPlan,
+    tags_written: bool,
+    legal_hold_set: bool,
+    legal_hold_cleared: bool,
+    delete: bool,
+    error: Option<StoreError>,
+}
+
+fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
+    // Tags are always read in the main pass; for the linking pass only when holds or ids use them.
+    matches!(rules.recording_id, Some(RecordingIdSource::Tag(_)))
+        || holds
+            .iter()
+            .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
+}
+
+async fn fetch_object<S: ObjectStore>(
+    store: &S,
+    rules: &BucketRules,
+    listed: &crate::store::ListedObject,
+    with_tags: bool,
+) -> Result<ObjectInfo, StoreError> {
+    let id = ObjectId {
+        key: listed.key.clone(),
+        version_id: listed.version_id.clone(),
+    };
+    let tags = if with_tags {
+        store.get_tags(&id).await?
+    } else {
+        BTreeMap::new()
+    };
+    let metadata = match rules.recorded_at {
+        RecordedAtSource::Metadata(_) if with_tags => store.get_metadata(&id).await?,
+        _ => BTreeMap::new(),
+    };
+    Ok(ObjectInfo {
+        key: listed.key.clone(),
+        version_id: listed.version_id.clone(),
+        last_modified: listed.last_modified,
+        size: listed.size,
+        tags,
+        metadata,
+    })
+}
+
+/// Runs one pass. `holds` are the bucket's holds (active, expired or released); `now` is read
+/// by the host.
+pub async fn reconcile<S: ObjectStore>(
+    store: &S,
+    policy: &Policy,
+    rules: &BucketRules,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+    config: PassConfig,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PassReport, PassError> {
+    let info = store.bucket_info().await?;
+    let enforcement = rules.enforcement;
+    let writes = enforcement != crate::retention::Enforcement::Observe;
+
+    // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
+    let (lifecycle_outcome, lifecycle_rules) = sync_lifecycle(store, policy, rules, info.versioned, writes).await?;
+
+    // Link holds to recording ids (a hold on the audio reaches the transcript).
+    let prefix = rules.prefix.as_deref();
+    let link_needed = rules.recording_id.is_some()
+        && holds.iter().any(|h| {
+            !h.select.keys.is_empty()
+                || h.select.prefix.is_some()
+                || !h.select.tags.is_empty()
+                || !h.select.subjects.is_empty()
+        });
+    let mut linker = HoldLinker::new(rules, holds);
+    if link_needed {
+        let with_tags = needs_tags(rules, linker.holds());
+        let mut token = None;
+        loop {
+            let page = store.list_page(prefix, info.versioned, token, config.page_size).await?;
+            for o in page.objects.iter().filter(|o| !o.delete_marker) {
+                match fetch_object(store, rules, o, with_tags).await {
+                    Ok(obj) => linker.observe(&obj),
+                    Err(e) if e.category == ErrorCategory::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let linked = linker.finish();
+    let planner = Planner::new(policy, rules, &linked, now);
+
+    let mut report = PassReport {
+        now,
+        versioned: info.versioned,
+        object_lock: info.object_lock,
+        summary: Summary::default(),
+        lifecycle: lifecycle_outcome,
+        lifecycle_rules,
+        tags_written: 0,
+        legal_holds_set: 0,
+        legal_holds_cleared: 0,
+        deleted: 0,
+        deleted_bytes: 0,
+        delete_failures: 0,
+        object_errors: 0,
+        sample_errors: Vec::new(),
+        deleted_by_kind: BTreeMap::new(),
+        deleted_sample: Vec::new(),
+    };
+    let mut batch: Vec<ObjectPlan> = Vec::new();
+    let mut listed = 0u64;
+    let mut pages = 0u64;
+    let mut token = None;
+    loop {
+        let page = store.list_page(prefix, info.versioned, token, config.page_size).await?;
+        pages += 1;
+        listed += page.objects.len() as u64;
+        let outcomes: Vec<ObjectOutcome> = futures::stream::iter(page.objects.iter().filter(|o| !o.delete_marker))
+            .map(|o| handle_object(store, &planner, rules, o, info.object_lock, writes))
+            .buffered(config.concurrency.max(1))
+            .filter_map(|o| async move { o })
+            .collect()
+            .await;
+        for o in outcomes {
+            if let Some(e) = o.error {
+                report.object_errors += 1;
+                if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                    report.sample_errors.push(e.to_string());
+                }
+            }
+            report.tags_written += u64::from(o.tags_written);
+            report.legal_holds_set += u64::from(o.legal_hold_set);
+            report.legal_holds_cleared += u64::from(o.legal_hold_cleared);
+            if o.delete {
+                batch.push(o.plan);
+                if batch.len() >= 1000 {
+                    flush_deletes(store, &mut batch, &mut report).await?;
+                }
+            } else {
+                report.summary.add(&o.plan);
+            }
+        }
+        progress(Progress { listed, pages });
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    flush_deletes(store, &mut batch, &mut report).await?;
+    Ok(report)
+}
+
+async fn sync_lifecycle<S: ObjectStore>(
+    store: &S,
+    policy: &Policy,
+    rules: &BucketRules,
+    versioned: bool,
+    writes: bool,
+) -> Result<(LifecycleOutcome, Vec<LifecycleRule>), PassError> {
+    let existing = match store.get_lifecycle().await {
+        Ok(e) => e.unwrap_or_default(),
+        Err(e) if e.category == ErrorCategory::Malformed => {
+            return Ok((
+                LifecycleOutcome::Untouched {
+                    reason: e.to_string(),
+                },
+                Vec::new(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let foreign = existing
+        .iter()
+        .filter(|r| matches!(r, StoredRule::Foreign(_)))
+        .count();
+    let desired = match lifecycle::compile(policy, rules, versioned, foreign) {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok((
+                LifecycleOutcome::Untouched {
+                    reason: e.to_string(),
+                },
+                Vec::new(),
+            ));
+        }
+    };
+    let (merged, changed) = lifecycle_map::merge(&existing, &desired);
+    let outcome = if !writes {
+        LifecycleOutcome::NotWritten { drift: changed }
+    } else if changed {
+        store.put_lifecycle(&merged).await?;
+        LifecycleOutcome::Updated {
+            rules: desired.len(),
+        }
+    } else {
+        LifecycleOutcome::InSync {
+            rules: desired.len(),
+        }
+    };
+    Ok((outcome, desired))
+}
+
+/// Reads, decides and applies one object. `None` when the object vanished mid-pass.
+async fn handle_object<S: ObjectStore>(
+    store: &S,
+    planner: &Planner<'_>,
+    rules: &BucketRules,
+    listed: &crate::store::ListedObject,
+    object_lock: bool,
+    writes: bool,
+) -> Option<ObjectOutcome> {
+    let obj = match fetch_object(store, rules, listed, true).await {
+        Ok(o) => o,
+        Err(e) if e.category == ErrorCategory::NotFound => return None,
+        Err(e) => {
+            // Unreadable tags: decide nothing, write nothing, count it as unclassified so it
+            // is reported; it is never deleted on a guess.
+            let mut plan = planner.plan(&ObjectInfo {
+                key: listed.key.clone(),
+                version_id: listed.version_id.clone(),
+                last_modified: listed.last_modified,
+                size: listed.size,
+                tags: BTreeMap::new(),
+                metadata: BTreeMap::new(),
+            });
+            plan.decision = Decision::Unclassified;
+            plan.deadline = None;
+            plan.overdue = false;
+            plan.reason = format!("tags unreadable: {e}");
+            return Some(ObjectOutcome {
+                plan,
+                tags_written: false,
+                legal_hold_set: false,
+                legal_hold_cleared: false,
+                delete: false,
+                error: Some(e),
+            });
+        }
+    };
+    let plan = planner.plan(&obj);
+    let mut out = ObjectOutcome {
+        plan,
+        tags_written: false,
+        legal_hold_set: false,
+        legal_hold_cleared: false,
+        delete: false,
+        error: None,
+    };
+    if !writes {
+        return Some(out);
+    }
+    let id = ObjectId {
+        key: obj.key.clone(),
+        version_id: obj.version_id.clone(),
+    };
+    let was_held = obj.tags.get(RETENTION_TAG).map(String::as_str) == Some(lifecycle::HELD_TAG_VALUE);
+    let held = out.plan.decision == Decision::Held;
+
+    // Protect before marking: legal hold on, then the `held` tag.
+    if held && object_lock && !was_held {
+        if let Err(e) = store.set_legal_hold(&id, true).await {
+            out.error = Some(e);
+            return Some(out);
+        }
+        out.legal_hold_set = true;
+    }
+    if let Some(tags) = merge_tags(&obj.tags, &out.plan) {
+        if let Err(e) = store.put_tags(&id, &tags).await {
+            out.error = Some(e);
+            return Some(out);
+        }
+        out.tags_written = true;
+    }
+    // Release after re-tagging: lift the legal hold only once no active hold selects it.
+    if !held && was_held && object_lock {
+        if let Err(e) = store.set_legal_hold(&id, false).await {
+            out.error = Some(e);
+            return Some(out);
+        }
+        out.legal_hold_cleared = true;
+    }
+    let due = out.plan.decision == Decision::Delete;
+    out.delete = due
+        && rules.enforcement.operator_deletes()
+        && (out.plan.deleter == Deleter::Operator || out.plan.overdue);
+    Some(out)
+}
+
+async fn flush_deletes<S: ObjectStore>(
+    store: &S,
+    batch: &mut Vec<ObjectPlan>,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<ObjectId> = batch
+        .iter()
+        .map(|p| ObjectId {
+            key: p.key.clone(),
+            version_id: p.version_id.clone(),
+        })
+        .collect();
+    let failures = match store.delete_objects(&ids).await {
+        Ok(f) => f,
+        Err(e) => {
+            // The whole batch failed: every object stays and is counted as it is.
+            report.delete_failures += batch.len() as u64;
+            for p in batch.drain(..) {
+                report.summary.add(&p);
+            }
+            if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                report.sample_errors.push(e.to_string());
+            }
+            return Ok(());
+        }
+    };
+    let failed: std::collections::BTreeSet<&ObjectId> = failures.iter().map(|f| &f.id).collect();
+    for (p, id) in batch.iter().zip(&ids) {
+        if failed.contains(id) {
+            report.delete_failures += 1;
+            report.summary.add(p);
+        } else {
+            report.deleted += 1;
+            report.deleted_bytes += p.size;
+            if report.deleted_sample.len() < MAX_SAMPLE_DELETED {
+                report.deleted_sample.push(format!("{}: {}", p.key, p.reason));
+            }
+            if let Some(k) = &p.kind {
+                *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
+    for f in failures.iter().take(MAX_SAMPLE_ERRORS.saturating_sub(report.sample_errors.len())) {
+        report.sample_errors.push(format!(
+            "bucket {}: {} {}: {} {}",
+            store.bucket(),
+            Operation::DeleteObjects,
+            f.id.key,
+            f.code,
+            f.message
+        ));
+    }
+    batch.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

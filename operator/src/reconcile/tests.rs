@@ -1,0 +1,328 @@
+//! The reconcile pass against the in-memory store: what it writes, in which order, and what it
+//! never does.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::retention::{
+    Enforcement, HoldReason, HoldSelector, IsoDuration, Purpose, PurposesFromTag,
+    RecordedAtSource, RecordingIdSource, WITHDRAWN_TAG,
+};
+use crate::store::memory::{Fault, MemoryStore};
+use crate::store::{ErrorCategory, ForeignRule, Operation, StoredRule};
+
+fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).single().expect("valid date")
+}
+
+fn policy() -> Policy {
+    let purpose = |withdrawable, retain: &[(&str, IsoDuration)]| Purpose {
+        withdrawable,
+        retain: retain.iter().map(|(k, d)| (k.to_string(), *d)).collect(),
+    };
+    Policy {
+        name: "RetentionPolicy/test/calls".into(),
+        purposes: [
+            (
+                "documentation".to_string(),
+                purpose(false, &[("audio", IsoDuration::months(12)), ("transcript", IsoDuration::months(36))]),
+            ),
+            ("quality".to_string(), purpose(true, &[("audio", IsoDuration::months(18))])),
+        ]
+        .into(),
+        hold_release: [(HoldReason::Dispute, IsoDuration::months(36))].into(),
+    }
+}
+
+fn rules(enforcement: Enforcement) -> BucketRules {
+    let rule = |prefix: &str, kind: &str| crate::retention::ClassifyRule {
+        name: kind.into(),
+        prefix: Some(prefix.into()),
+        glob: None,
+        tags: BTreeMap::new(),
+        kind: kind.into(),
+        purposes: vec!["documentation".into()],
+        purposes_from_tag: Some(PurposesFromTag {
+            key: "consent".into(),
+            values: [("given".to_string(), vec!["quality".to_string()])].into(),
+        }),
+    };
+    BucketRules {
+        name: "RecordingBucket/test/calls".into(),
+        prefix: None,
+        classify: vec![rule("audio/", "audio"), rule("text/", "transcript")],
+        recording_id: Some(RecordingIdSource::KeyPattern(
+            regex::Regex::new(r"^[a-z]+/(?P<id>[^/.]+)").expect("valid regex"),
+        )),
+        subject_tag: None,
+        recorded_at: RecordedAtSource::LastModified,
+        grace: IsoDuration::days(2),
+        scan_interval: IsoDuration::days(1),
+        enforcement,
+    }
+}
+
+fn complaint_on(recording: &str) -> Hold {
+    Hold {
+        name: "test/complaint-1".into(),
+        reason: HoldReason::Complaint,
+        case: "C-1".into(),
+        select: HoldSelector {
+            recording_ids: [recording.to_string()].into(),
+            ..Default::default()
+        },
+        expires: None,
+        review_by: None,
+        released_at: None,
+    }
+}
+
+async fn pass(store: &MemoryStore, enforcement: Enforcement, holds: Vec<Hold>, now: DateTime<Utc>) -> PassReport {
+    pass_with(store, enforcement, holds, now, PassConfig::default()).await
+}
+
+async fn pass_with(
+    store: &MemoryStore,
+    enforcement: Enforcement,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+    config: PassConfig,
+) -> PassReport {
+    reconcile(store, &policy(), &rules(enforcement), holds, now, config, &|_| {})
+        .await
+        .expect("the pass runs")
+}
+
+fn writes(ops: &[Operation]) -> Vec<Operation> {
+    ops.iter()
+        .copied()
+        .filter(|o| {
+            matches!(
+                o,
+                Operation::PutObjectTagging
+                    | Operation::PutBucketLifecycle
+                    | Operation::DeleteBucketLifecycle
+                    | Operation::PutObjectLegalHold
+                    | Operation::DeleteObjects
+            )
+        })
+        .collect()
+}
+
+fn seeded() -> MemoryStore {
+    let s = MemoryStore::new("calls");
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &[("team", "claims")]);
+    s.put("audio/r2.wav", day(2026, 1, 10), 100, &[("consent", "given")]);
+    s.put("text/r1.json", day(2026, 1, 10), 10, &[]);
+    s.put("misc/readme.txt", day(2020, 1, 1), 5, &[]);
+    s
+}
+
+#[tokio::test]
+async fn first_pass_tags_classified_objects_and_keeps_foreign_tags() {
+    let s = seeded();
+    let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    let t = s.tags("audio/r1.wav").expect("exists");
+    assert_eq!(t.get("team").map(String::as_str), Some("claims"), "foreign tag kept");
+    assert_eq!(t.get(RETENTION_TAG).map(String::as_str), Some("expire-365d"));
+    assert_eq!(
+        s.tags("audio/r2.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(),
+        Some("expire-546d"),
+        "consent adds quality: 18 months from 2026-01-10 is 546 days"
+    );
+    assert_eq!(s.tags("misc/readme.txt"), Some(BTreeMap::new()), "unclassified objects are not touched");
+    assert_eq!(r.tags_written, 3);
+    assert_eq!(r.summary.unclassified, 1);
+    assert!(matches!(r.lifecycle, LifecycleOutcome::Updated { .. }));
+    let rules = s.lifecycle().expect("lifecycle written");
+    assert!(rules.iter().all(|r| matches!(r, StoredRule::Owned(o) if o.id.starts_with("gallring-"))));
+}
+
+#[tokio::test]
+async fn a_second_pass_over_an_unchanged_bucket_writes_nothing() {
+    let s = seeded();
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    s.clear_requests();
+    let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 2)).await;
+    assert_eq!(writes(&s.requests()), vec![]);
+    assert!(matches!(r.lifecycle, LifecycleOutcome::InSync { .. }));
+}
+
+#[tokio::test]
+async fn observe_mode_writes_nothing_at_all() {
+    let s = seeded();
+    let before: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"].iter().map(|k| s.tags(k)).collect();
+    let r = pass(&s, Enforcement::Observe, vec![], day(2030, 1, 1)).await;
+    assert_eq!(writes(&s.requests()), vec![]);
+    let after: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"].iter().map(|k| s.tags(k)).collect();
+    assert_eq!(before, after);
+    assert_eq!(r.summary.overdue, 3, "everything classified is overdue by 2030 and reported");
+    // Observe owns no lifecycle rules, and the bucket has none: nothing to report as drift.
+    assert_eq!(r.lifecycle, LifecycleOutcome::NotWritten { drift: false });
+}
+
+#[tokio::test]
+async fn foreign_lifecycle_rules_survive_a_rewrite() {
+    let s = seeded();
+    let foreign = aws_sdk_s3::types::LifecycleRule::builder()
+        .id("team-logs")
+        .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+        .build()
+        .expect("valid rule");
+    s.set_lifecycle(Some(vec![StoredRule::Foreign(ForeignRule { id: Some("team-logs".into()), raw: foreign.clone() })]));
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    let rules = s.lifecycle().expect("lifecycle");
+    assert!(rules.contains(&StoredRule::Foreign(ForeignRule { id: Some("team-logs".into()), raw: foreign })));
+    assert!(rules.iter().any(|r| matches!(r, StoredRule::Owned(_))));
+}
+
+#[tokio::test]
+async fn operator_mode_deletes_at_the_deadline_and_counts_what_remains() {
+    let s = seeded();
+    // 2027-01-11: audio/r1 (P1Y, deadline 2027-01-10) is due; r2 (consent, 18 months) and the
+    // transcript (3 years) are kept; the unclassified file stays forever.
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
+    assert_eq!(r.deleted, 1);
+    assert_eq!(s.live_keys(), ["audio/r2.wav", "misc/readme.txt", "text/r1.json"].map(String::from).into());
+    assert_eq!(r.summary.objects, 3, "counts describe the bucket after deletion");
+    assert_eq!(r.summary.overdue, 0);
+    assert_eq!(r.deleted_by_kind.get("audio"), Some(&1));
+    assert!(s.lifecycle().is_none(), "Operator mode writes no lifecycle rules");
+}
+
+#[tokio::test]
+async fn both_mode_leaves_due_objects_to_lifecycle_until_they_are_overdue() {
+    let s = seeded();
+    let r = pass(&s, Enforcement::Both, vec![], day(2027, 1, 11)).await;
+    assert_eq!(r.deleted, 0, "lifecycle has until deadline + grace");
+    assert_eq!(r.summary.delete, 1);
+    let r = pass(&s, Enforcement::Both, vec![], day(2027, 1, 13)).await;
+    assert_eq!(r.deleted, 1, "past grace the operator deletes what lifecycle missed");
+    assert_eq!(r.summary.overdue, 0);
+}
+
+#[tokio::test]
+async fn a_failed_deletion_leaves_the_object_counted_as_overdue() {
+    let s = seeded();
+    s.inject(Fault { operation: Operation::DeleteObjects, key: Some("audio/r1.wav".into()), category: ErrorCategory::ServerError, times: 1 });
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 20)).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.delete_failures, 1);
+    assert_eq!(r.summary.overdue, 1);
+    assert!(s.live_keys().contains("audio/r1.wav"));
+    assert!(r.sample_errors.iter().any(|e| e.contains("audio/r1.wav") && e.contains("DeleteObjects")));
+}
+
+#[tokio::test]
+async fn a_held_object_gets_its_legal_hold_before_its_tag_and_is_never_deleted() {
+    let s = MemoryStore::new("calls").object_lock();
+    s.put("audio/r1.wav", day(2020, 1, 10), 100, &[]);
+    s.put("text/r1.json", day(2020, 1, 10), 100, &[]);
+    let r = pass(&s, Enforcement::Both, vec![complaint_on("r1")], day(2030, 1, 1)).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.summary.held, 2);
+    assert_eq!(r.legal_holds_set, 2);
+    assert!(s.legal_hold("audio/r1.wav") && s.legal_hold("text/r1.json"));
+    assert_eq!(s.tags("audio/r1.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(), Some("held"));
+    let ops: Vec<Operation> = writes(&s.requests()).into_iter().filter(|o| *o != Operation::PutBucketLifecycle).collect();
+    // Per object: legal hold, then tag (objects are processed in listing order).
+    assert_eq!(ops, vec![Operation::PutObjectLegalHold, Operation::PutObjectTagging, Operation::PutObjectLegalHold, Operation::PutObjectTagging]);
+}
+
+#[tokio::test]
+async fn releasing_a_dispute_keeps_the_limitation_period_in_a_tag_and_lifts_the_legal_hold() {
+    let s = MemoryStore::new("calls").object_lock();
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &[]);
+    let mut hold = complaint_on("r1");
+    hold.reason = HoldReason::Dispute;
+    pass(&s, Enforcement::Both, vec![hold.clone()], day(2026, 6, 1)).await;
+    assert!(s.legal_hold("audio/r1.wav"));
+    hold.released_at = Some(day(2027, 3, 1));
+    let r = pass(&s, Enforcement::Both, vec![hold], day(2027, 3, 2)).await;
+    assert_eq!(r.legal_holds_cleared, 1);
+    assert!(!s.legal_hold("audio/r1.wav"));
+    let tags = s.tags("audio/r1.wav").expect("exists");
+    assert_eq!(tags.get(KEEP_UNTIL_TAG).map(String::as_str), Some("2030-03-01T09:00:00Z"));
+    assert_eq!(tags.get(RETENTION_TAG).map(String::as_str), Some("operator"));
+    // Once the LegalHold is gone from the input, the tag alone keeps the object.
+    let r = pass(&s, Enforcement::Both, vec![], day(2029, 1, 1)).await;
+    assert_eq!(r.summary.keep, 1);
+    assert_eq!(r.deleted, 0);
+}
+
+#[tokio::test]
+async fn a_missing_bucket_fails_the_pass_and_writes_nothing() {
+    let s = MemoryStore::missing("gone");
+    let err = reconcile(&s, &policy(), &rules(Enforcement::Both), vec![], day(2026, 1, 1), PassConfig::default(), &|_| {})
+        .await
+        .expect_err("no bucket");
+    assert_eq!(err.category(), ErrorCategory::NoSuchBucket);
+    assert!(err.to_string().contains("bucket gone"), "{err}");
+    assert_eq!(writes(&s.requests()), vec![]);
+}
+
+#[tokio::test]
+async fn an_object_whose_tags_cannot_be_read_is_reported_and_never_deleted() {
+    let s = seeded();
+    s.inject(Fault { operation: Operation::GetObjectTagging, key: Some("audio/r1.wav".into()), category: ErrorCategory::AccessDenied, times: 1 });
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
+    assert_eq!(r.object_errors, 1);
+    assert!(s.live_keys().contains("audio/r1.wav"));
+    assert_eq!(r.deleted, 2, "the other classified objects are deleted");
+    assert!(r.sample_errors[0].contains("GetObjectTagging audio/r1.wav"), "{:?}", r.sample_errors);
+}
+
+#[tokio::test]
+async fn an_unreadable_lifecycle_configuration_is_left_untouched() {
+    let s = seeded();
+    s.inject(Fault { operation: Operation::GetBucketLifecycle, key: None, category: ErrorCategory::Malformed, times: 1 });
+    let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    assert!(matches!(r.lifecycle, LifecycleOutcome::Untouched { .. }));
+    assert!(!r.lifecycle.in_sync());
+    assert!(!s.requests().contains(&Operation::PutBucketLifecycle));
+}
+
+#[tokio::test]
+async fn small_pages_give_the_same_result_as_one_page() {
+    let build = || {
+        let s = MemoryStore::new("calls");
+        for i in 0..23 {
+            s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 1 + i % 20), 10, &[]);
+        }
+        s
+    };
+    let (a, b) = (build(), build());
+    let one = pass_with(&a, Enforcement::Operator, vec![], day(2027, 1, 10), PassConfig { page_size: 1000, concurrency: 4 }).await;
+    let small = pass_with(&b, Enforcement::Operator, vec![], day(2027, 1, 10), PassConfig { page_size: 2, concurrency: 1 }).await;
+    assert_eq!(one.summary, small.summary);
+    assert_eq!(one.deleted, small.deleted);
+    assert_eq!(a.live_keys(), b.live_keys());
+    assert_eq!(small.summary.objects + small.deleted, 23);
+    assert!(small.deleted > 0 && small.summary.keep > 0);
+}
+
+#[tokio::test]
+async fn on_a_versioned_bucket_every_version_is_deleted_by_id() {
+    let s = MemoryStore::new("calls").versioned();
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &[]);
+    s.put("audio/r1.wav", day(2026, 1, 11), 100, &[]);
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 2, 1)).await;
+    assert_eq!(r.deleted, 2);
+    assert_eq!(s.version_count(), 0, "no version (and no delete marker) remains");
+}
+
+#[tokio::test]
+async fn withdrawn_consent_shortens_the_tagged_retention() {
+    let s = MemoryStore::new("calls");
+    s.put("audio/r2.wav", day(2026, 1, 10), 100, &[("consent", "given")]);
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    let mut tags = s.tags("audio/r2.wav").expect("exists");
+    assert_eq!(tags.get(RETENTION_TAG).map(String::as_str), Some("expire-546d"));
+    tags.insert(WITHDRAWN_TAG.into(), "quality".into());
+    let id = crate::store::ObjectId { key: "audio/r2.wav".into(), version_id: None };
+    s.put_tags(&id, &tags).await.expect("tags written");
+    pass(&s, Enforcement::Both, vec![], day(2026, 3, 1)).await;
+    assert_eq!(s.tags("audio/r2.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(), Some("expire-365d"));
+}

@@ -1,0 +1,236 @@
+//! The object-store port: the few operations a reconcile pass needs, with an S3 adapter
+//! (`s3`) and an in-memory fake with fault injection (`memory`).
+//!
+//! The port is narrow on purpose: listing is page by page (never the whole bucket in memory),
+//! and every write is a read-merge-write of state the operator owns, so an index of already
+//! classified objects can later sit behind the same trait.
+
+pub mod lifecycle_map;
+pub mod memory;
+pub mod s3;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::retention::lifecycle::LifecycleRule;
+
+/// One listed object version (or delete marker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// `None` on unversioned buckets.
+    pub version_id: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub size: u64,
+    /// A delete marker: no data, only hides older versions.
+    pub delete_marker: bool,
+    /// Whether this is the current (latest) version of its key.
+    pub is_latest: bool,
+}
+
+/// What the reconcile pass needs to know about a bucket before it acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketInfo {
+    /// Versioning is Enabled or Suspended (versions may exist).
+    pub versioned: bool,
+    /// Object Lock is enabled: holds also set the S3 legal hold.
+    pub object_lock: bool,
+}
+
+/// An identified object version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+/// A per-key failure inside a successful DeleteObjects response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub id: ObjectId,
+    pub code: String,
+    pub message: String,
+}
+
+/// A lifecycle rule as stored in the bucket, operator-owned or not. Foreign rules are kept as
+/// the store returned them and written back unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredRule {
+    /// A rule whose id starts with `gallring-`, normalised to the engine's form.
+    Owned(LifecycleRule),
+    /// Any other rule, as an opaque SDK value.
+    Foreign(ForeignRule),
+}
+
+/// A rule the operator does not own: kept verbatim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignRule {
+    pub id: Option<String>,
+    pub raw: aws_sdk_s3::types::LifecycleRule,
+}
+
+/// The operations that can fail, for error messages and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    HeadBucket,
+    GetBucketVersioning,
+    GetObjectLockConfiguration,
+    ListObjects,
+    ListObjectVersions,
+    GetObjectTagging,
+    PutObjectTagging,
+    HeadObject,
+    GetBucketLifecycle,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
+    PutObjectLegalHold,
+    DeleteObjects,
+}
+
+impl Operation {
+    /// The S3 operation name, used as a metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Operation::HeadBucket => "HeadBucket",
+            Operation::GetBucketVersioning => "GetBucketVersioning",
+            Operation::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            Operation::ListObjects => "ListObjectsV2",
+            Operation::ListObjectVersions => "ListObjectVersions",
+            Operation::GetObjectTagging => "GetObjectTagging",
+            Operation::PutObjectTagging => "PutObjectTagging",
+            Operation::HeadObject => "HeadObject",
+            Operation::GetBucketLifecycle => "GetBucketLifecycleConfiguration",
+            Operation::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
+            Operation::DeleteBucketLifecycle => "DeleteBucketLifecycle",
+            Operation::PutObjectLegalHold => "PutObjectLegalHold",
+            Operation::DeleteObjects => "DeleteObjects",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A closed set of failure categories: what goes into metric and Event labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCategory {
+    NoSuchBucket,
+    AccessDenied,
+    InvalidCredentials,
+    Unreachable,
+    Throttled,
+    ServerError,
+    Timeout,
+    Malformed,
+    NotFound,
+    Other,
+}
+
+impl ErrorCategory {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCategory::NoSuchBucket => "no_such_bucket",
+            ErrorCategory::AccessDenied => "access_denied",
+            ErrorCategory::InvalidCredentials => "invalid_credentials",
+            ErrorCategory::Unreachable => "unreachable",
+            ErrorCategory::Throttled => "throttled",
+            ErrorCategory::ServerError => "server_error",
+            ErrorCategory::Timeout => "timeout",
+            ErrorCategory::Malformed => "malformed",
+            ErrorCategory::NotFound => "not_found",
+            ErrorCategory::Other => "other",
+        }
+    }
+    /// Worth retrying with backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ErrorCategory::Throttled
+                | ErrorCategory::ServerError
+                | ErrorCategory::Timeout
+                | ErrorCategory::Unreachable
+        )
+    }
+}
+
+/// A failed store operation, naming bucket and operation.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("bucket {bucket}: {operation}{}: {message}", key.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
+pub struct StoreError {
+    pub bucket: String,
+    pub operation: Operation,
+    pub key: Option<String>,
+    pub category: ErrorCategory,
+    pub message: String,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a listing, and the token for the next.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub objects: Vec<ListedObject>,
+    /// Opaque continuation; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The object-store port. Implementations must be cheap to share across tasks.
+pub trait ObjectStore: Send + Sync {
+    /// The bucket name, for messages.
+    fn bucket(&self) -> &str;
+
+    /// Versioning and Object Lock state; fails with `NoSuchBucket` when the bucket is missing.
+    fn bucket_info(&self) -> impl Future<Output = StoreResult<BucketInfo>> + Send;
+
+    /// One page of the listing under `prefix`. With `versions`, every version and delete
+    /// marker (ListObjectVersions); without, current objects only (ListObjectsV2).
+    fn list_page(
+        &self,
+        prefix: Option<&str>,
+        versions: bool,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> impl Future<Output = StoreResult<Page>> + Send;
+
+    fn get_tags(&self, id: &ObjectId) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
+
+    /// Replaces the whole tag set (callers merge first: see `reconcile::merge_tags`).
+    fn put_tags(
+        &self,
+        id: &ObjectId,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// User metadata (`x-amz-meta-*`, keys lower-cased, without the prefix).
+    fn get_metadata(&self, id: &ObjectId) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
+
+    /// The bucket's lifecycle rules; `Ok(None)` when it has no configuration.
+    fn get_lifecycle(&self) -> impl Future<Output = StoreResult<Option<Vec<StoredRule>>>> + Send;
+
+    /// Replaces the whole lifecycle configuration (an empty list deletes it).
+    fn put_lifecycle(&self, rules: &[StoredRule]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Turns the Object Lock legal hold of a version on or off.
+    fn set_legal_hold(&self, id: &ObjectId, on: bool) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deletes up to 1,000 versions; returns the per-key failures of a successful response.
+    fn delete_objects(&self, ids: &[ObjectId]) -> impl Future<Output = StoreResult<Vec<DeleteFailure>>> + Send;
+}
+
+/// Told about every store request, for the request and latency metrics.
+pub trait RequestObserver: Send + Sync {
+    /// `outcome` is `ok` or an [`ErrorCategory`] name.
+    fn observe(&self, operation: Operation, outcome: &'static str, seconds: f64);
+}
+
+/// An observer that records nothing.
+pub struct NoopObserver;
+
+impl RequestObserver for NoopObserver {
+    fn observe(&self, _: Operation, _: &'static str, _: f64) {}
+}
