@@ -13,8 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 metric() { # metric NAME [label filter]: the value of a gauge from /metrics
-  curl -s --max-time 2 "http://${metrics_addr}/metrics" | awk -v n="$1" -v f="${2:-}" \
-    '$1 ~ "^"n"({|$)" && index($1, f) { print $2; exit }'
+  # awk reads to the end (no early exit), so curl never sees a closed pipe.
+  { curl -s --max-time 2 "http://${metrics_addr}/metrics" || true; } | awk -v n="$1" -v f="${2:-}" \
+    '!done && $1 ~ "^"n"({|$)" && index($1, f) { print $2; done = 1 }'
 }
 
 bucket=tryg-opkald-demo

@@ -199,7 +199,9 @@ rgw gc obj min wait = 10
 rgw gc processor period = 10
 
 [${rgw_name}]
-rgw frontends = beast endpoint=127.0.0.1:${port}
+# tcp_nodelay: without it small responses (GetObjectTagging, ~1 KiB XML) wait ~40 ms on
+# Nagle + delayed ACK, which dominates every per-object request.
+rgw frontends = beast endpoint=127.0.0.1:${port} tcp_nodelay=1
 # Deliberately no "rgw zonegroup/zone" here: naming them makes radosgw look
 # them up instead of creating the default realm-less zonegroup/zone on first
 # start ("failed reading zonegroup info: ret -2").

@@ -66,7 +66,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 async fn client() -> aws_sdk_s3::Client {
-    let endpoint = std::env::var("GALLRING_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:7480".into());
+    let endpoint =
+        std::env::var("GALLRING_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:7480".into());
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
@@ -75,8 +76,12 @@ async fn client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(true)
-            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
             .build(),
     )
 }
@@ -94,7 +99,11 @@ async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>,
             .await
             .map_err(|e| format!("ListObjectsV2: {e:?}"))?;
         requests += 1;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
         token = page.next_continuation_token().map(str::to_string);
         if token.is_none() {
             return Ok((keys, requests));
@@ -144,7 +153,9 @@ async fn main() -> std::process::ExitCode {
     let result: Result<(u64, u64), String> = match args.phase {
         Phase::RawList => {
             let c = client().await;
-            list_keys(&c, &args.bucket).await.map(|(k, r)| (k.len() as u64, r))
+            list_keys(&c, &args.bucket)
+                .await
+                .map(|(k, r)| (k.len() as u64, r))
         }
         Phase::RawTag => {
             let c = client().await;
@@ -160,10 +171,22 @@ async fn main() -> std::process::ExitCode {
                             let bucket = args.bucket.clone();
                             async move {
                                 let tagging = Tagging::builder()
-                                    .tag_set(Tag::builder().key("baseline").value("1").build().map_err(|e| e.to_string())?)
+                                    .tag_set(
+                                        Tag::builder()
+                                            .key("baseline")
+                                            .value("1")
+                                            .build()
+                                            .map_err(|e| e.to_string())?,
+                                    )
                                     .build()
                                     .map_err(|e| e.to_string())?;
-                                c.put_object_tagging().bucket(bucket).key(&k).tagging(tagging).send().await.map_err(|e| format!("{k}: {e:?}"))?;
+                                c.put_object_tagging()
+                                    .bucket(bucket)
+                                    .key(&k)
+                                    .tagging(tagging)
+                                    .send()
+                                    .await
+                                    .map_err(|e| format!("{k}: {e:?}"))?;
                                 Ok::<(), String>(())
                             }
                         })
@@ -171,7 +194,11 @@ async fn main() -> std::process::ExitCode {
                         .filter(|r| futures::future::ready(r.is_err()))
                         .count()
                         .await;
-                    eprintln!("raw-tag: listing took {:.2}s, tagging {:.2}s", list_time.as_secs_f64(), t0.elapsed().as_secs_f64());
+                    eprintln!(
+                        "raw-tag: listing took {:.2}s, tagging {:.2}s",
+                        list_time.as_secs_f64(),
+                        t0.elapsed().as_secs_f64()
+                    );
                     if failures > 0 {
                         Err(format!("{failures} PutObjectTagging failures"))
                     } else {
@@ -196,8 +223,21 @@ async fn main() -> std::process::ExitCode {
                     eprintln!("pass: {} objects listed", p.listed);
                 }
             };
-            match reconcile(&store, &policy, &rules, vec![], Utc::now(), config, &progress).await {
-                Ok(report) => Ok((report.summary.objects, counter.requests.load(Ordering::Relaxed))),
+            match reconcile(
+                &store,
+                &policy,
+                &rules,
+                vec![],
+                Utc::now(),
+                config,
+                &progress,
+            )
+            .await
+            {
+                Ok(report) => Ok((
+                    report.summary.objects,
+                    counter.requests.load(Ordering::Relaxed),
+                )),
                 Err(e) => Err(e.to_string()),
             }
         }

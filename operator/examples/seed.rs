@@ -122,7 +122,13 @@ async fn recreate(client: &Client, bucket: &str) -> Result<(), String> {
     // Empty the bucket (all versions) and delete it; missing is fine.
     let mut token = None;
     loop {
-        let page = match client.list_objects_v2().bucket(bucket).set_continuation_token(token).send().await {
+        let page = match client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+        {
             Ok(p) => p,
             Err(_) => break,
         };
@@ -130,14 +136,25 @@ async fn recreate(client: &Client, bucket: &str) -> Result<(), String> {
             .contents()
             .iter()
             .filter_map(|o| o.key())
-            .filter_map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build().ok())
+            .filter_map(|k| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .ok()
+            })
             .collect();
         if !ids.is_empty() {
             let del = aws_sdk_s3::types::Delete::builder()
                 .set_objects(Some(ids))
                 .build()
                 .map_err(|e| e.to_string())?;
-            client.delete_objects().bucket(bucket).delete(del).send().await.map_err(|e| format!("emptying {bucket}: {e:?}"))?;
+            client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(del)
+                .send()
+                .await
+                .map_err(|e| format!("emptying {bucket}: {e:?}"))?;
         }
         token = page.next_continuation_token().map(str::to_string);
         if token.is_none() {
@@ -159,12 +176,16 @@ async fn recreate(client: &Client, bucket: &str) -> Result<(), String> {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let Ok(endpoint) = std::env::var("GALLRING_S3_ENDPOINT") else {
-        eprintln!("seed: GALLRING_S3_ENDPOINT is not set: run `eval \"$(scripts/s3-up.sh)\"` first");
+        eprintln!(
+            "seed: GALLRING_S3_ENDPOINT is not set: run `eval \"$(scripts/s3-up.sh)\"` first"
+        );
         return std::process::ExitCode::FAILURE;
     };
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&endpoint)
-        .region(aws_config::Region::new(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
+        .region(aws_config::Region::new(
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        ))
         .load()
         .await;
     let s3conf = aws_sdk_s3::config::Builder::from(&conf)
@@ -190,7 +211,11 @@ async fn main() -> std::process::ExitCode {
             let client = client.clone();
             let bucket = args.bucket.clone();
             async move {
-                let mut req = client.put_object().bucket(&bucket).key(&o.key).body(ByteStream::from(o.body));
+                let mut req = client
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(&o.key)
+                    .body(ByteStream::from(o.body));
                 if let Some(cs) = &o.call_start {
                     req = req.metadata("call-start", cs);
                 }
@@ -208,7 +233,10 @@ async fn main() -> std::process::ExitCode {
         .await;
     let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     if let Some(first) = failed.first() {
-        eprintln!("seed: {} of {total} uploads failed; first: {first}", failed.len());
+        eprintln!(
+            "seed: {} of {total} uploads failed; first: {first}",
+            failed.len()
+        );
         return std::process::ExitCode::FAILURE;
     }
     eprintln!(

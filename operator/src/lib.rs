@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod input;
 pub mod metrics;
 pub mod reconcile;

@@ -70,6 +70,31 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Run the Kubernetes operator (in cluster, or out of cluster with the current kubeconfig):
+    /// controllers for RecordingBucket, LegalHold and RetentionPolicy behind a leader Lease.
+    Operator {
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:9090")]
+        metrics_addr: std::net::SocketAddr,
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "GALLRING_WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Name of the leader-election Lease.
+        #[arg(long, default_value = "gallring-leader")]
+        lease_name: String,
+        /// Namespace of the Lease (default: POD_NAMESPACE, then the watched or current namespace).
+        #[arg(long, env = "POD_NAMESPACE")]
+        lease_namespace: Option<String>,
+        /// This replica's identity in the Lease (default: POD_NAME, then the host name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Per-object S3 requests in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+        concurrency: u16,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +116,33 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Operator {
+            metrics_addr,
+            namespace,
+            lease_name,
+            lease_namespace,
+            identity,
+            concurrency,
+            json_logs,
+        } => {
+            init_tracing(json_logs);
+            let identity = identity
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("gallring-{}", std::process::id()));
+            let opts = gallring::controller::OperatorOptions {
+                namespace,
+                lease_name,
+                lease_namespace,
+                identity,
+                pass: gallring::reconcile::PassConfig {
+                    page_size: 1000,
+                    concurrency: usize::from(concurrency),
+                },
+                max_attempts: 4,
+                request_timeout: std::time::Duration::from_secs(30),
+            };
+            run_operator(metrics_addr, opts)
+        }
         Command::Run {
             manifests,
             once,
@@ -146,8 +198,9 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+    });
     // Colour only on a terminal: logs written to files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -174,10 +227,9 @@ fn run_host(
 ) -> Result<(), String> {
     let metrics_addr = match metrics_addr {
         "none" | "" => None,
-        a => Some(
-            a.parse()
-                .map_err(|e| format!("--metrics-addr {a}: not an address such as 127.0.0.1:9090 ({e})"))?,
-        ),
+        a => Some(a.parse().map_err(|e| {
+            format!("--metrics-addr {a}: not an address such as 127.0.0.1:9090 ({e})")
+        })?),
     };
     init_tracing(json_logs);
     let opts = gallring::cli::run::RunOptions {
@@ -197,6 +249,31 @@ fn run_host(
     runtime
         .block_on(gallring::cli::run::run(manifests, opts))
         .map_err(|e| e.to_string())
+}
+
+fn run_operator(
+    metrics_addr: std::net::SocketAddr,
+    opts: gallring::controller::OperatorOptions,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let metrics = std::sync::Arc::new(
+            gallring::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
+        );
+        let listener = gallring::metrics::bind(metrics_addr)
+            .await
+            .map_err(|e| format!("cannot serve metrics on {metrics_addr}: {e}"))?;
+        tokio::spawn(gallring::metrics::serve(listener, metrics.clone()));
+        let client = kube::Client::try_default().await.map_err(|e| {
+            format!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}")
+        })?;
+        gallring::controller::run(client, metrics, opts, gallring::cli::run::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.

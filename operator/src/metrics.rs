@@ -42,6 +42,7 @@ pub struct Metrics {
     scan_failures: IntCounterVec,
     lifecycle_in_sync: IntGaugeVec,
     degraded: IntGaugeVec,
+    holds_past_review: IntGaugeVec,
     ready: AtomicBool,
 }
 
@@ -59,7 +60,12 @@ fn fgauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::
     Ok(g)
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(c.clone()))?;
     Ok(c)
@@ -73,30 +79,128 @@ impl Metrics {
                 "gallring_s3_request_duration_seconds",
                 "Latency of S3 requests by operation.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["operation"],
         )?;
         r.register(Box::new(s3_latency.clone()))?;
         Ok(Metrics {
-            objects: gauge(&r, "gallring_objects", "Object versions by retention state (retained, held, due, overdue, unclassified) after the last scan.", &["namespace", "bucket", "state"])?,
-            bytes: gauge(&r, "gallring_bytes", "Total bytes of object versions governed, after the last scan.", BUCKET)?,
-            overdue_objects: gauge(&r, "gallring_overdue_objects", "Object versions not held, past deadline plus grace, that still exist. Alert when above 0.", BUCKET)?,
-            overdue_bytes: gauge(&r, "gallring_overdue_bytes", "Bytes of overdue object versions.", BUCKET)?,
-            oldest_overdue_age: fgauge(&r, "gallring_oldest_overdue_age_seconds", "Seconds since the deadline of the oldest overdue object passed (0 when none).", BUCKET)?,
-            next_deadline: fgauge(&r, "gallring_next_deadline_timestamp_seconds", "Unix time of the earliest upcoming deadline (0 when none).", BUCKET)?,
-            held_objects: gauge(&r, "gallring_held_objects", "Object versions under at least one active hold, by hold reason.", &["namespace", "bucket", "reason"])?,
-            objects_by_kind: gauge(&r, "gallring_classified_objects", "Object versions by artifact kind.", &["namespace", "bucket", "kind"])?,
-            deletions: counter(&r, "gallring_deletions_total", "Object versions deleted by the operator, by artifact kind.", &["namespace", "bucket", "kind"])?,
-            deletion_failures: counter(&r, "gallring_deletion_failures_total", "Object versions the operator tried and failed to delete.", BUCKET)?,
-            tags_written: counter(&r, "gallring_tags_written_total", "Tag sets written (retention tag changes).", BUCKET)?,
-            object_errors: counter(&r, "gallring_object_errors_total", "Per-object failures (tagging, legal hold, reading tags).", BUCKET)?,
-            s3_requests: counter(&r, "gallring_s3_requests_total", "S3 requests by operation and outcome.", &["operation", "outcome"])?,
+            objects: gauge(
+                &r,
+                "gallring_objects",
+                "Object versions by retention state (retained, held, due, overdue, unclassified) after the last scan.",
+                &["namespace", "bucket", "state"],
+            )?,
+            bytes: gauge(
+                &r,
+                "gallring_bytes",
+                "Total bytes of object versions governed, after the last scan.",
+                BUCKET,
+            )?,
+            overdue_objects: gauge(
+                &r,
+                "gallring_overdue_objects",
+                "Object versions not held, past deadline plus grace, that still exist. Alert when above 0.",
+                BUCKET,
+            )?,
+            overdue_bytes: gauge(
+                &r,
+                "gallring_overdue_bytes",
+                "Bytes of overdue object versions.",
+                BUCKET,
+            )?,
+            oldest_overdue_age: fgauge(
+                &r,
+                "gallring_oldest_overdue_age_seconds",
+                "Seconds since the deadline of the oldest overdue object passed (0 when none).",
+                BUCKET,
+            )?,
+            next_deadline: fgauge(
+                &r,
+                "gallring_next_deadline_timestamp_seconds",
+                "Unix time of the earliest upcoming deadline (0 when none).",
+                BUCKET,
+            )?,
+            held_objects: gauge(
+                &r,
+                "gallring_held_objects",
+                "Object versions under at least one active hold, by hold reason.",
+                &["namespace", "bucket", "reason"],
+            )?,
+            objects_by_kind: gauge(
+                &r,
+                "gallring_classified_objects",
+                "Object versions by artifact kind.",
+                &["namespace", "bucket", "kind"],
+            )?,
+            deletions: counter(
+                &r,
+                "gallring_deletions_total",
+                "Object versions deleted by the operator, by artifact kind.",
+                &["namespace", "bucket", "kind"],
+            )?,
+            deletion_failures: counter(
+                &r,
+                "gallring_deletion_failures_total",
+                "Object versions the operator tried and failed to delete.",
+                BUCKET,
+            )?,
+            tags_written: counter(
+                &r,
+                "gallring_tags_written_total",
+                "Tag sets written (retention tag changes).",
+                BUCKET,
+            )?,
+            object_errors: counter(
+                &r,
+                "gallring_object_errors_total",
+                "Per-object failures (tagging, legal hold, reading tags).",
+                BUCKET,
+            )?,
+            s3_requests: counter(
+                &r,
+                "gallring_s3_requests_total",
+                "S3 requests by operation and outcome.",
+                &["operation", "outcome"],
+            )?,
             s3_latency,
-            scan_duration: fgauge(&r, "gallring_scan_duration_seconds", "Duration of the last completed scan.", BUCKET)?,
-            last_success: fgauge(&r, "gallring_last_successful_scan_timestamp_seconds", "Unix time the last scan completed.", BUCKET)?,
-            scan_failures: counter(&r, "gallring_scan_failures_total", "Scans that could not run, by error category.", &["namespace", "bucket", "category"])?,
-            lifecycle_in_sync: gauge(&r, "gallring_lifecycle_in_sync", "1 when the bucket's operator-owned lifecycle rules match the policy.", BUCKET)?,
-            degraded: gauge(&r, "gallring_bucket_degraded", "1 when the last scan failed.", BUCKET)?,
+            scan_duration: fgauge(
+                &r,
+                "gallring_scan_duration_seconds",
+                "Duration of the last completed scan.",
+                BUCKET,
+            )?,
+            last_success: fgauge(
+                &r,
+                "gallring_last_successful_scan_timestamp_seconds",
+                "Unix time the last scan completed.",
+                BUCKET,
+            )?,
+            scan_failures: counter(
+                &r,
+                "gallring_scan_failures_total",
+                "Scans that could not run, by error category.",
+                &["namespace", "bucket", "category"],
+            )?,
+            lifecycle_in_sync: gauge(
+                &r,
+                "gallring_lifecycle_in_sync",
+                "1 when the bucket's operator-owned lifecycle rules match the policy.",
+                BUCKET,
+            )?,
+            degraded: gauge(
+                &r,
+                "gallring_bucket_degraded",
+                "1 when the last scan failed.",
+                BUCKET,
+            )?,
+            holds_past_review: gauge(
+                &r,
+                "gallring_holds_past_review",
+                "Active holds on the bucket whose reviewBy time has passed.",
+                BUCKET,
+            )?,
             ready: AtomicBool::new(false),
             registry: r,
         })
@@ -114,11 +218,17 @@ impl Metrics {
             ("overdue", s.overdue),
             ("unclassified", s.unclassified),
         ] {
-            self.objects.with_label_values(&[namespace, bucket, state]).set(clamp(n));
+            self.objects
+                .with_label_values(&[namespace, bucket, state])
+                .set(clamp(n));
         }
         self.bytes.with_label_values(&b).set(clamp(s.bytes));
-        self.overdue_objects.with_label_values(&b).set(clamp(s.overdue));
-        self.overdue_bytes.with_label_values(&b).set(clamp(s.overdue_bytes));
+        self.overdue_objects
+            .with_label_values(&b)
+            .set(clamp(s.overdue));
+        self.overdue_bytes
+            .with_label_values(&b)
+            .set(clamp(s.overdue_bytes));
         let age = s
             .oldest_overdue_age(report.now)
             .map_or(0.0, |d| d.num_milliseconds() as f64 / 1000.0);
@@ -138,13 +248,23 @@ impl Metrics {
                 .set(clamp(*n));
         }
         for (kind, n) in &report.deleted_by_kind {
-            self.deletions.with_label_values(&[namespace, bucket, kind]).inc_by(*n);
+            self.deletions
+                .with_label_values(&[namespace, bucket, kind])
+                .inc_by(*n);
         }
-        self.deletion_failures.with_label_values(&b).inc_by(report.delete_failures);
-        self.tags_written.with_label_values(&b).inc_by(report.tags_written);
-        self.object_errors.with_label_values(&b).inc_by(report.object_errors);
+        self.deletion_failures
+            .with_label_values(&b)
+            .inc_by(report.delete_failures);
+        self.tags_written
+            .with_label_values(&b)
+            .inc_by(report.tags_written);
+        self.object_errors
+            .with_label_values(&b)
+            .inc_by(report.object_errors);
         self.scan_duration.with_label_values(&b).set(seconds);
-        self.last_success.with_label_values(&b).set(timestamp(report.now));
+        self.last_success
+            .with_label_values(&b)
+            .set(timestamp(report.now));
         self.lifecycle_in_sync
             .with_label_values(&b)
             .set(i64::from(report.lifecycle.in_sync()));
@@ -157,6 +277,12 @@ impl Metrics {
             .with_label_values(&[namespace, bucket, error.category().as_str()])
             .inc();
         self.degraded.with_label_values(&[namespace, bucket]).set(1);
+    }
+
+    pub fn set_holds_past_review(&self, namespace: &str, bucket: &str, n: usize) {
+        self.holds_past_review
+            .with_label_values(&[namespace, bucket])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn set_ready(&self) {
@@ -178,7 +304,9 @@ impl Metrics {
 
     /// A gauge value for tests and the demo: `gallring_overdue_objects{namespace,bucket}`.
     pub fn overdue(&self, namespace: &str, bucket: &str) -> i64 {
-        self.overdue_objects.with_label_values(&[namespace, bucket]).get()
+        self.overdue_objects
+            .with_label_values(&[namespace, bucket])
+            .get()
     }
 }
 
@@ -212,10 +340,18 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
 
 fn route(metrics: &Metrics, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics.render(),
+        ),
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if metrics.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
-        "/readyz" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: first scan not finished\n".into()),
+        "/readyz" => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: first scan not finished\n".into(),
+        ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

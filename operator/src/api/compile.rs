@@ -349,6 +349,7 @@ pub fn bucket(
             subject_tag: spec.subject.as_ref().map(|s| s.tag.clone()),
             recorded_at,
             grace,
+            scan_interval: scan,
             enforcement: enforcement(spec.enforcement),
         },
     )

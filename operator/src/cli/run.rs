@@ -42,18 +42,19 @@ pub enum RunError {
 }
 
 /// Waits for SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops gallring");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops gallring");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -95,31 +96,64 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
     let s = &r.summary;
     let lifecycle = match &r.lifecycle {
         LifecycleOutcome::InSync { rules } => format!("lifecycle in sync ({rules} gallring rules)"),
-        LifecycleOutcome::Updated { rules } => format!("lifecycle updated ({rules} gallring rules written, other rules kept)"),
-        LifecycleOutcome::NotWritten { drift } => format!("lifecycle not written (Observe){}", if *drift { ", differs from the policy" } else { "" }),
+        LifecycleOutcome::Updated { rules } => {
+            format!("lifecycle updated ({rules} gallring rules written, other rules kept)")
+        }
+        LifecycleOutcome::NotWritten { drift } => format!(
+            "lifecycle not written (Observe){}",
+            if *drift {
+                ", differs from the policy"
+            } else {
+                ""
+            }
+        ),
         LifecycleOutcome::Untouched { reason } => format!("lifecycle left untouched: {reason}"),
     };
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    let held: Vec<String> = s.held_by_reason.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let held: Vec<String> = s
+        .held_by_reason
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
     format!(
         "{bucket}: {} objects ({}); {} kept, {} held{}, {} due, {} overdue, {} unclassified; tagged {}, deleted {}{}; {lifecycle}; next deadline {}",
         s.objects,
-        if kinds.is_empty() { "none classified".into() } else { kinds.join(", ") },
+        if kinds.is_empty() {
+            "none classified".into()
+        } else {
+            kinds.join(", ")
+        },
         s.keep,
         s.held,
-        if held.is_empty() { String::new() } else { format!(" ({})", held.join(", ")) },
+        if held.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", held.join(", "))
+        },
         s.delete.saturating_sub(s.overdue),
         s.overdue,
         s.unclassified,
         r.tags_written,
         r.deleted,
-        if r.delete_failures > 0 { format!(" ({} failed)", r.delete_failures) } else { String::new() },
-        s.next_deadline.map_or_else(|| "none".into(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        if r.delete_failures > 0 {
+            format!(" ({} failed)", r.delete_failures)
+        } else {
+            String::new()
+        },
+        s.next_deadline.map_or_else(
+            || "none".into(),
+            |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        ),
     )
 }
 
 /// Reconciles one bucket once and records metrics. Returns whether the pass ran.
-async fn pass_once(b: &CompiledBucket, store: &S3Store, metrics: &Metrics, opts: &RunOptions) -> bool {
+async fn pass_once(
+    b: &CompiledBucket,
+    store: &S3Store,
+    metrics: &Metrics,
+    opts: &RunOptions,
+) -> bool {
     let (namespace, name) = b.key.split_once('/').unwrap_or(("default", b.key.as_str()));
     let started = Instant::now();
     // The host reads the clock; the engine only ever gets `now` as a parameter.
@@ -130,7 +164,17 @@ async fn pass_once(b: &CompiledBucket, store: &S3Store, metrics: &Metrics, opts:
             info!(bucket = %key, listed = p.listed, pages = p.pages, "scanning");
         }
     };
-    match reconcile::reconcile(store, &b.policy, &b.rules, b.holds.clone(), now, opts.pass, &progress).await {
+    match reconcile::reconcile(
+        store,
+        &b.policy,
+        &b.rules,
+        b.holds.clone(),
+        now,
+        opts.pass,
+        &progress,
+    )
+    .await
+    {
         Ok(report) => {
             let secs = started.elapsed().as_secs_f64();
             metrics.record_pass(namespace, name, &report, secs);
@@ -179,7 +223,10 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
                 .await
                 .map_err(|source| RunError::Metrics { addr, source })?;
             info!(%addr, "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(crate::metrics::serve(listener, metrics.clone())))
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+            )))
         }
         None => None,
     };
@@ -197,7 +244,10 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
         }
         metrics.set_ready();
         if failed > 0 {
-            Err(RunError::PassesFailed { failed, total: buckets.len() })
+            Err(RunError::PassesFailed {
+                failed,
+                total: buckets.len(),
+            })
         } else {
             Ok(())
         }

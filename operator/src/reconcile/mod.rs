@@ -207,7 +207,8 @@ pub async fn reconcile<S: ObjectStore>(
     let writes = enforcement != crate::retention::Enforcement::Observe;
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
-    let (lifecycle_outcome, lifecycle_rules) = sync_lifecycle(store, policy, rules, info.versioned, writes).await?;
+    let (lifecycle_outcome, lifecycle_rules) =
+        sync_lifecycle(store, policy, rules, info.versioned, writes).await?;
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
     let prefix = rules.prefix.as_deref();
@@ -223,7 +224,9 @@ pub async fn reconcile<S: ObjectStore>(
         let with_tags = needs_tags(rules, linker.holds());
         let mut token = None;
         loop {
-            let page = store.list_page(prefix, info.versioned, token, config.page_size).await?;
+            let page = store
+                .list_page(prefix, info.versioned, token, config.page_size)
+                .await?;
             for o in page.objects.iter().filter(|o| !o.delete_marker) {
                 match fetch_object(store, rules, o, with_tags).await {
                     Ok(obj) => linker.observe(&obj),
@@ -263,13 +266,25 @@ pub async fn reconcile<S: ObjectStore>(
     let mut pages = 0u64;
     let mut token = None;
     loop {
-        let page = store.list_page(prefix, info.versioned, token, config.page_size).await?;
+        let page = store
+            .list_page(prefix, info.versioned, token, config.page_size)
+            .await?;
         pages += 1;
         listed += page.objects.len() as u64;
-        let outcomes: Vec<ObjectOutcome> = futures::stream::iter(page.objects.iter().filter(|o| !o.delete_marker))
-            .map(|o| handle_object(store, &planner, rules, o, info.object_lock, writes))
+        let next = page.next.clone();
+        // Owned items keep the futures free of higher-ranked borrows, so the pass stays `Send`.
+        let objects: Vec<crate::store::ListedObject> = page
+            .objects
+            .into_iter()
+            .filter(|o| !o.delete_marker)
+            .collect();
+        let planner = &planner;
+        let outcomes: Vec<ObjectOutcome> = futures::stream::iter(objects)
+            .map(move |o| async move {
+                handle_object(store, planner, rules, &o, info.object_lock, writes).await
+            })
             .buffered(config.concurrency.max(1))
-            .filter_map(|o| async move { o })
+            .filter_map(futures::future::ready)
             .collect()
             .await;
         for o in outcomes {
@@ -292,7 +307,7 @@ pub async fn reconcile<S: ObjectStore>(
             }
         }
         progress(Progress { listed, pages });
-        token = page.next;
+        token = next;
         if token.is_none() {
             break;
         }
@@ -404,7 +419,8 @@ async fn handle_object<S: ObjectStore>(
         key: obj.key.clone(),
         version_id: obj.version_id.clone(),
     };
-    let was_held = obj.tags.get(RETENTION_TAG).map(String::as_str) == Some(lifecycle::HELD_TAG_VALUE);
+    let was_held =
+        obj.tags.get(RETENTION_TAG).map(String::as_str) == Some(lifecycle::HELD_TAG_VALUE);
     let held = out.plan.decision == Decision::Held;
 
     // Protect before marking: legal hold on, then the `held` tag.
@@ -475,14 +491,19 @@ async fn flush_deletes<S: ObjectStore>(
             report.deleted += 1;
             report.deleted_bytes += p.size;
             if report.deleted_sample.len() < MAX_SAMPLE_DELETED {
-                report.deleted_sample.push(format!("{}: {}", p.key, p.reason));
+                report
+                    .deleted_sample
+                    .push(format!("{}: {}", p.key, p.reason));
             }
             if let Some(k) = &p.kind {
                 *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
             }
         }
     }
-    for f in failures.iter().take(MAX_SAMPLE_ERRORS.saturating_sub(report.sample_errors.len())) {
+    for f in failures
+        .iter()
+        .take(MAX_SAMPLE_ERRORS.saturating_sub(report.sample_errors.len()))
+    {
         report.sample_errors.push(format!(
             "bucket {}: {} {}: {} {}",
             store.bucket(),

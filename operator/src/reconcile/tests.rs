@@ -7,14 +7,16 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::retention::{
-    Enforcement, HoldReason, HoldSelector, IsoDuration, Purpose, PurposesFromTag,
-    RecordedAtSource, RecordingIdSource, WITHDRAWN_TAG,
+    Enforcement, HoldReason, HoldSelector, IsoDuration, Purpose, PurposesFromTag, RecordedAtSource,
+    RecordingIdSource, WITHDRAWN_TAG,
 };
 use crate::store::memory::{Fault, MemoryStore};
 use crate::store::{ErrorCategory, ForeignRule, Operation, StoredRule};
 
 fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(y, m, d, 9, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn policy() -> Policy {
@@ -27,9 +29,18 @@ fn policy() -> Policy {
         purposes: [
             (
                 "documentation".to_string(),
-                purpose(false, &[("audio", IsoDuration::months(12)), ("transcript", IsoDuration::months(36))]),
+                purpose(
+                    false,
+                    &[
+                        ("audio", IsoDuration::months(12)),
+                        ("transcript", IsoDuration::months(36)),
+                    ],
+                ),
             ),
-            ("quality".to_string(), purpose(true, &[("audio", IsoDuration::months(18))])),
+            (
+                "quality".to_string(),
+                purpose(true, &[("audio", IsoDuration::months(18))]),
+            ),
         ]
         .into(),
         hold_release: [(HoldReason::Dispute, IsoDuration::months(36))].into(),
@@ -79,7 +90,12 @@ fn complaint_on(recording: &str) -> Hold {
     }
 }
 
-async fn pass(store: &MemoryStore, enforcement: Enforcement, holds: Vec<Hold>, now: DateTime<Utc>) -> PassReport {
+async fn pass(
+    store: &MemoryStore,
+    enforcement: Enforcement,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+) -> PassReport {
     pass_with(store, enforcement, holds, now, PassConfig::default()).await
 }
 
@@ -90,9 +106,17 @@ async fn pass_with(
     now: DateTime<Utc>,
     config: PassConfig,
 ) -> PassReport {
-    reconcile(store, &policy(), &rules(enforcement), holds, now, config, &|_| {})
-        .await
-        .expect("the pass runs")
+    reconcile(
+        store,
+        &policy(),
+        &rules(enforcement),
+        holds,
+        now,
+        config,
+        &|_| {},
+    )
+    .await
+    .expect("the pass runs")
 }
 
 fn writes(ops: &[Operation]) -> Vec<Operation> {
@@ -114,7 +138,12 @@ fn writes(ops: &[Operation]) -> Vec<Operation> {
 fn seeded() -> MemoryStore {
     let s = MemoryStore::new("calls");
     s.put("audio/r1.wav", day(2026, 1, 10), 100, &[("team", "claims")]);
-    s.put("audio/r2.wav", day(2026, 1, 10), 100, &[("consent", "given")]);
+    s.put(
+        "audio/r2.wav",
+        day(2026, 1, 10),
+        100,
+        &[("consent", "given")],
+    );
     s.put("text/r1.json", day(2026, 1, 10), 10, &[]);
     s.put("misc/readme.txt", day(2020, 1, 1), 5, &[]);
     s
@@ -125,19 +154,36 @@ async fn first_pass_tags_classified_objects_and_keeps_foreign_tags() {
     let s = seeded();
     let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
     let t = s.tags("audio/r1.wav").expect("exists");
-    assert_eq!(t.get("team").map(String::as_str), Some("claims"), "foreign tag kept");
-    assert_eq!(t.get(RETENTION_TAG).map(String::as_str), Some("expire-365d"));
     assert_eq!(
-        s.tags("audio/r2.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(),
+        t.get("team").map(String::as_str),
+        Some("claims"),
+        "foreign tag kept"
+    );
+    assert_eq!(
+        t.get(RETENTION_TAG).map(String::as_str),
+        Some("expire-365d")
+    );
+    assert_eq!(
+        s.tags("audio/r2.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
         Some("expire-546d"),
         "consent adds quality: 18 months from 2026-01-10 is 546 days"
     );
-    assert_eq!(s.tags("misc/readme.txt"), Some(BTreeMap::new()), "unclassified objects are not touched");
+    assert_eq!(
+        s.tags("misc/readme.txt"),
+        Some(BTreeMap::new()),
+        "unclassified objects are not touched"
+    );
     assert_eq!(r.tags_written, 3);
     assert_eq!(r.summary.unclassified, 1);
     assert!(matches!(r.lifecycle, LifecycleOutcome::Updated { .. }));
     let rules = s.lifecycle().expect("lifecycle written");
-    assert!(rules.iter().all(|r| matches!(r, StoredRule::Owned(o) if o.id.starts_with("gallring-"))));
+    assert!(
+        rules
+            .iter()
+            .all(|r| matches!(r, StoredRule::Owned(o) if o.id.starts_with("gallring-")))
+    );
 }
 
 #[tokio::test]
@@ -153,12 +199,21 @@ async fn a_second_pass_over_an_unchanged_bucket_writes_nothing() {
 #[tokio::test]
 async fn observe_mode_writes_nothing_at_all() {
     let s = seeded();
-    let before: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"].iter().map(|k| s.tags(k)).collect();
+    let before: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"]
+        .iter()
+        .map(|k| s.tags(k))
+        .collect();
     let r = pass(&s, Enforcement::Observe, vec![], day(2030, 1, 1)).await;
     assert_eq!(writes(&s.requests()), vec![]);
-    let after: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"].iter().map(|k| s.tags(k)).collect();
+    let after: Vec<_> = ["audio/r1.wav", "audio/r2.wav", "text/r1.json"]
+        .iter()
+        .map(|k| s.tags(k))
+        .collect();
     assert_eq!(before, after);
-    assert_eq!(r.summary.overdue, 3, "everything classified is overdue by 2030 and reported");
+    assert_eq!(
+        r.summary.overdue, 3,
+        "everything classified is overdue by 2030 and reported"
+    );
     // Observe owns no lifecycle rules, and the bucket has none: nothing to report as drift.
     assert_eq!(r.lifecycle, LifecycleOutcome::NotWritten { drift: false });
 }
@@ -171,10 +226,16 @@ async fn foreign_lifecycle_rules_survive_a_rewrite() {
         .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
         .build()
         .expect("valid rule");
-    s.set_lifecycle(Some(vec![StoredRule::Foreign(ForeignRule { id: Some("team-logs".into()), raw: foreign.clone() })]));
+    s.set_lifecycle(Some(vec![StoredRule::Foreign(ForeignRule {
+        id: Some("team-logs".into()),
+        raw: foreign.clone(),
+    })]));
     pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
     let rules = s.lifecycle().expect("lifecycle");
-    assert!(rules.contains(&StoredRule::Foreign(ForeignRule { id: Some("team-logs".into()), raw: foreign })));
+    assert!(rules.contains(&StoredRule::Foreign(ForeignRule {
+        id: Some("team-logs".into()),
+        raw: foreign
+    })));
     assert!(rules.iter().any(|r| matches!(r, StoredRule::Owned(_))));
 }
 
@@ -185,11 +246,22 @@ async fn operator_mode_deletes_at_the_deadline_and_counts_what_remains() {
     // transcript (3 years) are kept; the unclassified file stays forever.
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
     assert_eq!(r.deleted, 1);
-    assert_eq!(s.live_keys(), ["audio/r2.wav", "misc/readme.txt", "text/r1.json"].map(String::from).into());
-    assert_eq!(r.summary.objects, 3, "counts describe the bucket after deletion");
+    assert_eq!(
+        s.live_keys(),
+        ["audio/r2.wav", "misc/readme.txt", "text/r1.json"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        r.summary.objects, 3,
+        "counts describe the bucket after deletion"
+    );
     assert_eq!(r.summary.overdue, 0);
     assert_eq!(r.deleted_by_kind.get("audio"), Some(&1));
-    assert!(s.lifecycle().is_none(), "Operator mode writes no lifecycle rules");
+    assert!(
+        s.lifecycle().is_none(),
+        "Operator mode writes no lifecycle rules"
+    );
 }
 
 #[tokio::test]
@@ -199,20 +271,32 @@ async fn both_mode_leaves_due_objects_to_lifecycle_until_they_are_overdue() {
     assert_eq!(r.deleted, 0, "lifecycle has until deadline + grace");
     assert_eq!(r.summary.delete, 1);
     let r = pass(&s, Enforcement::Both, vec![], day(2027, 1, 13)).await;
-    assert_eq!(r.deleted, 1, "past grace the operator deletes what lifecycle missed");
+    assert_eq!(
+        r.deleted, 1,
+        "past grace the operator deletes what lifecycle missed"
+    );
     assert_eq!(r.summary.overdue, 0);
 }
 
 #[tokio::test]
 async fn a_failed_deletion_leaves_the_object_counted_as_overdue() {
     let s = seeded();
-    s.inject(Fault { operation: Operation::DeleteObjects, key: Some("audio/r1.wav".into()), category: ErrorCategory::ServerError, times: 1 });
+    s.inject(Fault {
+        operation: Operation::DeleteObjects,
+        key: Some("audio/r1.wav".into()),
+        category: ErrorCategory::ServerError,
+        times: 1,
+    });
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 20)).await;
     assert_eq!(r.deleted, 0);
     assert_eq!(r.delete_failures, 1);
     assert_eq!(r.summary.overdue, 1);
     assert!(s.live_keys().contains("audio/r1.wav"));
-    assert!(r.sample_errors.iter().any(|e| e.contains("audio/r1.wav") && e.contains("DeleteObjects")));
+    assert!(
+        r.sample_errors
+            .iter()
+            .any(|e| e.contains("audio/r1.wav") && e.contains("DeleteObjects"))
+    );
 }
 
 #[tokio::test]
@@ -220,15 +304,37 @@ async fn a_held_object_gets_its_legal_hold_before_its_tag_and_is_never_deleted()
     let s = MemoryStore::new("calls").object_lock();
     s.put("audio/r1.wav", day(2020, 1, 10), 100, &[]);
     s.put("text/r1.json", day(2020, 1, 10), 100, &[]);
-    let r = pass(&s, Enforcement::Both, vec![complaint_on("r1")], day(2030, 1, 1)).await;
+    let r = pass(
+        &s,
+        Enforcement::Both,
+        vec![complaint_on("r1")],
+        day(2030, 1, 1),
+    )
+    .await;
     assert_eq!(r.deleted, 0);
     assert_eq!(r.summary.held, 2);
     assert_eq!(r.legal_holds_set, 2);
     assert!(s.legal_hold("audio/r1.wav") && s.legal_hold("text/r1.json"));
-    assert_eq!(s.tags("audio/r1.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(), Some("held"));
-    let ops: Vec<Operation> = writes(&s.requests()).into_iter().filter(|o| *o != Operation::PutBucketLifecycle).collect();
+    assert_eq!(
+        s.tags("audio/r1.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
+        Some("held")
+    );
+    let ops: Vec<Operation> = writes(&s.requests())
+        .into_iter()
+        .filter(|o| *o != Operation::PutBucketLifecycle)
+        .collect();
     // Per object: legal hold, then tag (objects are processed in listing order).
-    assert_eq!(ops, vec![Operation::PutObjectLegalHold, Operation::PutObjectTagging, Operation::PutObjectLegalHold, Operation::PutObjectTagging]);
+    assert_eq!(
+        ops,
+        vec![
+            Operation::PutObjectLegalHold,
+            Operation::PutObjectTagging,
+            Operation::PutObjectLegalHold,
+            Operation::PutObjectTagging
+        ]
+    );
 }
 
 #[tokio::test]
@@ -244,8 +350,14 @@ async fn releasing_a_dispute_keeps_the_limitation_period_in_a_tag_and_lifts_the_
     assert_eq!(r.legal_holds_cleared, 1);
     assert!(!s.legal_hold("audio/r1.wav"));
     let tags = s.tags("audio/r1.wav").expect("exists");
-    assert_eq!(tags.get(KEEP_UNTIL_TAG).map(String::as_str), Some("2030-03-01T09:00:00Z"));
-    assert_eq!(tags.get(RETENTION_TAG).map(String::as_str), Some("operator"));
+    assert_eq!(
+        tags.get(KEEP_UNTIL_TAG).map(String::as_str),
+        Some("2030-03-01T09:00:00Z")
+    );
+    assert_eq!(
+        tags.get(RETENTION_TAG).map(String::as_str),
+        Some("operator")
+    );
     // Once the LegalHold is gone from the input, the tag alone keeps the object.
     let r = pass(&s, Enforcement::Both, vec![], day(2029, 1, 1)).await;
     assert_eq!(r.summary.keep, 1);
@@ -255,9 +367,17 @@ async fn releasing_a_dispute_keeps_the_limitation_period_in_a_tag_and_lifts_the_
 #[tokio::test]
 async fn a_missing_bucket_fails_the_pass_and_writes_nothing() {
     let s = MemoryStore::missing("gone");
-    let err = reconcile(&s, &policy(), &rules(Enforcement::Both), vec![], day(2026, 1, 1), PassConfig::default(), &|_| {})
-        .await
-        .expect_err("no bucket");
+    let err = reconcile(
+        &s,
+        &policy(),
+        &rules(Enforcement::Both),
+        vec![],
+        day(2026, 1, 1),
+        PassConfig::default(),
+        &|_| {},
+    )
+    .await
+    .expect_err("no bucket");
     assert_eq!(err.category(), ErrorCategory::NoSuchBucket);
     assert!(err.to_string().contains("bucket gone"), "{err}");
     assert_eq!(writes(&s.requests()), vec![]);
@@ -266,18 +386,32 @@ async fn a_missing_bucket_fails_the_pass_and_writes_nothing() {
 #[tokio::test]
 async fn an_object_whose_tags_cannot_be_read_is_reported_and_never_deleted() {
     let s = seeded();
-    s.inject(Fault { operation: Operation::GetObjectTagging, key: Some("audio/r1.wav".into()), category: ErrorCategory::AccessDenied, times: 1 });
+    s.inject(Fault {
+        operation: Operation::GetObjectTagging,
+        key: Some("audio/r1.wav".into()),
+        category: ErrorCategory::AccessDenied,
+        times: 1,
+    });
     let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
     assert_eq!(r.object_errors, 1);
     assert!(s.live_keys().contains("audio/r1.wav"));
     assert_eq!(r.deleted, 2, "the other classified objects are deleted");
-    assert!(r.sample_errors[0].contains("GetObjectTagging audio/r1.wav"), "{:?}", r.sample_errors);
+    assert!(
+        r.sample_errors[0].contains("GetObjectTagging audio/r1.wav"),
+        "{:?}",
+        r.sample_errors
+    );
 }
 
 #[tokio::test]
 async fn an_unreadable_lifecycle_configuration_is_left_untouched() {
     let s = seeded();
-    s.inject(Fault { operation: Operation::GetBucketLifecycle, key: None, category: ErrorCategory::Malformed, times: 1 });
+    s.inject(Fault {
+        operation: Operation::GetBucketLifecycle,
+        key: None,
+        category: ErrorCategory::Malformed,
+        times: 1,
+    });
     let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
     assert!(matches!(r.lifecycle, LifecycleOutcome::Untouched { .. }));
     assert!(!r.lifecycle.in_sync());
@@ -289,13 +423,38 @@ async fn small_pages_give_the_same_result_as_one_page() {
     let build = || {
         let s = MemoryStore::new("calls");
         for i in 0..23 {
-            s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 1 + i % 20), 10, &[]);
+            s.put(
+                &format!("audio/r{i:02}.wav"),
+                day(2026, 1, 1 + i % 20),
+                10,
+                &[],
+            );
         }
         s
     };
     let (a, b) = (build(), build());
-    let one = pass_with(&a, Enforcement::Operator, vec![], day(2027, 1, 10), PassConfig { page_size: 1000, concurrency: 4 }).await;
-    let small = pass_with(&b, Enforcement::Operator, vec![], day(2027, 1, 10), PassConfig { page_size: 2, concurrency: 1 }).await;
+    let one = pass_with(
+        &a,
+        Enforcement::Operator,
+        vec![],
+        day(2027, 1, 10),
+        PassConfig {
+            page_size: 1000,
+            concurrency: 4,
+        },
+    )
+    .await;
+    let small = pass_with(
+        &b,
+        Enforcement::Operator,
+        vec![],
+        day(2027, 1, 10),
+        PassConfig {
+            page_size: 2,
+            concurrency: 1,
+        },
+    )
+    .await;
     assert_eq!(one.summary, small.summary);
     assert_eq!(one.deleted, small.deleted);
     assert_eq!(a.live_keys(), b.live_keys());
@@ -310,19 +469,39 @@ async fn on_a_versioned_bucket_every_version_is_deleted_by_id() {
     s.put("audio/r1.wav", day(2026, 1, 11), 100, &[]);
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 2, 1)).await;
     assert_eq!(r.deleted, 2);
-    assert_eq!(s.version_count(), 0, "no version (and no delete marker) remains");
+    assert_eq!(
+        s.version_count(),
+        0,
+        "no version (and no delete marker) remains"
+    );
 }
 
 #[tokio::test]
 async fn withdrawn_consent_shortens_the_tagged_retention() {
     let s = MemoryStore::new("calls");
-    s.put("audio/r2.wav", day(2026, 1, 10), 100, &[("consent", "given")]);
+    s.put(
+        "audio/r2.wav",
+        day(2026, 1, 10),
+        100,
+        &[("consent", "given")],
+    );
     pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
     let mut tags = s.tags("audio/r2.wav").expect("exists");
-    assert_eq!(tags.get(RETENTION_TAG).map(String::as_str), Some("expire-546d"));
+    assert_eq!(
+        tags.get(RETENTION_TAG).map(String::as_str),
+        Some("expire-546d")
+    );
     tags.insert(WITHDRAWN_TAG.into(), "quality".into());
-    let id = crate::store::ObjectId { key: "audio/r2.wav".into(), version_id: None };
+    let id = crate::store::ObjectId {
+        key: "audio/r2.wav".into(),
+        version_id: None,
+    };
     s.put_tags(&id, &tags).await.expect("tags written");
     pass(&s, Enforcement::Both, vec![], day(2026, 3, 1)).await;
-    assert_eq!(s.tags("audio/r2.wav").and_then(|t| t.get(RETENTION_TAG).cloned()).as_deref(), Some("expire-365d"));
+    assert_eq!(
+        s.tags("audio/r2.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
+        Some("expire-365d")
+    );
 }

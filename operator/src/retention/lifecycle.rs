@@ -192,7 +192,9 @@ pub fn describe_rule(rule: &LifecycleRule) -> String {
         actions.push(format!("expire {d} days after creation"));
     }
     if let Some(d) = rule.noncurrent_days {
-        actions.push(format!("remove noncurrent versions {d} days after they became noncurrent"));
+        actions.push(format!(
+            "remove noncurrent versions {d} days after they became noncurrent"
+        ));
     }
     if rule.expired_object_delete_marker {
         actions.push("remove delete markers with no versions behind them".into());

@@ -444,6 +444,8 @@ pub struct Summary {
     /// Objects with no room for the retention tag.
     pub untaggable: u64,
     pub held_by_reason: BTreeMap<String, u64>,
+    /// Objects each active hold (`namespace/name`) selects.
+    pub held_by_hold: BTreeMap<String, u64>,
     pub by_kind: BTreeMap<String, u64>,
 }
 
@@ -478,6 +480,9 @@ impl Summary {
         let reasons: BTreeSet<HoldReason> = p.hold_reasons.iter().copied().collect();
         for r in reasons {
             *self.held_by_reason.entry(r.to_string()).or_default() += 1;
+        }
+        for h in &p.holds {
+            *self.held_by_hold.entry(h.clone()).or_default() += 1;
         }
         if let Some(k) = &p.kind {
             *self.by_kind.entry(k.clone()).or_default() += 1;

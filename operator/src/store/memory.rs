@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::{
-    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation,
-    Page, StoreError, StoreResult, StoredRule,
+    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation, Page,
+    StoreError, StoreResult, StoredRule,
 };
 
 #[derive(Debug, Clone)]
@@ -85,16 +85,28 @@ impl MemoryStore {
     }
 
     /// Adds an object (a new version on versioned buckets).
-    pub fn put(&self, key: &str, last_modified: DateTime<Utc>, size: u64, tags: &[(&str, &str)]) -> Option<String> {
+    pub fn put(
+        &self,
+        key: &str,
+        last_modified: DateTime<Utc>,
+        size: u64,
+        tags: &[(&str, &str)],
+    ) -> Option<String> {
         let mut s = self.lock();
         s.next_version += 1;
-        let version_id = self.info.versioned.then(|| format!("v{:06}", s.next_version));
+        let version_id = self
+            .info
+            .versioned
+            .then(|| format!("v{:06}", s.next_version));
         s.objects.entry(key.into()).or_default().push(Version {
             version_id: version_id.clone(),
             last_modified,
             size,
             delete_marker: false,
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             metadata: BTreeMap::new(),
             legal_hold: false,
         });
@@ -105,7 +117,10 @@ impl MemoryStore {
     pub fn set_metadata(&self, key: &str, metadata: &[(&str, &str)]) {
         let mut s = self.lock();
         if let Some(v) = s.objects.get_mut(key).and_then(|vs| vs.last_mut()) {
-            v.metadata = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            v.metadata = metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         }
     }
 
@@ -133,7 +148,11 @@ impl MemoryStore {
 
     /// Tags of the latest version of `key`.
     pub fn tags(&self, key: &str) -> Option<BTreeMap<String, String>> {
-        self.lock().objects.get(key).and_then(|vs| vs.last()).map(|v| v.tags.clone())
+        self.lock()
+            .objects
+            .get(key)
+            .and_then(|vs| vs.last())
+            .map(|v| v.tags.clone())
     }
 
     pub fn legal_hold(&self, key: &str) -> bool {
@@ -163,10 +182,17 @@ impl MemoryStore {
         let mut s = self.lock();
         s.requests.push(operation);
         if !self.exists {
-            return Err(self.error(operation, key, ErrorCategory::NoSuchBucket, "The specified bucket does not exist"));
+            return Err(self.error(
+                operation,
+                key,
+                ErrorCategory::NoSuchBucket,
+                "The specified bucket does not exist",
+            ));
         }
         let due = s.faults.iter_mut().find(|f| {
-            f.times > 0 && f.operation == operation && f.key.as_deref().is_none_or(|k| Some(k) == key)
+            f.times > 0
+                && f.operation == operation
+                && f.key.as_deref().is_none_or(|k| Some(k) == key)
         });
         if let Some(f) = due {
             f.times -= 1;
@@ -176,7 +202,13 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn error(&self, operation: Operation, key: Option<&str>, category: ErrorCategory, message: &str) -> StoreError {
+    fn error(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        category: ErrorCategory,
+        message: &str,
+    ) -> StoreError {
         StoreError {
             bucket: self.bucket.clone(),
             operation,
@@ -193,13 +225,21 @@ impl MemoryStore {
         f: impl FnOnce(&mut Version) -> T,
     ) -> StoreResult<T> {
         let mut s = self.lock();
-        let version = s.objects.get_mut(&id.key).and_then(|vs| match &id.version_id {
-            Some(v) => vs.iter_mut().find(|x| x.version_id.as_ref() == Some(v)),
-            None => vs.last_mut(),
-        });
+        let version = s
+            .objects
+            .get_mut(&id.key)
+            .and_then(|vs| match &id.version_id {
+                Some(v) => vs.iter_mut().find(|x| x.version_id.as_ref() == Some(v)),
+                None => vs.last_mut(),
+            });
         match version {
             Some(v) if !v.delete_marker => Ok(f(v)),
-            _ => Err(self.error(operation, Some(&id.key), ErrorCategory::NotFound, "NoSuchKey")),
+            _ => Err(self.error(
+                operation,
+                Some(&id.key),
+                ErrorCategory::NotFound,
+                "NoSuchKey",
+            )),
         }
     }
 }
@@ -221,7 +261,11 @@ impl ObjectStore for MemoryStore {
         continuation: Option<String>,
         page_size: i32,
     ) -> StoreResult<Page> {
-        let op = if versions { Operation::ListObjectVersions } else { Operation::ListObjects };
+        let op = if versions {
+            Operation::ListObjectVersions
+        } else {
+            Operation::ListObjects
+        };
         self.enter(op, None)?;
         let s = self.lock();
         // Flatten to (key, index) in S3 order: keys ascending, versions newest first.
@@ -250,7 +294,10 @@ impl ObjectStore for MemoryStore {
         let size = usize::try_from(page_size.max(1)).unwrap_or(1000);
         let end = (start + size).min(all.len());
         Ok(Page {
-            objects: all.get(start..end).map(<[ListedObject]>::to_vec).unwrap_or_default(),
+            objects: all
+                .get(start..end)
+                .map(<[ListedObject]>::to_vec)
+                .unwrap_or_default(),
             next: (end < all.len()).then(|| end.to_string()),
         })
     }
@@ -263,7 +310,12 @@ impl ObjectStore for MemoryStore {
     async fn put_tags(&self, id: &ObjectId, tags: &BTreeMap<String, String>) -> StoreResult<()> {
         self.enter(Operation::PutObjectTagging, Some(&id.key))?;
         if tags.len() > crate::retention::MAX_TAGS {
-            return Err(self.error(Operation::PutObjectTagging, Some(&id.key), ErrorCategory::Malformed, "BadRequest: more than 10 tags"));
+            return Err(self.error(
+                Operation::PutObjectTagging,
+                Some(&id.key),
+                ErrorCategory::Malformed,
+                "BadRequest: more than 10 tags",
+            ));
         }
         self.with_version(Operation::PutObjectTagging, id, |v| v.tags = tags.clone())
     }
@@ -279,7 +331,11 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn put_lifecycle(&self, rules: &[StoredRule]) -> StoreResult<()> {
-        let op = if rules.is_empty() { Operation::DeleteBucketLifecycle } else { Operation::PutBucketLifecycle };
+        let op = if rules.is_empty() {
+            Operation::DeleteBucketLifecycle
+        } else {
+            Operation::PutBucketLifecycle
+        };
         self.enter(op, None)?;
         self.lock().lifecycle = (!rules.is_empty()).then(|| rules.to_vec());
         Ok(())
@@ -288,7 +344,12 @@ impl ObjectStore for MemoryStore {
     async fn set_legal_hold(&self, id: &ObjectId, on: bool) -> StoreResult<()> {
         self.enter(Operation::PutObjectLegalHold, Some(&id.key))?;
         if !self.info.object_lock {
-            return Err(self.error(Operation::PutObjectLegalHold, Some(&id.key), ErrorCategory::Malformed, "InvalidRequest: bucket has no Object Lock"));
+            return Err(self.error(
+                Operation::PutObjectLegalHold,
+                Some(&id.key),
+                ErrorCategory::Malformed,
+                "InvalidRequest: bucket has no Object Lock",
+            ));
         }
         self.with_version(Operation::PutObjectLegalHold, id, |v| v.legal_hold = on)
     }
@@ -296,25 +357,42 @@ impl ObjectStore for MemoryStore {
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
         self.enter(Operation::DeleteObjects, None)?;
         if ids.len() > 1000 {
-            return Err(self.error(Operation::DeleteObjects, None, ErrorCategory::Malformed, "more than 1000 keys"));
+            return Err(self.error(
+                Operation::DeleteObjects,
+                None,
+                ErrorCategory::Malformed,
+                "more than 1000 keys",
+            ));
         }
         let mut failures = Vec::new();
         let mut s = self.lock();
         for id in ids {
             // Per-key faults show up as failures inside a successful response, as S3 does.
             if let Some(f) = s.faults.iter_mut().find(|f| {
-                f.times > 0 && f.operation == Operation::DeleteObjects && f.key.as_deref() == Some(id.key.as_str())
+                f.times > 0
+                    && f.operation == Operation::DeleteObjects
+                    && f.key.as_deref() == Some(id.key.as_str())
             }) {
                 f.times -= 1;
-                failures.push(DeleteFailure { id: id.clone(), code: "InternalError".into(), message: "injected fault".into() });
+                failures.push(DeleteFailure {
+                    id: id.clone(),
+                    code: "InternalError".into(),
+                    message: "injected fault".into(),
+                });
                 continue;
             }
-            let Some(vs) = s.objects.get_mut(&id.key) else { continue };
+            let Some(vs) = s.objects.get_mut(&id.key) else {
+                continue;
+            };
             match &id.version_id {
                 Some(vid) => {
                     if let Some(pos) = vs.iter().position(|v| v.version_id.as_ref() == Some(vid)) {
                         if vs[pos].legal_hold {
-                            failures.push(DeleteFailure { id: id.clone(), code: "AccessDenied".into(), message: "forbidden by object lock".into() });
+                            failures.push(DeleteFailure {
+                                id: id.clone(),
+                                code: "AccessDenied".into(),
+                                message: "forbidden by object lock".into(),
+                            });
                             continue;
                         }
                         vs.remove(pos);

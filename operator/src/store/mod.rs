@@ -197,7 +197,10 @@ pub trait ObjectStore: Send + Sync {
         page_size: i32,
     ) -> impl Future<Output = StoreResult<Page>> + Send;
 
-    fn get_tags(&self, id: &ObjectId) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
+    fn get_tags(
+        &self,
+        id: &ObjectId,
+    ) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
 
     /// Replaces the whole tag set (callers merge first: see `reconcile::merge_tags`).
     fn put_tags(
@@ -207,7 +210,10 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// User metadata (`x-amz-meta-*`, keys lower-cased, without the prefix).
-    fn get_metadata(&self, id: &ObjectId) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
+    fn get_metadata(
+        &self,
+        id: &ObjectId,
+    ) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send;
 
     /// The bucket's lifecycle rules; `Ok(None)` when it has no configuration.
     fn get_lifecycle(&self) -> impl Future<Output = StoreResult<Option<Vec<StoredRule>>>> + Send;
@@ -216,10 +222,17 @@ pub trait ObjectStore: Send + Sync {
     fn put_lifecycle(&self, rules: &[StoredRule]) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Turns the Object Lock legal hold of a version on or off.
-    fn set_legal_hold(&self, id: &ObjectId, on: bool) -> impl Future<Output = StoreResult<()>> + Send;
+    fn set_legal_hold(
+        &self,
+        id: &ObjectId,
+        on: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Deletes up to 1,000 versions; returns the per-key failures of a successful response.
-    fn delete_objects(&self, ids: &[ObjectId]) -> impl Future<Output = StoreResult<Vec<DeleteFailure>>> + Send;
+    fn delete_objects(
+        &self,
+        ids: &[ObjectId],
+    ) -> impl Future<Output = StoreResult<Vec<DeleteFailure>>> + Send;
 }
 
 /// Told about every store request, for the request and latency metrics.
@@ -233,4 +246,46 @@ pub struct NoopObserver;
 
 impl RequestObserver for NoopObserver {
     fn observe(&self, _: Operation, _: &'static str, _: f64) {}
+}
+
+/// A shared store is a store: lets tests keep a handle on the fake the host uses.
+impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
+    fn bucket(&self) -> &str {
+        (**self).bucket()
+    }
+    async fn bucket_info(&self) -> StoreResult<BucketInfo> {
+        (**self).bucket_info().await
+    }
+    async fn list_page(
+        &self,
+        prefix: Option<&str>,
+        versions: bool,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        (**self)
+            .list_page(prefix, versions, continuation, page_size)
+            .await
+    }
+    async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
+        (**self).get_tags(id).await
+    }
+    async fn put_tags(&self, id: &ObjectId, tags: &BTreeMap<String, String>) -> StoreResult<()> {
+        (**self).put_tags(id, tags).await
+    }
+    async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
+        (**self).get_metadata(id).await
+    }
+    async fn get_lifecycle(&self) -> StoreResult<Option<Vec<StoredRule>>> {
+        (**self).get_lifecycle().await
+    }
+    async fn put_lifecycle(&self, rules: &[StoredRule]) -> StoreResult<()> {
+        (**self).put_lifecycle(rules).await
+    }
+    async fn set_legal_hold(&self, id: &ObjectId, on: bool) -> StoreResult<()> {
+        (**self).set_legal_hold(id, on).await
+    }
+    async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
+        (**self).delete_objects(ids).await
+    }
 }

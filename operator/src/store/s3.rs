@@ -1,0 +1,1081 @@
+//! The S3 adapter of the object-store port (aws-sdk-s3), verified against Ceph RGW 16.2.15.
+//!
+//! Every SDK call goes through [`S3Store::send_or_absent`], which times it, maps a failure to
+//! a [`StoreError`] with a closed [`ErrorCategory`] and a message that names the bucket, the
+//! operation and the key (never credentials), and tells the [`RequestObserver`].
+//!
+//! Compatibility notes (each verified against RGW 16.2.15):
+//! - Checksums are computed and validated only "when required": RGW 16 does not understand
+//!   the aws-chunked trailing checksums that newer SDKs send by default. Operations whose
+//!   model requires a checksum (PutObjectTagging, PutBucketLifecycleConfiguration,
+//!   DeleteObjects, PutObjectLegalHold) still get one, and RGW accepts it.
+//! - `HeadBucket` answers without a body, so a 403 cannot tell a bad key from a missing
+//!   permission; [`S3Store::bucket_info`] asks `GetBucketVersioning` for the precise code.
+//! - A DeleteObjects of an Object-Lock-held version answers 200 with a per-key
+//!   `AccessDenied` error: partial failures live in the body, never in the status.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryPartition;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::RequestId;
+use aws_sdk_s3::types as sdk;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle_map;
+use super::{
+    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation, Page,
+    RequestObserver, StoreError, StoreResult, StoredRule,
+};
+
+/// S3 accepts at most this many keys in one DeleteObjects request.
+pub const MAX_DELETE_BATCH: usize = 1000;
+/// S3 returns at most this many entries per listing page.
+const MAX_PAGE_SIZE: i32 = 1000;
+/// Cap on the backoff between two attempts; bounds the operation timeout too.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Static credentials, e.g. read from a Kubernetes Secret. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// How to reach one bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// A custom endpoint (MinIO, Ceph RGW); `None` for AWS.
+    pub endpoint: Option<String>,
+    /// `None`: the default region chain (`AWS_REGION`, profile), then `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing; `None` means "yes when a custom endpoint is set", which is what
+    /// MinIO and RGW need without wildcard DNS.
+    pub force_path_style: Option<bool>,
+    /// `None`: the default credential chain (environment, web identity / IRSA, profile, ...).
+    pub static_credentials: Option<StaticCredentials>,
+    /// Attempts per request, including the first (SDK adaptive retry: backoff with jitter,
+    /// and client-side rate limiting once the store throttles).
+    pub max_attempts: u32,
+    /// Timeout of one attempt. The whole operation, retries included, is bounded by
+    /// `max_attempts` such timeouts plus the backoff between them.
+    pub request_timeout: Duration,
+}
+
+impl S3Settings {
+    /// Settings with the default chains, 5 attempts and a 30 s attempt timeout.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Settings {
+            bucket: bucket.into(),
+            endpoint: None,
+            region: None,
+            force_path_style: None,
+            static_credentials: None,
+            max_attempts: 5,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The S3 adapter. Cheap to clone and share across tasks.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    observer: Arc<dyn RequestObserver>,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// Builds the client. Nothing is sent: credentials are resolved, and failures reported,
+    /// on the first request.
+    pub async fn connect(settings: S3Settings, observer: Arc<dyn RequestObserver>) -> S3Store {
+        let max_attempts = settings.max_attempts.max(1);
+        let retry = RetryConfig::adaptive()
+            .with_max_attempts(max_attempts)
+            .with_max_backoff(MAX_BACKOFF);
+        let attempts = max_attempts.min(100);
+        let operation_timeout = settings.request_timeout.saturating_mul(attempts)
+            + MAX_BACKOFF.saturating_mul(attempts - 1);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .operation_attempt_timeout(settings.request_timeout)
+            .operation_timeout(operation_timeout)
+            .build();
+        let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
+            .or_default_provider()
+            .or_else(Region::new("us-east-1"));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .retry_config(retry.clone())
+            .timeout_config(timeouts.clone());
+        if let Some(creds) = &settings.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.clone(),
+                creds.session_token.clone(),
+                None,
+                "gallring-static",
+            ));
+        }
+        let shared = loader.load().await;
+        // The SDK shares the retry token bucket and the adaptive rate limiter of every client
+        // in the process by partition name (default: "s3"), so one throttling store would
+        // slow down requests to every bucket. Give each endpoint + bucket its own: stores
+        // re-created for the same bucket still share what was learnt about it.
+        let partition = RetryPartition::new(format!(
+            "gallring:{}:{}",
+            settings.endpoint.as_deref().unwrap_or("aws"),
+            settings.bucket
+        ));
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .retry_config(retry)
+            .retry_partition(partition)
+            .timeout_config(timeouts)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .force_path_style(
+                settings
+                    .force_path_style
+                    .unwrap_or(settings.endpoint.is_some()),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        S3Store {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket,
+            observer,
+        }
+    }
+
+    /// The underlying SDK client (tests and tooling).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn error(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        category: ErrorCategory,
+        message: String,
+    ) -> StoreError {
+        StoreError {
+            bucket: self.bucket.clone(),
+            operation,
+            key: key.map(str::to_string),
+            category,
+            message,
+        }
+    }
+
+    /// Sends one request. A failure for which `absent(code, status)` holds is an answer, not
+    /// an error ("no such configuration"): `Ok(None)`, observed as `ok`.
+    async fn send_or_absent<T, E>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        absent: fn(Option<&str>, u16) -> bool,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> StoreResult<Option<T>>
+    where
+        E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let result = match request.await {
+            Ok(out) => Ok(Some(out)),
+            Err(SdkError::ServiceError(ctx))
+                if absent(ctx.err().code(), ctx.raw().status().as_u16()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => {
+                let (category, message) = describe(operation, &err);
+                Err(self.error(operation, key, category, message))
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.category.as_str(),
+        };
+        self.observer
+            .observe(operation, outcome, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn send<T, E>(
+        &self,
+        operation: Operation,
+        key: Option<&str>,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> StoreResult<T>
+    where
+        E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+    {
+        self.send_or_absent(operation, key, |_, _| false, request)
+            .await?
+            .ok_or_else(|| {
+                self.error(
+                    operation,
+                    key,
+                    ErrorCategory::Other,
+                    "no response".to_string(),
+                )
+            })
+    }
+
+    async fn versioning(&self) -> StoreResult<bool> {
+        let out = self
+            .send(
+                Operation::GetBucketVersioning,
+                None,
+                self.client
+                    .get_bucket_versioning()
+                    .bucket(&self.bucket)
+                    .send(),
+            )
+            .await?;
+        Ok(matches!(
+            out.status(),
+            Some(sdk::BucketVersioningStatus::Enabled | sdk::BucketVersioningStatus::Suspended)
+        ))
+    }
+
+    async fn list_current(
+        &self,
+        prefix: Option<&str>,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let op = Operation::ListObjects;
+        let out = self
+            .send(
+                op,
+                None,
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .set_prefix(prefix.map(str::to_string))
+                    .max_keys(page_size)
+                    .set_continuation_token(continuation)
+                    .send(),
+            )
+            .await?;
+        let mut objects = Vec::with_capacity(out.contents().len());
+        for o in out.contents() {
+            let key = o.key().unwrap_or_default();
+            objects.push(ListedObject {
+                key: key.to_string(),
+                version_id: None,
+                last_modified: self.timestamp(op, key, o.last_modified())?,
+                size: size(o.size()),
+                delete_marker: false,
+                is_latest: true,
+            });
+        }
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(token)) => Some(token.to_string()),
+            (Some(true), None) => {
+                return Err(self.error(
+                    op,
+                    None,
+                    ErrorCategory::Malformed,
+                    "truncated listing without a continuation token".to_string(),
+                ));
+            }
+            _ => None,
+        };
+        Ok(Page { objects, next })
+    }
+
+    async fn list_versions(
+        &self,
+        prefix: Option<&str>,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let op = Operation::ListObjectVersions;
+        let marker = match continuation {
+            None => VersionMarker::default(),
+            Some(token) => serde_json::from_str::<VersionMarker>(&token).map_err(|e| {
+                self.error(
+                    op,
+                    None,
+                    ErrorCategory::Other,
+                    format!("invalid continuation token for a version listing: {e}"),
+                )
+            })?,
+        };
+        let out = self
+            .send(
+                op,
+                None,
+                self.client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .set_prefix(prefix.map(str::to_string))
+                    .max_keys(page_size)
+                    .set_key_marker(marker.key)
+                    .set_version_id_marker(marker.version)
+                    .send(),
+            )
+            .await?;
+        let mut objects = Vec::with_capacity(out.versions().len() + out.delete_markers().len());
+        for v in out.versions() {
+            let key = v.key().unwrap_or_default();
+            objects.push(ListedObject {
+                key: key.to_string(),
+                version_id: v.version_id().map(str::to_string),
+                last_modified: self.timestamp(op, key, v.last_modified())?,
+                size: size(v.size()),
+                delete_marker: false,
+                is_latest: v.is_latest().unwrap_or(false),
+            });
+        }
+        for m in out.delete_markers() {
+            let key = m.key().unwrap_or_default();
+            objects.push(ListedObject {
+                key: key.to_string(),
+                version_id: m.version_id().map(str::to_string),
+                last_modified: self.timestamp(op, key, m.last_modified())?,
+                size: 0,
+                delete_marker: true,
+                is_latest: m.is_latest().unwrap_or(false),
+            });
+        }
+        // The SDK splits the interleaved <Version>/<DeleteMarker> list in two; restore S3's
+        // order (key ascending, newest version first) so a page reads like the bucket.
+        objects.sort_by(|a, b| {
+            a.key
+                .cmp(&b.key)
+                .then(b.is_latest.cmp(&a.is_latest))
+                .then(b.last_modified.cmp(&a.last_modified))
+        });
+        let next = if out.is_truncated() == Some(true) {
+            let marker = VersionMarker {
+                key: out.next_key_marker().map(str::to_string),
+                version: out.next_version_id_marker().map(str::to_string),
+            };
+            if marker.key.is_none() {
+                return Err(self.error(
+                    op,
+                    None,
+                    ErrorCategory::Malformed,
+                    "truncated listing without a key marker".to_string(),
+                ));
+            }
+            Some(
+                serde_json::to_string(&marker)
+                    .map_err(|e| self.error(op, None, ErrorCategory::Other, e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Page { objects, next })
+    }
+
+    /// An entry without a modification time cannot be given a deadline; treating it as old
+    /// could delete it early, so the page fails instead.
+    fn timestamp(
+        &self,
+        op: Operation,
+        key: &str,
+        t: Option<&aws_sdk_s3::primitives::DateTime>,
+    ) -> StoreResult<DateTime<Utc>> {
+        t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .ok_or_else(|| {
+                self.error(
+                    op,
+                    Some(key),
+                    ErrorCategory::Malformed,
+                    "listing entry without a valid LastModified".to_string(),
+                )
+            })
+    }
+}
+
+/// The two markers of a version listing, carried in the port's opaque continuation string.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct VersionMarker {
+    #[serde(rename = "k", skip_serializing_if = "Option::is_none", default)]
+    key: Option<String>,
+    #[serde(rename = "v", skip_serializing_if = "Option::is_none", default)]
+    version: Option<String>,
+}
+
+fn size(s: Option<i64>) -> u64 {
+    s.and_then(|s| u64::try_from(s).ok()).unwrap_or(0)
+}
+
+fn with_version(message: String, id: &ObjectId) -> String {
+    match &id.version_id {
+        Some(v) => format!("version {v}: {message}"),
+        None => message,
+    }
+}
+
+/// "No Object Lock configuration" answers of the stores: AWS's code, RGW's code, or a bare 404.
+fn no_lock_configuration(code: Option<&str>, status: u16) -> bool {
+    match code {
+        Some("ObjectLockConfigurationNotFoundError" | "NoSuchObjectLockConfiguration") => true,
+        Some("NoSuchBucket") => false,
+        _ => status == 404,
+    }
+}
+
+fn no_lifecycle_configuration(code: Option<&str>, _status: u16) -> bool {
+    code == Some("NoSuchLifecycleConfiguration")
+}
+
+/// The category of a service error from its S3 error code, else its HTTP status.
+pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) -> ErrorCategory {
+    use ErrorCategory::*;
+    match code {
+        Some("NoSuchBucket") => return NoSuchBucket,
+        Some("AccessDenied" | "AllAccessDisabled" | "AccountProblem") => return AccessDenied,
+        Some(
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired"
+            | "InvalidSecurity",
+        ) => return InvalidCredentials,
+        Some(
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequests"
+            | "RequestLimitExceeded",
+        ) => {
+            return Throttled;
+        }
+        Some("RequestTimeout") => return Timeout,
+        Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchTagSet") => {
+            return if operation == Operation::HeadBucket {
+                NoSuchBucket
+            } else {
+                NotFound
+            };
+        }
+        _ => {}
+    }
+    match status {
+        // HEAD answers carry no body, so the status is all there is.
+        404 if operation == Operation::HeadBucket => NoSuchBucket,
+        404 => NotFound,
+        // A success status with an error: the SDK could not read the answer's body.
+        200..=299 => Malformed,
+        401 | 403 => AccessDenied,
+        408 => Timeout,
+        429 | 503 => Throttled,
+        500..=599 => ServerError,
+        _ => Other,
+    }
+}
+
+/// Category and message of an SDK failure. The message carries the store's code, message,
+/// status and request id, or the transport error chain; never request headers or credentials.
+fn describe<E>(operation: Operation, err: &SdkError<E, HttpResponse>) -> (ErrorCategory, String)
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code();
+            let category = categorize(operation, status, code);
+            let mut message = match category {
+                ErrorCategory::NoSuchBucket => "the bucket does not exist".to_string(),
+                ErrorCategory::InvalidCredentials => "the credentials were rejected".to_string(),
+                ErrorCategory::AccessDenied => "access denied".to_string(),
+                ErrorCategory::NotFound => "not found".to_string(),
+                ErrorCategory::Throttled => "throttled by the store".to_string(),
+                ErrorCategory::ServerError => "the store failed".to_string(),
+                ErrorCategory::Timeout => "timed out".to_string(),
+                _ => "request failed".to_string(),
+            };
+            match (code, ctx.err().message()) {
+                (Some(code), Some(msg)) if !msg.is_empty() && msg != code => {
+                    message.push_str(&format!(": {code}: {msg}"))
+                }
+                (Some(code), _) => message.push_str(&format!(": {code}")),
+                (None, _) => {}
+            }
+            message.push_str(&format!(" (HTTP {status}"));
+            if let Some(id) = ctx.err().request_id() {
+                message.push_str(&format!(", request id {id}"));
+            }
+            message.push(')');
+            (category, message)
+        }
+        SdkError::TimeoutError(_) => (
+            ErrorCategory::Timeout,
+            "timed out (after all attempts)".to_string(),
+        ),
+        SdkError::DispatchFailure(failure) => {
+            let chain = error_chain(err);
+            let category = if failure.is_timeout() {
+                ErrorCategory::Timeout
+            } else if failure.is_io() {
+                ErrorCategory::Unreachable
+            } else if chain.contains("credential") {
+                // Identity resolution fails before anything is sent: no (usable) credentials.
+                ErrorCategory::InvalidCredentials
+            } else {
+                ErrorCategory::Unreachable
+            };
+            (
+                category,
+                format!("request not sent or not answered: {chain}"),
+            )
+        }
+        SdkError::ResponseError(resp) => {
+            let status = resp.raw().status().as_u16();
+            let category = if (500..=599).contains(&status) {
+                categorize(operation, status, None)
+            } else {
+                ErrorCategory::Malformed
+            };
+            (
+                category,
+                format!("unreadable response (HTTP {status}): {}", error_chain(err)),
+            )
+        }
+        SdkError::ConstructionFailure(_) => (
+            ErrorCategory::Other,
+            format!("request could not be built: {}", error_chain(err)),
+        ),
+        _ => (ErrorCategory::Other, error_chain(err)),
+    }
+}
+
+/// `a: b: c` from an error and its sources, without the Debug dump that
+/// `DisplayErrorContext` appends.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        source = e.source();
+    }
+    out
+}
+
+impl ObjectStore for S3Store {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn bucket_info(&self) -> StoreResult<BucketInfo> {
+        if let Err(head) = self
+            .send(
+                Operation::HeadBucket,
+                None,
+                self.client.head_bucket().bucket(&self.bucket).send(),
+            )
+            .await
+        {
+            if head.category == ErrorCategory::AccessDenied {
+                // A body-less 403: the versioning call's error body tells a bad key or
+                // signature (InvalidCredentials) from a missing permission.
+                self.versioning().await?;
+            }
+            return Err(head);
+        }
+        let versioned = self.versioning().await?;
+        let lock = self
+            .send_or_absent(
+                Operation::GetObjectLockConfiguration,
+                None,
+                no_lock_configuration,
+                self.client
+                    .get_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .send(),
+            )
+            .await?;
+        let object_lock = lock
+            .as_ref()
+            .and_then(|out| out.object_lock_configuration())
+            .and_then(|c| c.object_lock_enabled())
+            == Some(&sdk::ObjectLockEnabled::Enabled);
+        Ok(BucketInfo {
+            versioned,
+            object_lock,
+        })
+    }
+
+    async fn list_page(
+        &self,
+        prefix: Option<&str>,
+        versions: bool,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let prefix = prefix.filter(|p| !p.is_empty());
+        if versions {
+            self.list_versions(prefix, continuation, page_size).await
+        } else {
+            self.list_current(prefix, continuation, page_size).await
+        }
+    }
+
+    async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
+        let out = self
+            .send(
+                Operation::GetObjectTagging,
+                Some(&id.key),
+                self.client
+                    .get_object_tagging()
+                    .bucket(&self.bucket)
+                    .key(&id.key)
+                    .set_version_id(id.version_id.clone())
+                    .send(),
+            )
+            .await
+            .map_err(|mut e| {
+                e.message = with_version(e.message, id);
+                e
+            })?;
+        Ok(out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    async fn put_tags(&self, id: &ObjectId, tags: &BTreeMap<String, String>) -> StoreResult<()> {
+        let op = Operation::PutObjectTagging;
+        let build = || -> Result<sdk::Tagging, aws_sdk_s3::error::BuildError> {
+            let set = tags
+                .iter()
+                .map(|(k, v)| sdk::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()?;
+            sdk::Tagging::builder().set_tag_set(Some(set)).build()
+        };
+        let tagging = build()
+            .map_err(|e| self.error(op, Some(&id.key), ErrorCategory::Other, e.to_string()))?;
+        self.send(
+            op,
+            Some(&id.key),
+            self.client
+                .put_object_tagging()
+                .bucket(&self.bucket)
+                .key(&id.key)
+                .set_version_id(id.version_id.clone())
+                .tagging(tagging)
+                .send(),
+        )
+        .await
+        .map_err(|mut e| {
+            e.message = with_version(e.message, id);
+            e
+        })?;
+        Ok(())
+    }
+
+    async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
+        let out = self
+            .send(
+                Operation::HeadObject,
+                Some(&id.key),
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(&id.key)
+                    .set_version_id(id.version_id.clone())
+                    .send(),
+            )
+            .await
+            .map_err(|mut e| {
+                e.message = with_version(e.message, id);
+                e
+            })?;
+        Ok(out
+            .metadata()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn get_lifecycle(&self) -> StoreResult<Option<Vec<StoredRule>>> {
+        let op = Operation::GetBucketLifecycle;
+        let Some(out) = self
+            .send_or_absent(
+                op,
+                None,
+                no_lifecycle_configuration,
+                self.client
+                    .get_bucket_lifecycle_configuration()
+                    .bucket(&self.bucket)
+                    .send(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        lifecycle_map::from_sdk_rules(out.rules())
+            .map(Some)
+            .map_err(|e| self.error(op, None, ErrorCategory::Malformed, e.to_string()))
+    }
+
+    async fn put_lifecycle(&self, rules: &[StoredRule]) -> StoreResult<()> {
+        if rules.is_empty() {
+            self.send(
+                Operation::DeleteBucketLifecycle,
+                None,
+                self.client
+                    .delete_bucket_lifecycle()
+                    .bucket(&self.bucket)
+                    .send(),
+            )
+            .await?;
+            return Ok(());
+        }
+        let op = Operation::PutBucketLifecycle;
+        let config = rules
+            .iter()
+            .map(lifecycle_map::to_sdk)
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|rules| {
+                sdk::BucketLifecycleConfiguration::builder()
+                    .set_rules(Some(rules))
+                    .build()
+            })
+            .map_err(|e| {
+                self.error(
+                    op,
+                    None,
+                    ErrorCategory::Other,
+                    format!("cannot build the configuration: {e}"),
+                )
+            })?;
+        self.send(
+            op,
+            None,
+            self.client
+                .put_bucket_lifecycle_configuration()
+                .bucket(&self.bucket)
+                .lifecycle_configuration(config)
+                .send(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_legal_hold(&self, id: &ObjectId, on: bool) -> StoreResult<()> {
+        let status = if on {
+            sdk::ObjectLockLegalHoldStatus::On
+        } else {
+            sdk::ObjectLockLegalHoldStatus::Off
+        };
+        self.send(
+            Operation::PutObjectLegalHold,
+            Some(&id.key),
+            self.client
+                .put_object_legal_hold()
+                .bucket(&self.bucket)
+                .key(&id.key)
+                .set_version_id(id.version_id.clone())
+                .legal_hold(sdk::ObjectLockLegalHold::builder().status(status).build())
+                .send(),
+        )
+        .await
+        .map_err(|mut e| {
+            e.message = with_version(e.message, id);
+            e
+        })?;
+        Ok(())
+    }
+
+    async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
+        let op = Operation::DeleteObjects;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > MAX_DELETE_BATCH {
+            return Err(self.error(
+                op,
+                None,
+                ErrorCategory::Other,
+                format!(
+                    "{} objects in one request; S3 accepts at most {MAX_DELETE_BATCH}",
+                    ids.len()
+                ),
+            ));
+        }
+        let delete = ids
+            .iter()
+            .map(|id| {
+                sdk::ObjectIdentifier::builder()
+                    .key(&id.key)
+                    .set_version_id(id.version_id.clone())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|objects| {
+                sdk::Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(false)
+                    .build()
+            })
+            .map_err(|e| {
+                self.error(
+                    op,
+                    None,
+                    ErrorCategory::Other,
+                    format!("cannot build the request: {e}"),
+                )
+            })?;
+        let out = self
+            .send(
+                op,
+                None,
+                self.client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send(),
+            )
+            .await?;
+        Ok(delete_failures(ids, out.deleted(), out.errors()))
+    }
+}
+
+/// The per-key failures of a DeleteObjects answer: every `<Error>`, and every requested id
+/// the answer does not mention at all (with quiet=false each one must appear; a silent
+/// omission must not be counted as a deletion).
+fn delete_failures(
+    ids: &[ObjectId],
+    deleted: &[sdk::DeletedObject],
+    errors: &[sdk::Error],
+) -> Vec<DeleteFailure> {
+    let mentions = |id: &ObjectId, key: Option<&str>, version: Option<&str>| {
+        key == Some(id.key.as_str()) && (version.is_none() || version == id.version_id.as_deref())
+    };
+    let mut failures: Vec<DeleteFailure> = errors
+        .iter()
+        .map(|e| DeleteFailure {
+            id: ObjectId {
+                key: e.key().unwrap_or_default().to_string(),
+                version_id: e.version_id().map(str::to_string),
+            },
+            code: e.code().unwrap_or("Unknown").to_string(),
+            message: e.message().unwrap_or_default().to_string(),
+        })
+        .collect();
+    for id in ids {
+        let acknowledged = deleted
+            .iter()
+            .any(|d| mentions(id, d.key(), d.version_id()))
+            || errors.iter().any(|e| mentions(id, e.key(), e.version_id()));
+        if !acknowledged {
+            failures.push(DeleteFailure {
+                id: id.clone(),
+                code: "NotAcknowledged".to_string(),
+                message:
+                    "the DeleteObjects answer mentions neither a deletion nor an error for this key"
+                        .to_string(),
+            });
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categorizes_codes_before_statuses() {
+        use ErrorCategory::*;
+        let op = Operation::ListObjects;
+        assert_eq!(categorize(op, 404, Some("NoSuchBucket")), NoSuchBucket);
+        assert_eq!(categorize(op, 403, Some("AccessDenied")), AccessDenied);
+        assert_eq!(
+            categorize(op, 403, Some("InvalidAccessKeyId")),
+            InvalidCredentials
+        );
+        assert_eq!(
+            categorize(op, 403, Some("SignatureDoesNotMatch")),
+            InvalidCredentials
+        );
+        assert_eq!(
+            categorize(op, 400, Some("ExpiredToken")),
+            InvalidCredentials
+        );
+        assert_eq!(categorize(op, 503, Some("SlowDown")), Throttled);
+        assert_eq!(categorize(op, 503, None), Throttled);
+        assert_eq!(categorize(op, 429, None), Throttled);
+        assert_eq!(categorize(op, 500, Some("InternalError")), ServerError);
+        assert_eq!(categorize(op, 502, None), ServerError);
+        assert_eq!(categorize(op, 400, Some("RequestTimeout")), Timeout);
+        assert_eq!(
+            categorize(Operation::GetObjectTagging, 404, Some("NoSuchKey")),
+            NotFound
+        );
+        assert_eq!(categorize(Operation::HeadObject, 404, None), NotFound);
+        assert_eq!(categorize(Operation::HeadBucket, 404, None), NoSuchBucket);
+        assert_eq!(
+            categorize(Operation::HeadBucket, 404, Some("NotFound")),
+            NoSuchBucket
+        );
+        assert_eq!(categorize(Operation::HeadBucket, 403, None), AccessDenied);
+        assert_eq!(categorize(op, 400, Some("MalformedXML")), Other);
+        assert_eq!(
+            categorize(Operation::GetBucketLifecycle, 200, None),
+            Malformed
+        );
+    }
+
+    #[test]
+    fn absent_configurations() {
+        assert!(no_lock_configuration(
+            Some("ObjectLockConfigurationNotFoundError"),
+            404
+        ));
+        assert!(no_lock_configuration(
+            Some("NoSuchObjectLockConfiguration"),
+            404
+        ));
+        assert!(no_lock_configuration(None, 404));
+        assert!(!no_lock_configuration(Some("NoSuchBucket"), 404));
+        assert!(!no_lock_configuration(Some("AccessDenied"), 403));
+        assert!(no_lifecycle_configuration(
+            Some("NoSuchLifecycleConfiguration"),
+            404
+        ));
+        assert!(!no_lifecycle_configuration(Some("NoSuchBucket"), 404));
+    }
+
+    #[test]
+    fn version_marker_round_trips_through_the_opaque_token() {
+        let m = VersionMarker {
+            key: Some("a/\u{0}weird key\"".to_string()),
+            version: Some("null".to_string()),
+        };
+        let token = serde_json::to_string(&m).expect("json");
+        assert_eq!(
+            serde_json::from_str::<VersionMarker>(&token).expect("parse"),
+            m
+        );
+        assert_eq!(
+            serde_json::from_str::<VersionMarker>("{}").expect("parse"),
+            VersionMarker::default()
+        );
+    }
+
+    #[test]
+    fn delete_failures_include_errors_and_unacknowledged_ids() {
+        let id = |k: &str, v: Option<&str>| ObjectId {
+            key: k.to_string(),
+            version_id: v.map(str::to_string),
+        };
+        let ids = [
+            id("a", Some("1")),
+            id("b", Some("2")),
+            id("c", None),
+            id("d", Some("4")),
+        ];
+        let deleted = [
+            sdk::DeletedObject::builder()
+                .key("a")
+                .version_id("1")
+                .build(),
+            // Stores may omit the version of an unversioned delete.
+            sdk::DeletedObject::builder()
+                .key("c")
+                .delete_marker(true)
+                .delete_marker_version_id("x")
+                .build(),
+        ];
+        let errors = [sdk::Error::builder()
+            .key("b")
+            .version_id("2")
+            .code("AccessDenied")
+            .message("held")
+            .build()];
+        let failures = delete_failures(&ids, &deleted, &errors);
+        assert_eq!(
+            failures,
+            vec![
+                DeleteFailure {
+                    id: id("b", Some("2")),
+                    code: "AccessDenied".to_string(),
+                    message: "held".to_string()
+                },
+                DeleteFailure {
+                    id: id("d", Some("4")),
+                    code: "NotAcknowledged".to_string(),
+                    message: "the DeleteObjects answer mentions neither a deletion nor an error for this key"
+                        .to_string()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn static_credentials_debug_hides_the_secret() {
+        let c = StaticCredentials {
+            access_key_id: "AKID".to_string(),
+            secret_access_key: "very-secret".to_string(),
+            session_token: Some("token-secret".to_string()),
+        };
+        let s = format!(
+            "{:?}",
+            S3Settings {
+                static_credentials: Some(c),
+                ..S3Settings::new("b")
+            }
+        );
+        assert!(
+            !s.contains("very-secret") && !s.contains("token-secret"),
+            "{s}"
+        );
+    }
+}
