@@ -1,0 +1,459 @@
+//! Reconcile passes against the real Ceph RGW started by `scripts/s3-up.sh` (a lifecycle "day"
+//! there lasts 10 seconds, so lifecycle expiry really runs). Every test makes its own bucket.
+//! Without GALLRING_S3_ENDPOINT the tests fail: they never skip silently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ObjectLockLegalHoldStatus, Tag, Tagging, VersioningConfiguration,
+};
+use chrono::{TimeDelta, Utc};
+
+use gallring::metrics::Metrics;
+use gallring::reconcile::{PassConfig, PassReport, reconcile};
+use gallring::retention::{
+    BucketRules, ClassifyRule, Enforcement, Hold, HoldReason, HoldSelector, IsoDuration, Policy,
+    Purpose, RecordedAtSource, RecordingIdSource,
+};
+use gallring::store::s3::{S3Settings, S3Store};
+
+fn endpoint() -> String {
+    std::env::var("GALLRING_S3_ENDPOINT")
+        .expect("GALLRING_S3_ENDPOINT is not set: run `eval \"$(scripts/s3-up.sh)\"` first (scripts/test.sh does)")
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Utc::now().format("%H%M%S%f"))
+        .chars()
+        .take(63)
+        .collect()
+}
+
+async fn raw() -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .build(),
+    )
+}
+
+async fn store(bucket: &str, metrics: Arc<Metrics>) -> S3Store {
+    let mut s = S3Settings::new(bucket);
+    s.endpoint = Some(endpoint());
+    s.max_attempts = 2;
+    s.request_timeout = Duration::from_secs(10);
+    S3Store::connect(s, metrics).await
+}
+
+/// Audio under `audio/` kept `retain` for documentation; `recorded-at` tag when present.
+fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules) {
+    let policy = Policy {
+        name: "RetentionPolicy/it/p".into(),
+        purposes: [(
+            "documentation".to_string(),
+            Purpose {
+                withdrawable: false,
+                retain: [("audio".to_string(), retain)].into(),
+            },
+        )]
+        .into(),
+        hold_release: BTreeMap::new(),
+    };
+    let rules = BucketRules {
+        name: "RecordingBucket/it/b".into(),
+        prefix: None,
+        classify: vec![ClassifyRule {
+            name: "audio".into(),
+            prefix: Some("audio/".into()),
+            glob: None,
+            tags: BTreeMap::new(),
+            kind: "audio".into(),
+            purposes: vec!["documentation".into()],
+            purposes_from_tag: None,
+        }],
+        recording_id: Some(RecordingIdSource::KeyPattern(
+            regex::Regex::new(r"^audio/(?P<id>[^.]+)").expect("regex"),
+        )),
+        subject_tag: None,
+        recorded_at: RecordedAtSource::Tag("recorded-at".into()),
+        grace: IsoDuration::days(2),
+        scan_interval: IsoDuration::days(1),
+        enforcement,
+    };
+    (policy, rules)
+}
+
+fn hold_on(key: &str) -> Hold {
+    Hold {
+        name: "it/complaint".into(),
+        reason: HoldReason::Complaint,
+        case: "IT-1".into(),
+        select: HoldSelector {
+            keys: [key.to_string()].into(),
+            ..Default::default()
+        },
+        expires: None,
+        review_by: None,
+        released_at: None,
+    }
+}
+
+async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, tags: &str) -> Option<String> {
+    let mut req = c
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(b"recording"));
+    if !tags.is_empty() {
+        req = req.tagging(tags);
+    }
+    req.send()
+        .await
+        .expect("put object")
+        .version_id()
+        .map(str::to_string)
+}
+
+async fn pass(s: &S3Store, p: &Policy, r: &BucketRules, holds: Vec<Hold>) -> PassReport {
+    reconcile(
+        s,
+        p,
+        r,
+        holds,
+        Utc::now(),
+        PassConfig {
+            page_size: 2,
+            concurrency: 4,
+        },
+        &|_| {},
+    )
+    .await
+    .expect("the pass runs")
+}
+
+async fn keys(c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let out = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+async fn tags(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> BTreeMap<String, String> {
+    let t = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("tags");
+    t.tag_set()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassified_ones() {
+    let c = raw().await;
+    let bucket = unique("it-lc");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    put(&c, &bucket, "audio/a.wav", "team=claims").await;
+    put(&c, &bucket, "audio/b.wav", "").await;
+    put(&c, &bucket, "audio/held.wav", "").await;
+    put(&c, &bucket, "other/unclassified.bin", "").await;
+    // P1D: lifecycle Days=1, which this RGW runs as 10 seconds.
+    let (p, r) = setup(IsoDuration::days(1), Enforcement::Lifecycle);
+    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let report = pass(&s, &p, &r, vec![hold_on("audio/held.wav")]).await;
+    assert_eq!(report.summary.held, 1);
+    assert_eq!(report.summary.unclassified, 1);
+    assert_eq!(
+        tags(&c, &bucket, "audio/a.wav")
+            .await
+            .get("gallring.io/retention")
+            .map(String::as_str),
+        Some("expire-1d")
+    );
+    assert_eq!(
+        tags(&c, &bucket, "audio/a.wav")
+            .await
+            .get("team")
+            .map(String::as_str),
+        Some("claims"),
+        "foreign tag kept"
+    );
+
+    let started = Instant::now();
+    loop {
+        let left = keys(&c, &bucket).await;
+        if !left.contains(&"audio/a.wav".to_string()) && !left.contains(&"audio/b.wav".to_string())
+        {
+            assert!(
+                left.contains(&"audio/held.wav".to_string()),
+                "held object survives: {left:?}"
+            );
+            assert!(
+                left.contains(&"other/unclassified.bin".to_string()),
+                "unclassified object survives: {left:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "lifecycle did not expire the tagged objects: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // A few more lifecycle days: still nothing held or unclassified disappears.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let left = keys(&c, &bucket).await;
+    assert_eq!(
+        left,
+        vec![
+            "audio/held.wav".to_string(),
+            "other/unclassified.bin".to_string()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn observe_mode_leaves_the_bucket_exactly_as_it_was() {
+    let c = raw().await;
+    let bucket = unique("it-observe");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    put(&c, &bucket, "audio/new.wav", "team=claims").await;
+    let snapshot = |c: aws_sdk_s3::Client, bucket: String| async move {
+        let mut out = Vec::new();
+        for k in keys(&c, &bucket).await {
+            out.push((k.clone(), tags(&c, &bucket, &k).await));
+        }
+        let lc = c
+            .get_bucket_lifecycle_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok();
+        (out, lc)
+    };
+    let before = snapshot(c.clone(), bucket.clone()).await;
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Observe);
+    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let report = pass(&s, &p, &r, vec![]).await;
+    assert_eq!(
+        report.summary.overdue, 1,
+        "the 2020 recording is reported overdue"
+    );
+    assert_eq!((report.tags_written, report.deleted), (0, 0));
+    assert_eq!(snapshot(c.clone(), bucket.clone()).await, before);
+}
+
+#[tokio::test]
+async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_back() {
+    let c = raw().await;
+    let bucket = unique("it-overdue");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    put(&c, &bucket, "audio/x.wav", "").await;
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Lifecycle);
+    let s = store(&bucket, metrics.clone()).await;
+    let first = pass(&s, &p, &r, vec![]).await;
+    metrics.record_pass("it", &bucket, &first, 0.1);
+    assert_eq!(metrics.overdue("it", &bucket), 0);
+
+    // Someone rewrites the recording time to three years ago, keeping the operator's tag.
+    let mut t = tags(&c, &bucket, "audio/x.wav").await;
+    t.insert(
+        "recorded-at".into(),
+        (Utc::now() - TimeDelta::days(3 * 365))
+            .format("%Y-%m-%d")
+            .to_string(),
+    );
+    let tag_set: Vec<Tag> = t
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+        .collect();
+    c.put_object_tagging()
+        .bucket(&bucket)
+        .key("audio/x.wav")
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tag_set))
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("tagged behind the operator's back");
+
+    let second = pass(&s, &p, &r, vec![]).await;
+    metrics.record_pass("it", &bucket, &second, 0.1);
+    assert_eq!(
+        metrics.overdue("it", &bucket),
+        1,
+        "Lifecycle mode deletes nothing: the breach shows"
+    );
+    assert!(metrics.render().contains(&format!(
+        "gallring_overdue_objects{{bucket=\"{bucket}\",namespace=\"it\"}} 1"
+    )));
+
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Both);
+    let third = pass(&s, &p, &r, vec![]).await;
+    metrics.record_pass("it", &bucket, &third, 0.1);
+    assert_eq!(third.deleted, 1);
+    assert_eq!(metrics.overdue("it", &bucket), 0);
+    assert!(keys(&c, &bucket).await.is_empty());
+}
+
+#[tokio::test]
+async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_release() {
+    let c = raw().await;
+    let bucket = unique("it-lock");
+    c.create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("lock bucket");
+    let v_old = put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    put(&c, &bucket, "audio/other.wav", "recorded-at=2020-01-01").await;
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
+    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+
+    let report = pass(&s, &p, &r, vec![hold_on("audio/old.wav")]).await;
+    assert!(report.object_lock && report.versioned);
+    assert_eq!(
+        report.deleted, 1,
+        "the unheld object past its deadline is deleted (every version)"
+    );
+    assert_eq!(report.summary.held, 1);
+    let lh = c
+        .get_object_legal_hold()
+        .bucket(&bucket)
+        .key("audio/old.wav")
+        .set_version_id(v_old.clone())
+        .send()
+        .await
+        .expect("legal hold readable");
+    assert_eq!(
+        lh.legal_hold().and_then(|l| l.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    // S3 itself refuses to delete the held version.
+    let direct = c
+        .delete_object()
+        .bucket(&bucket)
+        .key("audio/old.wav")
+        .set_version_id(v_old.clone())
+        .send()
+        .await;
+    assert!(direct.is_err(), "Object Lock protects the held version");
+
+    let mut released = hold_on("audio/old.wav");
+    released.released_at = Some(Utc::now());
+    let report = pass(&s, &p, &r, vec![released]).await;
+    assert_eq!(report.legal_holds_cleared, 1);
+    assert_eq!(report.deleted, 1);
+    let versions = c
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("versions");
+    assert!(
+        versions.versions().is_empty(),
+        "no version remains: {:?}",
+        versions.versions()
+    );
+}
+
+#[tokio::test]
+async fn a_versioned_bucket_is_deleted_version_by_version() {
+    let c = raw().await;
+    let bucket = unique("it-versions");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    c.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    for _ in 0..3 {
+        put(&c, &bucket, "audio/v.wav", "recorded-at=2020-01-01").await;
+    }
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
+    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let report = pass(&s, &p, &r, vec![]).await;
+    assert_eq!(report.deleted, 3);
+    assert_eq!(report.summary.objects, 0);
+    let versions = c
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("versions");
+    assert!(versions.versions().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_a_clear_error_and_nothing_else() {
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Both);
+    let s = store(
+        "gallring-no-such-bucket",
+        Arc::new(Metrics::new().expect("metrics")),
+    )
+    .await;
+    let err = reconcile(
+        &s,
+        &p,
+        &r,
+        vec![],
+        Utc::now(),
+        PassConfig::default(),
+        &|_| {},
+    )
+    .await
+    .expect_err("missing bucket");
+    assert_eq!(err.category(), gallring::store::ErrorCategory::NoSuchBucket);
+    assert!(err.to_string().contains("gallring-no-such-bucket"), "{err}");
+}
