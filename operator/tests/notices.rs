@@ -1,1 +1,1885 @@
-//! placeholder
+//! The five privacy notices in `policies/` as executable timelines.
+//!
+//! Each test loads one notice's manifests exactly as `gallring plan --manifests policies/<dir>`
+//! does, builds recordings in code and asserts on which date each becomes deletable. Every
+//! expected date is worked out by hand from the notice's words (see each directory's
+//! README.md), never copied from the program's output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gallring::api::v1alpha1::RetentionPolicySpec;
+use gallring::input::{self, CompiledBucket, Manifests};
+use gallring::retention::{
+    Decision, Hold, HoldReason, HoldSelector, ObjectInfo, ObjectPlan, plan_bucket,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("`{s}` is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn notice_dir(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies")
+        .join(dir)
+}
+
+fn manifests(dir: &str) -> Manifests {
+    Manifests::load(&notice_dir(dir)).unwrap_or_else(|e| panic!("policies/{dir}: {e}"))
+}
+
+/// The notice's one RecordingBucket with its policy and the holds of `holds.yaml`.
+fn notice(dir: &str) -> CompiledBucket {
+    let mut buckets = manifests(dir)
+        .compile()
+        .unwrap_or_else(|e| panic!("policies/{dir}: {e}"));
+    assert_eq!(
+        buckets.len(),
+        1,
+        "policies/{dir} defines one RecordingBucket"
+    );
+    buckets.remove(0)
+}
+
+fn policy_spec(dir: &str) -> RetentionPolicySpec {
+    let mut m = manifests(dir);
+    assert_eq!(
+        m.policies.len(),
+        1,
+        "policies/{dir} defines one RetentionPolicy"
+    );
+    m.policies.remove(0).spec
+}
+
+/// The legal name of the controller responsible for a purpose.
+fn controller_of(spec: &RetentionPolicySpec, purpose: &str) -> String {
+    let p = spec
+        .purposes
+        .iter()
+        .find(|p| p.name == purpose)
+        .unwrap_or_else(|| panic!("no purpose `{purpose}`"));
+    p.controller
+        .as_ref()
+        .unwrap_or(&spec.controller)
+        .legal_name
+        .clone()
+}
+
+/// A hold from the notice's `holds.yaml`, by LegalHold name.
+fn yaml_hold(bucket: &CompiledBucket, name: &str) -> Hold {
+    bucket
+        .holds
+        .iter()
+        .find(|h| h.name.ends_with(&format!("/{name}")))
+        .unwrap_or_else(|| panic!("holds.yaml has no LegalHold {name}"))
+        .clone()
+}
+
+fn obj(key: &str, created: &str) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        last_modified: at(created),
+        size: 1024,
+        ..ObjectInfo::default()
+    }
+}
+
+trait Build {
+    fn tag(self, key: &str, value: &str) -> Self;
+    fn meta(self, key: &str, value: &str) -> Self;
+}
+
+impl Build for ObjectInfo {
+    fn tag(mut self, key: &str, value: &str) -> Self {
+        self.tags.insert(key.to_string(), value.to_string());
+        self
+    }
+    fn meta(mut self, key: &str, value: &str) -> Self {
+        self.metadata.insert(key.to_string(), value.to_string());
+        self
+    }
+}
+
+fn hold(name: &str, reason: HoldReason, case: &str, select: HoldSelector) -> Hold {
+    Hold {
+        name: format!("LegalHold/recordings/{name}"),
+        reason,
+        case: case.to_string(),
+        select,
+        expires: None,
+        review_by: None,
+        released_at: None,
+    }
+}
+
+fn keys(keys: &[&str]) -> HoldSelector {
+    HoldSelector {
+        keys: keys.iter().map(ToString::to_string).collect(),
+        ..HoldSelector::default()
+    }
+}
+
+fn recording_ids(ids: &[&str]) -> HoldSelector {
+    HoldSelector {
+        recording_ids: ids.iter().map(ToString::to_string).collect(),
+        ..HoldSelector::default()
+    }
+}
+
+fn released(mut h: Hold, when: &str) -> Hold {
+    h.released_at = Some(at(when));
+    h
+}
+
+fn expiring(mut h: Hold, when: &str) -> Hold {
+    h.expires = Some(at(when));
+    h
+}
+
+/// One notice, a listing and the holds that exist, planned at any moment.
+struct Timeline {
+    bucket: CompiledBucket,
+    holds: Vec<Hold>,
+    objects: Vec<ObjectInfo>,
+}
+
+impl Timeline {
+    fn new(bucket: &CompiledBucket, holds: Vec<Hold>, objects: Vec<ObjectInfo>) -> Self {
+        Timeline {
+            bucket: bucket.clone(),
+            holds,
+            objects,
+        }
+    }
+
+    fn plan_at(&self, now: DateTime<Utc>, key: &str) -> ObjectPlan {
+        plan_bucket(
+            &self.bucket.policy,
+            &self.bucket.rules,
+            self.holds.clone(),
+            &self.objects,
+            now,
+        )
+        .objects
+        .into_iter()
+        .find(|p| p.key == key)
+        .unwrap_or_else(|| panic!("{key} is not in the listing"))
+    }
+
+    fn plan(&self, now: &str, key: &str) -> ObjectPlan {
+        self.plan_at(at(now), key)
+    }
+
+    /// Kept (not held) up to one second before `deadline`, deletable from `deadline` on.
+    fn assert_kept_until(&self, key: &str, deadline: &str) {
+        let d = at(deadline);
+        let before = self.plan_at(d - TimeDelta::seconds(1), key);
+        assert_eq!(
+            (before.decision, before.deadline),
+            (Decision::Keep, Some(d)),
+            "{key} one second before {deadline}: {}",
+            before.reason
+        );
+        let on = self.plan_at(d, key);
+        assert_eq!(
+            (on.decision, on.deadline),
+            (Decision::Delete, Some(d)),
+            "{key} at {deadline}: {}",
+            on.reason
+        );
+    }
+
+    /// Deletable from the moment it was recorded.
+    fn assert_deletable_at_once(&self, key: &str, recorded: &str) {
+        let p = self.plan(recorded, key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at(recorded))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+
+    fn assert_held(&self, key: &str, now: &str) {
+        let p = self.plan(now, key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Held, None),
+            "{key} at {now}: {}",
+            p.reason
+        );
+    }
+
+    /// Unclassified, with no deadline, every month for ten years from `from`.
+    fn assert_never_deleted(&self, key: &str, from: &str) {
+        let start = at(from);
+        for month in 0..=120 {
+            let now = start
+                .checked_add_months(chrono::Months::new(month))
+                .expect("date in range");
+            let p = self.plan_at(now, key);
+            assert_eq!(
+                (p.decision, p.deadline),
+                (Decision::Unclassified, None),
+                "{key} at {now}: {}",
+                p.reason
+            );
+        }
+    }
+
+    fn purposes(&self, now: &str, key: &str) -> Vec<String> {
+        self.plan(now, key).purposes
+    }
+}
+
+/// The notice's example listing planned as `gallring plan --at 2027-01-01T00:00:00Z` does:
+/// keys by decision (`delete!` for overdue ones).
+fn example_listing(dir: &str) -> BTreeMap<String, Vec<String>> {
+    let bucket = notice(dir);
+    let objects = input::load_objects(&notice_dir(dir).join("objects.jsonl"))
+        .unwrap_or_else(|e| panic!("policies/{dir}/objects.jsonl: {e}"));
+    assert!(
+        (10..=40).contains(&objects.len()),
+        "policies/{dir}/objects.jsonl has {} lines",
+        objects.len()
+    );
+    let plan = plan_bucket(
+        &bucket.policy,
+        &bucket.rules,
+        bucket.holds.clone(),
+        &objects,
+        at("2027-01-01T00:00:00Z"),
+    );
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in plan.objects {
+        let decision = if p.overdue {
+            "delete!".to_string()
+        } else {
+            p.decision.as_str().to_string()
+        };
+        by.entry(decision).or_default().push(p.key);
+    }
+    for keys in by.values_mut() {
+        keys.sort();
+    }
+    by
+}
+
+fn count(by: &BTreeMap<String, Vec<String>>, decision: &str) -> usize {
+    by.get(decision).map_or(0, Vec::len)
+}
+
+fn keys_of(by: &BTreeMap<String, Vec<String>>, decision: &str) -> Vec<String> {
+    by.get(decision).cloned().unwrap_or_default()
+}
+
+fn sorted(keys: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// 000 If (English)
+
+const IF: &str = "000-if";
+
+/// A call under If's bucket layout: `<queue>/<yyyy>/<mm>/<dd>/<id>/<artifact>`, recorded at
+/// `recorded` (metadata `recorded-at`) and uploaded seven minutes later.
+fn if_artifact(queue: &str, id: &str, artifact: &str, recorded: &str) -> ObjectInfo {
+    let day = &recorded[..10];
+    let uploaded = at(recorded) + TimeDelta::minutes(7);
+    obj(
+        &format!("{queue}/{}/{id}/{artifact}", day.replace('-', "/")),
+        &uploaded.to_rfc3339(),
+    )
+    .meta("recorded-at", recorded)
+}
+
+#[test]
+fn if_audio_and_transcripts_are_deleted_three_years_after_the_call_whatever_the_consent() {
+    let b = notice(IF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact("private", "c-1", "audio.opus", "2026-01-31T10:00:00Z")
+                .tag("consent", "given"),
+            if_artifact("private", "c-1", "transcript.json", "2026-01-31T10:00:00Z")
+                .tag("consent", "given"),
+            if_artifact("private", "c-2", "audio.opus", "2026-03-15T08:30:00Z")
+                .tag("consent", "refused"),
+            if_artifact(
+                "business-claims",
+                "c-3",
+                "audio.opus",
+                "2028-02-29T09:00:00Z",
+            )
+            .tag("consent", "given"),
+            if_artifact(
+                "business-service",
+                "c-4",
+                "audio.opus",
+                "2026-07-01T14:45:00Z",
+            )
+            .tag("quality-optout", "yes"),
+            if_artifact(
+                "business-service",
+                "c-4",
+                "transcript.json",
+                "2026-07-01T14:45:00Z",
+            )
+            .tag("quality-optout", "yes"),
+        ],
+    );
+    // "All audio recordings and transcriptions are deleted after three years".
+    t.assert_kept_until("private/2026/01/31/c-1/audio.opus", "2029-01-31T10:00:00Z");
+    t.assert_kept_until(
+        "private/2026/01/31/c-1/transcript.json",
+        "2029-01-31T10:00:00Z",
+    );
+    t.assert_kept_until("private/2026/03/15/c-2/audio.opus", "2029-03-15T08:30:00Z");
+    // Three calendar years from 29 February is 28 February.
+    t.assert_kept_until(
+        "business-claims/2028/02/29/c-3/audio.opus",
+        "2031-02-28T09:00:00Z",
+    );
+    t.assert_kept_until(
+        "business-service/2026/07/01/c-4/audio.opus",
+        "2029-07-01T14:45:00Z",
+    );
+    t.assert_kept_until(
+        "business-service/2026/07/01/c-4/transcript.json",
+        "2029-07-01T14:45:00Z",
+    );
+    // Consent adds the quality purpose; the deadline is still documentation's three years.
+    assert_eq!(
+        t.purposes("2026-02-01T00:00:00Z", "private/2026/01/31/c-1/audio.opus"),
+        ["documentation", "quality-consent"]
+    );
+}
+
+#[test]
+fn if_masked_transcripts_serve_trend_analysis_for_three_years_only_with_consent_or_without_opt_out()
+{
+    let b = notice(IF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact(
+                "private",
+                "c-1",
+                "transcript.masked.json",
+                "2026-01-31T10:00:00Z",
+            )
+            .tag("consent", "given"),
+            if_artifact(
+                "private",
+                "c-2",
+                "transcript.masked.json",
+                "2026-01-31T10:00:00Z",
+            )
+            .tag("consent", "refused"),
+            if_artifact(
+                "business-service",
+                "c-3",
+                "transcript.masked.json",
+                "2026-05-31T23:59:00Z",
+            )
+            .tag("quality-optout", "no"),
+            if_artifact(
+                "business-service",
+                "c-4",
+                "transcript.masked.json",
+                "2026-05-31T23:59:00Z",
+            )
+            .tag("quality-optout", "yes"),
+            // No opt-out answer recorded: read as an opt-out (keeps less).
+            if_artifact(
+                "business-service",
+                "c-5",
+                "transcript.masked.json",
+                "2026-05-31T23:59:00Z",
+            ),
+        ],
+    );
+    // "...we can continue to use a written transcript of the call for up to three years".
+    t.assert_kept_until(
+        "private/2026/01/31/c-1/transcript.masked.json",
+        "2029-01-31T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "business-service/2026/05/31/c-3/transcript.masked.json",
+        "2029-05-31T23:59:00Z",
+    );
+    // Without consent (or with an opt-out) nothing justifies a masked transcript.
+    t.assert_deletable_at_once(
+        "private/2026/01/31/c-2/transcript.masked.json",
+        "2026-01-31T10:00:00Z",
+    );
+    t.assert_deletable_at_once(
+        "business-service/2026/05/31/c-4/transcript.masked.json",
+        "2026-05-31T23:59:00Z",
+    );
+    t.assert_deletable_at_once(
+        "business-service/2026/05/31/c-5/transcript.masked.json",
+        "2026-05-31T23:59:00Z",
+    );
+}
+
+#[test]
+fn if_withdrawn_consent_or_a_later_opt_out_ends_quality_use_but_not_documentation() {
+    let b = notice(IF);
+    let withdrawn = "gallring.io/withdrawn";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact("private", "c-1", "audio.opus", "2026-04-20T10:11:09Z")
+                .tag("consent", "given")
+                .tag(withdrawn, "quality-consent"),
+            if_artifact(
+                "private",
+                "c-1",
+                "transcript.masked.json",
+                "2026-04-20T10:11:09Z",
+            )
+            .tag("consent", "given")
+            .tag(withdrawn, "quality-consent"),
+            if_artifact(
+                "business-service",
+                "c-2",
+                "audio.opus",
+                "2026-06-01T12:00:00Z",
+            )
+            .tag("quality-optout", "no")
+            .tag(withdrawn, "quality-business"),
+            if_artifact(
+                "business-service",
+                "c-2",
+                "transcript.masked.json",
+                "2026-06-01T12:00:00Z",
+            )
+            .tag("quality-optout", "no")
+            .tag(withdrawn, "quality-business"),
+            // Documentation is not withdrawable: naming it changes nothing.
+            if_artifact("private", "c-3", "transcript.json", "2026-06-01T12:00:00Z")
+                .tag(withdrawn, "documentation"),
+        ],
+    );
+    t.assert_kept_until("private/2026/04/20/c-1/audio.opus", "2029-04-20T10:11:09Z");
+    assert_eq!(
+        t.purposes("2026-05-01T00:00:00Z", "private/2026/04/20/c-1/audio.opus"),
+        ["documentation"]
+    );
+    t.assert_deletable_at_once(
+        "private/2026/04/20/c-1/transcript.masked.json",
+        "2026-04-20T10:11:09Z",
+    );
+    t.assert_kept_until(
+        "business-service/2026/06/01/c-2/audio.opus",
+        "2029-06-01T12:00:00Z",
+    );
+    t.assert_deletable_at_once(
+        "business-service/2026/06/01/c-2/transcript.masked.json",
+        "2026-06-01T12:00:00Z",
+    );
+    t.assert_kept_until(
+        "private/2026/06/01/c-3/transcript.json",
+        "2029-06-01T12:00:00Z",
+    );
+}
+
+#[test]
+fn if_health_data_is_never_used_for_quality() {
+    let b = notice(IF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact("private", "c-1", "audio.opus", "2026-05-06T12:30:00Z")
+                .tag("consent", "given")
+                .tag("sensitive", "health"),
+            if_artifact(
+                "private",
+                "c-1",
+                "transcript.masked.json",
+                "2026-05-06T12:30:00Z",
+            )
+            .tag("consent", "given")
+            .tag("sensitive", "health"),
+            if_artifact(
+                "business-service",
+                "c-2",
+                "transcript.masked.json",
+                "2026-05-06T12:30:00Z",
+            )
+            .tag("quality-optout", "no")
+            .tag("sensitive", "health"),
+        ],
+    );
+    assert_eq!(
+        t.purposes("2026-05-07T00:00:00Z", "private/2026/05/06/c-1/audio.opus"),
+        ["documentation"]
+    );
+    t.assert_kept_until("private/2026/05/06/c-1/audio.opus", "2029-05-06T12:30:00Z");
+    t.assert_deletable_at_once(
+        "private/2026/05/06/c-1/transcript.masked.json",
+        "2026-05-06T12:30:00Z",
+    );
+    t.assert_deletable_at_once(
+        "business-service/2026/05/06/c-2/transcript.masked.json",
+        "2026-05-06T12:30:00Z",
+    );
+}
+
+#[test]
+fn if_a_claim_hold_on_the_audio_keeps_the_transcripts_of_the_call_until_the_claim_closes() {
+    let b = notice(IF);
+    let audio = "private/2026/01/31/c-9/audio.opus";
+    let transcript = "private/2026/01/31/c-9/transcript.json";
+    let masked = "private/2026/01/31/c-9/transcript.masked.json";
+    let other = "private/2026/01/31/c-10/audio.opus";
+    let objects = vec![
+        if_artifact("private", "c-9", "audio.opus", "2026-01-31T10:00:00Z").tag("consent", "given"),
+        if_artifact("private", "c-9", "transcript.json", "2026-01-31T10:00:00Z")
+            .tag("consent", "given"),
+        if_artifact(
+            "private",
+            "c-9",
+            "transcript.masked.json",
+            "2026-01-31T10:00:00Z",
+        )
+        .tag("consent", "given"),
+        if_artifact("private", "c-10", "audio.opus", "2026-01-31T10:00:00Z"),
+    ];
+    // The claim selects only the audio; the recording id carries it to the transcripts.
+    let claim = hold("claim-1", HoldReason::Claim, "CLM-1", keys(&[audio]));
+
+    // Still open past the three years: held, no deadline.
+    let open = Timeline::new(&b, vec![claim.clone()], objects.clone());
+    for key in [audio, transcript, masked] {
+        open.assert_held(key, "2026-06-01T00:00:00Z");
+        open.assert_held(key, "2029-06-01T00:00:00Z");
+    }
+    open.assert_kept_until(other, "2029-01-31T10:00:00Z");
+
+    // Closed after the three years: deletable at once on closure (holdRelease Claim P0D).
+    let late = Timeline::new(
+        &b,
+        vec![released(claim.clone(), "2029-09-30T12:00:00Z")],
+        objects.clone(),
+    );
+    for key in [audio, transcript, masked] {
+        let p = late.plan("2029-09-30T12:00:00Z", key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2029-09-30T12:00:00Z"))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+
+    // Closed within the three years: the normal deadline stands.
+    let early = Timeline::new(&b, vec![released(claim, "2027-05-01T00:00:00Z")], objects);
+    for key in [audio, transcript, masked] {
+        early.assert_kept_until(key, "2029-01-31T10:00:00Z");
+    }
+}
+
+#[test]
+fn if_a_dispute_hold_from_holds_yaml_ends_at_its_expiry_and_keeps_nothing_extra() {
+    let b = notice(IF);
+    let dispute = yaml_hold(&b, "dispute-arn-2026-1187");
+    assert_eq!(dispute.reason, HoldReason::Dispute);
+    let claim = yaml_hold(&b, "claim-clm-2026-004217");
+    // A call of the disputing customer recorded in 2024: its three years end before the
+    // dispute's expiry on 2027-06-30.
+    let old = "private/2024/05/01/c-20240501-aa01/audio.opus";
+    let recent = "private/2026/09/09/c-20260909-3c3c/transcript.json";
+    let claimed = "private/2026/03/12/c-20260312-5e1a/transcript.masked.json";
+    let t = Timeline::new(
+        &b,
+        vec![dispute, claim],
+        vec![
+            if_artifact(
+                "private",
+                "c-20240501-aa01",
+                "audio.opus",
+                "2024-05-01T08:00:00Z",
+            )
+            .tag("subject", "cust-8c41d2"),
+            if_artifact(
+                "private",
+                "c-20260909-3c3c",
+                "transcript.json",
+                "2026-09-09T08:00:12Z",
+            )
+            .tag("subject", "cust-8c41d2"),
+            if_artifact(
+                "private",
+                "c-20260312-5e1a",
+                "transcript.masked.json",
+                "2026-03-12T07:58:41Z",
+            )
+            .tag("consent", "given"),
+        ],
+    );
+    t.assert_held(old, "2027-05-15T00:00:00Z");
+    t.assert_held(old, "2027-06-29T23:59:59Z");
+    // After expiry: max(2027-05-01T08:00 normal, 2027-06-30T00:00 + P0D).
+    let p = t.plan("2027-06-30T00:00:00Z", old);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2027-06-30T00:00:00Z"))),
+        "{}",
+        p.reason
+    );
+    // A recent call of the same customer simply returns to its normal three years.
+    t.assert_held(recent, "2027-01-01T00:00:00Z");
+    t.assert_kept_until(recent, "2029-09-09T08:00:12Z");
+    // The claim hold selects the recording id; the masked transcript is part of the call.
+    t.assert_held(claimed, "2029-06-01T00:00:00Z");
+}
+
+#[test]
+fn if_objects_no_rule_classifies_are_never_deleted() {
+    let b = notice(IF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact("private", "c-1", "screen.webm", "2026-12-30T09:12:00Z"),
+            obj("exports/2026-q4-quality-sample.zip", "2026-12-15T16:00:00Z"),
+        ],
+    );
+    t.assert_never_deleted("private/2026/12/30/c-1/screen.webm", "2026-12-30T00:00:00Z");
+    t.assert_never_deleted("exports/2026-q4-quality-sample.zip", "2026-12-15T00:00:00Z");
+}
+
+#[test]
+fn if_example_listing_plans_as_its_readme_describes() {
+    let by = example_listing(IF);
+    assert_eq!(
+        keys_of(&by, "delete!"),
+        sorted(&["private/2026/04/20/c-20260420-0c3f/transcript.masked.json"])
+    );
+    assert_eq!(
+        keys_of(&by, "delete"),
+        sorted(&[
+            "business-service/2026/12/30/c-20261230-e0e0/transcript.masked.json",
+            "business-service/2026/12/30/c-20261230-77aa/transcript.masked.json",
+            "private/2023/12/31/c-20231231-0a77/audio.opus",
+            "private/2023/12/31/c-20231231-0a77/transcript.json",
+        ])
+    );
+    assert_eq!(
+        keys_of(&by, "unclassified"),
+        sorted(&[
+            "exports/2026-q4-quality-sample.zip",
+            "private/2026/12/30/c-20261230-1212/screen.webm",
+        ])
+    );
+    assert_eq!(count(&by, "held"), 6);
+    assert_eq!(count(&by, "keep"), 18);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 001 LB Forsikring (Danish)
+
+const LB: &str = "001-lb-forsikring";
+
+/// A call-centre artifact; the recorder uploads it when the call ends (the creation time is
+/// the recording time).
+fn lb_call(id: &str, artifact: &str, recorded: &str) -> ObjectInfo {
+    let day = recorded[..10].replace('-', "/");
+    obj(&format!("callcenter/{day}/{id}/{artifact}"), recorded)
+}
+
+fn lb_inspection(case: &str, id: &str, artifact: &str, recorded: &str) -> ObjectInfo {
+    obj(&format!("skadeinspektion/{case}/{id}/{artifact}"), recorded)
+}
+
+#[test]
+fn lb_call_centre_recordings_and_transcripts_are_deleted_thirty_days_after_the_call() {
+    let b = notice(LB);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z"),
+            lb_call("cc-1", "transcript.json", "2026-01-31T10:00:00Z"),
+            lb_call("cc-2", "audio.wav", "2026-12-15T16:20:00Z"),
+        ],
+    );
+    // 2026 is not a leap year: 31 January + 30 days = 2 March.
+    t.assert_kept_until(
+        "callcenter/2026/01/31/cc-1/audio.wav",
+        "2026-03-02T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "callcenter/2026/01/31/cc-1/transcript.json",
+        "2026-03-02T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "callcenter/2026/12/15/cc-2/audio.wav",
+        "2027-01-14T16:20:00Z",
+    );
+}
+
+#[test]
+fn lb_withdrawn_consent_makes_a_call_centre_recording_deletable_at_once() {
+    let b = notice(LB);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z")
+                .tag("gallring.io/withdrawn", "call-centre"),
+            lb_call("cc-1", "transcript.json", "2026-01-31T10:00:00Z")
+                .tag("gallring.io/withdrawn", "call-centre"),
+        ],
+    );
+    t.assert_deletable_at_once(
+        "callcenter/2026/01/31/cc-1/audio.wav",
+        "2026-01-31T10:00:00Z",
+    );
+    t.assert_deletable_at_once(
+        "callcenter/2026/01/31/cc-1/transcript.json",
+        "2026-01-31T10:00:00Z",
+    );
+}
+
+#[test]
+fn lb_an_access_request_within_thirty_days_keeps_the_call_up_to_one_year_from_the_request() {
+    let b = notice(LB);
+    let audio = "callcenter/2026/01/31/cc-1/audio.wav";
+    let transcript = "callcenter/2026/01/31/cc-1/transcript.json";
+    let objects = vec![
+        lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z"),
+        lb_call("cc-1", "transcript.json", "2026-01-31T10:00:00Z"),
+    ];
+    // Requested on 2026-02-20, within the 30 days: the hold expires a year after the request.
+    let request = expiring(
+        hold(
+            "indsigt-1",
+            HoldReason::AccessRequest,
+            "DSR-1",
+            keys(&[audio]),
+        ),
+        "2027-02-20T00:00:00Z",
+    );
+    let t = Timeline::new(&b, vec![request.clone()], objects.clone());
+    for key in [audio, transcript] {
+        t.assert_held(key, "2026-02-20T00:00:00Z");
+        t.assert_held(key, "2026-03-02T10:00:00Z");
+        t.assert_held(key, "2027-02-19T23:59:59Z");
+        // max(2026-03-02T10:00 normal, 2027-02-20T00:00 + P0D).
+        let p = t.plan("2027-02-20T00:00:00Z", key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2027-02-20T00:00:00Z"))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+    // Answered and closed early: deletable when the hold is deleted.
+    let done = Timeline::new(&b, vec![released(request, "2026-04-01T12:00:00Z")], objects);
+    for key in [audio, transcript] {
+        let p = done.plan("2026-04-01T12:00:00Z", key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2026-04-01T12:00:00Z"))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+
+    // The same from holds.yaml: request DSR-2026-0117 of 2026-12-02, expiring 2027-12-02.
+    let yaml = Timeline::new(
+        &b,
+        vec![yaml_hold(&b, "indsigt-dsr-2026-0117")],
+        vec![lb_call(
+            "cc-20261120-0912-11",
+            "transcript.json",
+            "2026-11-20T09:12:00Z",
+        )],
+    );
+    let key = "callcenter/2026/11/20/cc-20261120-0912-11/transcript.json";
+    yaml.assert_held(key, "2027-12-01T23:59:59Z");
+    let p = yaml.plan("2027-12-02T00:00:00Z", key);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2027-12-02T00:00:00Z"))),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
+fn lb_a_complaint_keeps_the_call_until_finally_closed_and_then_for_the_three_year_limitation_period()
+ {
+    let b = notice(LB);
+    let audio = "callcenter/2026/01/31/cc-1/audio.wav";
+    let transcript = "callcenter/2026/01/31/cc-1/transcript.json";
+    let objects = vec![
+        lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z"),
+        lb_call("cc-1", "transcript.json", "2026-01-31T10:00:00Z"),
+    ];
+    let complaint = hold("klage-1", HoldReason::Complaint, "KL-1", keys(&[audio]));
+    let open = Timeline::new(&b, vec![complaint.clone()], objects.clone());
+    open.assert_held(transcript, "2026-09-01T00:00:00Z");
+    // Finally closed on 2026-09-15: + 3 years (forældelsesloven § 3).
+    let closed = Timeline::new(
+        &b,
+        vec![released(complaint, "2026-09-15T12:00:00Z")],
+        objects.clone(),
+    );
+    for key in [audio, transcript] {
+        closed.assert_kept_until(key, "2029-09-15T12:00:00Z");
+    }
+    // A dispute is treated the same way.
+    let dispute = released(
+        hold(
+            "tvist-1",
+            HoldReason::Dispute,
+            "TV-1",
+            recording_ids(&["cc-1"]),
+        ),
+        "2027-03-01T00:00:00Z",
+    );
+    let t = Timeline::new(&b, vec![dispute], objects);
+    t.assert_kept_until(transcript, "2030-03-01T00:00:00Z");
+    // And the complaint of holds.yaml selects its call by recording id.
+    let yaml = Timeline::new(
+        &b,
+        vec![yaml_hold(&b, "klage-kl-2026-0388")],
+        vec![lb_call(
+            "cc-20261214-0915-a7",
+            "transcript.json",
+            "2026-12-14T09:15:00Z",
+        )],
+    );
+    yaml.assert_held(
+        "callcenter/2026/12/14/cc-20261214-0915-a7/transcript.json",
+        "2027-06-01T00:00:00Z",
+    );
+}
+
+#[test]
+fn lb_inspector_recordings_not_worth_investigating_are_deleted_at_once() {
+    let b = notice(LB);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lb_inspection("SI-1", "si-1", "audio.wav", "2026-12-30T11:15:00Z")
+                .tag("assessment", "not-relevant"),
+            lb_inspection("SI-1", "si-1", "transcript.json", "2026-12-30T11:15:00Z")
+                .tag("assessment", "not-relevant"),
+        ],
+    );
+    t.assert_deletable_at_once(
+        "skadeinspektion/SI-1/si-1/audio.wav",
+        "2026-12-30T11:15:00Z",
+    );
+    t.assert_deletable_at_once(
+        "skadeinspektion/SI-1/si-1/transcript.json",
+        "2026-12-30T11:15:00Z",
+    );
+}
+
+#[test]
+fn lb_inspector_recordings_that_matter_are_deleted_one_year_after_the_recording() {
+    let b = notice(LB);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lb_inspection("SI-2", "si-2", "audio.wav", "2026-03-10T08:30:00Z")
+                .tag("assessment", "relevant"),
+            // Not assessed yet: the same one-year ceiling.
+            lb_inspection("SI-3", "si-3", "transcript.json", "2026-12-20T09:45:00Z"),
+            lb_inspection("SI-4", "si-4", "audio.wav", "2028-02-29T12:00:00Z")
+                .tag("assessment", "relevant"),
+            // A forwarded call-centre call: the inspector's copy follows the inspector rule
+            // while the call-centre original still goes after 30 days.
+            lb_inspection("SI-5", "cc-7", "audio.wav", "2026-02-02T14:02:00Z")
+                .tag("assessment", "relevant"),
+            lb_call("cc-7", "audio.wav", "2026-02-02T14:02:00Z"),
+        ],
+    );
+    t.assert_kept_until(
+        "skadeinspektion/SI-2/si-2/audio.wav",
+        "2027-03-10T08:30:00Z",
+    );
+    t.assert_kept_until(
+        "skadeinspektion/SI-3/si-3/transcript.json",
+        "2027-12-20T09:45:00Z",
+    );
+    t.assert_kept_until(
+        "skadeinspektion/SI-4/si-4/audio.wav",
+        "2029-02-28T12:00:00Z",
+    );
+    t.assert_kept_until(
+        "skadeinspektion/SI-5/cc-7/audio.wav",
+        "2027-02-02T14:02:00Z",
+    );
+    t.assert_kept_until(
+        "callcenter/2026/02/02/cc-7/audio.wav",
+        "2026-03-04T14:02:00Z",
+    );
+}
+
+#[test]
+fn lb_a_reasoned_extension_keeps_inspector_recordings_until_at_most_the_limitation_date() {
+    let b = notice(LB);
+    let extension = yaml_hold(&b, "skadeinspektion-si-2026-0031-forlaenget");
+    assert_eq!(extension.reason, HoldReason::FraudInvestigation);
+    let audio = "skadeinspektion/SI-2026-0031/si-20260310-0830-01/audio.wav";
+    let transcript = "skadeinspektion/SI-2026-0031/si-20260310-0830-01/transcript.json";
+    let t = Timeline::new(
+        &b,
+        vec![extension],
+        vec![
+            lb_inspection(
+                "SI-2026-0031",
+                "si-20260310-0830-01",
+                "audio.wav",
+                "2026-03-10T08:30:00Z",
+            )
+            .tag("assessment", "relevant"),
+            lb_inspection(
+                "SI-2026-0031",
+                "si-20260310-0830-01",
+                "transcript.json",
+                "2026-03-10T08:30:00Z",
+            )
+            .tag("assessment", "relevant"),
+            // The call-centre original of a call with the same call id is not extended.
+            lb_call("si-20260310-0830-01", "audio.wav", "2026-03-10T08:30:00Z"),
+        ],
+    );
+    for key in [audio, transcript] {
+        t.assert_held(key, "2027-03-10T08:30:00Z");
+        t.assert_held(key, "2029-03-09T23:59:59Z");
+        // max(2027-03-10T08:30 normal, 2029-03-10T00:00 + P0D).
+        let p = t.plan("2029-03-10T00:00:00Z", key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2029-03-10T00:00:00Z"))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+    t.assert_kept_until(
+        "callcenter/2026/03/10/si-20260310-0830-01/audio.wav",
+        "2026-04-09T08:30:00Z",
+    );
+}
+
+#[test]
+fn lb_objects_no_rule_classifies_are_never_deleted() {
+    let b = notice(LB);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            obj(
+                "compliance/stikproever-2026-12.xlsx",
+                "2026-12-31T07:00:00Z",
+            ),
+            lb_call("cc-1", "screen.mp4", "2026-12-31T14:05:00Z"),
+        ],
+    );
+    t.assert_never_deleted(
+        "compliance/stikproever-2026-12.xlsx",
+        "2026-12-31T00:00:00Z",
+    );
+    t.assert_never_deleted(
+        "callcenter/2026/12/31/cc-1/screen.mp4",
+        "2026-12-31T00:00:00Z",
+    );
+}
+
+#[test]
+fn lb_example_listing_plans_as_its_readme_describes() {
+    let by = example_listing(LB);
+    assert_eq!(
+        keys_of(&by, "delete!"),
+        sorted(&["callcenter/2026/11/27/cc-20261127-1545-c1/audio.wav"])
+    );
+    assert_eq!(
+        keys_of(&by, "held"),
+        sorted(&[
+            "callcenter/2026/11/20/cc-20261120-0912-11/audio.wav",
+            "callcenter/2026/11/20/cc-20261120-0912-11/transcript.json",
+            "callcenter/2026/12/01/cc-20261201-1604-2e/audio.wav",
+            "callcenter/2026/12/14/cc-20261214-0915-a7/audio.wav",
+            "callcenter/2026/12/14/cc-20261214-0915-a7/transcript.json",
+            "skadeinspektion/SI-2026-0031/si-20260310-0830-01/audio.wav",
+            "skadeinspektion/SI-2026-0031/si-20260310-0830-01/transcript.json",
+        ])
+    );
+    assert_eq!(count(&by, "delete"), 6);
+    assert_eq!(count(&by, "keep"), 8);
+    assert_eq!(count(&by, "unclassified"), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 002 Tryg (Danish)
+
+const TRYG: &str = "002-tryg";
+
+/// A Tryg object under `<area>/<yyyy>/<mm>/<dd>/<id>/<file>`, with metadata `call-start`,
+/// uploaded `delay_minutes` after the call began.
+fn tryg(area: &str, id: &str, file: &str, start: &str, delay_minutes: i64) -> ObjectInfo {
+    let day = start[..10].replace('-', "/");
+    let uploaded = at(start) + TimeDelta::minutes(delay_minutes);
+    obj(&format!("{area}/{day}/{id}/{file}"), &uploaded.to_rfc3339()).meta("call-start", start)
+}
+
+#[test]
+fn tryg_audio_without_consent_is_deleted_one_year_after_recording() {
+    let b = notice(TRYG);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            tryg("samtaler", "t-1", "audio.wav", "2026-01-31T10:00:00Z", 12)
+                .tag("consent", "refused"),
+            tryg("samtaler", "t-2", "audio.wav", "2026-02-28T09:00:00Z", 12),
+            // Called before midnight, uploaded after: the year counts from the call.
+            tryg("samtaler", "t-3", "audio.wav", "2025-12-31T23:40:00Z", 22)
+                .tag("consent", "refused"),
+        ],
+    );
+    t.assert_kept_until("samtaler/2026/01/31/t-1/audio.wav", "2027-01-31T10:00:00Z");
+    t.assert_kept_until("samtaler/2026/02/28/t-2/audio.wav", "2027-02-28T09:00:00Z");
+    t.assert_kept_until("samtaler/2025/12/31/t-3/audio.wav", "2026-12-31T23:40:00Z");
+}
+
+#[test]
+fn tryg_consent_adds_quality_use_but_the_archive_audio_still_goes_after_one_year() {
+    let b = notice(TRYG);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            tryg("samtaler", "t-1", "audio.wav", "2026-01-31T10:00:00Z", 12)
+                .tag("consent", "given"),
+        ],
+    );
+    assert_eq!(
+        t.purposes("2026-02-01T00:00:00Z", "samtaler/2026/01/31/t-1/audio.wav"),
+        ["documentation", "quality"]
+    );
+    t.assert_kept_until("samtaler/2026/01/31/t-1/audio.wav", "2027-01-31T10:00:00Z");
+}
+
+#[test]
+fn tryg_quality_copies_are_deleted_six_months_after_the_call() {
+    let b = notice(TRYG);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            // Copied to the quality library the night after the call.
+            tryg(
+                "kvalitet",
+                "t-1",
+                "audio.wav",
+                "2026-01-31T10:00:00Z",
+                16 * 60,
+            )
+            .tag("consent", "given"),
+            tryg(
+                "kvalitet",
+                "t-2",
+                "audio.wav",
+                "2026-08-31T09:00:00Z",
+                17 * 60,
+            )
+            .tag("consent", "given"),
+        ],
+    );
+    t.assert_kept_until("kvalitet/2026/01/31/t-1/audio.wav", "2026-07-31T10:00:00Z");
+    // Six calendar months from 31 August is the end of February.
+    t.assert_kept_until("kvalitet/2026/08/31/t-2/audio.wav", "2027-02-28T09:00:00Z");
+}
+
+#[test]
+fn tryg_transcripts_are_kept_three_years_only_on_consent() {
+    let b = notice(TRYG);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            tryg(
+                "samtaler",
+                "t-1",
+                "transcript.json",
+                "2026-01-31T10:00:00Z",
+                15,
+            )
+            .tag("consent", "given"),
+            tryg(
+                "samtaler",
+                "t-2",
+                "transcript.json",
+                "2026-01-31T10:00:00Z",
+                15,
+            )
+            .tag("consent", "refused"),
+        ],
+    );
+    t.assert_kept_until(
+        "samtaler/2026/01/31/t-1/transcript.json",
+        "2029-01-31T10:00:00Z",
+    );
+    t.assert_deletable_at_once(
+        "samtaler/2026/01/31/t-2/transcript.json",
+        "2026-01-31T10:00:00Z",
+    );
+}
+
+#[test]
+fn tryg_withdrawn_consent_deletes_transcript_and_quality_copy_at_once_but_keeps_the_archive_audio()
+{
+    let b = notice(TRYG);
+    let w = "gallring.io/withdrawn";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            tryg("samtaler", "t-1", "audio.wav", "2026-03-14T11:00:00Z", 10)
+                .tag("consent", "given")
+                .tag(w, "quality"),
+            tryg(
+                "samtaler",
+                "t-1",
+                "transcript.json",
+                "2026-03-14T11:00:00Z",
+                10,
+            )
+            .tag("consent", "given")
+            .tag(w, "quality"),
+            tryg("kvalitet", "t-1", "audio.wav", "2026-03-14T11:00:00Z", 900)
+                .tag("consent", "given")
+                .tag(w, "quality"),
+        ],
+    );
+    t.assert_kept_until("samtaler/2026/03/14/t-1/audio.wav", "2027-03-14T11:00:00Z");
+    t.assert_deletable_at_once(
+        "samtaler/2026/03/14/t-1/transcript.json",
+        "2026-03-14T11:00:00Z",
+    );
+    t.assert_deletable_at_once("kvalitet/2026/03/14/t-1/audio.wav", "2026-03-14T11:00:00Z");
+}
+
+#[test]
+fn tryg_real_time_advisory_text_is_kept_masked_for_thirty_days_and_never_unmasked() {
+    let b = notice(TRYG);
+    // A complaint about the same call does not keep the masked advisory text.
+    let complaint = hold(
+        "klage-1",
+        HoldReason::Complaint,
+        "KL-1",
+        recording_ids(&["t-1"]),
+    );
+    let t = Timeline::new(
+        &b,
+        vec![complaint],
+        vec![
+            tryg(
+                "raadgivning",
+                "t-1",
+                "seg-0001.masked.json",
+                "2026-01-31T10:00:00Z",
+                0,
+            ),
+            tryg(
+                "raadgivning",
+                "t-1",
+                "seg-0002.json",
+                "2026-01-31T10:00:00Z",
+                0,
+            ),
+            tryg("samtaler", "t-1", "audio.wav", "2026-01-31T10:00:00Z", 12),
+        ],
+    );
+    t.assert_kept_until(
+        "raadgivning/2026/01/31/t-1/seg-0001.masked.json",
+        "2026-03-02T10:00:00Z",
+    );
+    t.assert_deletable_at_once(
+        "raadgivning/2026/01/31/t-1/seg-0002.json",
+        "2026-01-31T10:00:00Z",
+    );
+    t.assert_held("samtaler/2026/01/31/t-1/audio.wav", "2026-03-02T10:00:00Z");
+}
+
+#[test]
+fn tryg_a_complaint_within_the_year_keeps_audio_and_transcript_until_closed_plus_three_years() {
+    let b = notice(TRYG);
+    let audio = "samtaler/2026/01/31/t-1/audio.wav";
+    let transcript = "samtaler/2026/01/31/t-1/transcript.json";
+    let copy = "kvalitet/2026/01/31/t-1/audio.wav";
+    let objects = vec![
+        tryg("samtaler", "t-1", "audio.wav", "2026-01-31T10:00:00Z", 12).tag("consent", "given"),
+        tryg(
+            "samtaler",
+            "t-1",
+            "transcript.json",
+            "2026-01-31T10:00:00Z",
+            12,
+        )
+        .tag("consent", "given"),
+        tryg("kvalitet", "t-1", "audio.wav", "2026-01-31T10:00:00Z", 900).tag("consent", "given"),
+    ];
+    let complaint = hold("klage-1", HoldReason::Complaint, "KL-1", keys(&[audio]));
+    let open = Timeline::new(&b, vec![complaint.clone()], objects.clone());
+    open.assert_held(audio, "2027-06-01T00:00:00Z");
+    open.assert_held(transcript, "2027-06-01T00:00:00Z");
+    // The quality copy is not part of the case: it still goes after six months.
+    open.assert_kept_until(copy, "2026-07-31T10:00:00Z");
+
+    let closed = Timeline::new(
+        &b,
+        vec![released(complaint, "2026-11-30T00:00:00Z")],
+        objects,
+    );
+    closed.assert_kept_until(audio, "2029-11-30T00:00:00Z");
+    // max(2029-01-31T10:00 for quality, 2029-11-30T00:00 after the complaint).
+    closed.assert_kept_until(transcript, "2029-11-30T00:00:00Z");
+
+    // The claim case of holds.yaml keeps its call beyond the year.
+    let yaml = Timeline::new(
+        &b,
+        vec![yaml_hold(&b, "skade-sk-2026-310552")],
+        vec![tryg(
+            "samtaler",
+            "t-20260212-1130-9c",
+            "audio.wav",
+            "2026-02-12T11:30:00Z",
+            22,
+        )],
+    );
+    yaml.assert_held(
+        "samtaler/2026/02/12/t-20260212-1130-9c/audio.wav",
+        "2027-06-01T00:00:00Z",
+    );
+}
+
+#[test]
+fn tryg_an_access_or_restriction_request_keeps_the_call_until_answered_and_nothing_longer() {
+    let b = notice(TRYG);
+    let audio = "samtaler/2026/01/10/t-1/audio.wav";
+    let request = expiring(
+        hold(
+            "indsigt-1",
+            HoldReason::AccessRequest,
+            "DSR-1",
+            recording_ids(&["t-1"]),
+        ),
+        "2027-03-01T00:00:00Z",
+    );
+    let t = Timeline::new(
+        &b,
+        vec![request],
+        vec![tryg(
+            "samtaler",
+            "t-1",
+            "audio.wav",
+            "2026-01-10T08:00:00Z",
+            12,
+        )],
+    );
+    t.assert_held(audio, "2027-01-10T08:00:00Z");
+    // max(2027-01-10T08:00 normal, 2027-03-01T00:00 + P0D).
+    let p = t.plan("2027-03-01T00:00:00Z", audio);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2027-03-01T00:00:00Z"))),
+        "{}",
+        p.reason
+    );
+
+    // holds.yaml: the access request of 2026-11-20's call expires 2027-01-18, well before the
+    // call's year is over, so its normal deadline stands.
+    let yaml = Timeline::new(
+        &b,
+        vec![
+            yaml_hold(&b, "indsigt-dsr-2026-5531"),
+            yaml_hold(&b, "begraensning-dsr-2026-5602"),
+        ],
+        vec![
+            tryg(
+                "samtaler",
+                "t-20261120-1502-d1",
+                "audio.wav",
+                "2026-11-20T15:02:00Z",
+                8,
+            ),
+            tryg(
+                "samtaler",
+                "t-20260105-0907-4f",
+                "audio.wav",
+                "2026-01-05T09:07:00Z",
+                13,
+            ),
+        ],
+    );
+    let answered = "samtaler/2026/11/20/t-20261120-1502-d1/audio.wav";
+    yaml.assert_held(answered, "2027-01-17T23:59:59Z");
+    yaml.assert_kept_until(answered, "2027-11-20T15:02:00Z");
+    // The restriction request (modelled as AccessRequest, see README) holds past the year.
+    yaml.assert_held(
+        "samtaler/2026/01/05/t-20260105-0907-4f/audio.wav",
+        "2027-02-01T00:00:00Z",
+    );
+}
+
+#[test]
+fn tryg_objects_no_rule_classifies_are_never_deleted() {
+    let b = notice(TRYG);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            // A quality copy without a consent tag should not exist: reported, not deleted.
+            tryg("kvalitet", "t-1", "audio.wav", "2026-12-21T16:10:00Z", 600),
+            obj(
+                "eksport/2026-12-kvalitetsrapport.pdf",
+                "2026-12-31T08:00:00Z",
+            ),
+        ],
+    );
+    t.assert_never_deleted("kvalitet/2026/12/21/t-1/audio.wav", "2026-12-21T00:00:00Z");
+    t.assert_never_deleted(
+        "eksport/2026-12-kvalitetsrapport.pdf",
+        "2026-12-31T00:00:00Z",
+    );
+}
+
+#[test]
+fn tryg_example_listing_plans_as_its_readme_describes() {
+    let by = example_listing(TRYG);
+    assert_eq!(count(&by, "delete!"), 0);
+    assert_eq!(
+        keys_of(&by, "delete"),
+        sorted(&[
+            "kvalitet/2026/06/30/t-20260630-1500-8e/audio.wav",
+            "kvalitet/2026/12/30/t-20261230-1345-c0/audio.wav",
+            "raadgivning/2026/12/01/t-20261201-1012-aa/seg-0001.masked.json",
+            "raadgivning/2026/12/01/t-20261201-1012-aa/seg-0002.masked.json",
+            "raadgivning/2026/12/31/t-20261231-1122-cc/seg-0003.json",
+            "samtaler/2025/12/31/t-20251231-2340-e2/audio.wav",
+            "samtaler/2026/12/30/t-20261230-1345-c0/transcript.json",
+        ])
+    );
+    assert_eq!(count(&by, "held"), 6);
+    assert_eq!(count(&by, "keep"), 9);
+    assert_eq!(
+        keys_of(&by, "unclassified"),
+        sorted(&["kvalitet/2026/12/21/t-20261221-1610-dd/audio.wav"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 003 Länsförsäkringar (Swedish)
+
+const LF: &str = "003-lansforsakringar";
+
+fn lf_camera(site: &str, camera: &str, start: &str) -> ObjectInfo {
+    let day = start[..10].replace('-', "/");
+    let hhmm = format!("{}{}", &start[11..13], &start[14..16]);
+    let uploaded = at(start) + TimeDelta::hours(1);
+    obj(
+        &format!("kamera/{site}/{day}/{camera}-{hhmm}.mp4"),
+        &uploaded.to_rfc3339(),
+    )
+    .meta("recorded-at", start)
+}
+
+fn lf_visit(site: &str, id: &str, date: &str, registered: &str) -> ObjectInfo {
+    obj(&format!("besok/{site}/{date}/{id}.json"), registered).meta("recorded-at", date)
+}
+
+fn lf_interaction(id: &str, file: &str, start: &str) -> ObjectInfo {
+    let day = start[..10].replace('-', "/");
+    let uploaded = at(start) + TimeDelta::minutes(20);
+    obj(
+        &format!("interaktioner/{day}/{id}/{file}"),
+        &uploaded.to_rfc3339(),
+    )
+    .meta("recorded-at", start)
+}
+
+fn lf_feedback(id: &str, file: &str, answered: &str) -> ObjectInfo {
+    let month = answered[..7].replace('-', "/");
+    let uploaded = at(answered) + TimeDelta::minutes(1);
+    obj(
+        &format!("aterkoppling/{month}/{id}/{file}"),
+        &uploaded.to_rfc3339(),
+    )
+    .meta("recorded-at", answered)
+}
+
+#[test]
+fn lansforsakringar_camera_footage_is_kept_fourteen_days_and_thirty_at_tegeluddsvagen() {
+    let b = notice(LF);
+    let spec = policy_spec(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_camera("telegrafgatan-8a", "entre", "2026-03-10T14:00:00Z"),
+            lf_camera("humlegardsgatan-20", "reception", "2026-03-10T14:00:00Z"),
+            lf_camera("stora-brogatan-7", "kassa", "2026-03-10T14:00:00Z"),
+            lf_camera("tegeluddsvagen-11-13", "lobby", "2026-03-10T14:00:00Z"),
+        ],
+    );
+    for site in [
+        "telegrafgatan-8a/2026/03/10/entre",
+        "humlegardsgatan-20/2026/03/10/reception",
+        "stora-brogatan-7/2026/03/10/kassa",
+    ] {
+        let key = format!("kamera/{site}-1400.mp4");
+        t.assert_kept_until(&key, "2026-03-24T14:00:00Z");
+        let purposes = t.purposes("2026-03-11T00:00:00Z", &key);
+        assert_eq!(purposes, ["cctv"]);
+        assert_eq!(
+            controller_of(&spec, &purposes[0]),
+            "Länsförsäkringar Stockholm"
+        );
+    }
+    // 10 March + 30 days = 9 April.
+    let tegeludd = "kamera/tegeluddsvagen-11-13/2026/03/10/lobby-1400.mp4";
+    t.assert_kept_until(tegeludd, "2026-04-09T14:00:00Z");
+    let purposes = t.purposes("2026-03-11T00:00:00Z", tegeludd);
+    assert_eq!(purposes, ["cctv-tegeluddsvagen"]);
+    assert_eq!(controller_of(&spec, &purposes[0]), "Länsförsäkringar AB");
+}
+
+#[test]
+fn lansforsakringar_camera_footage_handed_to_the_police_is_held_until_the_case_no_longer_needs_it()
+{
+    let b = notice(LF);
+    let report = yaml_hold(&b, "polisanmalan-5000-k1299871-26");
+    assert_eq!(report.reason, HoldReason::PoliceReport);
+    let held = "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4";
+    let next_day = "kamera/telegrafgatan-8a/2026/12/15/entre-2100.mp4";
+    let objects = vec![
+        lf_camera("telegrafgatan-8a", "entre", "2026-12-14T21:00:00Z"),
+        lf_camera("telegrafgatan-8a", "entre", "2026-12-15T21:00:00Z"),
+    ];
+    let t = Timeline::new(&b, vec![report.clone()], objects.clone());
+    t.assert_held(held, "2027-01-01T00:00:00Z");
+    t.assert_kept_until(next_day, "2026-12-29T21:00:00Z");
+    // Released on 2027-04-15: deleted at once (holdRelease PoliceReport P0D).
+    let done = Timeline::new(&b, vec![released(report, "2027-04-15T09:00:00Z")], objects);
+    let p = done.plan("2027-04-15T09:00:00Z", held);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2027-04-15T09:00:00Z"))),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
+fn lansforsakringar_visitor_records_are_kept_one_day_from_the_visit_and_thirty_at_tegeluddsvagen() {
+    let b = notice(LF);
+    let spec = policy_spec(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_visit(
+                "humlegardsgatan-20",
+                "v-1",
+                "2026-03-10",
+                "2026-03-10T07:42:10Z",
+            ),
+            lf_visit(
+                "tegeluddsvagen-11-13",
+                "v-2",
+                "2026-03-10",
+                "2026-03-10T13:31:09Z",
+            ),
+        ],
+    );
+    // "1 dag från dagen för besöket": the day after the visit day.
+    t.assert_kept_until(
+        "besok/humlegardsgatan-20/2026-03-10/v-1.json",
+        "2026-03-11T00:00:00Z",
+    );
+    t.assert_kept_until(
+        "besok/tegeluddsvagen-11-13/2026-03-10/v-2.json",
+        "2026-04-09T00:00:00Z",
+    );
+    let purposes = t.purposes(
+        "2026-03-10T12:00:00Z",
+        "besok/tegeluddsvagen-11-13/2026-03-10/v-2.json",
+    );
+    assert_eq!(purposes, ["visitors-tegeluddsvagen"]);
+    assert_eq!(controller_of(&spec, &purposes[0]), "Länsförsäkringar AB");
+}
+
+#[test]
+fn lansforsakringar_threat_interactions_are_deleted_after_thirty_days_unless_reported_to_the_police()
+ {
+    let b = notice(LF);
+    let video = "interaktioner/2026/03/10/i-2/video.mp4";
+    let chat = "interaktioner/2026/03/10/i-2/chat.json";
+    let objects = vec![
+        lf_interaction("i-1", "call.wav", "2026-03-10T09:15:00Z").tag("flag", "threat"),
+        lf_interaction("i-2", "video.mp4", "2026-03-10T09:30:00Z").tag("flag", "threat"),
+        lf_interaction("i-2", "chat.json", "2026-03-10T09:30:00Z").tag("flag", "threat"),
+    ];
+    let t = Timeline::new(&b, vec![], objects.clone());
+    t.assert_kept_until(
+        "interaktioner/2026/03/10/i-1/call.wav",
+        "2026-04-09T09:15:00Z",
+    );
+    assert_eq!(
+        t.purposes(
+            "2026-03-11T00:00:00Z",
+            "interaktioner/2026/03/10/i-1/call.wav"
+        ),
+        ["threat"]
+    );
+    t.assert_kept_until(chat, "2026-04-09T09:30:00Z");
+
+    // A police report on the video meeting: the hold reaches its chat too.
+    let report = hold(
+        "polisanmalan-1",
+        HoldReason::PoliceReport,
+        "5000-K1-26",
+        keys(&[video]),
+    );
+    let reported = Timeline::new(&b, vec![report.clone()], objects.clone());
+    reported.assert_held(video, "2026-06-01T00:00:00Z");
+    reported.assert_held(chat, "2026-06-01T00:00:00Z");
+    // No longer needed for the legal claims on 2027-05-01: deletable then.
+    let done = Timeline::new(&b, vec![released(report, "2027-05-01T00:00:00Z")], objects);
+    for key in [video, chat] {
+        let p = done.plan("2027-05-01T00:00:00Z", key);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2027-05-01T00:00:00Z"))),
+            "{key}: {}",
+            p.reason
+        );
+    }
+    // The police report of holds.yaml.
+    let yaml = Timeline::new(
+        &b,
+        vec![yaml_hold(&b, "polisanmalan-5000-k1203344-26")],
+        vec![
+            lf_interaction("i-20261118-0930-f2", "chat.json", "2026-11-18T09:30:00Z")
+                .tag("flag", "threat"),
+        ],
+    );
+    yaml.assert_held(
+        "interaktioner/2026/11/18/i-20261118-0930-f2/chat.json",
+        "2027-05-01T00:00:00Z",
+    );
+}
+
+#[test]
+fn lansforsakringar_quality_recordings_are_kept_thirty_days_under_the_controller_the_topic_decides()
+{
+    let b = notice(LF);
+    let spec = policy_spec(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_interaction("i-1", "call.wav", "2026-01-31T10:00:00Z"),
+            lf_interaction("i-2", "call.wav", "2026-01-31T10:00:00Z").tag("topic", "banking"),
+            lf_interaction("i-3", "chat.json", "2026-12-20T15:30:00Z").tag("topic", "banking"),
+            lf_interaction("i-4", "mail.eml", "2026-12-01T08:20:00Z"),
+            lf_interaction("i-5", "video.mp4", "2026-02-15T13:00:00Z"),
+        ],
+    );
+    t.assert_kept_until(
+        "interaktioner/2026/01/31/i-1/call.wav",
+        "2026-03-02T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "interaktioner/2026/01/31/i-2/call.wav",
+        "2026-03-02T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "interaktioner/2026/12/20/i-3/chat.json",
+        "2027-01-19T15:30:00Z",
+    );
+    t.assert_kept_until(
+        "interaktioner/2026/12/01/i-4/mail.eml",
+        "2026-12-31T08:20:00Z",
+    );
+    t.assert_kept_until(
+        "interaktioner/2026/02/15/i-5/video.mp4",
+        "2026-03-17T13:00:00Z",
+    );
+    let other = t.purposes(
+        "2026-02-01T00:00:00Z",
+        "interaktioner/2026/01/31/i-1/call.wav",
+    );
+    assert_eq!(other, ["quality"]);
+    assert_eq!(
+        controller_of(&spec, &other[0]),
+        "Länsförsäkringar Stockholm"
+    );
+    let bank = t.purposes(
+        "2026-02-01T00:00:00Z",
+        "interaktioner/2026/01/31/i-2/call.wav",
+    );
+    assert_eq!(bank, ["quality-bank"]);
+    assert_eq!(
+        controller_of(&spec, &bank[0]),
+        "Länsförsäkringar Bank AB (publ)"
+    );
+}
+
+#[test]
+fn lansforsakringar_a_customer_who_declines_the_recording_has_it_deleted_at_once() {
+    let b = notice(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_interaction("i-1", "call.wav", "2026-12-31T09:15:00Z")
+                .tag("gallring.io/withdrawn", "quality"),
+            lf_interaction("i-2", "call.wav", "2026-12-31T09:15:00Z")
+                .tag("topic", "banking")
+                .tag("gallring.io/withdrawn", "quality-bank"),
+        ],
+    );
+    t.assert_deletable_at_once(
+        "interaktioner/2026/12/31/i-1/call.wav",
+        "2026-12-31T09:15:00Z",
+    );
+    t.assert_deletable_at_once(
+        "interaktioner/2026/12/31/i-2/call.wav",
+        "2026-12-31T09:15:00Z",
+    );
+}
+
+#[test]
+fn lansforsakringar_feedback_answers_are_kept_eighteen_months_and_comments_twelve() {
+    let b = notice(LF);
+    let spec = policy_spec(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_feedback("nki-1", "svar.json", "2026-01-31T10:00:00Z")
+                .tag("requested-by", "lf-stockholm"),
+            lf_feedback("nki-1", "kommentar.txt", "2026-01-31T10:00:00Z")
+                .tag("requested-by", "lf-stockholm"),
+            lf_feedback("nki-2", "svar.json", "2026-08-31T18:00:00Z")
+                .tag("requested-by", "lf-bank"),
+            lf_feedback("nki-2", "kommentar.wav", "2026-08-31T18:00:00Z")
+                .tag("requested-by", "lf-bank"),
+        ],
+    );
+    t.assert_kept_until(
+        "aterkoppling/2026/01/nki-1/svar.json",
+        "2027-07-31T10:00:00Z",
+    );
+    t.assert_kept_until(
+        "aterkoppling/2026/01/nki-1/kommentar.txt",
+        "2027-01-31T10:00:00Z",
+    );
+    // 31 August + 18 months = 29 February 2028 (a leap year); + 12 months = 31 August 2027.
+    t.assert_kept_until(
+        "aterkoppling/2026/08/nki-2/svar.json",
+        "2028-02-29T18:00:00Z",
+    );
+    t.assert_kept_until(
+        "aterkoppling/2026/08/nki-2/kommentar.wav",
+        "2027-08-31T18:00:00Z",
+    );
+    let bank = t.purposes(
+        "2026-09-01T00:00:00Z",
+        "aterkoppling/2026/08/nki-2/svar.json",
+    );
+    assert_eq!(bank, ["feedback-bank"]);
+    assert_eq!(
+        controller_of(&spec, &bank[0]),
+        "Länsförsäkringar Bank AB (publ)"
+    );
+}
+
+#[test]
+fn lansforsakringar_an_objection_to_the_survey_deletes_the_feedback_at_once() {
+    let b = notice(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_feedback("nki-1", "svar.json", "2026-12-30T19:03:00Z")
+                .tag("requested-by", "lf-stockholm")
+                .tag("gallring.io/withdrawn", "feedback"),
+            lf_feedback("nki-1", "kommentar.txt", "2026-12-30T19:03:00Z")
+                .tag("requested-by", "lf-stockholm")
+                .tag("gallring.io/withdrawn", "feedback"),
+        ],
+    );
+    t.assert_deletable_at_once(
+        "aterkoppling/2026/12/nki-1/svar.json",
+        "2026-12-30T19:03:00Z",
+    );
+    t.assert_deletable_at_once(
+        "aterkoppling/2026/12/nki-1/kommentar.txt",
+        "2026-12-30T19:03:00Z",
+    );
+}
+
+#[test]
+fn lansforsakringar_objects_without_a_known_site_or_controller_are_never_deleted() {
+    let b = notice(LF);
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            lf_camera("sveavagen-44", "entre", "2026-12-30T09:00:00Z"),
+            lf_feedback("nki-9", "svar.json", "2026-12-29T10:10:00Z"),
+            obj("rapporter/incidenter-2026.xlsx", "2026-12-31T12:00:00Z"),
+        ],
+    );
+    t.assert_never_deleted(
+        "kamera/sveavagen-44/2026/12/30/entre-0900.mp4",
+        "2026-12-30T00:00:00Z",
+    );
+    t.assert_never_deleted(
+        "aterkoppling/2026/12/nki-9/svar.json",
+        "2026-12-29T00:00:00Z",
+    );
+    t.assert_never_deleted("rapporter/incidenter-2026.xlsx", "2026-12-31T00:00:00Z");
+}
+
+#[test]
+fn lansforsakringar_example_listing_plans_as_its_readme_describes() {
+    let by = example_listing(LF);
+    assert_eq!(count(&by, "delete!"), 0);
+    assert_eq!(count(&by, "delete"), 9);
+    assert_eq!(count(&by, "keep"), 15);
+    assert_eq!(
+        keys_of(&by, "held"),
+        sorted(&[
+            "interaktioner/2026/11/18/i-20261118-0930-f2/chat.json",
+            "interaktioner/2026/11/18/i-20261118-0930-f2/video.mp4",
+            "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4",
+            "kamera/telegrafgatan-8a/2026/12/14/entre-2200.mp4",
+        ])
+    );
+    assert_eq!(
+        keys_of(&by, "unclassified"),
+        sorted(&[
+            "aterkoppling/2026/12/nki-2026-0122001/svar.json",
+            "kamera/sveavagen-44/2026/12/30/entre-0900.mp4",
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 004 Claims Link (Swedish)
+
+const CLAIMS_LINK: &str = "004-claims-link";
+
+#[test]
+fn claims_link_survey_answers_are_gone_within_180_days_of_the_answer() {
+    let b = notice(CLAIMS_LINK);
+    let key = "undersokningar/2026/01/nps-1.json";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            // Exported by the survey tool the night after the answer.
+            obj(key, "2026-02-01T01:00:00Z")
+                .meta("answered-at", "2026-01-31T10:00:00Z")
+                .tag("subject", "cl-k-1"),
+        ],
+    );
+    // Deletable from answer + 178 days; the P2D grace ends exactly at answer + 180 days
+    // (31 Jan + 180 days = 30 Jul), after which a remaining answer is overdue.
+    t.assert_kept_until(key, "2026-07-28T10:00:00Z");
+    let last_allowed = t.plan("2026-07-30T10:00:00Z", key);
+    assert_eq!(
+        (last_allowed.decision, last_allowed.overdue),
+        (Decision::Delete, false)
+    );
+    let too_late = t.plan("2026-07-30T10:00:01Z", key);
+    assert_eq!(
+        (too_late.decision, too_late.overdue),
+        (Decision::Delete, true)
+    );
+}
+
+#[test]
+fn claims_link_a_survey_answer_without_its_answer_time_counts_from_its_export() {
+    let b = notice(CLAIMS_LINK);
+    let key = "undersokningar/2026/07/nps-2.json";
+    let t = Timeline::new(&b, vec![], vec![obj(key, "2026-07-05T01:00:00Z")]);
+    // 5 July + 178 days = 30 December.
+    t.assert_kept_until(key, "2026-12-30T01:00:00Z");
+    assert!(
+        t.plan("2026-07-06T00:00:00Z", key)
+            .reason
+            .contains("`answered-at` is missing"),
+        "the plan says why it counts from the export"
+    );
+}
+
+#[test]
+fn claims_link_case_files_kept_for_the_contract_and_by_law_are_never_deleted() {
+    let b = notice(CLAIMS_LINK);
+    let files = [
+        "arenden/CL-2026-0142/samtal/2026-03-02-0915.wav",
+        "arenden/CL-2026-0142/anteckningar/2026-03-02.txt",
+        "arenden/CL-2026-0142/epost/2026-03-04-forsakringsbolag.eml",
+    ];
+    let t = Timeline::new(
+        &b,
+        vec![],
+        files
+            .iter()
+            .map(|k| obj(k, "2026-03-02T09:31:00Z").tag("subject", "cl-k-2"))
+            .collect(),
+    );
+    for key in files {
+        t.assert_never_deleted(key, "2026-03-02T00:00:00Z");
+    }
+}
+
+#[test]
+fn claims_link_example_listing_plans_as_its_readme_describes() {
+    let by = example_listing(CLAIMS_LINK);
+    assert_eq!(count(&by, "delete!"), 0);
+    assert_eq!(
+        keys_of(&by, "delete"),
+        sorted(&[
+            "undersokningar/2026/07/nps-2026-000412.json",
+            "undersokningar/2026/07/nps-2026-000420.json",
+        ])
+    );
+    assert_eq!(count(&by, "keep"), 5);
+    assert_eq!(count(&by, "held"), 0);
+    assert_eq!(count(&by, "unclassified"), 7);
+    assert!(
+        keys_of(&by, "unclassified")
+            .iter()
+            .all(|k| k.starts_with("arenden/"))
+    );
+}
