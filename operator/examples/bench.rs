@@ -219,7 +219,7 @@ async fn main() -> std::process::ExitCode {
                 concurrency: args.concurrency,
             };
             let progress = |p: gallring::reconcile::Progress| {
-                if p.pages % 5 == 0 {
+                if p.pages.is_multiple_of(5) {
                     eprintln!("pass: {} objects listed", p.listed);
                 }
             };

@@ -102,6 +102,7 @@ pub fn hold_reason(r: v1::HoldReason) -> r::HoldReason {
         v1::HoldReason::PoliceReport => r::HoldReason::PoliceReport,
         v1::HoldReason::FraudInvestigation => r::HoldReason::FraudInvestigation,
         v1::HoldReason::AuthorityRequest => r::HoldReason::AuthorityRequest,
+        v1::HoldReason::Restriction => r::HoldReason::Restriction,
     }
 }
 

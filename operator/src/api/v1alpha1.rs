@@ -540,6 +540,8 @@ pub enum HoldReason {
     PoliceReport,
     FraudInvestigation,
     AuthorityRequest,
+    /// A restriction of processing (GDPR Art. 18).
+    Restriction,
 }
 
 /// What a hold selects. At least one selector must be set.

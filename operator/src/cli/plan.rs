@@ -80,7 +80,11 @@ pub fn run(
 ) -> Result<PlanReport, PlanError> {
     let compiled = input::Manifests::load(manifests)?.compile()?;
     let b = select_bucket(compiled, bucket)?;
-    let listing = input::load_objects(objects)?;
+    let mut listing = input::load_objects(objects)?;
+    // Keys outside the bucket's prefix are not governed: the store listing never returns them.
+    if let Some(prefix) = &b.rules.prefix {
+        listing.retain(|o| o.key.starts_with(prefix.as_str()));
+    }
     let plan = plan_bucket(&b.policy, &b.rules, b.holds.clone(), &listing, now);
     let versioned = listing.iter().any(|o| o.version_id.is_some());
     let mut objects = plan.objects;

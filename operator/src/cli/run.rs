@@ -160,7 +160,7 @@ async fn pass_once(
     let now = Utc::now();
     let key = b.key.clone();
     let progress = move |p: Progress| {
-        if p.pages > 1 && p.pages % 10 == 0 {
+        if p.pages > 1 && p.pages.is_multiple_of(10) {
             info!(bucket = %key, listed = p.listed, pages = p.pages, "scanning");
         }
     };

@@ -723,14 +723,11 @@ async fn policy_reconciler<F: StoreFactory>(
 }
 
 /// Transient errors back off exponentially per object.
-pub fn error_policy<K: Resource<DynamicType = ()>, F: StoreFactory>(
+pub fn error_policy<K: Resource<DynamicType = ()> + Clone, F: StoreFactory>(
     obj: Arc<DeserializeGuard<K>>,
     error: &Error,
     ctx: Arc<Context<F>>,
-) -> Action
-where
-    K: Clone,
-{
+) -> Action {
     let key = match &obj.0 {
         Ok(o) => key_of(o),
         Err(i) => format!("{}/{:?}", K::kind(&()), i.metadata.name),

@@ -188,13 +188,11 @@ fn not_found(method: &'static str, path: &str) -> Expect {
     }
 }
 
+/// What the mocked API server saw: per request, `METHOD path?query`, unused, and the JSON body.
+type Seen = Vec<(String, String, Value)>;
+
 /// Plays the scenario; returns the JSON bodies of the requests, in order.
-fn api_server(
-    scenario: Vec<Expect>,
-) -> (
-    Client,
-    tokio::task::JoinHandle<Vec<(String, String, Value)>>,
-) {
+fn api_server(scenario: Vec<Expect>) -> (Client, tokio::task::JoinHandle<Seen>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let task = tokio::spawn(async move {
         let mut handle = std::pin::pin!(handle);

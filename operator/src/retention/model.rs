@@ -18,6 +18,9 @@ pub const RETENTION_TAG: &str = "gallring.io/retention";
 pub const KEEP_UNTIL_TAG: &str = "gallring.io/keep-until";
 /// Space-separated purpose names the data subject withdrew consent for / opted out of.
 pub const WITHDRAWN_TAG: &str = "gallring.io/withdrawn";
+/// When the withdrawal was made (RFC 3339 or date). A withdrawal can put the deadline in the
+/// past; an object only counts as overdue once grace has passed since the withdrawal.
+pub const WITHDRAWN_AT_TAG: &str = "gallring.io/withdrawn-at";
 /// S3 allows at most 10 tags on one object.
 pub const MAX_TAGS: usize = 10;
 
@@ -31,10 +34,12 @@ pub enum HoldReason {
     PoliceReport,
     FraudInvestigation,
     AuthorityRequest,
+    /// A restriction of processing (GDPR Art. 18): kept, not used, until the restriction ends.
+    Restriction,
 }
 
 impl HoldReason {
-    pub const ALL: [HoldReason; 7] = [
+    pub const ALL: [HoldReason; 8] = [
         HoldReason::Complaint,
         HoldReason::Dispute,
         HoldReason::Claim,
@@ -42,6 +47,7 @@ impl HoldReason {
         HoldReason::PoliceReport,
         HoldReason::FraudInvestigation,
         HoldReason::AuthorityRequest,
+        HoldReason::Restriction,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -53,6 +59,7 @@ impl HoldReason {
             HoldReason::PoliceReport => "PoliceReport",
             HoldReason::FraudInvestigation => "FraudInvestigation",
             HoldReason::AuthorityRequest => "AuthorityRequest",
+            HoldReason::Restriction => "Restriction",
         }
     }
 }

@@ -13,7 +13,9 @@ use serde::Serialize;
 use super::classify::{self, Classification};
 use super::duration::IsoDuration;
 use super::lifecycle::{self, DayClasses};
-use super::model::{BucketRules, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy};
+use super::model::{
+    BucketRules, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, WITHDRAWN_AT_TAG,
+};
 
 /// What happens to an object now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -386,7 +388,17 @@ impl<'a> Planner<'a> {
         if self.now >= deadline {
             plan.decision = Decision::Delete;
             plan.reason = format!("{why} from {recorded}: deadline {until} has passed");
-            let grace_end = self.bucket.grace.add_to(deadline).unwrap_or(deadline);
+            // A withdrawal can move the deadline into the past at once; the clock for
+            // "overdue" then starts at the withdrawal, not at the (earlier) deadline.
+            let withdrawn_at = (!ended_by_withdrawal.is_empty())
+                .then(|| {
+                    obj.tags
+                        .get(WITHDRAWN_AT_TAG)
+                        .and_then(|v| classify::parse_instant(v))
+                })
+                .flatten();
+            let due_since = withdrawn_at.map_or(deadline, |w| w.max(deadline));
+            let grace_end = self.bucket.grace.add_to(due_since).unwrap_or(due_since);
             plan.overdue = self.now > grace_end;
         } else {
             plan.decision = Decision::Keep;

@@ -8,6 +8,10 @@ use proptest::prelude::*;
 use super::lifecycle::{self, parse_expire_tag};
 use super::*;
 
+fn at_day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    at(y, m, d)
+}
+
 fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
         .single()
@@ -154,6 +158,27 @@ fn withdrawn_consent_falls_back_to_the_remaining_purpose() {
     );
     let later = plan_one(&p, &b, vec![], &o, at(2027, 2, 3));
     assert!(later.overdue);
+}
+
+#[test]
+fn a_withdrawal_starts_the_grace_period_when_it_is_made() {
+    let p = policy(&[("consent-only", true, &[("audio", IsoDuration::months(6))])]);
+    let mut b = bucket();
+    b.classify[0].purposes = vec!["consent-only".into()];
+    let withdrawn = |at: &str| {
+        object(
+            "a/r1/audio.wav",
+            at_day(2026, 1, 10),
+            &[(WITHDRAWN_TAG, "consent-only"), (WITHDRAWN_AT_TAG, at)],
+        )
+    };
+    // Withdrawn on 2026-03-01: deletable at once, overdue only after the P2D grace.
+    let o = withdrawn("2026-03-01T12:00:00Z");
+    let plan = plan_one(&p, &b, vec![], &o, at_day(2026, 3, 2));
+    assert_eq!(plan.decision, Decision::Delete);
+    assert_eq!(plan.deadline, Some(at_day(2026, 1, 10)));
+    assert!(!plan.overdue);
+    assert!(plan_one(&p, &b, vec![], &o, at_day(2026, 3, 4)).overdue);
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub struct DeleteFailure {
 
 /// A lifecycle rule as stored in the bucket, operator-owned or not. Foreign rules are kept as
 /// the store returned them and written back unchanged.
+// A bucket holds at most 1,000 rules: the size difference between the variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredRule {
     /// A rule whose id starts with `gallring-`, normalised to the engine's form.

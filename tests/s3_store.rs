@@ -1,0 +1,873 @@
+//! Integration tests of the S3 adapter against a real S3 server: the Ceph RADOS Gateway that
+//! `scripts/s3-up.sh` starts on 127.0.0.1.
+//!
+//! `GALLRING_S3_ENDPOINT` (and the AWS_* test credentials) must be set; without them every
+//! test fails and says how to start the server. Each test works in its own new bucket and sets
+//! state up with plain aws-sdk-s3 calls, then checks what the adapter reads and writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types as sdk;
+use gallring::retention::lifecycle::LifecycleRule;
+use gallring::store::lifecycle_map::merge;
+use gallring::store::s3::{S3Settings, S3Store, StaticCredentials};
+use gallring::store::{
+    ErrorCategory, ListedObject, NoopObserver, ObjectId, ObjectStore, Operation, RequestObserver,
+    StoredRule,
+};
+
+const HOW_TO_START: &str = "GALLRING_S3_ENDPOINT is not set: start the test S3 server with \
+     `eval \"$(scripts/s3-up.sh)\"` (Ceph RGW on 127.0.0.1) and run the tests again";
+
+fn endpoint() -> String {
+    match std::env::var("GALLRING_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => e,
+        _ => panic!("{HOW_TO_START}"),
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set. {HOW_TO_START}"))
+}
+
+/// A bucket name no other test (or earlier run) uses.
+fn unique_bucket(label: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!(
+        "gallring-{label}-{:x}-{}-{}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A plain SDK client for setting up state, independent of the adapter's own client.
+fn raw_client() -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(
+        env("AWS_ACCESS_KEY_ID"),
+        env("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .force_path_style(true)
+        .credentials_provider(creds)
+        // RGW 16 cannot read aws-chunked trailing checksums.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+fn settings(bucket: &str) -> S3Settings {
+    S3Settings {
+        endpoint: Some(endpoint()),
+        max_attempts: 3,
+        request_timeout: Duration::from_secs(20),
+        ..S3Settings::new(bucket)
+    }
+}
+
+async fn store(bucket: &str) -> S3Store {
+    S3Store::connect(settings(bucket), Arc::new(NoopObserver)).await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Plain,
+    Versioned,
+    ObjectLock,
+}
+
+async fn create_bucket(client: &Client, label: &str, kind: Kind) -> String {
+    let bucket = unique_bucket(label);
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(kind == Kind::ObjectLock)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create bucket {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    if kind == Kind::Versioned {
+        client
+            .put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                sdk::VersioningConfiguration::builder()
+                    .status(sdk::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+    }
+    bucket
+}
+
+/// Puts an object; returns its version id (if the bucket is versioned).
+async fn put(client: &Client, bucket: &str, key: &str, body: &str) -> Option<String> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.as_bytes().to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+        .version_id()
+        .map(str::to_string)
+}
+
+async fn all_pages(
+    store: &S3Store,
+    prefix: Option<&str>,
+    versions: bool,
+    page_size: i32,
+) -> Vec<Vec<ListedObject>> {
+    let mut pages = Vec::new();
+    let mut next = None;
+    loop {
+        let page = store
+            .list_page(prefix, versions, next.take(), page_size)
+            .await
+            .expect("list page");
+        pages.push(page.objects);
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "listing does not end");
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Operation, &'static str)>>);
+
+impl RequestObserver for Recorder {
+    fn observe(&self, operation: Operation, outcome: &'static str, seconds: f64) {
+        assert!(seconds >= 0.0);
+        self.0.lock().expect("lock").push((operation, outcome));
+    }
+}
+
+#[tokio::test]
+async fn tags_and_metadata_round_trip_on_a_versioned_object() {
+    let client = raw_client();
+    let bucket = create_bucket(&client, "tags", Kind::Versioned).await;
+    let v1 = put(&client, &bucket, "rec/call-1.wav", "one").await;
+    assert!(v1.is_some(), "a versioned bucket returns version ids");
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key("rec/call-1.wav")
+        .metadata("Recorded-At", "2024-05-01T10:00:00Z")
+        .body(ByteStream::from_static(b"two"))
+        .send()
+        .await
+        .expect("second version");
+    let recorder = Arc::new(Recorder::default());
+    let store = S3Store::connect(settings(&bucket), recorder.clone()).await;
+
+    let old = ObjectId {
+        key: "rec/call-1.wav".to_string(),
+        version_id: v1,
+    };
+    assert!(store.get_tags(&old).await.expect("no tags yet").is_empty());
+    let tags: BTreeMap<String, String> = [
+        ("gallring.io/retention", "expire-30d"),
+        ("consent", "yes please"),
+        ("subject", "ä/ö=+-_.:@"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    store.put_tags(&old, &tags).await.expect("put tags");
+    assert_eq!(store.get_tags(&old).await.expect("get tags"), tags);
+
+    // The tags went on that version only, not the current one.
+    let current = ObjectId {
+        key: old.key.clone(),
+        version_id: None,
+    };
+    assert!(
+        store
+            .get_tags(&current)
+            .await
+            .expect("current tags")
+            .is_empty()
+    );
+
+    // PutObjectTagging replaces the whole set.
+    let fewer: BTreeMap<String, String> =
+        [("gallring.io/retention".to_string(), "held".to_string())].into();
+    store.put_tags(&old, &fewer).await.expect("replace tags");
+    assert_eq!(store.get_tags(&old).await.expect("get tags"), fewer);
+
+    let meta = store.get_metadata(&current).await.expect("metadata");
+    assert_eq!(
+        meta.get("recorded-at").map(String::as_str),
+        Some("2024-05-01T10:00:00Z"),
+        "{meta:?}"
+    );
+    assert!(
+        store
+            .get_metadata(&old)
+            .await
+            .expect("old metadata")
+            .is_empty()
+    );
+
+    let missing = ObjectId {
+        key: "rec/missing.wav".to_string(),
+        version_id: None,
+    };
+    let err = store.get_tags(&missing).await.expect_err("missing key");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("rec/missing.wav") && err.to_string().contains(&bucket),
+        "{err}"
+    );
+    let err = store.get_metadata(&missing).await.expect_err("missing key");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+
+    let seen = recorder.0.lock().expect("lock").clone();
+    assert!(
+        seen.contains(&(Operation::PutObjectTagging, "ok")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(Operation::GetObjectTagging, "not_found")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(Operation::HeadObject, "not_found")),
+        "{seen:?}"
+    );
+}
+
+fn owned_rule(days: u32, prefix: Option<&str>) -> LifecycleRule {
+    LifecycleRule {
+        id: format!("gallring-expire-{days}d"),
+        prefix: prefix.map(str::to_string),
+        tag: Some((
+            "gallring.io/retention".to_string(),
+            format!("expire-{days}d"),
+        )),
+        expiration_days: Some(days),
+        noncurrent_days: Some(days),
+        expired_object_delete_marker: false,
+    }
+}
+
+fn marker_rule(prefix: Option<&str>) -> LifecycleRule {
+    LifecycleRule {
+        id: "gallring-expired-delete-markers".to_string(),
+        prefix: prefix.map(str::to_string),
+        tag: None,
+        expiration_days: None,
+        noncurrent_days: None,
+        expired_object_delete_marker: true,
+    }
+}
+
+fn owned_of(rules: &[StoredRule]) -> Vec<LifecycleRule> {
+    let mut out: Vec<LifecycleRule> = rules
+        .iter()
+        .filter_map(|r| match r {
+            StoredRule::Owned(o) => Some(o.clone()),
+            StoredRule::Foreign(_) => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn foreign_ids(rules: &[StoredRule]) -> Vec<String> {
+    rules
+        .iter()
+        .filter_map(|r| match r {
+            StoredRule::Foreign(f) => Some(f.id.clone().unwrap_or_default()),
+            StoredRule::Owned(_) => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lifecycle_merge_keeps_foreign_rules_and_settles() {
+    let client = raw_client();
+    // Long day counts only: RGW here runs lifecycle with 10-second days.
+    let bucket = create_bucket(&client, "lc", Kind::Versioned).await;
+    let store = store(&bucket).await;
+    assert_eq!(store.get_lifecycle().await.expect("no config"), None);
+
+    // Two foreign rules, one of them in a shape RGW echoes differently (And{prefix, tag}).
+    let foreign_logs = sdk::LifecycleRule::builder()
+        .id("keep-logs")
+        .status(sdk::ExpirationStatus::Enabled)
+        .filter(sdk::LifecycleRuleFilter::builder().prefix("logs/").build())
+        .expiration(sdk::LifecycleExpiration::builder().days(3650).build())
+        .build()
+        .expect("rule");
+    let foreign_tagged = sdk::LifecycleRule::builder()
+        .id("archive-tagged")
+        .status(sdk::ExpirationStatus::Enabled)
+        .filter(
+            sdk::LifecycleRuleFilter::builder()
+                .and(
+                    sdk::LifecycleRuleAndOperator::builder()
+                        .prefix("archive/")
+                        .tags(
+                            sdk::Tag::builder()
+                                .key("team")
+                                .value("x")
+                                .build()
+                                .expect("tag"),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .expiration(sdk::LifecycleExpiration::builder().days(4000).build())
+        .build()
+        .expect("rule");
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(
+            sdk::BucketLifecycleConfiguration::builder()
+                .rules(foreign_logs)
+                .rules(foreign_tagged)
+                .build()
+                .expect("config"),
+        )
+        .send()
+        .await
+        .expect("put foreign rules");
+
+    let existing = store.get_lifecycle().await.expect("get").expect("config");
+    assert_eq!(existing.len(), 2);
+    assert!(owned_of(&existing).is_empty());
+
+    // Every shape the engine compiles: prefix + tag, tag only, and delete-marker rules with
+    // and without a prefix (empty prefix: RGW answers with a legacy rule-level <Prefix>).
+    let desired = vec![
+        owned_rule(3650, Some("rec/")),
+        owned_rule(1095, None),
+        marker_rule(Some("")),
+    ];
+    let (merged, changed) = merge(&existing, &desired);
+    assert!(changed);
+    store.put_lifecycle(&merged).await.expect("put merged");
+
+    let read_back = store.get_lifecycle().await.expect("get").expect("config");
+    let mut expected = desired.clone();
+    expected[2].prefix = None;
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        owned_of(&read_back),
+        expected,
+        "owned rules read back normalised"
+    );
+    let mut foreign = foreign_ids(&read_back);
+    foreign.sort();
+    assert_eq!(foreign, ["archive-tagged", "keep-logs"]);
+    let (_, changed) = merge(&read_back, &desired);
+    assert!(!changed, "an unchanged bucket is not rewritten");
+
+    // Writing the read-back configuration again (foreign rules in RGW's echo shape) works and
+    // keeps both foreign rules' meaning.
+    let (merged, _) = merge(&read_back, &[owned_rule(3650, Some("rec/"))]);
+    store.put_lifecycle(&merged).await.expect("rewrite");
+    let raw = client
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("raw get");
+    let by_id = |id: &str| {
+        raw.rules()
+            .iter()
+            .find(|r| r.id() == Some(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("rule {id} is missing: {:?}", raw.rules()))
+    };
+    let logs = by_id("keep-logs");
+    assert_eq!(logs.filter().and_then(|f| f.prefix()), Some("logs/"));
+    assert_eq!(logs.expiration().and_then(|e| e.days()), Some(3650));
+    let tagged = by_id("archive-tagged");
+    let f = tagged.filter().expect("filter");
+    let prefix = f.prefix().or(f.and().and_then(|a| a.prefix()));
+    let mut tags: Vec<(String, String)> = f
+        .tag()
+        .into_iter()
+        .chain(f.and().map(|a| a.tags()).unwrap_or_default())
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    tags.sort();
+    assert_eq!(prefix, Some("archive/"));
+    assert_eq!(tags, [("team".to_string(), "x".to_string())]);
+    assert_eq!(tagged.expiration().and_then(|e| e.days()), Some(4000));
+    assert_eq!(raw.rules().len(), 3);
+
+    // Removing every owned rule keeps the foreign ones; an empty configuration deletes it.
+    let current = store.get_lifecycle().await.expect("get").expect("config");
+    let (merged, changed) = merge(&current, &[]);
+    assert!(changed);
+    store.put_lifecycle(&merged).await.expect("foreign only");
+    let current = store.get_lifecycle().await.expect("get").expect("config");
+    assert!(owned_of(&current).is_empty());
+    assert_eq!(current.len(), 2);
+    store.put_lifecycle(&[]).await.expect("delete config");
+    assert_eq!(store.get_lifecycle().await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn owned_rule_the_engine_cannot_express_is_reported() {
+    let client = raw_client();
+    let bucket = create_bucket(&client, "lcbad", Kind::Plain).await;
+    let disabled = sdk::LifecycleRule::builder()
+        .id("gallring-expire-3650d")
+        .status(sdk::ExpirationStatus::Disabled)
+        .filter(sdk::LifecycleRuleFilter::builder().prefix("rec/").build())
+        .expiration(sdk::LifecycleExpiration::builder().days(3650).build())
+        .build()
+        .expect("rule");
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(
+            sdk::BucketLifecycleConfiguration::builder()
+                .rules(disabled)
+                .build()
+                .expect("config"),
+        )
+        .send()
+        .await
+        .expect("put");
+    let err = store(&bucket)
+        .await
+        .get_lifecycle()
+        .await
+        .expect_err("reported");
+    assert_eq!(err.category, ErrorCategory::Malformed, "{err}");
+    assert!(
+        err.to_string().contains("gallring-expire-3650d") && err.to_string().contains("Disabled"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn pages_of_two_in_both_listing_modes() {
+    let client = raw_client();
+    let bucket = create_bucket(&client, "pages", Kind::Versioned).await;
+    let mut versions: BTreeSet<(String, String)> = BTreeSet::new();
+    for i in 0..7 {
+        let key = format!("rec/{i}.wav");
+        let v = put(&client, &bucket, &key, "x").await.expect("version id");
+        versions.insert((key, v));
+    }
+    // Two keys get a second version; one key gets a delete marker; one object is outside.
+    for i in [1, 4] {
+        let key = format!("rec/{i}.wav");
+        let v = put(&client, &bucket, &key, "second version")
+            .await
+            .expect("version id");
+        versions.insert((key, v));
+    }
+    let marker = client
+        .delete_object()
+        .bucket(&bucket)
+        .key("rec/5.wav")
+        .send()
+        .await
+        .expect("delete marker");
+    assert_eq!(marker.delete_marker(), Some(true));
+    let marker_version = marker.version_id().expect("marker version").to_string();
+    put(&client, &bucket, "other/ignored.wav", "x").await;
+
+    let store = store(&bucket).await;
+
+    // Current objects: 6 keys (5.wav is hidden by its marker), at most 2 per page.
+    let pages = all_pages(&store, Some("rec/"), false, 2).await;
+    assert!(pages.iter().all(|p| p.len() <= 2), "{pages:?}");
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    let current: Vec<ListedObject> = pages.into_iter().flatten().collect();
+    let keys: Vec<&str> = current.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "rec/0.wav",
+            "rec/1.wav",
+            "rec/2.wav",
+            "rec/3.wav",
+            "rec/4.wav",
+            "rec/6.wav"
+        ]
+    );
+    assert!(
+        current
+            .iter()
+            .all(|o| o.is_latest && !o.delete_marker && o.version_id.is_none())
+    );
+    let one = current
+        .iter()
+        .find(|o| o.key == "rec/1.wav")
+        .expect("1.wav");
+    assert_eq!(one.size, "second version".len() as u64);
+
+    // Every version and the delete marker, each exactly once, across pages of 2.
+    let pages = all_pages(&store, Some("rec/"), true, 2).await;
+    assert!(pages.iter().all(|p| p.len() <= 2), "{pages:?}");
+    assert!(pages.len() >= 5, "{} pages", pages.len());
+    let all: Vec<ListedObject> = pages.into_iter().flatten().collect();
+    assert_eq!(all.len(), 10, "{all:#?}");
+    let seen: BTreeSet<(String, String)> = all
+        .iter()
+        .filter(|o| !o.delete_marker)
+        .map(|o| (o.key.clone(), o.version_id.clone().expect("version id")))
+        .collect();
+    assert_eq!(seen, versions);
+    let markers: Vec<&ListedObject> = all.iter().filter(|o| o.delete_marker).collect();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0].key, "rec/5.wav");
+    assert_eq!(
+        markers[0].version_id.as_deref(),
+        Some(marker_version.as_str())
+    );
+    assert!(markers[0].is_latest);
+    assert_eq!(markers[0].size, 0);
+    for key in ["rec/1.wav", "rec/4.wav", "rec/5.wav"] {
+        let entries: Vec<&ListedObject> = all
+            .iter()
+            .filter(|o| o.key == key && !o.delete_marker)
+            .collect();
+        let latest = entries.iter().filter(|o| o.is_latest).count();
+        assert_eq!(
+            latest,
+            usize::from(key != "rec/5.wav"),
+            "{key}: {entries:?}"
+        );
+    }
+    assert!(all.iter().all(|o| o.key.starts_with("rec/")));
+
+    // Without a prefix the object outside is listed too; a page size of 1000 is one page.
+    let pages = all_pages(&store, None, true, 1000).await;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].len(), 11);
+}
+
+#[tokio::test]
+async fn legal_hold_turns_a_delete_into_a_partial_failure() {
+    let client = raw_client();
+    let bucket = create_bucket(&client, "lock", Kind::ObjectLock).await;
+    let store = store(&bucket).await;
+    let free = ObjectId {
+        key: "rec/free.wav".to_string(),
+        version_id: put(&client, &bucket, "rec/free.wav", "x").await,
+    };
+    let held = ObjectId {
+        key: "rec/held.wav".to_string(),
+        version_id: put(&client, &bucket, "rec/held.wav", "x").await,
+    };
+    assert!(free.version_id.is_some() && held.version_id.is_some());
+    store.set_legal_hold(&held, true).await.expect("hold on");
+    let status = client
+        .get_object_legal_hold()
+        .bucket(&bucket)
+        .key(&held.key)
+        .set_version_id(held.version_id.clone())
+        .send()
+        .await
+        .expect("get legal hold");
+    assert_eq!(
+        status.legal_hold().and_then(|h| h.status()),
+        Some(&sdk::ObjectLockLegalHoldStatus::On)
+    );
+
+    let failures = store
+        .delete_objects(&[free.clone(), held.clone()])
+        .await
+        .expect("request succeeds");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].id, held);
+    assert_eq!(failures[0].code, "AccessDenied");
+
+    let left: Vec<ListedObject> = all_pages(&store, None, true, 1000)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].key, held.key);
+
+    store.set_legal_hold(&held, false).await.expect("hold off");
+    assert!(
+        store
+            .delete_objects(std::slice::from_ref(&held))
+            .await
+            .expect("delete")
+            .is_empty()
+    );
+    assert!(
+        all_pages(&store, None, true, 1000)
+            .await
+            .concat()
+            .is_empty()
+    );
+
+    assert!(
+        store
+            .delete_objects(&[])
+            .await
+            .expect("nothing to do")
+            .is_empty()
+    );
+    let too_many: Vec<ObjectId> = (0..1001)
+        .map(|i| ObjectId {
+            key: format!("k{i}"),
+            version_id: None,
+        })
+        .collect();
+    assert!(store.delete_objects(&too_many).await.is_err());
+}
+
+#[tokio::test]
+async fn bucket_info_reports_versioning_and_object_lock() {
+    let client = raw_client();
+    for (kind, versioned, object_lock) in [
+        (Kind::Plain, false, false),
+        (Kind::Versioned, true, false),
+        (Kind::ObjectLock, true, true),
+    ] {
+        let bucket = create_bucket(&client, "info", kind).await;
+        let info = store(&bucket)
+            .await
+            .bucket_info()
+            .await
+            .expect("bucket info");
+        assert_eq!(
+            (info.versioned, info.object_lock),
+            (versioned, object_lock),
+            "{bucket}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_bucket_is_no_such_bucket() {
+    let bucket = unique_bucket("missing");
+    let store = store(&bucket).await;
+    let err = store.bucket_info().await.expect_err("missing bucket");
+    assert_eq!(err.category, ErrorCategory::NoSuchBucket, "{err}");
+    assert_eq!(err.operation, Operation::HeadBucket);
+    assert!(err.to_string().contains(&bucket), "{err}");
+    let err = store
+        .list_page(None, false, None, 10)
+        .await
+        .expect_err("missing bucket");
+    assert_eq!(err.category, ErrorCategory::NoSuchBucket, "{err}");
+    assert!(err.to_string().contains(&bucket), "{err}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_invalid_credentials() {
+    let client = raw_client();
+    let bucket = create_bucket(&client, "creds", Kind::Plain).await;
+    let cases = [
+        (env("AWS_ACCESS_KEY_ID"), "not-the-secret-3f9a".to_string()),
+        (
+            "no-such-access-key".to_string(),
+            "not-the-secret-3f9a".to_string(),
+        ),
+    ];
+    for (access_key_id, secret_access_key) in cases {
+        let s = S3Settings {
+            static_credentials: Some(StaticCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token: None,
+            }),
+            ..settings(&bucket)
+        };
+        let store = S3Store::connect(s, Arc::new(NoopObserver)).await;
+        let err = store.bucket_info().await.expect_err("wrong credentials");
+        assert_eq!(err.category, ErrorCategory::InvalidCredentials, "{err}");
+        assert!(err.to_string().contains(&bucket), "{err}");
+        assert!(!err.to_string().contains("not-the-secret-3f9a"), "{err}");
+        let err = store
+            .list_page(None, true, None, 10)
+            .await
+            .expect_err("wrong credentials");
+        assert_eq!(err.category, ErrorCategory::InvalidCredentials, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable_quickly() {
+    // Still require the env, so a missing server setup is never mistaken for a pass.
+    endpoint();
+    let s = S3Settings {
+        endpoint: Some("http://127.0.0.1:1".to_string()),
+        max_attempts: 2,
+        request_timeout: Duration::from_secs(2),
+        ..settings("gallring-unreachable")
+    };
+    let recorder = Arc::new(Recorder::default());
+    let store = S3Store::connect(s, recorder.clone()).await;
+    let started = Instant::now();
+    let err = store
+        .bucket_info()
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.category, ErrorCategory::Unreachable, "{err}");
+    assert!(err.category.is_transient());
+    assert!(err.to_string().contains("gallring-unreachable"), "{err}");
+    assert_eq!(
+        recorder.0.lock().expect("lock").as_slice(),
+        &[(Operation::HeadBucket, "unreachable")]
+    );
+}
+
+/// A loopback HTTP server that answers every request with `response` (or, when it is `None`,
+/// reads the request and never answers). Returns its URL and a request counter.
+fn stub_server(response: Option<String>) -> (String, Arc<AtomicU32>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let requests = Arc::new(AtomicU32::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let response = response.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                match response {
+                    Some(r) => {
+                        let _ = conn.write_all(r.as_bytes());
+                    }
+                    None => std::thread::sleep(Duration::from_secs(30)),
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
+fn http_response(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn throttling_server_errors_timeouts_and_garbage_are_categorised() {
+    endpoint();
+    let stub_store = |url: String, max_attempts: u32| async move {
+        let s = S3Settings {
+            endpoint: Some(url),
+            max_attempts,
+            request_timeout: Duration::from_secs(1),
+            static_credentials: Some(StaticCredentials {
+                access_key_id: "stub".to_string(),
+                secret_access_key: "stub".to_string(),
+                session_token: None,
+            }),
+            ..S3Settings::new("stubbed")
+        };
+        S3Store::connect(s, Arc::new(NoopObserver)).await
+    };
+
+    let (url, requests) = stub_server(Some(http_response(
+        "503 Slow Down",
+        "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+    )));
+    // One attempt: after a throttle the SDK's adaptive rate limiter waits up to the maximum
+    // backoff (10 s) before the next one.
+    let err = stub_store(url, 1)
+        .await
+        .list_page(None, false, None, 10)
+        .await
+        .expect_err("503");
+    assert_eq!(err.category, ErrorCategory::Throttled, "{err}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+
+    let (url, requests) = stub_server(Some(http_response(
+        "500 Internal Server Error",
+        "<Error><Code>InternalError</Code><Message>boom</Message></Error>",
+    )));
+    let err = stub_store(url, 2)
+        .await
+        .list_page(None, true, None, 10)
+        .await
+        .expect_err("500");
+    assert_eq!(err.category, ErrorCategory::ServerError, "{err}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        2,
+        "server errors are retried"
+    );
+
+    let (url, _) = stub_server(Some(http_response(
+        "200 OK",
+        "<LifecycleConfiguration><Rule><ID>x</ID><Status>Enabled</Status>\
+         <Expiration><Days>soon</Days></Expiration></Rule></LifecycleConfiguration>",
+    )));
+    let err = stub_store(url, 1)
+        .await
+        .get_lifecycle()
+        .await
+        .expect_err("garbage");
+    assert_eq!(err.category, ErrorCategory::Malformed, "{err}");
+    assert_eq!(err.operation, Operation::GetBucketLifecycle);
+
+    let (url, _) = stub_server(None);
+    let started = Instant::now();
+    let err = stub_store(url, 1)
+        .await
+        .list_page(None, false, None, 10)
+        .await
+        .expect_err("no answer");
+    assert_eq!(err.category, ErrorCategory::Timeout, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
