@@ -1340,7 +1340,7 @@ fn tryg_an_access_or_restriction_request_keeps_the_call_until_answered_and_nothi
     let answered = "samtaler/2026/11/20/t-20261120-1502-d1/audio.wav";
     yaml.assert_held(answered, "2027-01-17T23:59:59Z");
     yaml.assert_kept_until(answered, "2027-11-20T15:02:00Z");
-    // The restriction request (modelled as AccessRequest, see README) holds past the year.
+    // The restriction request (a Restriction hold) holds past the year.
     yaml.assert_held(
         "samtaler/2026/01/05/t-20260105-0907-4f/audio.wav",
         "2027-02-01T00:00:00Z",

@@ -778,6 +778,9 @@ pub async fn run(
     ));
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
+    // Ready means "up and able to take over": a standby replica is ready too, or a rolling
+    // update would wait forever for a new pod that cannot lead while the old one holds the lease.
+    metrics.set_ready();
     // Wait for leadership (or shutdown).
     info!(identity = elector.identity(), lease = %opts.lease_name, namespace = %lease_ns, "waiting for leadership");
     loop {
@@ -792,7 +795,6 @@ pub async fn run(
         }
     }
     info!("leader: starting controllers");
-    metrics.set_ready();
 
     // Lose the lease → stop everything: two replicas must never act at once.
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
