@@ -53,25 +53,11 @@ where
 }
 
 async fn s3() -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(env(
-            "GALLRING_S3_ENDPOINT",
-            "run `eval \"$(scripts/s3-up.sh)\"`",
-        ))
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .response_checksum_validation(
-                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-            )
-            .build(),
-    )
+    gallring::store::s3::S3Store::sdk_client(Some(env(
+        "GALLRING_S3_ENDPOINT",
+        "run `eval \"$(scripts/s3-up.sh)\"`",
+    )))
+    .await
 }
 
 async fn retention_tag(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {

@@ -33,22 +33,7 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn raw() -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .response_checksum_validation(
-                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-            )
-            .build(),
-    )
+    S3Store::sdk_client(Some(endpoint())).await
 }
 
 async fn store(bucket: &str, metrics: Arc<Metrics>) -> S3Store {

@@ -66,24 +66,10 @@ fn peak_rss_kib() -> u64 {
 }
 
 async fn client() -> aws_sdk_s3::Client {
-    let endpoint =
-        std::env::var("GALLRING_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:7480".into());
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .response_checksum_validation(
-                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-            )
-            .build(),
-    )
+    S3Store::sdk_client(Some(
+        std::env::var("GALLRING_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:7480".into()),
+    ))
+    .await
 }
 
 async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>, u64), String> {

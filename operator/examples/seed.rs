@@ -181,19 +181,7 @@ async fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::FAILURE;
     };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new(
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        ))
-        .load()
-        .await;
-    let s3conf = aws_sdk_s3::config::Builder::from(&conf)
-        .force_path_style(true)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-        .build();
-    let client = Client::from_conf(s3conf);
+    let client = gallring::store::s3::S3Store::sdk_client(Some(endpoint)).await;
     if args.recreate
         && let Err(e) = recreate(&client, &args.bucket).await
     {

@@ -202,7 +202,12 @@ impl Metrics {
                 "Active holds on the bucket whose reviewBy time has passed.",
                 BUCKET,
             )?,
-            untaggable: gauge(&r, "gallring_untaggable_objects", "Objects with no room for the retention tag (10 tags already): the operator deletes them itself.", BUCKET)?,
+            untaggable: gauge(
+                &r,
+                "gallring_untaggable_objects",
+                "Objects with no room for the retention tag (10 tags already): the operator deletes them itself.",
+                BUCKET,
+            )?,
             ready: AtomicBool::new(false),
             registry: r,
         })
@@ -225,7 +230,9 @@ impl Metrics {
                 .set(clamp(n));
         }
         self.bytes.with_label_values(&b).set(clamp(s.bytes));
-        self.untaggable.with_label_values(&b).set(clamp(s.untaggable));
+        self.untaggable
+            .with_label_values(&b)
+            .set(clamp(s.untaggable));
         self.overdue_objects
             .with_label_values(&b)
             .set(clamp(s.overdue));

@@ -185,6 +185,16 @@ impl S3Store {
     }
 
     /// The underlying SDK client (tests and tooling).
+    /// A plain SDK client configured exactly as the adapter's (endpoint, path style,
+    /// checksums, retries), for tools and tests that set up or inspect a bucket directly.
+    pub async fn sdk_client(endpoint: Option<String>) -> Client {
+        let mut settings = S3Settings::new("any");
+        settings.endpoint = endpoint;
+        S3Store::connect(settings, Arc::new(super::NoopObserver))
+            .await
+            .client
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
