@@ -44,6 +44,10 @@ pub struct Metrics {
     degraded: IntGaugeVec,
     holds_past_review: IntGaugeVec,
     untaggable: IntGaugeVec,
+    /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
+    kinds_seen: std::sync::Mutex<
+        std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
+    >,
     ready: AtomicBool,
 }
 
@@ -208,6 +212,7 @@ impl Metrics {
                 "Objects with no room for the retention tag (10 tags already): the operator deletes them itself.",
                 BUCKET,
             )?,
+            kinds_seen: std::sync::Mutex::default(),
             ready: AtomicBool::new(false),
             registry: r,
         })
@@ -252,10 +257,17 @@ impl Metrics {
                 .with_label_values(&[namespace, bucket, reason.as_str()])
                 .set(clamp(n));
         }
-        for (kind, n) in &s.by_kind {
-            self.objects_by_kind
-                .with_label_values(&[namespace, bucket, kind])
-                .set(clamp(*n));
+        if let Ok(mut seen) = self.kinds_seen.lock() {
+            let kinds = seen
+                .entry((namespace.to_string(), bucket.to_string()))
+                .or_default();
+            kinds.extend(s.by_kind.keys().cloned());
+            for kind in kinds.iter() {
+                let n = s.by_kind.get(kind).copied().unwrap_or(0);
+                self.objects_by_kind
+                    .with_label_values(&[namespace, bucket, kind])
+                    .set(clamp(n));
+            }
         }
         for (kind, n) in &report.deleted_by_kind {
             self.deletions
@@ -396,5 +408,61 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 tracing::debug!(error = %e, "metrics server: connection error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{LifecycleOutcome, PassReport};
+    use crate::retention::Summary;
+
+    fn report(by_kind: &[(&str, u64)], overdue: u64) -> PassReport {
+        PassReport {
+            now: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
+            versioned: false,
+            object_lock: false,
+            summary: Summary {
+                objects: by_kind.iter().map(|(_, n)| n).sum::<u64>(),
+                delete: overdue,
+                overdue,
+                by_kind: by_kind.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+                ..Default::default()
+            },
+            lifecycle: LifecycleOutcome::InSync { rules: 1 },
+            lifecycle_rules: vec![],
+            tags_written: 0,
+            legal_holds_set: 0,
+            legal_holds_cleared: 0,
+            deleted: 0,
+            deleted_bytes: 0,
+            delete_failures: 0,
+            object_errors: 0,
+            sample_errors: vec![],
+            deleted_by_kind: Default::default(),
+            deleted_sample: vec![],
+        }
+    }
+
+    #[test]
+    fn gauges_describe_the_last_pass_and_a_vanished_kind_drops_to_zero() {
+        let m = Metrics::new().expect("registry");
+        m.record_pass(
+            "ns",
+            "b",
+            &report(&[("audio", 3), ("maskedTranscript", 4)], 2),
+            1.0,
+        );
+        assert_eq!(m.overdue("ns", "b"), 2);
+        m.record_pass("ns", "b", &report(&[("audio", 3)], 0), 1.0);
+        assert_eq!(m.overdue("ns", "b"), 0);
+        let text = m.render();
+        assert!(text.contains(r#"gallring_classified_objects{bucket="b",kind="maskedTranscript",namespace="ns"} 0"#), "{text}");
+        assert!(
+            text.contains(
+                r#"gallring_classified_objects{bucket="b",kind="audio",namespace="ns"} 3"#
+            )
+        );
+        assert!(text.contains("gallring_lifecycle_in_sync"));
     }
 }
