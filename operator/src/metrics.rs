@@ -293,6 +293,20 @@ impl Metrics {
         self.degraded.with_label_values(&b).set(0);
     }
 
+    /// Creates the bucket's counters at 0 before its first pass, so that `increase()` in alerts
+    /// also sees failures of the very first scan after a restart.
+    pub fn touch_bucket(&self, namespace: &str, bucket: &str) {
+        let b = [namespace, bucket];
+        self.deletion_failures.with_label_values(&b).inc_by(0);
+        self.tags_written.with_label_values(&b).inc_by(0);
+        self.object_errors.with_label_values(&b).inc_by(0);
+    }
+
+    /// Marks a bucket whose spec cannot be reconciled (invalid spec, missing policy or Secret).
+    pub fn record_invalid(&self, namespace: &str, bucket: &str) {
+        self.degraded.with_label_values(&[namespace, bucket]).set(1);
+    }
+
     /// Records a pass that could not run. Object gauges keep their last known values.
     pub fn record_failure(&self, namespace: &str, bucket: &str, error: &PassError) {
         self.scan_failures

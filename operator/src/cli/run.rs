@@ -155,6 +155,7 @@ async fn pass_once(
     opts: &RunOptions,
 ) -> bool {
     let (namespace, name) = b.key.split_once('/').unwrap_or(("default", b.key.as_str()));
+    metrics.touch_bucket(namespace, name);
     let started = Instant::now();
     // The host reads the clock; the engine only ever gets `now` as a parameter.
     let now = Utc::now();

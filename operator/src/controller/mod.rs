@@ -313,8 +313,9 @@ pub async fn reconcile_bucket<F: StoreFactory>(
     let previous = bucket.status.as_ref();
 
     let invalid = |reason: &'static str, message: String| {
-        let (buckets, name) = (&buckets, &name);
+        let (buckets, name, ns) = (&buckets, &name, &ns);
         async move {
+            ctx.metrics.record_invalid(ns, name);
             let status = status::bucket_status(
                 previous,
                 generation,
@@ -339,6 +340,7 @@ pub async fn reconcile_bucket<F: StoreFactory>(
         }
     };
 
+    ctx.metrics.touch_bucket(&ns, &name);
     // Dereference.
     let policy_name = &bucket.spec.policy_ref.name;
     let Some(policy) = Api::<RetentionPolicy>::namespaced(ctx.client.clone(), &ns)
