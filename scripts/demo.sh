@@ -88,7 +88,11 @@ grep "recordings/${bucket}:" target/demo-run.log | tail -1 | strip | fold -s -w 
 overdue="$(metric gallring_overdue_objects)"
 echo "   gallring_overdue_objects = ${overdue}"
 if [[ "$(metric gallring_classified_objects 'kind="maskedTranscript"')" == "0" && "${overdue}" == "0" ]]; then
-  echo "   S3 lifecycle removed the 30-day advisory transcripts; everything else keeps its deadline."
+  first="$(grep -m1 "recordings/${bucket}:" target/demo-run.log | strip | sed -E 's/^[^:]+: ([0-9]+) objects.*/\1/')"
+  last="$(grep "recordings/${bucket}:" target/demo-run.log | tail -1 | strip | sed -E 's/^[^:]+: ([0-9]+) objects.*/\1/')"
+  echo "   S3 lifecycle (not gallring) removed $((first - last)) objects tagged expire-30d: the masked"
+  echo "   advisory transcripts, and any copy whose deadline fell 30 days after its upload (with real"
+  echo "   days, each goes at its own deadline). Everything else keeps its deadline; nothing overdue."
 else
   echo "   (lifecycle has not finished yet; run again with GALLRING_DEMO_MINUTES=12)"
 fi
