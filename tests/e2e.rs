@@ -116,7 +116,7 @@ async fn operator_applies_and_releases_a_hold_on_a_real_cluster() {
         .await;
     }
 
-    // The store: one recording past its deadline, one fresh, one under the hold.
+    // The store: three fresh recordings, one of them under the hold.
     let s3 = s3().await;
     s3.create_bucket()
         .bucket(&bucket_name)
