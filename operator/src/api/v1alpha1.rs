@@ -115,8 +115,9 @@ pub struct PurposeSpec {
     /// Retention per artifact kind (`audio`, `transcript`, `maskedTranscript`, `video`, `chat`
     /// or a custom kind) as an ISO-8601 duration counted from the recording time: `P30D`,
     /// `P6M`, `P1Y`, `P3Y`. `P0D` means the purpose ends at once.
+    // Kinds are checked by the operator, not by CEL: map keys have no length bound in a
+    // structural schema, so a CEL rule over them would exceed the API server's cost budget.
     #[schemars(length(min = 1), extend("maxProperties" = 32))]
-    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-z][a-zA-Z0-9]*$'))").message("artifact kinds are camelCase words such as audio or maskedTranscript"))]
     pub retain: BTreeMap<String, DurationText>,
     /// A different data controller for this purpose, where it is not the policy's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +130,8 @@ pub struct PurposeSpec {
 pub struct LegalBasis {
     /// Art. 6(1): consent (a), contract (b), legalObligation (c), vitalInterests (d),
     /// publicTask (e) or legitimateInterests (f).
+    // maxLength bounds the CEL cost estimate of rules that compare it.
+    #[schemars(length(max = 32))]
     pub article6: Article6,
     /// Art. 9(2) condition, when special categories (e.g. health data) are processed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +171,7 @@ pub enum Article9 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HoldReleaseSpec {
     /// The hold reason this applies to.
+    #[schemars(extend("maxLength" = 32))]
     pub reason: HoldReason,
     /// ISO-8601 duration counted from the hold's release (or expiry). The object keeps the later
     /// of its normal deadline and release + keep.
