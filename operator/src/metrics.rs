@@ -302,6 +302,102 @@ impl Metrics {
         self.object_errors.with_label_values(&b).inc_by(0);
     }
 
+    /// Buckets with series in the registry: the ones `record_pass`, `record_failure`,
+    /// `record_invalid` or `touch_bucket` have seen.
+    pub fn known_buckets(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .kinds_seen
+            .lock()
+            .map(|k| k.keys().cloned().collect())
+            .unwrap_or_default();
+        for family in self.registry.gather() {
+            if family.name() != "gallring_bucket_degraded"
+                && family.name() != "gallring_deletion_failures_total"
+            {
+                continue;
+            }
+            for m in family.get_metric() {
+                let label = |n: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == n)
+                        .map(|l| l.value().to_string())
+                };
+                if let (Some(ns), Some(b)) = (label("namespace"), label("bucket")) {
+                    out.push((ns, b));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Removes every series of a deleted bucket, so no alert fires for it (a stale scan
+    /// timestamp would otherwise page forever).
+    pub fn forget_bucket(&self, namespace: &str, bucket: &str) {
+        let b = [namespace, bucket];
+        let _ = self.bytes.remove_label_values(&b);
+        let _ = self.overdue_objects.remove_label_values(&b);
+        let _ = self.overdue_bytes.remove_label_values(&b);
+        let _ = self.oldest_overdue_age.remove_label_values(&b);
+        let _ = self.next_deadline.remove_label_values(&b);
+        let _ = self.deletion_failures.remove_label_values(&b);
+        let _ = self.tags_written.remove_label_values(&b);
+        let _ = self.object_errors.remove_label_values(&b);
+        let _ = self.scan_duration.remove_label_values(&b);
+        let _ = self.last_success.remove_label_values(&b);
+        let _ = self.lifecycle_in_sync.remove_label_values(&b);
+        let _ = self.degraded.remove_label_values(&b);
+        let _ = self.holds_past_review.remove_label_values(&b);
+        let _ = self.untaggable.remove_label_values(&b);
+        for state in ["retained", "held", "due", "overdue", "unclassified"] {
+            let _ = self
+                .objects
+                .remove_label_values(&[namespace, bucket, state]);
+        }
+        for reason in crate::retention::HoldReason::ALL {
+            let _ = self
+                .held_objects
+                .remove_label_values(&[namespace, bucket, reason.as_str()]);
+        }
+        let kinds = self
+            .kinds_seen
+            .lock()
+            .ok()
+            .and_then(|mut k| k.remove(&(namespace.to_string(), bucket.to_string())))
+            .unwrap_or_default();
+        for kind in kinds {
+            let _ = self
+                .objects_by_kind
+                .remove_label_values(&[namespace, bucket, &kind]);
+            let _ = self
+                .deletions
+                .remove_label_values(&[namespace, bucket, &kind]);
+        }
+        for family in self.registry.gather() {
+            if family.name() != "gallring_scan_failures_total" {
+                continue;
+            }
+            for m in family.get_metric() {
+                let label = |n: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == n)
+                        .map(|l| l.value().to_string())
+                };
+                if label("namespace").as_deref() == Some(namespace)
+                    && label("bucket").as_deref() == Some(bucket)
+                    && let Some(c) = label("category")
+                {
+                    let _ = self
+                        .scan_failures
+                        .remove_label_values(&[namespace, bucket, &c]);
+                }
+            }
+        }
+    }
+
     /// Marks a bucket whose spec cannot be reconciled (invalid spec, missing policy or Secret).
     pub fn record_invalid(&self, namespace: &str, bucket: &str) {
         self.degraded.with_label_values(&[namespace, bucket]).set(1);
@@ -478,5 +574,10 @@ mod tests {
             )
         );
         assert!(text.contains("gallring_lifecycle_in_sync"));
+        assert_eq!(m.known_buckets(), vec![("ns".to_string(), "b".to_string())]);
+        m.forget_bucket("ns", "b");
+        let text = m.render();
+        assert!(!text.contains(r#"bucket="b""#), "{text}");
+        assert!(m.known_buckets().is_empty());
     }
 }

@@ -852,6 +852,32 @@ pub async fn run(
         cfg.clone(),
     );
     let bucket_store = bucket_ctl.store();
+    // Drop the series of deleted buckets, or their stale scan timestamp would page forever.
+    let sweeper = {
+        let store = bucket_store.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // Until the first listing arrives, an empty store means "not synced", not "none".
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let live: std::collections::BTreeSet<(String, String)> = store
+                    .state()
+                    .iter()
+                    .filter_map(|g| g.0.as_ref().ok())
+                    .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
+                    .collect();
+                for (ns, name) in metrics.known_buckets() {
+                    if !live.contains(&(ns.clone(), name.clone())) {
+                        info!(namespace = %ns, bucket = %name, "RecordingBucket deleted: removing its metrics");
+                        metrics.forget_bucket(&ns, &name);
+                    }
+                }
+            }
+        })
+    };
     let buckets = bucket_ctl
         .watches(
             api_for::<DeserializeGuard<RetentionPolicy>>(&client, ns),
@@ -904,6 +930,7 @@ pub async fn run(
     futures::join!(buckets, holds, policies);
 
     renewer.abort();
+    sweeper.abort();
     if let Err(e) = elector.release().await {
         warn!(error = %e, "could not release the lease; another replica takes over when it expires");
     } else {
