@@ -310,21 +310,13 @@ impl Metrics {
             .lock()
             .map(|k| k.keys().cloned().collect())
             .unwrap_or_default();
-        for family in self.registry.gather() {
-            if family.name() != "gallring_bucket_degraded"
-                && family.name() != "gallring_deletion_failures_total"
-            {
-                continue;
-            }
-            for m in family.get_metric() {
-                let label = |n: &str| {
-                    m.get_label()
-                        .iter()
-                        .find(|l| l.name() == n)
-                        .map(|l| l.value().to_string())
-                };
-                if let (Some(ns), Some(b)) = (label("namespace"), label("bucket")) {
-                    out.push((ns, b));
+        for family in [
+            "gallring_bucket_degraded",
+            "gallring_deletion_failures_total",
+        ] {
+            for labels in self.label_sets(family) {
+                if let (Some(ns), Some(b)) = (labels.get("namespace"), labels.get("bucket")) {
+                    out.push((ns.clone(), b.clone()));
                 }
             }
         }
@@ -375,27 +367,31 @@ impl Metrics {
                 .deletions
                 .remove_label_values(&[namespace, bucket, &kind]);
         }
-        for family in self.registry.gather() {
-            if family.name() != "gallring_scan_failures_total" {
-                continue;
-            }
-            for m in family.get_metric() {
-                let label = |n: &str| {
-                    m.get_label()
-                        .iter()
-                        .find(|l| l.name() == n)
-                        .map(|l| l.value().to_string())
-                };
-                if label("namespace").as_deref() == Some(namespace)
-                    && label("bucket").as_deref() == Some(bucket)
-                    && let Some(c) = label("category")
-                {
-                    let _ = self
-                        .scan_failures
-                        .remove_label_values(&[namespace, bucket, &c]);
-                }
+        for labels in self.label_sets("gallring_scan_failures_total") {
+            let is_this = labels.get("namespace").map(String::as_str) == Some(namespace)
+                && labels.get("bucket").map(String::as_str) == Some(bucket);
+            if is_this && let Some(c) = labels.get("category") {
+                let _ = self
+                    .scan_failures
+                    .remove_label_values(&[namespace, bucket, c]);
             }
         }
+    }
+
+    /// The label sets of every series of one metric family.
+    fn label_sets(&self, family: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == family)
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                m.get_label()
+                    .iter()
+                    .map(|l| (l.name().to_string(), l.value().to_string()))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Marks a bucket whose spec cannot be reconciled (invalid spec, missing policy or Secret).
