@@ -67,9 +67,7 @@ pub async fn shutdown_signal() {
 }
 
 fn interval(d: IsoDuration) -> Duration {
-    // Calendar months are approximated as 30 days: only the wait between scans uses this.
-    let secs = u64::from(d.months) * 30 * 86_400 + u64::from(d.days) * 86_400 + d.seconds;
-    Duration::from_secs(secs.max(1))
+    d.approx_std().max(Duration::from_secs(1))
 }
 
 fn settings(b: &CompiledBucket, opts: &RunOptions) -> S3Settings {

@@ -110,6 +110,11 @@ impl<F: StoreFactory> Context<F> {
         self
     }
 
+    pub fn with_pass(mut self, pass: PassConfig) -> Self {
+        self.pass = pass;
+        self
+    }
+
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
@@ -279,12 +284,7 @@ fn requeue_after(
     holds: &[Hold],
     now: DateTime<Utc>,
 ) -> Duration {
-    let scan = Duration::from_secs(
-        (u64::from(rules_scan.days) * 86_400
-            + u64::from(rules_scan.months) * 30 * 86_400
-            + rules_scan.seconds)
-            .max(10),
-    );
+    let scan = rules_scan.approx_std().max(Duration::from_secs(10));
     // Wake at the earliest of: the scan interval, the next deadline, a hold expiring.
     let mut soonest = report.summary.next_deadline;
     for h in holds {
@@ -937,13 +937,6 @@ pub async fn run(
         info!("leader lease released");
     }
     Ok(())
-}
-
-impl<F: StoreFactory> Context<F> {
-    pub fn with_pass(mut self, pass: PassConfig) -> Self {
-        self.pass = pass;
-        self
-    }
 }
 
 #[cfg(test)]

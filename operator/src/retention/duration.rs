@@ -72,6 +72,14 @@ impl IsoDuration {
         *self == Self::ZERO
     }
 
+    /// The duration as a wait, with calendar months taken as 30 days. Only for timers (scan
+    /// intervals, requeues); deadlines always use [`IsoDuration::add_to`].
+    pub fn approx_std(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::from(self.months) * 30 * 86_400 + u64::from(self.days) * 86_400 + self.seconds,
+        )
+    }
+
     /// `start + self`, calendar-aware. `None` only when the result is beyond chrono's range,
     /// which the parse limits make impossible for realistic starts.
     pub fn add_to(&self, start: DateTime<Utc>) -> Option<DateTime<Utc>> {

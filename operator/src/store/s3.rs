@@ -249,6 +249,24 @@ impl S3Store {
         result
     }
 
+    /// `send` for a request about one object version: errors name the version too.
+    async fn send_object<T, E>(
+        &self,
+        operation: Operation,
+        id: &ObjectId,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> StoreResult<T>
+    where
+        E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+    {
+        self.send(operation, Some(&id.key), request)
+            .await
+            .map_err(|mut e| {
+                e.message = with_version(e.message, id);
+                e
+            })
+    }
+
     async fn send<T, E>(
         &self,
         operation: Operation,
@@ -674,9 +692,9 @@ impl ObjectStore for S3Store {
 
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         let out = self
-            .send(
+            .send_object(
                 Operation::GetObjectTagging,
-                Some(&id.key),
+                id,
                 self.client
                     .get_object_tagging()
                     .bucket(&self.bucket)
@@ -684,11 +702,7 @@ impl ObjectStore for S3Store {
                     .set_version_id(id.version_id.clone())
                     .send(),
             )
-            .await
-            .map_err(|mut e| {
-                e.message = with_version(e.message, id);
-                e
-            })?;
+            .await?;
         Ok(out
             .tag_set()
             .iter()
@@ -707,9 +721,9 @@ impl ObjectStore for S3Store {
         };
         let tagging = build()
             .map_err(|e| self.error(op, Some(&id.key), ErrorCategory::Other, e.to_string()))?;
-        self.send(
+        self.send_object(
             op,
-            Some(&id.key),
+            id,
             self.client
                 .put_object_tagging()
                 .bucket(&self.bucket)
@@ -718,19 +732,15 @@ impl ObjectStore for S3Store {
                 .tagging(tagging)
                 .send(),
         )
-        .await
-        .map_err(|mut e| {
-            e.message = with_version(e.message, id);
-            e
-        })?;
+        .await?;
         Ok(())
     }
 
     async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         let out = self
-            .send(
+            .send_object(
                 Operation::HeadObject,
-                Some(&id.key),
+                id,
                 self.client
                     .head_object()
                     .bucket(&self.bucket)
@@ -738,11 +748,7 @@ impl ObjectStore for S3Store {
                     .set_version_id(id.version_id.clone())
                     .send(),
             )
-            .await
-            .map_err(|mut e| {
-                e.message = with_version(e.message, id);
-                e
-            })?;
+            .await?;
         Ok(out
             .metadata()
             .map(|m| {
@@ -824,9 +830,9 @@ impl ObjectStore for S3Store {
         } else {
             sdk::ObjectLockLegalHoldStatus::Off
         };
-        self.send(
+        self.send_object(
             Operation::PutObjectLegalHold,
-            Some(&id.key),
+            id,
             self.client
                 .put_object_legal_hold()
                 .bucket(&self.bucket)
@@ -835,11 +841,7 @@ impl ObjectStore for S3Store {
                 .legal_hold(sdk::ObjectLockLegalHold::builder().status(status).build())
                 .send(),
         )
-        .await
-        .map_err(|mut e| {
-            e.message = with_version(e.message, id);
-            e
-        })?;
+        .await?;
         Ok(())
     }
 
