@@ -123,6 +123,7 @@ async fn pass(s: &S3Store, p: &Policy, r: &BucketRules, holds: Vec<Hold>) -> Pas
         PassConfig {
             page_size: 2,
             concurrency: 4,
+            ..PassConfig::default()
         },
         &|_| {},
     )
@@ -439,6 +440,9 @@ async fn a_missing_bucket_is_a_clear_error_and_nothing_else() {
     )
     .await
     .expect_err("missing bucket");
-    assert_eq!(err.category(), gallring::store::ErrorCategory::NoSuchBucket);
+    assert_eq!(
+        err.category(),
+        gallring::store::ErrorCategory::NoSuchBucket.as_str()
+    );
     assert!(err.to_string().contains("gallring-no-such-bucket"), "{err}");
 }

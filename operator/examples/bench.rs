@@ -203,6 +203,7 @@ async fn main() -> std::process::ExitCode {
             let config = PassConfig {
                 page_size: 1000,
                 concurrency: args.concurrency,
+                ..PassConfig::default()
             };
             let progress = |p: gallring::reconcile::Progress| {
                 if p.pages.is_multiple_of(5) {

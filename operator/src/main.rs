@@ -91,6 +91,33 @@ enum Command {
         /// Per-object S3 requests in flight at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
         concurrency: u16,
+        /// Namespaces whose Secrets may be read for `spec.s3.credentials.secretRef`
+        /// (comma-separated). Default: the watched namespace with --namespace, none without.
+        #[arg(long, env = "GALLRING_SECRET_NAMESPACES", value_delimiter = ',')]
+        secret_namespaces: Vec<String>,
+        /// Read credentials Secrets in every namespace (needs a ClusterRole for Secrets).
+        #[arg(long, env = "GALLRING_SECRETS_CLUSTER_WIDE")]
+        secrets_cluster_wide: bool,
+        /// Let RecordingBuckets without a credentials Secret use the operator's own cloud
+        /// identity (the default AWS chain, e.g. IRSA). Off: such buckets are refused.
+        #[arg(long, env = "GALLRING_ALLOW_AMBIENT_CREDENTIALS")]
+        allow_ambient_credentials: bool,
+        /// Seconds a Lease is valid without renewal (other replicas wait this long).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        lease_duration_seconds: u64,
+        /// Seconds the leader keeps writing without a successful renewal; must be less than
+        /// the lease duration, so it stops before another replica can take over.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        renew_deadline_seconds: u64,
+        /// Seconds between renewals and between attempts to take the Lease.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        retry_period_seconds: u64,
+        /// Attempts per S3 request (retries back off with jitter).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+        max_attempts: u32,
+        /// Timeout of one S3 request attempt, in seconds.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+        request_timeout: u64,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -115,6 +142,9 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for the Kubernetes client and the AWS SDK alike; without it,
+    // rustls cannot pick one at the first TLS connection and the process panics.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match cli.command {
         Command::Operator {
             metrics_addr,
@@ -123,25 +153,61 @@ fn main() -> ExitCode {
             lease_namespace,
             identity,
             concurrency,
+            secret_namespaces,
+            secrets_cluster_wide,
+            allow_ambient_credentials,
+            lease_duration_seconds,
+            renew_deadline_seconds,
+            retry_period_seconds,
+            max_attempts,
+            request_timeout,
             json_logs,
         } => {
-            init_tracing(json_logs);
-            let identity = identity
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| format!("gallring-{}", std::process::id()));
-            let opts = gallring::controller::OperatorOptions {
-                namespace,
-                lease_name,
-                lease_namespace,
-                identity,
-                pass: gallring::reconcile::PassConfig {
-                    page_size: 1000,
-                    concurrency: usize::from(concurrency),
-                },
-                max_attempts: 4,
-                request_timeout: std::time::Duration::from_secs(30),
+            let lease = gallring::controller::leader::LeaseTiming {
+                lease_duration: std::time::Duration::from_secs(lease_duration_seconds),
+                renew_deadline: std::time::Duration::from_secs(renew_deadline_seconds),
+                retry_period: std::time::Duration::from_secs(retry_period_seconds),
             };
-            run_operator(metrics_addr, opts)
+            match lease.check() {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    init_tracing(json_logs);
+                    let identity = identity
+                        .or_else(|| std::env::var("HOSTNAME").ok())
+                        .unwrap_or_else(|| format!("gallring-{}", std::process::id()));
+                    // Namespace mode reads Secrets of the watched namespace unless told otherwise.
+                    let mut namespaces: Vec<String> = secret_namespaces
+                        .into_iter()
+                        .map(|n| n.trim().to_string())
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    if namespaces.is_empty()
+                        && let Some(ns) = &namespace
+                    {
+                        namespaces.push(ns.clone());
+                    }
+                    let opts = gallring::controller::OperatorOptions {
+                        namespace,
+                        lease_name,
+                        lease_namespace,
+                        identity,
+                        lease,
+                        pass: gallring::reconcile::PassConfig {
+                            page_size: 1000,
+                            concurrency: usize::from(concurrency),
+                            ..Default::default()
+                        },
+                        secrets: gallring::controller::SecretAccess {
+                            namespaces,
+                            cluster_wide: secrets_cluster_wide,
+                            allow_ambient: allow_ambient_credentials,
+                        },
+                        max_attempts,
+                        request_timeout: std::time::Duration::from_secs(request_timeout),
+                    };
+                    run_operator(metrics_addr, opts)
+                }
+            }
         }
         Command::Run {
             manifests,
@@ -238,6 +304,7 @@ fn run_host(
         pass: gallring::reconcile::PassConfig {
             page_size,
             concurrency: usize::from(concurrency),
+            ..Default::default()
         },
         max_attempts,
         request_timeout: std::time::Duration::from_secs(request_timeout),

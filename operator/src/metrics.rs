@@ -44,6 +44,9 @@ pub struct Metrics {
     degraded: IntGaugeVec,
     holds_past_review: IntGaugeVec,
     untaggable: IntGaugeVec,
+    scans: IntCounterVec,
+    retry_backoff: GaugeVec,
+    leader: prometheus::IntGauge,
     /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
     kinds_seen: std::sync::Mutex<
         std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
@@ -212,6 +215,26 @@ impl Metrics {
                 "Objects with no room for the retention tag (10 tags already): the operator deletes them itself.",
                 BUCKET,
             )?,
+            scans: counter(
+                &r,
+                "gallring_scans_total",
+                "Reconcile passes started on the bucket, by outcome (ok, failed, fenced). With nothing changing, this grows once per scanInterval.",
+                &["namespace", "bucket", "outcome"],
+            )?,
+            retry_backoff: fgauge(
+                &r,
+                "gallring_retry_backoff_seconds",
+                "Seconds until a failing bucket is retried (exponential backoff); 0 when its last reconcile succeeded.",
+                BUCKET,
+            )?,
+            leader: {
+                let g = prometheus::IntGauge::new(
+                    "gallring_leader",
+                    "1 while this replica holds the leader Lease and may write to the stores.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             kinds_seen: std::sync::Mutex::default(),
             ready: AtomicBool::new(false),
             registry: r,
@@ -291,6 +314,22 @@ impl Metrics {
             .with_label_values(&b)
             .set(i64::from(report.lifecycle.in_sync()));
         self.degraded.with_label_values(&b).set(0);
+        self.scans
+            .with_label_values(&[namespace, bucket, "ok"])
+            .inc();
+        self.retry_backoff.with_label_values(&b).set(0.0);
+    }
+
+    /// The backoff before a failing bucket's next attempt.
+    pub fn set_retry_backoff(&self, namespace: &str, bucket: &str, seconds: f64) {
+        self.retry_backoff
+            .with_label_values(&[namespace, bucket])
+            .set(seconds);
+    }
+
+    /// Whether this replica leads (and so may write).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Creates the bucket's counters at 0 before its first pass, so that `increase()` in alerts
@@ -343,6 +382,12 @@ impl Metrics {
         let _ = self.degraded.remove_label_values(&b);
         let _ = self.holds_past_review.remove_label_values(&b);
         let _ = self.untaggable.remove_label_values(&b);
+        let _ = self.retry_backoff.remove_label_values(&b);
+        for outcome in ["ok", "failed", "fenced"] {
+            let _ = self
+                .scans
+                .remove_label_values(&[namespace, bucket, outcome]);
+        }
         for state in ["retained", "held", "due", "overdue", "unclassified"] {
             let _ = self
                 .objects
@@ -401,8 +446,15 @@ impl Metrics {
 
     /// Records a pass that could not run. Object gauges keep their last known values.
     pub fn record_failure(&self, namespace: &str, bucket: &str, error: &PassError) {
+        let outcome = match error {
+            PassError::Fenced => "fenced",
+            PassError::Store(_) => "failed",
+        };
+        self.scans
+            .with_label_values(&[namespace, bucket, outcome])
+            .inc();
         self.scan_failures
-            .with_label_values(&[namespace, bucket, error.category().as_str()])
+            .with_label_values(&[namespace, bucket, error.category()])
             .inc();
         self.degraded.with_label_values(&[namespace, bucket]).set(1);
     }

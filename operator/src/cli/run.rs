@@ -169,7 +169,7 @@ async fn pass_once(
         &b.rules,
         b.holds.clone(),
         now,
-        opts.pass,
+        opts.pass.clone(),
         &progress,
     )
     .await
@@ -204,7 +204,7 @@ async fn pass_once(
         }
         Err(e) => {
             metrics.record_failure(namespace, name, &e);
-            error!(bucket = %b.key, category = e.category().as_str(), error = %e, "scan failed; nothing was deleted");
+            error!(bucket = %b.key, category = e.category(), error = %e, "scan failed; nothing was deleted");
             false
         }
     }

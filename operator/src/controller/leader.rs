@@ -9,10 +9,42 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-/// How long a lease is valid without renewal.
-pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-/// How often the leader renews (well inside the lease duration).
-pub const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// Lease timing, as in client-go: the leader retries every `retry_period` and gives up writing
+/// when it has not renewed for `renew_deadline`, which is shorter than `lease_duration`, so it
+/// stops before any other replica may take over.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTiming {
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        LeaseTiming {
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+impl LeaseTiming {
+    /// `Err` names the flag when the deadline does not leave room before the lease expires.
+    pub fn check(&self) -> Result<(), String> {
+        if self.retry_period.is_zero() || self.renew_deadline <= self.retry_period {
+            return Err(
+                "--renew-deadline-seconds must be greater than --retry-period-seconds".into(),
+            );
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err(
+                "--renew-deadline-seconds must be less than --lease-duration-seconds".into(),
+            );
+        }
+        Ok(())
+    }
+}
 
 fn micro(t: DateTime<Utc>) -> MicroTime {
     MicroTime(
@@ -45,15 +77,21 @@ pub struct LeaderElector {
     api: Api<Lease>,
     name: String,
     identity: String,
+    timing: LeaseTiming,
 }
 
 impl LeaderElector {
-    pub fn new(api: Api<Lease>, name: &str, identity: &str) -> Self {
+    pub fn new(api: Api<Lease>, name: &str, identity: &str, timing: LeaseTiming) -> Self {
         LeaderElector {
             api,
             name: name.into(),
             identity: identity.into(),
+            timing,
         }
+    }
+
+    pub fn timing(&self) -> LeaseTiming {
+        self.timing
     }
 
     pub fn identity(&self) -> &str {
@@ -62,7 +100,7 @@ impl LeaderElector {
 
     /// Takes or renews the lease. `Ok(false)` when another replica holds it.
     pub async fn try_acquire(&self, now: DateTime<Utc>) -> Result<bool, kube::Error> {
-        let duration = i32::try_from(LEASE_DURATION.as_secs()).unwrap_or(15);
+        let duration = i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(15);
         let current = self.api.get_opt(&self.name).await?;
         let Some(mut lease) = current else {
             let lease = Lease {
@@ -109,18 +147,26 @@ impl LeaderElector {
     }
 
     /// Gives the lease up on clean shutdown so another replica can take over at once.
-    pub async fn release(&self) -> Result<(), kube::Error> {
+    /// `Ok(true)` only when this replica still held it and released it.
+    pub async fn release(&self) -> Result<bool, kube::Error> {
         if let Some(mut lease) = self.api.get_opt(&self.name).await?
             && let Some(spec) = lease.spec.as_mut()
             && spec.holder_identity.as_deref() == Some(self.identity.as_str())
         {
             spec.holder_identity = None;
             spec.renew_time = None;
-            self.api
+            // resourceVersion guards this too: a lease taken meanwhile makes it a 409.
+            return match self
+                .api
                 .replace(&self.name, &PostParams::default(), &lease)
-                .await?;
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Err(e) => Err(e),
+            };
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -161,5 +207,15 @@ mod tests {
             t0 + chrono::TimeDelta::seconds(16)
         ));
         assert!(may_hold(None, "pod-b", t0));
+    }
+
+    #[test]
+    fn the_renew_deadline_must_end_before_the_lease_does() {
+        assert!(LeaseTiming::default().check().is_ok());
+        let t = LeaseTiming {
+            renew_deadline: Duration::from_secs(15),
+            ..LeaseTiming::default()
+        };
+        assert!(t.check().is_err());
     }
 }

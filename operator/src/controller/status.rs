@@ -12,6 +12,7 @@ pub const LIFECYCLE_SYNCED: &str = "LifecycleSynced";
 pub const DEGRADED: &str = "Degraded";
 pub const NEEDS_REVIEW: &str = "NeedsReview";
 pub const EXPIRED: &str = "Expired";
+pub const CONFLICT: &str = "Conflict";
 
 /// Builds a condition; `lastTransitionTime` is kept from `previous` unless the status changed.
 pub fn condition(
@@ -100,6 +101,7 @@ pub fn bucket_status(
             };
             let degraded = r.object_errors > 0 || r.delete_failures > 0;
             s.conditions = vec![
+                cond(CONFLICT, false, "NoConflict", String::new()),
                 cond(
                     READY,
                     true,
@@ -133,7 +135,18 @@ pub fn bucket_status(
             ];
         }
         BucketOutcome::Invalid { reason, message } => {
+            let conflict = *reason == "Conflict";
             s.conditions = vec![
+                cond(
+                    CONFLICT,
+                    conflict,
+                    if conflict { "Conflict" } else { "NoConflict" },
+                    if conflict {
+                        message.clone()
+                    } else {
+                        String::new()
+                    },
+                ),
                 cond(READY, false, reason, message.clone()),
                 cond(
                     LIFECYCLE_SYNCED,
@@ -158,6 +171,7 @@ pub fn bucket_status(
                     )
                 });
             s.conditions = vec![
+                cond(CONFLICT, false, "NoConflict", String::new()),
                 cond(READY, false, "StoreError", message.clone()),
                 keep_lifecycle,
                 cond(DEGRADED, true, &store_reason(category), message.clone()),
@@ -205,45 +219,51 @@ pub fn policy_status(
     }
 }
 
-/// Hold status from what the bucket's last pass saw.
+/// What the controllers know about a hold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldOutcome {
+    /// The spec cannot be read (names the field).
+    Invalid(String),
+    /// The referenced RecordingBucket does not exist.
+    BucketNotFound(String),
+    /// `expires` has passed.
+    Expired,
+    /// The bucket's last pass found this many objects under the hold.
+    Matched(u64),
+}
+
+/// Hold status as data. A hold that matches nothing is not Ready: a mistyped recording id
+/// protects nothing, and that must be visible.
 pub fn hold_status(
     previous: Option<&LegalHoldStatus>,
     generation: Option<i64>,
-    matched: Option<u64>,
-    invalid: Option<String>,
+    outcome: &HoldOutcome,
     needs_review: bool,
-    expired: bool,
     now: DateTime<Utc>,
 ) -> LegalHoldStatus {
     let prev: &[Condition] = previous.map_or(&[], |p| &p.conditions);
-    let ready = match (&invalid, expired) {
-        (Some(e), _) => condition(
-            prev,
-            READY,
-            false,
-            "InvalidSpec",
-            e.clone(),
-            generation,
-            now,
-        ),
-        (None, true) => condition(
-            prev,
-            READY,
+    let cond = |ok: bool, reason: &str, message: String| {
+        condition(prev, READY, ok, reason, message, generation, now)
+    };
+    let ready = match outcome {
+        HoldOutcome::Invalid(e) => cond(false, "InvalidSpec", e.clone()),
+        HoldOutcome::BucketNotFound(m) => cond(false, "BucketNotFound", m.clone()),
+        HoldOutcome::Expired => cond(
             false,
             "Expired",
-            "the hold has expired and no longer protects objects",
-            generation,
-            now,
+            "the hold has expired and no longer protects objects".into(),
         ),
-        (None, false) => condition(
-            prev,
-            READY,
-            true,
-            "Applied",
-            format!("{} object(s) held", matched.unwrap_or(0)),
-            generation,
-            now,
+        HoldOutcome::Matched(0) => cond(
+            false,
+            "NoMatch",
+            "the hold selects no object in the bucket: check spec.select".into(),
         ),
+        HoldOutcome::Matched(n) => cond(true, "Applied", format!("{n} object(s) held")),
+    };
+    let expired = *outcome == HoldOutcome::Expired;
+    let matched = match outcome {
+        HoldOutcome::Matched(n) => Some(*n),
+        _ => None,
     };
     LegalHoldStatus {
         conditions: vec![
@@ -351,5 +371,52 @@ mod tests {
             .expect("ready");
         assert_eq!(ready.status, "False");
         assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_retried_store_failure_leaves_the_status_unchanged() {
+        let failed = |message: &str| {
+            bucket_status(
+                None,
+                Some(1),
+                &BucketOutcome::StoreFailed {
+                    category: "no_such_bucket",
+                    message: message.into(),
+                },
+                t(1),
+            )
+        };
+        let first = failed("bucket calls: HeadBucket: the bucket does not exist (HTTP 404)");
+        let again = bucket_status(
+            Some(&first),
+            Some(1),
+            &BucketOutcome::StoreFailed {
+                category: "no_such_bucket",
+                message: "bucket calls: HeadBucket: the bucket does not exist (HTTP 404)".into(),
+            },
+            t(2),
+        );
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn a_hold_that_matches_nothing_is_not_ready() {
+        let s = hold_status(None, Some(1), &HoldOutcome::Matched(0), false, t(1));
+        let ready = &s.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NoMatch")
+        );
+        let s = hold_status(Some(&s), Some(1), &HoldOutcome::Matched(3), false, t(2));
+        assert_eq!(s.conditions[0].status, "True");
+        assert_eq!(s.matched, Some(3));
+        let s = hold_status(
+            None,
+            Some(1),
+            &HoldOutcome::BucketNotFound("spec.bucketRef.name: no RecordingBucket `x`".into()),
+            false,
+            t(1),
+        );
+        assert_eq!(s.conditions[0].reason, "BucketNotFound");
     }
 }

@@ -10,6 +10,8 @@
 //! - lifecycle rules only ever match `expire-<N>d` tags, and such a tag is only written when
 //!   creation + N days is not before the object's deadline.
 
+pub mod fence;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -25,13 +27,17 @@ use crate::store::{
     ErrorCategory, ObjectId, ObjectStore, Operation, StoreError, StoredRule, lifecycle_map,
 };
 
+pub use fence::Fence;
+
 /// Tuning for a pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PassConfig {
     /// Objects per listing page (S3 maximum 1,000).
     pub page_size: i32,
     /// Per-object requests in flight at once.
     pub concurrency: usize,
+    /// Checked before every write: a pass whose host lost leadership stops writing.
+    pub fence: Fence,
 }
 
 impl Default for PassConfig {
@@ -39,6 +45,7 @@ impl Default for PassConfig {
         PassConfig {
             page_size: 1000,
             concurrency: 16,
+            fence: Fence::default(),
         }
     }
 }
@@ -95,14 +102,32 @@ pub struct PassReport {
     pub deleted_sample: Vec<String>,
 }
 
-/// A pass that could not run (the bucket as a whole is unreachable or denied).
+/// A pass that could not run or was stopped: nothing after the failure was written.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(transparent)]
-pub struct PassError(#[from] pub StoreError);
+pub enum PassError {
+    /// The bucket as a whole is unreachable or denied.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The host lost leadership: the pass stopped before its next write.
+    #[error("leadership lost: the pass stopped before its next write")]
+    Fenced,
+}
 
 impl PassError {
-    pub fn category(&self) -> ErrorCategory {
-        self.0.category
+    /// The closed set used in metric and Event labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            PassError::Store(e) => e.category.as_str(),
+            PassError::Fenced => "fenced",
+        }
+    }
+
+    /// The message without volatile parts (request ids), for conditions.
+    pub fn stable(&self) -> String {
+        match self {
+            PassError::Store(e) => e.stable(),
+            PassError::Fenced => self.to_string(),
+        }
     }
 }
 
@@ -151,6 +176,8 @@ struct ObjectOutcome {
     legal_hold_set: bool,
     legal_hold_cleared: bool,
     delete: bool,
+    /// Writes were due but leadership was lost: nothing was written.
+    fenced: bool,
     error: Option<StoreError>,
 }
 
@@ -208,7 +235,7 @@ pub async fn reconcile<S: ObjectStore>(
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
     let (lifecycle_outcome, lifecycle_rules) =
-        sync_lifecycle(store, policy, rules, info.versioned, writes).await?;
+        sync_lifecycle(store, policy, rules, info.versioned, writes, &config.fence).await?;
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
     let prefix = rules.prefix.as_deref();
@@ -279,14 +306,18 @@ pub async fn reconcile<S: ObjectStore>(
             .filter(|o| !o.delete_marker)
             .collect();
         let planner = &planner;
+        let fence = &config.fence;
         let outcomes: Vec<ObjectOutcome> = futures::stream::iter(objects)
             .map(move |o| async move {
-                handle_object(store, planner, rules, &o, info.object_lock, writes).await
+                handle_object(store, planner, rules, &o, info.object_lock, writes, fence).await
             })
             .buffered(config.concurrency.max(1))
             .filter_map(futures::future::ready)
             .collect()
             .await;
+        if outcomes.iter().any(|o| o.fenced) {
+            return Err(PassError::Fenced);
+        }
         for o in outcomes {
             if let Some(e) = o.error {
                 report.object_errors += 1;
@@ -300,7 +331,7 @@ pub async fn reconcile<S: ObjectStore>(
             if o.delete {
                 batch.push(o.plan);
                 if batch.len() >= 1000 {
-                    flush_deletes(store, &mut batch, &mut report).await?;
+                    flush_deletes(store, &mut batch, &mut report, &config.fence).await?;
                 }
             } else {
                 report.summary.add(&o.plan);
@@ -312,7 +343,7 @@ pub async fn reconcile<S: ObjectStore>(
             break;
         }
     }
-    flush_deletes(store, &mut batch, &mut report).await?;
+    flush_deletes(store, &mut batch, &mut report, &config.fence).await?;
     Ok(report)
 }
 
@@ -322,6 +353,7 @@ async fn sync_lifecycle<S: ObjectStore>(
     rules: &BucketRules,
     versioned: bool,
     writes: bool,
+    fence: &Fence,
 ) -> Result<(LifecycleOutcome, Vec<LifecycleRule>), PassError> {
     let existing = match store.get_lifecycle().await {
         Ok(e) => e.unwrap_or_default(),
@@ -354,6 +386,9 @@ async fn sync_lifecycle<S: ObjectStore>(
     let outcome = if !writes {
         LifecycleOutcome::NotWritten { drift: changed }
     } else if changed {
+        if !fence.allows() {
+            return Err(PassError::Fenced);
+        }
         store.put_lifecycle(&merged).await?;
         LifecycleOutcome::Updated {
             rules: desired.len(),
@@ -374,6 +409,7 @@ async fn handle_object<S: ObjectStore>(
     listed: &crate::store::ListedObject,
     object_lock: bool,
     writes: bool,
+    fence: &Fence,
 ) -> Option<ObjectOutcome> {
     let obj = match fetch_object(store, rules, listed, true).await {
         Ok(o) => o,
@@ -399,6 +435,7 @@ async fn handle_object<S: ObjectStore>(
                 legal_hold_set: false,
                 legal_hold_cleared: false,
                 delete: false,
+                fenced: false,
                 error: Some(e),
             });
         }
@@ -410,9 +447,15 @@ async fn handle_object<S: ObjectStore>(
         legal_hold_set: false,
         legal_hold_cleared: false,
         delete: false,
+        fenced: false,
         error: None,
     };
     if !writes {
+        return Some(out);
+    }
+    // Checked once per object, just before its writes: a lost lease stops the pass here.
+    if !fence.allows() {
+        out.fenced = true;
         return Some(out);
     }
     let id = ObjectId {
@@ -457,9 +500,13 @@ async fn flush_deletes<S: ObjectStore>(
     store: &S,
     batch: &mut Vec<ObjectPlan>,
     report: &mut PassReport,
+    fence: &Fence,
 ) -> Result<(), PassError> {
     if batch.is_empty() {
         return Ok(());
+    }
+    if !fence.allows() {
+        return Err(PassError::Fenced);
     }
     let ids: Vec<ObjectId> = batch
         .iter()

@@ -378,7 +378,7 @@ async fn a_missing_bucket_fails_the_pass_and_writes_nothing() {
     )
     .await
     .expect_err("no bucket");
-    assert_eq!(err.category(), ErrorCategory::NoSuchBucket);
+    assert_eq!(err.category(), ErrorCategory::NoSuchBucket.as_str());
     assert!(err.to_string().contains("bucket gone"), "{err}");
     assert_eq!(writes(&s.requests()), vec![]);
 }
@@ -441,6 +441,7 @@ async fn small_pages_give_the_same_result_as_one_page() {
         PassConfig {
             page_size: 1000,
             concurrency: 4,
+            ..PassConfig::default()
         },
     )
     .await;
@@ -452,6 +453,7 @@ async fn small_pages_give_the_same_result_as_one_page() {
         PassConfig {
             page_size: 2,
             concurrency: 1,
+            ..PassConfig::default()
         },
     )
     .await;

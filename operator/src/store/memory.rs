@@ -215,6 +215,7 @@ impl MemoryStore {
             key: key.map(str::to_string),
             category,
             message: message.into(),
+            request_id: None,
         }
     }
 

@@ -162,13 +162,31 @@ impl ErrorCategory {
 
 /// A failed store operation, naming bucket and operation.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("bucket {bucket}: {operation}{}: {message}", key.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
+#[error("{}{}", self.stable(), request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
 pub struct StoreError {
     pub bucket: String,
     pub operation: Operation,
     pub key: Option<String>,
     pub category: ErrorCategory,
     pub message: String,
+    /// The store's id of the failed request: for logs, never for status (it changes on every
+    /// attempt, so a condition carrying it would change on every retry).
+    pub request_id: Option<String>,
+}
+
+impl StoreError {
+    /// The error without its request id: the same on every retry of the same failure.
+    pub fn stable(&self) -> String {
+        let key = self
+            .key
+            .as_ref()
+            .map(|k| format!(" {k}"))
+            .unwrap_or_default();
+        format!(
+            "bucket {}: {}{key}: {}",
+            self.bucket, self.operation, self.message
+        )
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

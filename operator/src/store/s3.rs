@@ -212,6 +212,7 @@ impl S3Store {
             key: key.map(str::to_string),
             category,
             message,
+            request_id: None,
         }
     }
 
@@ -236,8 +237,10 @@ impl S3Store {
                 Ok(None)
             }
             Err(err) => {
-                let (category, message) = describe(operation, &err);
-                Err(self.error(operation, key, category, message))
+                let (category, message, request_id) = describe(operation, &err);
+                let mut e = self.error(operation, key, category, message);
+                e.request_id = request_id;
+                Err(e)
             }
         };
         let outcome = match &result {
@@ -540,7 +543,10 @@ pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) 
 
 /// Category and message of an SDK failure. The message carries the store's code, message,
 /// status and request id, or the transport error chain; never request headers or credentials.
-fn describe<E>(operation: Operation, err: &SdkError<E, HttpResponse>) -> (ErrorCategory, String)
+fn describe<E>(
+    operation: Operation,
+    err: &SdkError<E, HttpResponse>,
+) -> (ErrorCategory, String, Option<String>)
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
@@ -566,16 +572,14 @@ where
                 (Some(code), _) => message.push_str(&format!(": {code}")),
                 (None, _) => {}
             }
-            message.push_str(&format!(" (HTTP {status}"));
-            if let Some(id) = ctx.err().request_id() {
-                message.push_str(&format!(", request id {id}"));
-            }
-            message.push(')');
-            (category, message)
+            message.push_str(&format!(" (HTTP {status})"));
+            let request_id = ctx.err().request_id().map(str::to_string);
+            (category, message, request_id)
         }
         SdkError::TimeoutError(_) => (
             ErrorCategory::Timeout,
             "timed out (after all attempts)".to_string(),
+            None,
         ),
         SdkError::DispatchFailure(failure) => {
             let chain = error_chain(err);
@@ -592,6 +596,7 @@ where
             (
                 category,
                 format!("request not sent or not answered: {chain}"),
+                None,
             )
         }
         SdkError::ResponseError(resp) => {
@@ -604,13 +609,15 @@ where
             (
                 category,
                 format!("unreadable response (HTTP {status}): {}", error_chain(err)),
+                None,
             )
         }
         SdkError::ConstructionFailure(_) => (
             ErrorCategory::Other,
             format!("request could not be built: {}", error_chain(err)),
+            None,
         ),
-        _ => (ErrorCategory::Other, error_chain(err)),
+        _ => (ErrorCategory::Other, error_chain(err), None),
     }
 }
 

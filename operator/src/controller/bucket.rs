@@ -1,0 +1,259 @@
+//! The RecordingBucket reconcile: a short driver over the pipeline steps, and the finalizer
+//! that removes the bucket's lifecycle rules when it is deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use tracing::info;
+
+use crate::api::v1alpha1::{EnforcementMode, LifecycleRulesOnDelete, RecordingBucket};
+use crate::reconcile::{self, PassError, PassReport};
+use crate::retention::{Hold, IsoDuration};
+use crate::store::{ErrorCategory, ObjectStore, StoredRule};
+
+use super::dereference::{self, dereference};
+use super::key::ResourceKey;
+use super::validate::{self, validate};
+use super::{BUCKET_FINALIZER, Context, Error, StoreFactory, publish, report};
+
+/// How often a bucket with a broken reference is looked at again, in case the fix is not
+/// something the operator watches.
+const REFERENCE_RECHECK: Duration = Duration::from_secs(300);
+/// Conflicts end when another RecordingBucket changes, which this one does not watch.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
+
+/// What one run of the pipeline ended with.
+pub enum Outcome {
+    /// The pass ran.
+    Ran {
+        report: Box<PassReport>,
+        holds: Vec<Hold>,
+        scan_interval: IsoDuration,
+    },
+    /// The spec or a reference must be fixed by the user; nothing was written to the store.
+    Refused { reason: &'static str, retry: Action },
+}
+
+/// Reconciles one bucket (the controller's entry point).
+pub async fn reconcile_bucket<F: StoreFactory>(
+    bucket: Arc<RecordingBucket>,
+    ctx: &Context<F>,
+) -> Result<Action, Error> {
+    let api: Api<RecordingBucket> =
+        Api::namespaced(ctx.client.clone(), &bucket.namespace().unwrap_or_default());
+    finalizer(&api, BUCKET_FINALIZER, bucket, |event| async {
+        match event {
+            Finalizer::Apply(b) => {
+                let now = ctx.now();
+                match run_pipeline(&b, ctx, None, now).await? {
+                    Outcome::Ran {
+                        report,
+                        holds,
+                        scan_interval,
+                    } => Ok(Action::requeue(requeue_after(
+                        scan_interval,
+                        &report,
+                        &holds,
+                        now,
+                    ))),
+                    Outcome::Refused { retry, .. } => Ok(retry),
+                }
+            }
+            Finalizer::Cleanup(b) => remove_lifecycle_rules(&b, ctx).await,
+        }
+    })
+    .await
+    .map_err(finalizer_error)
+}
+
+pub(super) fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    }
+}
+
+/// dereference → validate → pass → report. `released` is a hold being deleted whose release
+/// must be applied in this pass (from the LegalHold finalizer).
+pub async fn run_pipeline<F: StoreFactory>(
+    bucket: &RecordingBucket,
+    ctx: &Context<F>,
+    released: Option<Hold>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
+    let key = ResourceKey::of(bucket);
+    ctx.metrics.touch_bucket(&key.namespace, &key.name);
+
+    let deref = match dereference(&ctx.client, bucket, &ctx.access).await {
+        Ok(d) => d,
+        Err(e) if e.is_user_error() => {
+            report::refused(ctx, bucket, e.reason(), e.to_string(), now).await?;
+            return Ok(Outcome::Refused {
+                reason: e.reason(),
+                retry: Action::requeue(REFERENCE_RECHECK),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let validated = match validate(bucket, &deref, &ctx.peers(), released) {
+        Ok(v) => v,
+        Err(e) => {
+            report::refused(ctx, bucket, e.reason(), e.to_string(), now).await?;
+            let retry = match e {
+                validate::Error::Conflict(_) => Action::requeue(CONFLICT_RECHECK),
+                _ => Action::requeue(REFERENCE_RECHECK),
+            };
+            return Ok(Outcome::Refused {
+                reason: e.reason(),
+                retry,
+            });
+        }
+    };
+
+    let store = ctx
+        .factory
+        .make(&bucket.spec.s3, deref.credentials.clone())
+        .await;
+    let started = std::time::Instant::now();
+    let result = reconcile::reconcile(
+        &store,
+        &validated.policy,
+        &validated.rules,
+        validated.holds.clone(),
+        now,
+        ctx.pass.clone(),
+        &|_| {},
+    )
+    .await;
+    match result {
+        Ok(r) => {
+            report::pass(
+                ctx,
+                bucket,
+                &deref.holds,
+                &validated.holds,
+                &r,
+                started.elapsed(),
+            )
+            .await?;
+            ctx.reset_failures(&key);
+            Ok(Outcome::Ran {
+                report: Box::new(r),
+                holds: validated.holds,
+                scan_interval: validated.rules.scan_interval,
+            })
+        }
+        Err(e) => {
+            report::failed(ctx, bucket, &e, now).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// When to look again: the earliest of the scan interval, the next deadline, a hold expiring.
+fn requeue_after(
+    scan_interval: IsoDuration,
+    report: &PassReport,
+    holds: &[Hold],
+    now: DateTime<Utc>,
+) -> Duration {
+    let scan = scan_interval.approx_std().max(Duration::from_secs(10));
+    let mut soonest = report.summary.next_deadline;
+    for h in holds {
+        if let Some(e) = h.expires.filter(|e| *e > now) {
+            soonest = Some(soonest.map_or(e, |s| s.min(e)));
+        }
+    }
+    let until = soonest
+        .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO) + Duration::from_secs(1))
+        .unwrap_or(scan);
+    until.clamp(Duration::from_secs(10), scan)
+}
+
+/// The finalizer's cleanup: remove the bucket's `gallring-` lifecycle rules (foreign rules
+/// stay). Removing rules can only make expiry later. Rules are left when the spec says so,
+/// when another RecordingBucket governs the same objects, when nothing was ever written, or
+/// when the store cannot be reached with the bucket's references (said in an Event).
+async fn remove_lifecycle_rules<F: StoreFactory>(
+    bucket: &RecordingBucket,
+    ctx: &Context<F>,
+) -> Result<Action, Error> {
+    let key = ResourceKey::of(bucket);
+    let leave = |why: String| {
+        let key = &key;
+        async move {
+            info!(bucket = %key, "RecordingBucket deleted; lifecycle rules left in place: {why}");
+            publish(
+                &ctx.recorder,
+                bucket,
+                EventType::Normal,
+                "LifecycleRulesLeft",
+                "Delete",
+                format!("lifecycle rules left in the bucket: {why}"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    };
+    if bucket.spec.lifecycle_rules_on_delete == LifecycleRulesOnDelete::Retain {
+        return leave("spec.lifecycleRulesOnDelete is Retain".into()).await;
+    }
+    if bucket.spec.enforcement == EnforcementMode::Observe {
+        return leave("Observe mode never wrote any".into()).await;
+    }
+    let peers = validate::conflicts(bucket, &ctx.peers());
+    if !peers.is_empty() {
+        let names: Vec<String> = peers.iter().map(ToString::to_string).collect();
+        return leave(format!("shared with {}", names.join(", "))).await;
+    }
+    let credentials = match dereference::credentials(&ctx.client, bucket, &ctx.access).await {
+        Ok(c) => c,
+        Err(e) if e.is_user_error() => return leave(e.to_string()).await,
+        Err(e) => return Err(e.into()),
+    };
+    if !ctx.pass.fence.allows() {
+        return Err(PassError::Fenced.into());
+    }
+    let store = ctx.factory.make(&bucket.spec.s3, credentials).await;
+    let existing = match store.get_lifecycle().await {
+        Ok(rules) => rules.unwrap_or_default(),
+        Err(e) if e.category == ErrorCategory::NoSuchBucket => {
+            return leave("the S3 bucket no longer exists".into()).await;
+        }
+        Err(e) => return Err(PassError::Store(e).into()),
+    };
+    let foreign: Vec<StoredRule> = existing
+        .iter()
+        .filter(|r| matches!(r, StoredRule::Foreign(_)))
+        .cloned()
+        .collect();
+    let owned = existing.len() - foreign.len();
+    if owned > 0 {
+        store
+            .put_lifecycle(&foreign)
+            .await
+            .map_err(PassError::Store)?;
+    }
+    info!(bucket = %key, removed = owned, kept = foreign.len(), "RecordingBucket deleted: gallring lifecycle rules removed");
+    publish(
+        &ctx.recorder,
+        bucket,
+        EventType::Normal,
+        "LifecycleRulesRemoved",
+        "Delete",
+        format!(
+            "{owned} gallring lifecycle rule(s) removed from bucket {}; {} other rule(s) kept",
+            bucket.spec.s3.bucket,
+            foreign.len()
+        ),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,146 @@
+//! The LegalHold reconcile. Applying a hold is the bucket controller's job (it watches holds);
+//! this controller reports what only it can see (an invalid spec, a missing bucket), wakes at
+//! `expires` / `reviewBy`, and owns the release finalizer: the bucket is reconciled with the
+//! hold marked released (floors written, legal holds lifted) before the finalizer is removed,
+//! and the finalizer stays while that release is incomplete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use tracing::info;
+
+use crate::api::compile;
+use crate::api::v1alpha1::{LegalHold, RecordingBucket};
+
+use super::bucket::{Outcome, finalizer_error, run_pipeline};
+use super::status::{self, HoldOutcome};
+use super::validate::engine_hold;
+use super::{Context, Error, FINALIZER, StoreFactory, patch_status, publish};
+
+pub async fn reconcile_hold<F: StoreFactory>(
+    hold: Arc<LegalHold>,
+    ctx: &Context<F>,
+) -> Result<Action, Error> {
+    let ns = hold.namespace().unwrap_or_default();
+    let api: Api<LegalHold> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, hold, |event| async {
+        match event {
+            Finalizer::Apply(h) => apply(&h, ctx, &api).await,
+            Finalizer::Cleanup(h) => release(&h, ctx).await,
+        }
+    })
+    .await
+    .map_err(finalizer_error)
+}
+
+async fn apply<F: StoreFactory>(
+    h: &LegalHold,
+    ctx: &Context<F>,
+    api: &Api<LegalHold>,
+) -> Result<Action, Error> {
+    let now = ctx.now();
+    let ns = h.namespace().unwrap_or_default();
+    let bucket_name = &h.spec.bucket_ref.name;
+    let engine = engine_hold(h);
+    let outcome = match &engine {
+        Err(e) => Some(HoldOutcome::Invalid(e.first_line())),
+        Ok(_) => {
+            let buckets: Api<RecordingBucket> = Api::namespaced(ctx.client.clone(), &ns);
+            match buckets.get_opt(bucket_name).await? {
+                None => Some(HoldOutcome::BucketNotFound(format!(
+                    "spec.bucketRef.name: RecordingBucket `{bucket_name}` not found in namespace `{ns}`: this hold protects nothing"
+                ))),
+                // The bucket's pass reports the matched count.
+                Some(_) => None,
+            }
+        }
+    };
+    if let Some(outcome) = outcome {
+        let previous = h.status.as_ref();
+        let new = status::hold_status(previous, h.metadata.generation, &outcome, false, now);
+        if previous != Some(&new) {
+            patch_status(api, &h.name_any(), &new).await?;
+            let (reason, note) = match &outcome {
+                HoldOutcome::Invalid(m) => ("InvalidSpec", m.clone()),
+                HoldOutcome::BucketNotFound(m) => ("BucketNotFound", m.clone()),
+                _ => ("Hold", String::new()),
+            };
+            publish(
+                &ctx.recorder,
+                h,
+                EventType::Warning,
+                reason,
+                "Validate",
+                note,
+            )
+            .await;
+        }
+        // A missing bucket may appear without this hold changing: look again.
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    // Wake when it expires or needs review; the bucket controller does the I/O.
+    let next = engine.ok().and_then(|e| {
+        [e.expires, e.review_by]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    });
+    Ok(next.map_or_else(Action::await_change, |t| {
+        Action::requeue((t - now).to_std().unwrap_or(Duration::ZERO) + Duration::from_secs(1))
+    }))
+}
+
+async fn release<F: StoreFactory>(h: &LegalHold, ctx: &Context<F>) -> Result<Action, Error> {
+    let ns = h.namespace().unwrap_or_default();
+    let buckets: Api<RecordingBucket> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(bucket) = buckets.get_opt(&h.spec.bucket_ref.name).await? else {
+        info!(hold = %h.name_any(), "bucket gone; nothing to release");
+        return Ok(Action::await_change());
+    };
+    let Ok(mut released) = engine_hold(h) else {
+        // An invalid hold never took part in a pass (the bucket refuses to run while it
+        // exists): nothing to release.
+        return Ok(Action::await_change());
+    };
+    let now = ctx.now();
+    released.released_at = Some(now);
+    match run_pipeline(&bucket, ctx, Some(released), now).await? {
+        Outcome::Ran { report, .. } if report.object_errors == 0 => {}
+        Outcome::Ran { report, .. } => {
+            // Some objects may still carry the hold's tag without their floor: keep the
+            // finalizer and retry, rather than let the next pass release them bare.
+            return Err(Error::Finalizer(format!(
+                "release incomplete: {} object(s) not updated (first: {}); the finalizer stays and the release is retried",
+                report.object_errors,
+                report.sample_errors.first().cloned().unwrap_or_default()
+            )));
+        }
+        Outcome::Refused { reason, .. } => {
+            return Err(Error::Finalizer(format!(
+                "release not applied: RecordingBucket {} is not reconcilable ({reason}); the finalizer stays until it is",
+                bucket.name_any()
+            )));
+        }
+    }
+    publish(
+        &ctx.recorder,
+        &bucket,
+        EventType::Normal,
+        "HoldReleased",
+        "Release",
+        format!(
+            "LegalHold {} ({} {}) released; objects keep the later of their deadline and the policy's holdRelease",
+            h.name_any(),
+            compile::hold_reason(h.spec.reason),
+            h.spec.case
+        ),
+    )
+    .await;
+    Ok(Action::await_change())
+}
