@@ -89,6 +89,8 @@ pub async fn run_pipeline<F: StoreFactory>(
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {
     let key = ResourceKey::of(bucket);
+    let lock = ctx.pass_lock(&key);
+    let _one_pass = lock.lock().await;
     ctx.metrics.touch_bucket(&key.namespace, &key.name);
 
     let deref = match dereference(&ctx.client, bucket, &ctx.access).await {

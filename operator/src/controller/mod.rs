@@ -108,6 +108,9 @@ pub struct Context<F: StoreFactory> {
     buckets: Option<Store<DeserializeGuard<RecordingBucket>>>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<ResourceKey, u32>>,
+    /// One pass at a time per bucket: the hold finalizer's release pass waits for the bucket
+    /// controller's pass on the same bucket, and the other way round.
+    passes: Mutex<HashMap<ResourceKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl<F: StoreFactory> Context<F> {
@@ -122,6 +125,7 @@ impl<F: StoreFactory> Context<F> {
             access: SecretAccess::default(),
             buckets: None,
             failures: Mutex::new(HashMap::new()),
+            passes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -157,6 +161,16 @@ impl<F: StoreFactory> Context<F> {
                 .filter_map(|g| g.0.as_ref().ok().cloned())
                 .collect()
         })
+    }
+
+    /// The lock that serialises passes over one bucket.
+    fn pass_lock(&self, bucket: &ResourceKey) -> Arc<tokio::sync::Mutex<()>> {
+        // The map stays consistent even if a holder panicked: recover it rather than lose it.
+        let mut locks = self
+            .passes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(bucket.clone()).or_default().clone()
     }
 
     fn reset_failures(&self, key: &ResourceKey) {
