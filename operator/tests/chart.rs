@@ -1,8 +1,17 @@
-//! Static checks of the Helm chart in `charts/gallring`, without a helm binary: its YAML and
-//! JSON parse, its CRDs are the generated ones, every `.Values` path a template reads exists
-//! in values.yaml (and every value is read), values.yaml satisfies values.schema.json, the
-//! alerts are complete and use metrics the operator exports, the RBAC has no wildcards, and
-//! the Deployment passes only flags `gallring operator` accepts.
+//! Checks of the Helm chart in `charts/gallring`.
+//!
+//! Static ones: its YAML and JSON parse, its CRDs are the generated ones, every `.Values` path a
+//! template reads exists in values.yaml (and every value is read), values.yaml satisfies
+//! values.schema.json, the alerts are complete and use metrics the operator exports, the RBAC
+//! has no wildcards, and the Deployment passes only flags `gallring operator` accepts.
+//!
+//! Rendered ones, with the helm v3 binary named by `$HELM` (`helm template`, no cluster
+//! needed; `eval "$(../shared/k8s/up.sh)"` exports it): the PrometheusRule and ServiceMonitor
+//! render only where their API exists and fail with a clear message otherwise, the RBAC is
+//! exactly the operator's calls (Secrets only where allowed, no ClusterRole in namespace mode),
+//! the Deployment passes the flags that match the values, and releases in different
+//! namespaces never render the same object. Without `$HELM` these tests fail with a hint; they
+//! never skip.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -374,6 +383,14 @@ fn values_yaml_satisfies_values_schema_json() {
     bad["prometheusRule"]["thresholds"]["retentionBreachFor"] = Json::from("15 minutes");
     bad["watchNamespace"] = Json::from("Not_A_Namespace");
     bad["replicas"] = Json::from(3);
+    bad["leaderElection"]["renewDeadlineSeconds"] = Json::from(0);
+    bad["leaderElection"]["leaseDurationSeconds"] = Json::from("15s");
+    bad["leaderElection"]["retryPeriodSeconds"] = Json::from(0.5);
+    bad["secrets"]["namespaces"] = serde_json::json!(["Team_A"]);
+    bad["secrets"]["clusterWide"] = Json::from("yes");
+    bad["allowAmbientCredentials"] = Json::from("no");
+    // The old keys are gone: a values file still setting them is rejected, not ignored.
+    bad["rbac"]["secrets"] = serde_json::json!({"enabled": true});
     let mut errors = Vec::new();
     validate(&schema, &bad, "", &mut errors);
     for path in [
@@ -382,6 +399,13 @@ fn values_yaml_satisfies_values_schema_json() {
         "prometheusRule.thresholds.retentionBreachFor",
         "watchNamespace",
         "replicas",
+        "leaderElection.renewDeadlineSeconds",
+        "leaderElection.leaseDurationSeconds",
+        "leaderElection.retryPeriodSeconds",
+        "secrets.namespaces[0]",
+        "secrets.clusterWide",
+        "allowAmbientCredentials",
+        "rbac.secrets",
     ] {
         assert!(
             errors.iter().any(|e| e.starts_with(&format!("{path}:"))),
@@ -463,6 +487,17 @@ fn prometheus_rule_has_every_alert_with_summary_description_and_runbook() {
         template("servicemonitor.yaml").starts_with("{{- if .Values.serviceMonitor.enabled }}"),
         "the ServiceMonitor is optional (serviceMonitor.enabled)"
     );
+    for (file, kind) in [
+        ("prometheusrule.yaml", "PrometheusRule"),
+        ("servicemonitor.yaml", "ServiceMonitor"),
+    ] {
+        assert!(
+            template(file).contains(&format!(
+                r#".Capabilities.APIVersions.Has "monitoring.coreos.com/v1/{kind}""#
+            )),
+            "{file} checks that the cluster serves monitoring.coreos.com/v1/{kind}"
+        );
+    }
     // GallringOperatorDown selects the job the ServiceMonitor produces: the Service's name.
     assert!(
         blocks["GallringOperatorDown"]
@@ -529,8 +564,6 @@ fn rbac_grants_no_wildcards_and_only_the_needed_verbs() {
         "retentionpolicies/status",
         "recordingbuckets/status",
         "legalholds/status",
-        "legalholds/finalizers",
-        "recordingbuckets/finalizers",
         "secrets",
         "events",
         "leases",
@@ -540,6 +573,14 @@ fn rbac_grants_no_wildcards_and_only_the_needed_verbs() {
             "rbac.yaml grants nothing on {resource}"
         );
     }
+    assert!(
+        !stripped.contains("finalizers"),
+        "the operator patches finalizers on the objects themselves: no */finalizers rule"
+    );
+    assert!(
+        !regex(r#"apiGroups:\s*\[""\]\s*\n\s*resources:\s*\["events"\]"#).is_match(&stripped),
+        "the operator writes events.k8s.io Events only: no core-group events rule"
+    );
     assert!(
         !stripped.contains("\"delete\"") && !stripped.contains("\"escalate\""),
         "no delete/escalate"
@@ -611,7 +652,13 @@ fn deployment_passes_only_flags_gallring_operator_accepts() {
         "--metrics-addr",
         "--lease-name",
         "--lease-namespace",
+        "--lease-duration-seconds",
+        "--renew-deadline-seconds",
+        "--retry-period-seconds",
         "--namespace",
+        "--secret-namespaces",
+        "--secrets-cluster-wide",
+        "--allow-ambient-credentials",
         "--json-logs",
     ] {
         assert!(
@@ -638,4 +685,828 @@ fn deployment_passes_only_flags_gallring_operator_accepts() {
         deployment.contains("            - operator\n"),
         "the container runs the `operator` subcommand"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendered with `$HELM template`.
+
+/// The helm v3 binary from `$HELM`. Unset is a failure with a hint, never a silent skip.
+fn helm() -> PathBuf {
+    match std::env::var_os("HELM") {
+        Some(h) if !h.is_empty() => PathBuf::from(h),
+        _ => panic!(
+            "HELM is not set: these tests render the chart with a helm v3 binary. From the \
+             project root run `eval \"$(../shared/k8s/up.sh)\"` (it exports HELM), or \
+             `export HELM=/path/to/helm`."
+        ),
+    }
+}
+
+/// `helm template RELEASE charts/gallring -n NAMESPACE ARGS…`: the rendered documents, or
+/// helm's error output when it fails (a `fail` in a template, a schema violation).
+fn render(release: &str, namespace: &str, args: &[&str]) -> Result<Vec<Yaml>, String> {
+    let helm = helm();
+    let out = Command::new(&helm)
+        .arg("template")
+        .arg(release)
+        .arg(chart())
+        .args(["-n", namespace])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run $HELM ({}): {e}", helm.display()));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        let doc = Yaml::deserialize(doc)
+            .unwrap_or_else(|e| panic!("helm template printed invalid YAML: {e}\n{text}"));
+        if !doc.is_null() {
+            docs.push(doc);
+        }
+    }
+    assert!(!docs.is_empty(), "helm template rendered nothing");
+    Ok(docs)
+}
+
+fn rendered(release: &str, namespace: &str, args: &[&str]) -> Vec<Yaml> {
+    render(release, namespace, args)
+        .unwrap_or_else(|e| panic!("helm template {release} -n {namespace} {args:?} failed:\n{e}"))
+}
+
+fn render_error(release: &str, namespace: &str, args: &[&str]) -> String {
+    match render(release, namespace, args) {
+        Ok(_) => panic!("helm template {release} -n {namespace} {args:?} should fail"),
+        Err(e) => e,
+    }
+}
+
+fn str_at<'a>(doc: &'a Yaml, path: &str) -> Option<&'a str> {
+    lookup(doc, path).and_then(Yaml::as_str)
+}
+
+fn kind(doc: &Yaml) -> &str {
+    str_at(doc, "kind").unwrap_or_default()
+}
+
+fn name(doc: &Yaml) -> &str {
+    str_at(doc, "metadata.name").unwrap_or_default()
+}
+
+/// The namespace of a rendered object ("" for cluster-scoped ones).
+fn namespace(doc: &Yaml) -> &str {
+    str_at(doc, "metadata.namespace").unwrap_or_default()
+}
+
+fn of_kind<'a>(docs: &'a [Yaml], k: &str) -> Vec<&'a Yaml> {
+    docs.iter().filter(|d| kind(d) == k).collect()
+}
+
+fn strings(node: Option<&Yaml>) -> Vec<String> {
+    node.and_then(Yaml::as_sequence)
+        .map(|s| {
+            s.iter()
+                .map(|v| v.as_str().expect("a string").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Role's or ClusterRole's rules flattened to "group/resource" → verbs (resourceNames, if
+/// any, appended to the resource as `resource[name]`).
+fn grants(role: &Yaml) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for rule in role
+        .get("rules")
+        .and_then(Yaml::as_sequence)
+        .expect("a role with rules")
+    {
+        let names = strings(rule.get("resourceNames"));
+        for group in strings(rule.get("apiGroups")) {
+            for resource in strings(rule.get("resources")) {
+                let keys: Vec<String> = if names.is_empty() {
+                    vec![format!("{group}/{resource}")]
+                } else {
+                    names
+                        .iter()
+                        .map(|n| format!("{group}/{resource}[{n}]"))
+                        .collect()
+                };
+                for key in keys {
+                    out.entry(key)
+                        .or_default()
+                        .extend(strings(rule.get("verbs")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expect_grants(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+    pairs
+        .iter()
+        .map(|(k, verbs)| (k.to_string(), verbs.iter().map(|v| v.to_string()).collect()))
+        .collect()
+}
+
+/// What the operator's main Role or ClusterRole grants: exactly the calls it makes.
+fn operator_grants() -> BTreeMap<String, BTreeSet<String>> {
+    expect_grants(&[
+        ("gallring.io/retentionpolicies", &["get", "list", "watch"]),
+        (
+            "gallring.io/recordingbuckets",
+            &["get", "list", "watch", "patch"],
+        ),
+        ("gallring.io/legalholds", &["get", "list", "watch", "patch"]),
+        ("gallring.io/retentionpolicies/status", &["patch"]),
+        ("gallring.io/recordingbuckets/status", &["patch"]),
+        ("gallring.io/legalholds/status", &["patch"]),
+        ("events.k8s.io/events", &["create", "patch"]),
+    ])
+}
+
+fn lease_grants(lease: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let named = format!("coordination.k8s.io/leases[{lease}]");
+    expect_grants(&[
+        ("coordination.k8s.io/leases", &["create"]),
+        (named.as_str(), &["get", "update"]),
+    ])
+}
+
+fn secret_grants() -> BTreeMap<String, BTreeSet<String>> {
+    expect_grants(&[("/secrets", &["get", "list", "watch"])])
+}
+
+/// The role (by kind, namespace, name) a binding refers to, after checking that the binding
+/// binds exactly the operator's ServiceAccount.
+fn bound_role<'a>(docs: &'a [Yaml], binding: &Yaml, sa: (&str, &str)) -> &'a Yaml {
+    let subjects = binding
+        .get("subjects")
+        .and_then(Yaml::as_sequence)
+        .expect("a binding with subjects");
+    assert_eq!(subjects.len(), 1, "{}: one subject", name(binding));
+    assert_eq!(
+        (
+            str_at(&subjects[0], "kind"),
+            str_at(&subjects[0], "namespace"),
+            str_at(&subjects[0], "name")
+        ),
+        (Some("ServiceAccount"), Some(sa.0), Some(sa.1)),
+        "{} binds the operator's ServiceAccount",
+        name(binding)
+    );
+    let role_kind = str_at(binding, "roleRef.kind").expect("roleRef.kind");
+    let role_name = str_at(binding, "roleRef.name").expect("roleRef.name");
+    assert_eq!(
+        kind(binding),
+        if role_kind == "Role" {
+            "RoleBinding"
+        } else {
+            "ClusterRoleBinding"
+        },
+        "{}: a RoleBinding binds a Role, a ClusterRoleBinding a ClusterRole",
+        name(binding)
+    );
+    docs.iter()
+        .find(|d| {
+            kind(d) == role_kind && name(d) == role_name && namespace(d) == namespace(binding)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} {}/{} refers to {role_kind} {role_name}, which is not rendered",
+                kind(binding),
+                namespace(binding),
+                name(binding)
+            )
+        })
+}
+
+/// Everything the rendered chart lets the ServiceAccount do, as (scope, group/resource) →
+/// verbs, where scope is a namespace or "*" for a ClusterRoleBinding.
+fn effective_grants(
+    docs: &[Yaml],
+    sa: (&str, &str),
+) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for binding in docs
+        .iter()
+        .filter(|d| matches!(kind(d), "RoleBinding" | "ClusterRoleBinding"))
+    {
+        let role = bound_role(docs, binding, sa);
+        let scope = if kind(binding) == "ClusterRoleBinding" {
+            "*".to_string()
+        } else {
+            namespace(binding).to_string()
+        };
+        for (resource, verbs) in grants(role) {
+            out.entry((scope.clone(), resource))
+                .or_default()
+                .extend(verbs);
+        }
+    }
+    out
+}
+
+/// Namespaces (or "*") where the ServiceAccount may read Secrets, with the verbs.
+fn secret_scopes(docs: &[Yaml], sa: (&str, &str)) -> BTreeMap<String, BTreeSet<String>> {
+    effective_grants(docs, sa)
+        .into_iter()
+        .filter(|((_, r), _)| r == "/secrets")
+        .map(|((scope, _), verbs)| (scope, verbs))
+        .collect()
+}
+
+/// The `gallring operator` arguments of the rendered Deployment.
+fn operator_args(docs: &[Yaml]) -> Vec<String> {
+    let deployments = of_kind(docs, "Deployment");
+    assert_eq!(deployments.len(), 1, "one Deployment");
+    let containers = lookup(deployments[0], "spec.template.spec.containers")
+        .and_then(Yaml::as_sequence)
+        .expect("containers");
+    let args = strings(containers[0].get("args"));
+    assert_eq!(args.first().map(String::as_str), Some("operator"));
+    args
+}
+
+/// The value of `--flag=value` in the arguments; `Some("")` for a bare `--flag`.
+fn flag(args: &[String], flag: &str) -> Option<String> {
+    args.iter().find_map(|a| {
+        if a == flag {
+            Some(String::new())
+        } else {
+            a.strip_prefix(&format!("{flag}=")).map(str::to_string)
+        }
+    })
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn helm_lint_strict_passes() {
+    let helm = helm();
+    let out = Command::new(&helm)
+        .args(["lint", "--strict"])
+        .arg(chart())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run $HELM ({}): {e}", helm.display()));
+    assert!(
+        out.status.success(),
+        "helm lint --strict charts/gallring:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn monitoring_objects_render_only_where_their_api_exists() {
+    // Defaults: neither is enabled, nothing from monitoring.coreos.com.
+    let docs = rendered("gallring", "gallring", &[]);
+    assert!(
+        docs.iter().all(|d| !str_at(d, "apiVersion")
+            .unwrap_or_default()
+            .starts_with("monitoring.")),
+        "no monitoring.coreos.com objects by default"
+    );
+
+    // Enabled on a cluster without the prometheus-operator CRDs: a failure that names the
+    // CRD and both ways out, instead of the API server's `no matches for kind`.
+    for (value, kind_, crd) in [
+        (
+            "prometheusRule.enabled",
+            "PrometheusRule",
+            "prometheusrules.monitoring.coreos.com",
+        ),
+        (
+            "serviceMonitor.enabled",
+            "ServiceMonitor",
+            "servicemonitors.monitoring.coreos.com",
+        ),
+    ] {
+        let error = render_error("gallring", "gallring", &["--set", &format!("{value}=true")]);
+        for needle in [
+            format!("{value}=true"),
+            format!("monitoring.coreos.com/v1 {kind_}"),
+            crd.to_string(),
+            "Install the prometheus-operator CRDs".to_string(),
+            format!("set {value}=false"),
+            format!("--api-versions monitoring.coreos.com/v1/{kind_}"),
+        ] {
+            assert!(
+                error.contains(&needle),
+                "enabling {kind_} without its API fails with a message naming {needle:?}:\n{error}"
+            );
+        }
+        // With the API announced (helm template --api-versions, or a cluster serving it).
+        let docs = rendered(
+            "gallring",
+            "gallring",
+            &[
+                "--set",
+                &format!("{value}=true"),
+                "--api-versions",
+                &format!("monitoring.coreos.com/v1/{kind_}"),
+            ],
+        );
+        let objects = of_kind(&docs, kind_);
+        assert_eq!(objects.len(), 1, "one {kind_} when enabled and served");
+        assert_eq!(
+            str_at(objects[0], "apiVersion"),
+            Some("monitoring.coreos.com/v1")
+        );
+        assert_eq!(namespace(objects[0]), "gallring");
+    }
+
+    // Both, with both APIs: the rule carries every alert.
+    let docs = rendered(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--api-versions",
+            "monitoring.coreos.com/v1/PrometheusRule",
+            "--api-versions",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+        ],
+    );
+    let rule = of_kind(&docs, "PrometheusRule")[0];
+    let alerts: BTreeSet<&str> = lookup(rule, "spec.groups")
+        .and_then(Yaml::as_sequence)
+        .expect("spec.groups")
+        .iter()
+        .flat_map(|g| g.get("rules").and_then(Yaml::as_sequence).expect("rules"))
+        .filter_map(|r| str_at(r, "alert"))
+        .collect();
+    assert_eq!(alerts, ALERTS.into_iter().collect(), "the rendered alerts");
+    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+}
+
+#[test]
+fn cluster_wide_rbac_is_exactly_the_operators_calls_and_no_secrets_by_default() {
+    let docs = rendered("gallring", "gallring", &[]);
+    let sa = ("gallring", "gallring");
+    let cluster_roles = of_kind(&docs, "ClusterRole");
+    assert_eq!(
+        cluster_roles.len(),
+        1,
+        "one ClusterRole without secrets.clusterWide"
+    );
+    assert_eq!(
+        grants(cluster_roles[0]),
+        operator_grants(),
+        "the ClusterRole's rules"
+    );
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 1, "only the leader-election Role");
+    assert_eq!(
+        namespace(roles[0]),
+        "gallring",
+        "the Lease Role is in the release namespace"
+    );
+    assert_eq!(
+        grants(roles[0]),
+        lease_grants("gallring-leader"),
+        "the Lease Role's rules"
+    );
+
+    // Cluster-wide with secrets.namespaces empty: no Secret anywhere.
+    assert!(
+        secret_scopes(&docs, sa).is_empty(),
+        "cluster-wide mode reads no Secret unless secrets.namespaces or secrets.clusterWide"
+    );
+    let effective = effective_grants(&docs, sa);
+    let mut expected: BTreeMap<(String, String), BTreeSet<String>> = operator_grants()
+        .into_iter()
+        .map(|(r, v)| (("*".to_string(), r), v))
+        .collect();
+    expected.extend(
+        lease_grants("gallring-leader")
+            .into_iter()
+            .map(|(r, v)| (("gallring".to_string(), r), v)),
+    );
+    assert_eq!(effective, expected, "everything the ServiceAccount may do");
+
+    let args = operator_args(&docs);
+    for absent in [
+        "--namespace",
+        "--secret-namespaces",
+        "--secrets-cluster-wide",
+        "--allow-ambient-credentials",
+    ] {
+        assert_eq!(
+            flag(&args, absent),
+            None,
+            "{absent} is not passed by default: {args:?}"
+        );
+    }
+}
+
+#[test]
+fn secrets_are_read_through_one_role_per_allowed_namespace() {
+    let docs = rendered(
+        "gallring",
+        "gallring",
+        &["--set", "secrets.namespaces={team-a,team-b}"],
+    );
+    let sa = ("gallring", "gallring");
+    let scopes = secret_scopes(&docs, sa);
+    assert_eq!(
+        scopes,
+        [
+            ("team-a".to_string(), set(&["get", "list", "watch"])),
+            ("team-b".to_string(), set(&["get", "list", "watch"])),
+        ]
+        .into(),
+        "Secrets get/list/watch in exactly the listed namespaces"
+    );
+    for ns in ["team-a", "team-b"] {
+        let roles: Vec<&Yaml> = of_kind(&docs, "Role")
+            .into_iter()
+            .filter(|r| namespace(r) == ns)
+            .collect();
+        assert_eq!(roles.len(), 1, "one Role in {ns}");
+        assert_eq!(grants(roles[0]), secret_grants(), "the Secret Role in {ns}");
+    }
+    assert_eq!(
+        of_kind(&docs, "ClusterRole").len(),
+        1,
+        "no Secret ClusterRole"
+    );
+    let args = operator_args(&docs);
+    assert_eq!(
+        flag(&args, "--secret-namespaces").as_deref(),
+        Some("team-a,team-b")
+    );
+    assert_eq!(flag(&args, "--secrets-cluster-wide"), None);
+
+    // The schema rejects a namespace listed twice.
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &["--set", "secrets.namespaces={team-a,team-a}"],
+    );
+    assert!(
+        error.contains("schema"),
+        "duplicate namespaces are rejected:\n{error}"
+    );
+}
+
+#[test]
+fn secrets_cluster_wide_is_an_explicit_cluster_role() {
+    let docs = rendered(
+        "gallring",
+        "gallring",
+        &["--set", "secrets.clusterWide=true"],
+    );
+    let sa = ("gallring", "gallring");
+    assert_eq!(
+        secret_scopes(&docs, sa),
+        [("*".to_string(), set(&["get", "list", "watch"]))].into(),
+        "secrets.clusterWide: Secrets get/list/watch in every namespace, nothing more"
+    );
+    let secret_roles: Vec<&Yaml> = of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| grants(r).contains_key("/secrets"))
+        .collect();
+    assert_eq!(secret_roles.len(), 1, "one ClusterRole for Secrets");
+    assert_eq!(
+        grants(secret_roles[0]),
+        secret_grants(),
+        "it grants only Secrets"
+    );
+    let args = operator_args(&docs);
+    assert_eq!(flag(&args, "--secrets-cluster-wide").as_deref(), Some(""));
+    assert_eq!(flag(&args, "--secret-namespaces"), None);
+
+    // Contradictions fail with a message naming the values.
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "secrets.clusterWide=true",
+            "--set",
+            "watchNamespace=team-a",
+        ],
+    );
+    assert!(
+        error.contains("secrets.clusterWide=true") && error.contains("watchNamespace=team-a"),
+        "clusterWide in namespace mode fails:\n{error}"
+    );
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "secrets.clusterWide=true",
+            "--set",
+            "secrets.namespaces={team-a}",
+        ],
+    );
+    assert!(
+        error.contains("secrets.clusterWide=true and secrets.namespaces"),
+        "clusterWide with a namespace list fails:\n{error}"
+    );
+}
+
+#[test]
+fn namespace_mode_has_no_cluster_role_and_reads_secrets_in_its_namespace_only() {
+    // As the end-to-end tests install it: release namespace = watched namespace.
+    // And a release watching another namespace than its own.
+    for (release, release_ns, watch, sa_name) in [
+        (
+            "g-e2e1",
+            "gallring-e2e-1",
+            "gallring-e2e-1",
+            "g-e2e1-gallring",
+        ),
+        ("gallring", "gallring-system", "team-a", "gallring"),
+    ] {
+        let docs = rendered(
+            release,
+            release_ns,
+            &["--set", &format!("watchNamespace={watch}")],
+        );
+        let sa = (release_ns, sa_name);
+        assert_eq!(
+            of_kind(&docs, "ServiceAccount")
+                .iter()
+                .map(|d| name(d))
+                .collect::<Vec<_>>(),
+            vec![sa.1],
+            "the ServiceAccount"
+        );
+        for cluster_kind in ["ClusterRole", "ClusterRoleBinding"] {
+            assert!(
+                of_kind(&docs, cluster_kind).is_empty(),
+                "namespace mode renders no {cluster_kind}"
+            );
+        }
+        let effective = effective_grants(&docs, sa);
+        let mut expected: BTreeMap<(String, String), BTreeSet<String>> = operator_grants()
+            .into_iter()
+            .map(|(r, v)| ((watch.to_string(), r), v))
+            .collect();
+        expected.extend(
+            lease_grants("gallring-leader")
+                .into_iter()
+                .map(|(r, v)| ((release_ns.to_string(), r), v)),
+        );
+        expected.insert(
+            (watch.to_string(), "/secrets".to_string()),
+            set(&["get", "list", "watch"]),
+        );
+        assert_eq!(
+            effective, expected,
+            "namespace mode: the operator's Role and the Secret Role in {watch}, the Lease Role \
+             in {release_ns}, nothing else"
+        );
+        let args = operator_args(&docs);
+        assert_eq!(flag(&args, "--namespace"), Some(watch.to_string()));
+        assert_eq!(flag(&args, "--secret-namespaces"), Some(watch.to_string()));
+        assert_eq!(
+            flag(&args, "--lease-namespace"),
+            Some(release_ns.to_string())
+        );
+        assert_eq!(flag(&args, "--secrets-cluster-wide"), None);
+    }
+
+    // Listing the watched namespace is the same; listing another is refused.
+    let docs = rendered(
+        "g-a",
+        "team-a",
+        &[
+            "--set",
+            "watchNamespace=team-a",
+            "--set",
+            "secrets.namespaces={team-a}",
+        ],
+    );
+    assert_eq!(
+        secret_scopes(&docs, ("team-a", "g-a-gallring"))
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["team-a"]
+    );
+    let error = render_error(
+        "g-a",
+        "team-a",
+        &[
+            "--set",
+            "watchNamespace=team-a",
+            "--set",
+            "secrets.namespaces={team-b}",
+        ],
+    );
+    assert!(
+        error.contains("secrets.namespaces lists team-b")
+            && error.contains("watchNamespace=team-a"),
+        "namespace mode refuses Secrets outside the watched namespace:\n{error}"
+    );
+}
+
+#[test]
+fn deployment_passes_the_flags_of_the_values() {
+    let args = operator_args(&rendered("gallring", "gallring", &[]));
+    for (f, value) in [
+        ("--lease-name", "gallring-leader"),
+        ("--lease-namespace", "gallring"),
+        ("--lease-duration-seconds", "15"),
+        ("--renew-deadline-seconds", "10"),
+        ("--retry-period-seconds", "2"),
+        ("--metrics-addr", "0.0.0.0:9090"),
+        ("--json-logs", ""),
+    ] {
+        assert_eq!(flag(&args, f).as_deref(), Some(value), "{f} in {args:?}");
+    }
+    assert_eq!(flag(&args, "--allow-ambient-credentials"), None);
+
+    let args = operator_args(&rendered(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "allowAmbientCredentials=true",
+            "--set",
+            "leaderElection.leaseDurationSeconds=60",
+            "--set",
+            "leaderElection.renewDeadlineSeconds=40",
+            "--set",
+            "leaderElection.retryPeriodSeconds=5",
+            "--set",
+            "watchNamespace=team-a",
+        ],
+    ));
+    for (f, value) in [
+        ("--allow-ambient-credentials", ""),
+        ("--lease-duration-seconds", "60"),
+        ("--renew-deadline-seconds", "40"),
+        ("--retry-period-seconds", "5"),
+        ("--namespace", "team-a"),
+        ("--secret-namespaces", "team-a"),
+    ] {
+        assert_eq!(flag(&args, f).as_deref(), Some(value), "{f} in {args:?}");
+    }
+
+    // The renew deadline must end before the Lease expires.
+    for (renew, lease) in [("15", "15"), ("20", "15")] {
+        let error = render_error(
+            "gallring",
+            "gallring",
+            &[
+                "--set",
+                &format!("leaderElection.renewDeadlineSeconds={renew}"),
+                "--set",
+                &format!("leaderElection.leaseDurationSeconds={lease}"),
+            ],
+        );
+        assert!(
+            error.contains(&format!(
+                "leaderElection.renewDeadlineSeconds ({renew}) must be less than \
+                 leaderElection.leaseDurationSeconds ({lease})"
+            )),
+            "renewDeadlineSeconds >= leaseDurationSeconds fails:\n{error}"
+        );
+    }
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &["--set", "leaderElection.retryPeriodSeconds=10"],
+    );
+    assert!(
+        error.contains("leaderElection.retryPeriodSeconds (10) must be less than"),
+        "retryPeriodSeconds >= renewDeadlineSeconds fails:\n{error}"
+    );
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &["--set", "leaderElection.renewDeadlineSeconds=0"],
+    );
+    assert!(
+        error.contains("schema"),
+        "the schema's minimums apply:\n{error}"
+    );
+}
+
+#[test]
+fn rbac_never_grants_more_than_the_operator_uses_whatever_the_values() {
+    // Every mode at once (where allowed): the union of all grants stays within the calls the
+    // operator makes, with no wildcard.
+    let allowed: BTreeMap<String, BTreeSet<String>> = operator_grants()
+        .into_iter()
+        .chain(lease_grants("gallring-leader"))
+        .chain(secret_grants())
+        .collect();
+    for args in [
+        vec![],
+        vec![
+            "--set",
+            "secrets.clusterWide=true",
+            "--set",
+            "allowAmbientCredentials=true",
+        ],
+        vec!["--set", "secrets.namespaces={a,b,c}"],
+        vec!["--set", "watchNamespace=a"],
+    ] {
+        let docs = rendered("gallring", "gallring", &args);
+        for role in docs
+            .iter()
+            .filter(|d| matches!(kind(d), "Role" | "ClusterRole"))
+        {
+            for (resource, verbs) in grants(role) {
+                assert!(
+                    !resource.contains('*') && !verbs.contains("*"),
+                    "{args:?}: {} {} grants a wildcard",
+                    kind(role),
+                    name(role)
+                );
+                let ok = allowed.get(&resource).unwrap_or_else(|| {
+                    panic!("{args:?}: {} {} grants {resource}", kind(role), name(role))
+                });
+                assert!(
+                    verbs.is_subset(ok),
+                    "{args:?}: {} {} grants {resource} {verbs:?}; the operator uses {ok:?}",
+                    kind(role),
+                    name(role)
+                );
+            }
+        }
+    }
+    // rbac.create=false: no RBAC objects at all, the flags unchanged.
+    let docs = rendered(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "rbac.create=false",
+            "--set",
+            "secrets.namespaces={a}",
+        ],
+    );
+    assert!(
+        docs.iter()
+            .all(|d| str_at(d, "apiVersion") != Some("rbac.authorization.k8s.io/v1")),
+        "rbac.create=false renders no RBAC"
+    );
+    assert_eq!(
+        flag(&operator_args(&docs), "--secret-namespaces").as_deref(),
+        Some("a")
+    );
+}
+
+#[test]
+fn releases_in_different_namespaces_never_render_the_same_object() {
+    // The end-to-end layout (one namespace-mode release per test namespace), next to two
+    // cluster-wide releases that share a release name in different namespaces, all reading
+    // Secrets in one shared namespace.
+    let releases: [(&str, &str, Vec<&str>); 4] = [
+        (
+            "g-one",
+            "gallring-e2e-one",
+            vec!["--set", "watchNamespace=gallring-e2e-one"],
+        ),
+        (
+            "g-two",
+            "gallring-e2e-two",
+            vec!["--set", "watchNamespace=gallring-e2e-two"],
+        ),
+        (
+            "gallring",
+            "ops-a",
+            vec!["--set", "secrets.namespaces={shared}"],
+        ),
+        (
+            "gallring",
+            "ops-b",
+            vec!["--set", "secrets.namespaces={shared}"],
+        ),
+    ];
+    let mut owner: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for (release, ns, args) in &releases {
+        let docs = rendered(release, ns, args);
+        for doc in &docs {
+            let key = (
+                kind(doc).to_string(),
+                namespace(doc).to_string(),
+                name(doc).to_string(),
+            );
+            if namespace(doc).is_empty() {
+                assert!(
+                    name(doc).contains(release) && name(doc).contains(ns),
+                    "cluster-scoped {} {} names its release {release} and namespace {ns}",
+                    kind(doc),
+                    name(doc)
+                );
+            }
+            if let Some(other) = owner.insert(key.clone(), format!("{ns}/{release}")) {
+                panic!("{key:?} is rendered by both {other} and {ns}/{release}");
+            }
+        }
+    }
 }

@@ -79,3 +79,66 @@ defaulting to the chart's appVersion).
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Name of the RBAC objects that are cluster-scoped or live outside the release namespace
+(ClusterRoles, ClusterRoleBindings, the Role in watchNamespace, the Secret Roles):
+<fullname>-<release namespace>. Helm release names are unique only within a namespace, so
+the namespace keeps two releases of the same name (or one fullnameOverride) in different
+namespaces from claiming the same object.
+*/}}
+{{- define "gallring.rbacName" -}}
+{{- printf "%s-%s" (include "gallring.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+The namespaces where the operator reads credential Secrets, comma-separated (empty: none, or
+every namespace with secrets.clusterWide): secrets.namespaces, else watchNamespace when set.
+Both the Secret Roles and `--secret-namespaces` come from this one list.
+*/}}
+{{- define "gallring.secretNamespaces" -}}
+{{- if not .Values.secrets.clusterWide }}
+{{- if .Values.secrets.namespaces }}
+{{- .Values.secrets.namespaces | uniq | join "," }}
+{{- else if .Values.watchNamespace }}
+{{- .Values.watchNamespace }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The `fail` message when a monitoring.coreos.com/v1 kind is enabled but the cluster does not
+serve it. Arguments: a dict with kind, plural and value (the values key that enables it).
+*/}}
+{{- define "gallring.missingMonitoringAPI" -}}
+{{ .value }}=true, but this cluster does not serve monitoring.coreos.com/v1 {{ .kind }} (the CustomResourceDefinition {{ .plural }}.monitoring.coreos.com is not installed). Install the prometheus-operator CRDs first (they come with kube-prometheus-stack, or alone with the prometheus-community/prometheus-operator-crds chart), or set {{ .value }}=false. To render offline with helm template, pass --api-versions monitoring.coreos.com/v1/{{ .kind }}.
+{{- end }}
+
+{{/*
+Checks of value combinations that values.schema.json cannot express. Renders nothing; fails
+the install with a message naming the values to change.
+*/}}
+{{- define "gallring.validate" -}}
+{{- $le := .Values.leaderElection }}
+{{- if ge (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds) }}
+{{- fail (printf "leaderElection.renewDeadlineSeconds (%d) must be less than leaderElection.leaseDurationSeconds (%d): the leader must give up before its Lease can expire and a standby takes over." (int $le.renewDeadlineSeconds) (int $le.leaseDurationSeconds)) }}
+{{- end }}
+{{- if ge (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds) }}
+{{- fail (printf "leaderElection.retryPeriodSeconds (%d) must be less than leaderElection.renewDeadlineSeconds (%d): the leader needs more than one attempt to renew its Lease before the deadline." (int $le.retryPeriodSeconds) (int $le.renewDeadlineSeconds)) }}
+{{- end }}
+{{- if .Values.secrets.clusterWide }}
+{{- if .Values.watchNamespace }}
+{{- fail (printf "secrets.clusterWide=true with watchNamespace=%s: in namespace mode the operator reads Secrets only in %s, with a Role (no ClusterRole). Unset secrets.clusterWide." .Values.watchNamespace .Values.watchNamespace) }}
+{{- end }}
+{{- if .Values.secrets.namespaces }}
+{{- fail "secrets.clusterWide=true and secrets.namespaces are both set: choose one (clusterWide reads Secrets in every namespace; namespaces lists where they may be read)." }}
+{{- end }}
+{{- end }}
+{{- if .Values.watchNamespace }}
+{{- range .Values.secrets.namespaces }}
+{{- if ne . $.Values.watchNamespace }}
+{{- fail (printf "secrets.namespaces lists %s, but watchNamespace=%s: the operator only reads the Secrets of RecordingBuckets in %s (a secretRef names a Secret in the bucket's namespace). Leave secrets.namespaces empty (it then defaults to %s)." . $.Values.watchNamespace $.Values.watchNamespace $.Values.watchNamespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
