@@ -17,10 +17,15 @@ use crate::reconcile::{self, PassError, PassReport};
 use crate::retention::{Hold, IsoDuration};
 use crate::store::{ErrorCategory, ObjectStore, StoredRule};
 
+use super::context::{Context, Error, StoreFactory, publish};
 use super::dereference::{self, dereference};
 use super::key::ResourceKey;
+use super::report;
 use super::validate::{self, validate};
-use super::{BUCKET_FINALIZER, Context, Error, StoreFactory, publish, report};
+
+/// Finalizer on RecordingBuckets: their `gallring-` lifecycle rules are removed (unless
+/// `spec.lifecycleRulesOnDelete: Retain`) before they disappear.
+pub const BUCKET_FINALIZER: &str = "gallring.io/lifecycle-rules";
 
 /// How often a bucket with a broken reference is looked at again, in case the fix is not
 /// something the operator watches.

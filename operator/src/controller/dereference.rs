@@ -8,7 +8,10 @@ use kube::{Client, ResourceExt};
 use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
 use crate::store::s3::StaticCredentials;
 
-use super::{SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY, SECRET_SESSION_TOKEN};
+/// Secret keys for `spec.s3.credentials.secretRef`.
+pub const SECRET_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const SECRET_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const SECRET_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 
 /// Where the operator may read credential Secrets (set by the chart, enforced by RBAC too).
 #[derive(Debug, Clone, Default)]

@@ -18,9 +18,12 @@ use crate::api::compile;
 use crate::api::v1alpha1::{LegalHold, RecordingBucket};
 
 use super::bucket::{Outcome, finalizer_error, run_pipeline};
+use super::context::{Context, Error, StoreFactory, patch_status, publish};
 use super::status::{self, HoldOutcome};
 use super::validate::engine_hold;
-use super::{Context, Error, FINALIZER, StoreFactory, patch_status, publish};
+
+/// Finalizer on LegalHolds: their release is applied to the bucket before they disappear.
+pub const FINALIZER: &str = "gallring.io/release";
 
 pub async fn reconcile_hold<F: StoreFactory>(
     hold: Arc<LegalHold>,

@@ -26,12 +26,12 @@ use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
 use crate::metrics::Metrics;
 use crate::reconcile::{Fence, PassConfig};
 
+use super::bucket::reconcile_bucket;
+use super::context::{Context, Error, S3Factory, error_policy};
 use super::dereference::SecretAccess;
+use super::hold::reconcile_hold;
 use super::leader::{LeaderElector, LeaseTiming};
-use super::{
-    Context, Error, S3Factory, buckets_for_policy, error_policy, reconcile_bucket, reconcile_hold,
-    reconcile_policy,
-};
+use super::policy::{buckets_for_policy, reconcile_policy};
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -234,32 +234,7 @@ async fn run_controllers(
         .with_buckets(bucket_store.clone()),
     );
 
-    // Drop the series of deleted buckets, or their stale scan timestamp would page forever.
-    let sweeper = {
-        let store = bucket_store.clone();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            // Until the first listing arrives, an empty store means "not synced", not "none".
-            if store.wait_until_ready().await.is_err() {
-                return;
-            }
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                let live: std::collections::BTreeSet<(String, String)> = store
-                    .state()
-                    .iter()
-                    .filter_map(|g| g.0.as_ref().ok())
-                    .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
-                    .collect();
-                for (ns, name) in metrics.known_buckets() {
-                    if !live.contains(&(ns.clone(), name.clone())) {
-                        info!(namespace = %ns, bucket = %name, "RecordingBucket deleted: removing its metrics");
-                        metrics.forget_bucket(&ns, &name);
-                    }
-                }
-            }
-        })
-    };
+    let sweeper = tokio::spawn(sweep_deleted_buckets(bucket_store.clone(), metrics.clone()));
 
     let policy_trigger = watcher(
         api_for::<DeserializeGuard<RetentionPolicy>>(client, ns),
@@ -382,4 +357,30 @@ async fn run_controllers(
 
     futures::join!(buckets, holds, policies);
     sweeper.abort();
+}
+
+/// Drops the series of deleted buckets, or their stale scan timestamp would page forever.
+async fn sweep_deleted_buckets(
+    store: Store<DeserializeGuard<RecordingBucket>>,
+    metrics: Arc<Metrics>,
+) {
+    // Until the first listing arrives, an empty store means "not synced", not "none".
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let live: std::collections::BTreeSet<(String, String)> = store
+            .state()
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok())
+            .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
+            .collect();
+        for (ns, name) in metrics.known_buckets() {
+            if !live.contains(&(ns.clone(), name.clone())) {
+                info!(namespace = %ns, bucket = %name, "RecordingBucket deleted: removing its metrics");
+                metrics.forget_bucket(&ns, &name);
+            }
+        }
+    }
 }

@@ -13,8 +13,9 @@ use kube::runtime::reflector::ObjectRef;
 use crate::api::compile;
 use crate::api::v1alpha1::{RecordingBucket, RetentionPolicy};
 
+use super::context::{Context, Error, StoreFactory, patch_status, publish};
 use super::key::ResourceKey;
-use super::{Context, Error, StoreFactory, patch_status, publish, status};
+use super::status;
 
 /// The buckets that reference a policy: a policy change re-reconciles each of them.
 pub fn buckets_for_policy(

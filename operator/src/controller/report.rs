@@ -13,10 +13,10 @@ use crate::api::v1alpha1::{LegalHold, RecordingBucket};
 use crate::reconcile::{LifecycleOutcome, PassError, PassReport};
 use crate::retention::Hold;
 
+use super::context::{Context, Error, StoreFactory, patch_status, publish};
 use super::key::ResourceKey;
 use super::status::{self, BucketOutcome, HoldOutcome};
 use super::validate::engine_hold;
-use super::{Context, Error, StoreFactory, patch_status, publish};
 
 fn api(ctx: &Context<impl StoreFactory>, bucket: &RecordingBucket) -> Api<RecordingBucket> {
     Api::namespaced(ctx.client.clone(), &bucket.namespace().unwrap_or_default())

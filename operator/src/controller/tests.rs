@@ -23,11 +23,16 @@ use crate::api::v1alpha1::{
     LegalBasis, LegalHold, LegalHoldSpec, LifecycleRulesOnDelete, LocalRef, MatchSpec, PurposeSpec,
     RecordingBucketSpec, RetentionPolicy, RetentionPolicySpec, S3Credentials,
 };
+use crate::api::v1alpha1::{RecordingBucket, S3Location};
+use crate::metrics::Metrics;
 use crate::reconcile;
+use crate::reconcile::PassConfig;
 use crate::retention::RETENTION_TAG;
 use crate::store::Operation;
 use crate::store::memory::Fault;
 use crate::store::memory::MemoryStore;
+use crate::store::s3::StaticCredentials;
+use kube::core::DeserializeGuard;
 use validate::engine_hold;
 
 const NS: &str = "recordings";
