@@ -90,6 +90,9 @@ fn is_name(s: &str) -> bool {
 
 fn is_kind(s: &str) -> bool {
     let mut chars = s.chars();
+    if s.len() > v1::LABEL_MAX {
+        return false;
+    }
     chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric())
 }
 
@@ -156,7 +159,8 @@ pub fn policy(
             if !is_kind(kind) {
                 c.push(
                     format!("{at}.retain.{kind}"),
-                    "artifact kinds are camelCase words such as audio or maskedTranscript",
+                    "artifact kinds are camelCase words such as audio or maskedTranscript \
+                     (at most 63 characters)",
                 );
             }
             retain.insert(kind.clone(), c.duration(format!("{at}.retain.{kind}"), d));
@@ -193,13 +197,25 @@ pub fn policy(
     )
 }
 
+/// Tag keys are map keys, which the CRD schema cannot bound: checked here for both hosts.
 fn tag_match(c: &mut Collector, at: &str, tags: &BTreeMap<String, String>) -> r::TagMatch {
     tags.iter()
         .map(|(k, v)| {
-            if k.is_empty() || k.len() > 128 {
+            if k.is_empty() {
+                c.push(at.to_string(), "tag keys must not be empty");
+            } else if k.len() > v1::TAG_KEY_MAX {
                 c.push(
                     at.to_string(),
-                    format!("tag key `{k}` must be 1 to 128 characters"),
+                    format!("tag keys must be at most {} characters", v1::TAG_KEY_MAX),
+                );
+            }
+            if v.len() > v1::TAG_VALUE_MAX {
+                c.push(
+                    format!("{at}.{k}"),
+                    format!(
+                        "tag values must be at most {} characters",
+                        v1::TAG_VALUE_MAX
+                    ),
                 );
             }
             (k.clone(), (v != "*").then(|| v.clone()))
@@ -241,6 +257,15 @@ pub fn bucket(
                 c.push(format!("{at}.purposesFromTag.key"), "must not be empty");
             }
             for (value, ps) in &ft.values {
+                if value.len() > v1::TAG_VALUE_MAX {
+                    c.push(
+                        format!("{at}.purposesFromTag.values"),
+                        format!(
+                            "tag values must be at most {} characters",
+                            v1::TAG_VALUE_MAX
+                        ),
+                    );
+                }
                 for (j, p) in ps.iter().enumerate() {
                     if !policy.purposes.contains_key(p) {
                         c.push(
@@ -366,6 +391,13 @@ pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, Validat
         c.push("spec.owner", "must name who is responsible for the hold");
     }
     let s = &spec.select;
+    if s.prefix.as_deref().is_some_and(str::is_empty) {
+        c.push(
+            "spec.select.prefix",
+            "must not be empty (it would hold every object of the bucket); leave it out or name a \
+             prefix",
+        );
+    }
     let select = r::HoldSelector {
         keys: s.keys.iter().cloned().collect(),
         prefix: s.prefix.clone(),
@@ -391,4 +423,93 @@ pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, Validat
             released_at: None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold_spec() -> v1::LegalHoldSpec {
+        v1::LegalHoldSpec {
+            bucket_ref: v1::LocalRef {
+                name: "calls".into(),
+            },
+            reason: v1::HoldReason::Complaint,
+            case: "KL-1".into(),
+            owner: "complaints".into(),
+            review_by: None,
+            expires: None,
+            select: v1::HoldSelectSpec {
+                prefix: Some("calls/2026/".into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn hold_error(spec: &v1::LegalHoldSpec) -> ValidationErrors {
+        hold("LegalHold/ns/h", spec).expect_err("the hold is invalid")
+    }
+
+    #[test]
+    fn a_valid_hold_compiles() {
+        let h = hold("LegalHold/ns/h", &hold_spec()).expect("valid");
+        assert_eq!(h.select.prefix.as_deref(), Some("calls/2026/"));
+    }
+
+    #[test]
+    fn an_empty_hold_prefix_is_rejected_by_name() {
+        let mut spec = hold_spec();
+        spec.select.prefix = Some(String::new());
+        spec.select.keys = vec!["a.wav".into()];
+        let e = hold_error(&spec);
+        assert!(
+            e.first_line()
+                .starts_with("spec.select.prefix: must not be empty")
+        );
+    }
+
+    #[test]
+    fn a_blank_case_is_rejected_by_name() {
+        for case in ["", "   ", "\t\n"] {
+            let mut spec = hold_spec();
+            spec.case = case.into();
+            assert_eq!(
+                hold_error(&spec).first_line(),
+                "spec.case: must name the case"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_hold_tag_key_is_rejected_by_name() {
+        let mut spec = hold_spec();
+        spec.select.tags.insert(String::new(), "x".into());
+        assert_eq!(
+            hold_error(&spec).first_line(),
+            "spec.select.tags: tag keys must not be empty"
+        );
+        let mut spec = hold_spec();
+        spec.select.tags.insert("k".repeat(129), "x".into());
+        assert_eq!(
+            hold_error(&spec).first_line(),
+            "spec.select.tags: tag keys must be at most 128 characters"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let mut spec = hold_spec();
+        spec.case = " ".into();
+        spec.select.prefix = Some(String::new());
+        spec.select.tags.insert(String::new(), "x".into());
+        let paths: Vec<String> = hold_error(&spec)
+            .errors
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            ["spec.case", "spec.select.prefix", "spec.select.tags"]
+        );
+    }
 }

@@ -24,6 +24,44 @@ pub const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// Artifact kinds: `audio`, `transcript`, `maskedTranscript`, `video`, `chat` or a custom kind.
 pub const KIND_PATTERN: &str = r"^[a-z][a-zA-Z0-9]*$";
 
+// Length bounds. Every string in the CRDs has a `maxLength` (and every list a `maxItems`): the API
+// server then rejects oversized input before it reaches etcd or the operator, and CEL rules stay
+// within their cost budget. Map keys cannot be bounded in a structural schema; `api::compile`
+// checks those.
+
+/// Kubernetes object names (DNS subdomain).
+pub const NAME_MAX: usize = 253;
+/// Purpose names and artifact kinds (DNS-label length).
+pub const LABEL_MAX: usize = 63;
+/// Short free text such as contact details (legal names, cases and owners keep their 200).
+pub const SHORT_TEXT_MAX: usize = 256;
+/// Longer free text: descriptions.
+pub const TEXT_MAX: usize = 1024;
+/// S3 object keys and key prefixes (S3 limit 1024 bytes).
+pub const KEY_MAX: usize = 1024;
+/// Globs and regular expressions over keys.
+pub const PATTERN_MAX: usize = 1024;
+/// S3 tag keys (S3 limit 128 characters).
+pub const TAG_KEY_MAX: usize = 128;
+/// S3 tag values (S3 limit 256 characters).
+pub const TAG_VALUE_MAX: usize = 256;
+/// S3 user-metadata keys.
+pub const METADATA_KEY_MAX: usize = 128;
+/// Region names.
+pub const REGION_MAX: usize = 64;
+/// Endpoint URLs.
+pub const URL_MAX: usize = 2048;
+/// RFC 3339 timestamps.
+pub const TIMESTAMP_MAX: usize = 64;
+/// Enum values (the longest is 25 characters).
+pub const ENUM_MAX: usize = 32;
+/// Exact keys, recording ids or subjects one LegalHold may list.
+pub const HOLD_SELECT_MAX: usize = 1000;
+/// Tags one match or selector may require (S3 allows 10 per object).
+pub const TAGS_MAX: usize = 16;
+/// Conditions in a status.
+pub const CONDITIONS_MAX: usize = 32;
+
 // ---------------------------------------------------------------------------------------------
 // RetentionPolicy
 
@@ -61,6 +99,7 @@ pub struct RetentionPolicySpec {
     pub controller: DataController,
     /// Free text: which notice (and version) this policy implements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TEXT_MAX))]
     pub description: Option<String>,
     /// The purposes recordings are kept for. An object is kept for the longest retention among
     /// its active purposes for its artifact kind.
@@ -85,9 +124,11 @@ pub struct DataController {
     pub legal_name: String,
     /// Company registration number (CVR, organisationsnummer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub org_number: Option<String>,
     /// Where data subjects exercise their rights (e-mail or address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = SHORT_TEXT_MAX))]
     pub contact: Option<String>,
 }
 
@@ -105,6 +146,7 @@ pub struct PurposeSpec {
     pub name: String,
     /// What the purpose is, in the notice's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TEXT_MAX))]
     pub description: Option<String>,
     /// The lawful basis for processing under this purpose.
     pub legal_basis: LegalBasis,
@@ -141,6 +183,7 @@ pub struct LegalBasis {
 /// GDPR Art. 6(1) lawful bases, (a) to (f).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("maxLength" = ENUM_MAX))]
 pub enum Article6 {
     Consent,
     Contract,
@@ -153,6 +196,7 @@ pub enum Article6 {
 /// GDPR Art. 9(2) conditions, (a) to (j).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("maxLength" = ENUM_MAX))]
 pub enum Article9 {
     ExplicitConsent,
     Employment,
@@ -214,6 +258,7 @@ impl From<&str> for DurationText {
 pub struct RetentionPolicyStatus {
     /// `Ready` is True when the policy is valid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// The generation the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,6 +334,13 @@ pub struct RecordingBucketSpec {
     /// How often the bucket is listed and reconciled.
     #[serde(default = "default_scan_interval")]
     pub scan_interval: DurationText,
+    /// What happens to the bucket's lifecycle rules when this RecordingBucket is deleted:
+    ///
+    /// - `Remove` (default): gallring removes the lifecycle rules it owns (ids starting
+    ///   `gallring-`) from the bucket. That can only make expiry later; object tags are left.
+    /// - `Retain`: the rules stay in the bucket and keep expiring tagged objects.
+    #[serde(default)]
+    pub lifecycle_rules_on_delete: LifecycleRulesOnDelete,
 }
 
 fn default_grace() -> DurationText {
@@ -319,13 +371,15 @@ pub struct S3Location {
     pub bucket: String,
     /// Only keys under this prefix are governed; others are never listed or touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = KEY_MAX))]
     pub prefix: Option<String>,
     /// Region; default: from the AWS configuration chain, else us-east-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = REGION_MAX))]
     pub region: Option<String>,
     /// Endpoint URL for S3-compatible stores (MinIO, Ceph RGW), e.g. http://rgw.storage:7480.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://"))]
+    #[schemars(length(max = URL_MAX), regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
     /// Path-style addressing (bucket in the path, not the host name); needed by most
     /// S3-compatible stores. Defaults to true when an endpoint is set.
@@ -353,17 +407,18 @@ pub struct S3Credentials {
 pub struct ClassifyRuleSpec {
     /// A name shown in plans and reasons; default `classify[<index>]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = NAME_MAX))]
     pub name: Option<String>,
     /// The conditions; an empty match matches every object.
     #[serde(default, rename = "match")]
     pub matches: MatchSpec,
     /// The artifact kind the matched objects are (`audio`, `transcript`, `maskedTranscript`,
     /// `video`, `chat` or a custom kind named in the policy's `retain`).
-    #[schemars(regex(pattern = r"^[a-z][a-zA-Z0-9]*$"))]
+    #[schemars(length(min = 1, max = LABEL_MAX), regex(pattern = r"^[a-z][a-zA-Z0-9]*$"))]
     pub kind: String,
     /// Purposes every matched object serves (names from the policy).
     #[serde(default)]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), inner(length(max = LABEL_MAX)))]
     pub purposes: Vec<String>,
     /// Purposes read from a tag written by the recorder, e.g. a consent choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -376,13 +431,19 @@ pub struct ClassifyRuleSpec {
 pub struct MatchSpec {
     /// The key starts with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = KEY_MAX))]
     pub prefix: Option<String>,
     /// The whole key matches this glob (`*` within one path segment, `**` across segments,
     /// `?`, `[abc]`, `{a,b}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = PATTERN_MAX))]
     pub glob: Option<String>,
     /// Each tag is present with this value; the value `*` accepts any value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = TAGS_MAX,
+        "additionalProperties" = {"type": "string", "maxLength": TAG_VALUE_MAX}
+    ))]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -391,8 +452,17 @@ pub struct MatchSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurposesFromTagSpec {
     /// The tag key, e.g. `consent`.
+    #[schemars(length(min = 1, max = TAG_KEY_MAX))]
     pub key: String,
     /// Tag value → purposes it adds. A value not listed (or a missing tag) adds none.
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "additionalProperties" = {
+            "type": "array",
+            "maxItems": 32,
+            "items": {"type": "string", "maxLength": LABEL_MAX}
+        }
+    ))]
     pub values: BTreeMap<String, Vec<String>>,
 }
 
@@ -404,9 +474,11 @@ pub struct RecordingIdSpec {
     /// A regular expression on the key with a named group `id`, e.g.
     /// `^calls/(?P<id>[^/]+)/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = PATTERN_MAX))]
     pub key_pattern: Option<String>,
     /// An object tag holding the recording id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TAG_KEY_MAX))]
     pub tag: Option<String>,
 }
 
@@ -415,6 +487,7 @@ pub struct RecordingIdSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubjectSpec {
     /// An object tag holding a pseudonymous data-subject id.
+    #[schemars(length(max = TAG_KEY_MAX))]
     pub tag: String,
 }
 
@@ -425,14 +498,17 @@ pub struct SubjectSpec {
 pub struct RecordedAtSpec {
     /// An object tag with an RFC 3339 timestamp or YYYY-MM-DD date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TAG_KEY_MAX))]
     pub tag: Option<String>,
     /// A user-metadata key (without `x-amz-meta-`) with an RFC 3339 timestamp or date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = METADATA_KEY_MAX))]
     pub metadata: Option<String>,
 }
 
 /// Who deletes: see `spec.enforcement`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[schemars(extend("maxLength" = ENUM_MAX))]
 pub enum EnforcementMode {
     Observe,
     Lifecycle,
@@ -441,12 +517,28 @@ pub enum EnforcementMode {
     Both,
 }
 
+/// What happens to the bucket's gallring lifecycle rules when its RecordingBucket is deleted: see
+/// `spec.lifecycleRulesOnDelete`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[schemars(extend("maxLength" = ENUM_MAX))]
+pub enum LifecycleRulesOnDelete {
+    /// On deletion of the RecordingBucket, gallring removes the lifecycle rules it owns (ids
+    /// starting `gallring-`) from the bucket. That can only make expiry later, never earlier.
+    /// Object tags are left as they are.
+    #[default]
+    Remove,
+    /// The lifecycle rules stay in the bucket and keep expiring tagged objects after the
+    /// RecordingBucket is gone.
+    Retain,
+}
+
 /// Observed state of a RecordingBucket, from the last completed scan.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingBucketStatus {
-    /// `Ready`, `LifecycleSynced` and `Degraded`.
+    /// `Ready`, `LifecycleSynced`, `Degraded` and `Conflict`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -471,9 +563,11 @@ pub struct RecordingBucketStatus {
     pub unclassified: Option<u64>,
     /// The earliest upcoming deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
     pub next_deadline: Option<DateTime<Utc>>,
     /// When the last scan completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
     pub last_scan: Option<DateTime<Utc>>,
 }
 
@@ -495,9 +589,10 @@ pub struct RecordingBucketStatus {
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason"),
     printcolumn(name = "Case", type_ = "string", json_path = ".spec.case"),
     printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matched"),
+    // `type: date` renders an age, and a future time as `<invalid>`: expiry is shown as written.
     printcolumn(
         name = "Expires",
-        type_ = "date",
+        type_ = "string",
         json_path = ".spec.expires",
         priority = 1
     ),
@@ -522,10 +617,12 @@ pub struct LegalHoldSpec {
     pub owner: String,
     /// After this time the hold is flagged for review (it stays active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
     pub review_by: Option<DateTime<Utc>>,
     /// The hold ends by itself at this time, as if deleted then (e.g. an access request: one
     /// year).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
     pub expires: Option<DateTime<Utc>>,
     /// Which objects are held. An object is held when any selector matches it, and then every
     /// object with the same recording id is held too.
@@ -536,6 +633,7 @@ pub struct LegalHoldSpec {
 #[derive(
     Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
 )]
+#[schemars(extend("maxLength" = ENUM_MAX))]
 pub enum HoldReason {
     Complaint,
     Dispute,
@@ -555,18 +653,29 @@ pub enum HoldReason {
 pub struct HoldSelectSpec {
     /// Exact object keys.
     #[serde(default)]
+    #[schemars(length(max = HOLD_SELECT_MAX), inner(length(max = KEY_MAX)))]
     pub keys: Vec<String>,
-    /// Every key under this prefix.
+    /// Every key under this prefix (not empty: a hold names what it keeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = KEY_MAX))]
     pub prefix: Option<String>,
     /// Recording ids (see the bucket's recordingId).
     #[serde(default)]
+    #[schemars(length(max = HOLD_SELECT_MAX), inner(length(max = KEY_MAX)))]
     pub recording_ids: Vec<String>,
     /// Data-subject ids (see the bucket's subject).
     #[serde(default)]
+    #[schemars(
+        length(max = HOLD_SELECT_MAX),
+        inner(length(max = TAG_VALUE_MAX))
+    )]
     pub subjects: Vec<String>,
     /// Objects carrying all these tags; the value `*` accepts any value.
     #[serde(default)]
+    #[schemars(extend(
+        "maxProperties" = TAGS_MAX,
+        "additionalProperties" = {"type": "string", "maxLength": TAG_VALUE_MAX}
+    ))]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -574,8 +683,11 @@ pub struct HoldSelectSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LegalHoldStatus {
-    /// `Ready` (applied), `NeedsReview` (past reviewBy), `Expired`.
+    /// `Ready` (applied; reasons include `NoMatch` when the hold selects no object and
+    /// `BucketNotFound` when its RecordingBucket does not exist), `NeedsReview` (past reviewBy),
+    /// `Expired`. Types and reasons are free-form strings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -586,4 +698,26 @@ pub struct LegalHoldStatus {
     /// Of those, objects whose protection (tag, Object Lock legal hold) is in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<u64>,
+}
+
+/// Schema of a status' `conditions`: `metav1.Condition` with the bounds Kubernetes declares for it
+/// (k8s-openapi's schema has none): `type` 316, `reason` 1024 and `message` 32768 characters.
+/// Types and reasons are free-form CamelCase strings.
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    schema.insert("maxItems".into(), CONDITIONS_MAX.into());
+    for (field, max) in [
+        ("type", 316),
+        ("status", 16),
+        ("reason", 1024),
+        ("message", 32768),
+        ("lastTransitionTime", TIMESTAMP_MAX),
+    ] {
+        if let Some(serde_json::Value::Object(p)) =
+            schema.pointer_mut(&format!("/items/properties/{field}"))
+        {
+            p.insert("maxLength".into(), max.into());
+        }
+    }
+    schema
 }
