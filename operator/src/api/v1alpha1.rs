@@ -294,6 +294,11 @@ pub struct RetentionPolicyStatus {
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -589,6 +594,16 @@ pub struct RecordingBucketStatus {
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason"),
     printcolumn(name = "Case", type_ = "string", json_path = ".spec.case"),
     printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matched"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     // `type: date` renders an age, and a future time as `<invalid>`: expiry is shown as written.
     printcolumn(
         name = "Expires",
