@@ -1,0 +1,193 @@
+//! LegalHolds: applied and released through the finalizer, and holds that protect nothing.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+use crate::fixtures::{bucket, hold, policy, seed_calls};
+use crate::harness::{
+    E2e, KEEP_UNTIL_TAG, RETENTION_TAG, Setup, conditions_text, figure, parse_time, wait_for,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_hold_protects_its_objects_and_its_release_leaves_a_keep_until_floor() {
+    let mut e = E2e::new(test_name!(), "hold", Setup::default()).await;
+    let keys = seed_calls(&e, &["c-1", "c-2", "c-3"]).await;
+    let (held, free): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| k.starts_with("calls/c-1/"));
+    e.apply(policy("calls", "P1Y")).await;
+    e.apply(bucket(
+        "calls",
+        &e.bucket,
+        &e.s3proxy.endpoint(),
+        "calls",
+        "PT1H",
+    ))
+    .await;
+    e.spawn("a", &[]);
+    e.wait_ready("calls", Duration::from_secs(90)).await;
+    for k in &keys {
+        let t = e.retention(k).await;
+        assert!(
+            t.as_deref().is_some_and(|t| t.starts_with("expire-")),
+            "{k}: {t:?}"
+        );
+    }
+
+    // Applied: the call's audio and transcript (linked by recording id) become `held`.
+    let created = Instant::now();
+    e.apply(hold(
+        "complaint-1",
+        "calls",
+        json!({"recordingIds": ["c-1"]}),
+    ))
+    .await;
+    wait_for(
+        "the held call's objects tagged held",
+        Duration::from_secs(60),
+        || async {
+            for k in &held {
+                if e.retention(k).await.as_deref() != Some("held") {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let protect = created.elapsed();
+    figure(
+        "LegalHold creation to its objects tagged held in S3 (s)",
+        format!("{:.2}", protect.as_secs_f64()),
+    );
+    for k in &free {
+        assert_ne!(
+            e.retention(k).await.as_deref(),
+            Some("held"),
+            "{k} is not under the hold"
+        );
+    }
+    let h = e
+        .wait_condition(
+            "LegalHold",
+            "complaint-1",
+            "Ready",
+            Duration::from_secs(30),
+            |c| c.is_true(),
+        )
+        .await;
+    assert_eq!(
+        h["status"]["matched"].as_u64(),
+        Some(held.len() as u64),
+        "{}",
+        h["status"]
+    );
+    let finalizers = h["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        finalizers.iter().any(|f| f == "gallring.io/release"),
+        "{finalizers:?}"
+    );
+
+    // Released: the LegalHold disappears only after its objects carry a keep-until floor
+    // (release + the policy's holdRelease P3Y for Complaint) instead of `held`.
+    let deleted = Instant::now();
+    e.delete("LegalHold", "complaint-1").await;
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let exists = e.get("LegalHold", "complaint-1").await.is_some();
+        if !exists {
+            break;
+        }
+        assert!(
+            deleted.elapsed() < Duration::from_secs(60),
+            "the LegalHold is still there 60 s after its deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone_after = deleted.elapsed();
+    // Read right after the hold vanished from the API.
+    let floor_min = Utc::now() + TimeDelta::days(3 * 365 - 2);
+    for k in &held {
+        let tags = e.tags(k).await.expect("the released object still exists");
+        let retention = tags.get(RETENTION_TAG).cloned().unwrap_or_default();
+        assert!(
+            !retention.is_empty() && retention != "held",
+            "{k}: the LegalHold was gone but {RETENTION_TAG}={retention:?}; {tags:?}"
+        );
+        let floor = tags.get(KEEP_UNTIL_TAG).and_then(|v| parse_time(v));
+        assert!(
+            floor.is_some_and(|f| f >= floor_min),
+            "{k}: the LegalHold was gone but {KEEP_UNTIL_TAG} is {:?} (want ≥ {floor_min}); tags {tags:?}",
+            tags.get(KEEP_UNTIL_TAG)
+        );
+    }
+    figure(
+        "LegalHold deletion to finalizer done (s)",
+        format!("{:.2} ({polls} polls)", gone_after.as_secs_f64()),
+    );
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_that_matches_nothing_or_names_a_missing_bucket_is_not_ready_and_says_why() {
+    let mut e = E2e::new(test_name!(), "nomatch", Setup::default()).await;
+    let keys = seed_calls(&e, &["c-1"]).await;
+    e.apply(policy("calls", "P1Y")).await;
+    e.apply(bucket(
+        "calls",
+        &e.bucket,
+        &e.s3proxy.endpoint(),
+        "calls",
+        "PT1H",
+    ))
+    .await;
+    e.spawn("a", &[]);
+    e.wait_ready("calls", Duration::from_secs(90)).await;
+
+    // A mistyped recording id ("c-l" for "c-1") protects nothing: that must be visible.
+    e.apply(hold("typo", "calls", json!({"recordingIds": ["c-l"]})))
+        .await;
+    e.apply(hold(
+        "orphan",
+        "no-such-bucket",
+        json!({"recordingIds": ["c-1"]}),
+    ))
+    .await;
+    let typo = e
+        .wait_condition("LegalHold", "typo", "Ready", Duration::from_secs(60), |c| {
+            c.status == "False" && c.reason == "NoMatch"
+        })
+        .await;
+    println!("typo: {}", conditions_text(&typo));
+    let orphan = e
+        .wait_condition(
+            "LegalHold",
+            "orphan",
+            "Ready",
+            Duration::from_secs(60),
+            |c| c.status == "False" && c.reason == "BucketNotFound",
+        )
+        .await;
+    println!("orphan: {}", conditions_text(&orphan));
+    let warning = wait_for(
+        "a Warning Event on the hold that matches nothing",
+        Duration::from_secs(30),
+        || async {
+            e.events("LegalHold", "typo")
+                .await
+                .into_iter()
+                .find(|(t, _, _)| t == "Warning")
+        },
+    )
+    .await;
+    println!("typo Event: {warning:?}");
+    for k in &keys {
+        assert_ne!(e.retention(k).await.as_deref(), Some("held"), "{k}");
+    }
+    e.finish().await;
+}
