@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -54,9 +55,32 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Prints a figure for README/BENCHMARKS (collected by grepping `E2E-FIGURE:`).
+/// Where the suite keeps its files: `target/e2e/`.
+pub fn e2e_dir() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    target.parent().unwrap_or(&target).join("e2e")
+}
+
+/// Reports a figure for README/BENCHMARKS: a line `E2E-FIGURE: name = value` on stderr, written
+/// past the test harness's capture so it shows in every run (passing tests included), and
+/// appended to `target/e2e/figures.txt` (started afresh by each run).
 pub fn figure(name: &str, value: impl std::fmt::Display) {
-    println!("E2E-FIGURE: {name} = {value}");
+    use std::io::Write;
+    let line = format!("E2E-FIGURE: {name} = {value}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let _ = std::fs::create_dir_all(e2e_dir());
+    // One file per run of the suite.
+    static FRESH: std::sync::Once = std::sync::Once::new();
+    FRESH.call_once(|| {
+        let _ = std::fs::remove_file(e2e_dir().join("figures.txt"));
+    });
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(e2e_dir().join("figures.txt"))
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -466,15 +490,18 @@ pub fn gallring_resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("gallring.io", "v1alpha1", kind))
 }
 
+/// One version of an object, and when the watch delivered it.
+pub type Version = (DateTime<Utc>, Value);
+
 /// Every version of one object as a watch sees it, with when it arrived: the complete record
 /// of status writes, which polling could miss.
 pub struct History {
-    versions: Arc<Mutex<Vec<(DateTime<Utc>, Value)>>>,
+    versions: Arc<Mutex<Vec<Version>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl History {
-    pub fn all(&self) -> Vec<(DateTime<Utc>, Value)> {
+    pub fn all(&self) -> Vec<Version> {
         self.versions.lock().expect("lock").clone()
     }
 
@@ -526,8 +553,7 @@ impl E2e {
         let release = format!("g-{slug}");
         let lease = format!("gallring-{slug}-{sfx}");
         let bucket = format!("e2e-{slug}-{sfx}");
-        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = target.parent().unwrap_or(&target).join("e2e").join(test);
+        let dir = e2e_dir().join(test);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("home")).expect("test directory");
         println!(
@@ -618,21 +644,20 @@ impl E2e {
             .expect("the Deployment names its ServiceAccount")
             .to_string();
 
-        // A token for the chart's ServiceAccount, through the API proxy.
-        let kubectl = PathBuf::from("kubectl");
-        let (ok, token, err) = run(
-            &kubectl,
-            &[
-                "-n".into(),
-                ns.clone(),
-                "create".into(),
-                "token".into(),
-                sa.clone(),
-                "--duration=2h".into(),
-            ],
-        )
-        .await;
-        assert!(ok, "kubectl create token {sa}: {err}");
+        // A token for the chart's ServiceAccount (what `kubectl create token` does), used
+        // through the API proxy.
+        let accounts: Api<ServiceAccount> = Api::namespaced(kube.clone(), &ns);
+        let request: TokenRequest = serde_json::from_value(json!({
+            "spec": {"audiences": [], "expirationSeconds": 7200}
+        }))
+        .expect("TokenRequest");
+        let token = accounts
+            .create_token_request(&sa, &PostParams::default(), &request)
+            .await
+            .unwrap_or_else(|e| panic!("a token for ServiceAccount {sa}: {e}"))
+            .status
+            .expect("TokenRequest status")
+            .token;
         let api_proxy = ApiProxy::start(&env.api_upstream).await;
         let ca = match &env.ca {
             Ca::File(f) => format!("certificate-authority: {}", f.display()),

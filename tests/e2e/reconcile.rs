@@ -128,8 +128,10 @@ async fn the_first_reconcile_of_the_tryg_manifests_agrees_with_gallring_plan() {
         ("unclassified", count("unclassified")),
         ("overdue", overdue_left),
     ];
-    let got: Vec<(&'static str, Option<u64>)> =
-        before.iter().map(|(k, _)| (*k, status[*k].as_u64())).collect();
+    let got: Vec<(&'static str, Option<u64>)> = before
+        .iter()
+        .map(|(k, _)| (*k, status[*k].as_u64()))
+        .collect();
     fn want(e: &[(&'static str, u64)]) -> Vec<(&'static str, Option<u64>)> {
         e.iter().map(|(k, v)| (*k, Some(*v))).collect()
     }
@@ -162,7 +164,11 @@ async fn the_first_reconcile_of_the_tryg_manifests_agrees_with_gallring_plan() {
             )),
             Some(t) => {
                 // An unclassified object gallring never tagged stays untouched.
-                let tag = if r["decision"] == "unclassified" { None } else { tag };
+                let tag = if r["decision"] == "unclassified" {
+                    None
+                } else {
+                    tag
+                };
                 if t.get(RETENTION_TAG).map(String::as_str) != tag {
                     wrong.push(format!(
                         "{key}: {RETENTION_TAG}={:?}, plan says {tag:?} ({})",
@@ -207,6 +213,18 @@ async fn the_first_reconcile_of_the_tryg_manifests_agrees_with_gallring_plan() {
     assert_eq!(actual, planned, "lifecycle rule ids in S3 vs plan");
     let lifecycle = condition(&b, "LifecycleSynced").expect("LifecycleSynced");
     assert!(lifecycle.is_true(), "{}", conditions_text(&b));
+    // Nothing is wrong with this bucket: no reconcile of it may fail, not even transiently.
+    let failed: Vec<String> = e.operators[0]
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("reconcile failed"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "a healthy bucket's reconcile failed:\n{}",
+        failed.join("\n")
+    );
     e.finish().await;
 }
 
