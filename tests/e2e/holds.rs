@@ -149,6 +149,22 @@ async fn a_hold_that_matches_nothing_or_names_a_missing_bucket_is_not_ready_and_
     e.spawn("a", &[]);
     e.wait_ready("calls", Duration::from_secs(90)).await;
 
+    // An empty prefix would select the whole bucket: the API server refuses it.
+    let mut everything = hold("everything", "calls", json!({"prefix": ""}));
+    everything["apiVersion"] = json!("gallring.io/v1alpha1");
+    everything["metadata"]["namespace"] = json!(e.ns);
+    let refused = e
+        .api("LegalHold")
+        .create(
+            &Default::default(),
+            &serde_json::from_value(everything).expect("LegalHold"),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422),
+        "a hold with an empty prefix must be refused by the API server: {refused:?}"
+    );
+
     // A mistyped recording id ("c-l" for "c-1") protects nothing: that must be visible.
     e.apply(hold("typo", "calls", json!({"recordingIds": ["c-l"]})))
         .await;

@@ -391,3 +391,89 @@ async fn two_recording_buckets_over_overlapping_prefixes_conflict_and_neither_wr
     }
     e.finish().await;
 }
+
+/// The bucket's lifecycle rule ids, sorted.
+async fn rule_ids(e: &E2e) -> Vec<String> {
+    match e
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&e.bucket)
+        .send()
+        .await
+    {
+        Ok(lc) => {
+            let mut ids: Vec<String> = lc
+                .rules()
+                .iter()
+                .filter_map(|r| r.id().map(str::to_string))
+                .collect();
+            ids.sort();
+            ids
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_recording_bucket_removes_only_its_own_lifecycle_rules() {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter,
+    };
+    let mut e = E2e::new(test_name!(), "ondelete", Setup::default()).await;
+    seed_calls(&e, &["c-1"]).await;
+    // A rule of another team, which gallring must leave alone.
+    let foreign = LifecycleRule::builder()
+        .id("team-exports")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("exports/").build())
+        .expiration(LifecycleExpiration::builder().days(400).build())
+        .build()
+        .expect("rule");
+    e.s3.put_bucket_lifecycle_configuration()
+        .bucket(&e.bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(foreign)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("foreign lifecycle rule");
+    e.apply(policy("calls", "P1Y")).await;
+    e.apply(bucket(
+        "calls",
+        &e.bucket,
+        &e.s3proxy.endpoint(),
+        "calls",
+        "PT1H",
+    ))
+    .await;
+    e.spawn("a", &[]);
+    e.wait_ready("calls", Duration::from_secs(90)).await;
+    let ids = rule_ids(&e).await;
+    assert!(
+        ids.iter().any(|i| i.starts_with("gallring-")) && ids.iter().any(|i| i == "team-exports"),
+        "after the pass: {ids:?}"
+    );
+
+    e.delete("RecordingBucket", "calls").await;
+    wait_for(
+        "the RecordingBucket to be gone",
+        Duration::from_secs(60),
+        || async {
+            e.get("RecordingBucket", "calls")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        rule_ids(&e).await,
+        vec!["team-exports".to_string()],
+        "after the RecordingBucket was deleted, only the foreign rule stays"
+    );
+    e.finish().await;
+}
