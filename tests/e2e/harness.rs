@@ -490,6 +490,92 @@ pub fn gallring_resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("gallring.io", "v1alpha1", kind))
 }
 
+/// `helm install|upgrade RELEASE charts/gallring -n NS --set ...` (CRDs are applied by the
+/// suite itself); fails the test with helm's output.
+async fn helm(
+    env: &Env,
+    dir: &Path,
+    verb: &str,
+    release: &str,
+    ns: &str,
+    sets: &[(String, String)],
+) {
+    let mut args: Vec<String> = vec![
+        verb.into(),
+        release.into(),
+        repo().join("charts/gallring").display().to_string(),
+        "-n".into(),
+        ns.into(),
+    ];
+    if verb == "install" {
+        // The suite applies crds/ itself (server-side, once); upgrades never touch CRDs.
+        args.push("--skip-crds".into());
+    }
+    for (k, v) in sets {
+        args.push("--set".into());
+        args.push(format!("{k}={v}"));
+    }
+    let (ok, out, err) = run(&env.helm, &args).await;
+    let log = format!("$ helm {}\n{out}\n{err}\n", args.join(" "));
+    let path = dir.join("helm.log");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, previous + &log).expect("helm.log");
+    assert!(ok, "helm {verb} failed:\n{log}");
+}
+
+/// What the chart runs, read back from the cluster: the Deployment's args and RUST_LOG, and
+/// its ServiceAccount (the Deployment is created; its pods never run).
+struct Chart {
+    args: Vec<String>,
+    rust_log: String,
+    service_account: String,
+}
+
+impl Chart {
+    async fn read(kube: &Client, ns: &str, release: &str, dir: &Path) -> Chart {
+        let deployments: Api<Deployment> = Api::namespaced(kube.clone(), ns);
+        let list = deployments
+            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
+            .await
+            .expect("list Deployments");
+        let deployment =
+            serde_json::to_value(list.items.first().expect("the chart created a Deployment"))
+                .expect("JSON");
+        std::fs::write(
+            dir.join("deployment.yaml"),
+            serde_norway::to_string(&deployment).expect("YAML"),
+        )
+        .expect("deployment.yaml");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .expect("the operator container has args")
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("operator"),
+            "{args:?}"
+        );
+        let rust_log = container["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == "RUST_LOG"))
+            .and_then(|v| v["value"].as_str())
+            .unwrap_or("info")
+            .to_string();
+        let service_account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+            .as_str()
+            .expect("the Deployment names its ServiceAccount")
+            .to_string();
+        Chart {
+            args,
+            rust_log,
+            service_account,
+        }
+    }
+}
+
 /// One version of an object, and when the watch delivered it.
 pub type Version = (DateTime<Utc>, Value);
 
@@ -535,6 +621,8 @@ pub struct E2e {
     /// `gallring operator` arguments from the chart's rendered Deployment.
     pub chart_args: Vec<String>,
     rust_log: String,
+    /// The `--set` values the release was installed with.
+    sets: Vec<(String, String)>,
     pub operators: Vec<Operator>,
     pub started: Instant,
 }
@@ -576,73 +664,15 @@ impl E2e {
             .unwrap_or_else(|e| panic!("creating namespace {ns}: {e}"));
 
         // The real chart, in namespace mode.
-        let mut args: Vec<String> = vec![
-            "install".into(),
-            release.clone(),
-            repo().join("charts/gallring").display().to_string(),
-            "-n".into(),
-            ns.clone(),
-            "--skip-crds".into(),
-        ];
         let mut sets = vec![
             ("watchNamespace".to_string(), ns.clone()),
             ("leaderElection.leaseName".to_string(), lease.clone()),
             ("jsonLogs".to_string(), "false".to_string()),
         ];
         sets.extend(setup.sets.iter().cloned());
-        for (k, v) in &sets {
-            args.push("--set".into());
-            args.push(format!("{k}={v}"));
-        }
-        let (ok, out, err) = run(&env.helm, &args).await;
-        std::fs::write(
-            dir.join("helm-install.log"),
-            format!("$ helm {}\n{out}\n{err}", args.join(" ")),
-        )
-        .expect("log");
-        assert!(
-            ok,
-            "helm install failed:\n$ helm {}\n{out}\n{err}",
-            args.join(" ")
-        );
-
-        // What the chart runs: the Deployment's args and RUST_LOG, and its ServiceAccount,
-        // read back from the cluster (the Deployment is created; its pods never run).
-        let deployments: Api<Deployment> = Api::namespaced(kube.clone(), &ns);
-        let list = deployments
-            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={release}")))
-            .await
-            .expect("list Deployments");
-        let deployment =
-            serde_json::to_value(list.items.first().expect("the chart created a Deployment"))
-                .expect("JSON");
-        std::fs::write(
-            dir.join("deployment.yaml"),
-            serde_norway::to_string(&deployment).expect("YAML"),
-        )
-        .expect("deployment.yaml");
-        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-        let chart_args: Vec<String> = container["args"]
-            .as_array()
-            .expect("the operator container has args")
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
-        assert_eq!(
-            chart_args.first().map(String::as_str),
-            Some("operator"),
-            "{chart_args:?}"
-        );
-        let rust_log = container["env"]
-            .as_array()
-            .and_then(|e| e.iter().find(|v| v["name"] == "RUST_LOG"))
-            .and_then(|v| v["value"].as_str())
-            .unwrap_or("info")
-            .to_string();
-        let sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-            .as_str()
-            .expect("the Deployment names its ServiceAccount")
-            .to_string();
+        helm(&env, &dir, "install", &release, &ns, &sets).await;
+        let chart = Chart::read(&kube, &ns, &release, &dir).await;
+        let sa = chart.service_account.clone();
 
         // A token for the chart's ServiceAccount (what `kubectl create token` does), used
         // through the API proxy.
@@ -706,8 +736,9 @@ impl E2e {
             s3proxy,
             api_proxy,
             sa_kubeconfig,
-            chart_args,
-            rust_log,
+            chart_args: chart.args,
+            rust_log: chart.rust_log,
+            sets,
             operators: Vec::new(),
             started,
         };
@@ -723,6 +754,36 @@ impl E2e {
     /// `--identity`, and `extra`; the SA kubeconfig; and no AWS variables at all. Returns its
     /// index in `operators`.
     pub fn spawn(&mut self, identity: &str, extra: &[&str]) -> usize {
+        self.spawn_with_env(identity, extra, &[])
+    }
+
+    /// `helm upgrade` of the test's release with more values; later operators run with the
+    /// chart's new arguments.
+    pub async fn helm_upgrade(&mut self, sets: &[(&str, &str)]) {
+        self.sets
+            .extend(sets.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        helm(
+            &self.env,
+            &self.dir,
+            "upgrade",
+            &self.release,
+            &self.ns,
+            &self.sets,
+        )
+        .await;
+        let chart = Chart::read(&self.kube, &self.ns, &self.release, &self.dir).await;
+        self.chart_args = chart.args;
+        self.rust_log = chart.rust_log;
+    }
+
+    /// As `spawn`, with extra environment variables (only for a test about what the operator
+    /// does with them).
+    pub fn spawn_with_env(
+        &mut self,
+        identity: &str,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> usize {
         let metrics = free_port();
         let mut args: Vec<String> = Vec::new();
         let mut skip_value = false;
@@ -761,6 +822,7 @@ impl E2e {
             .env("HOME", self.dir.join("home"))
             .env("KUBECONFIG", &self.sa_kubeconfig)
             .env("RUST_LOG", &self.rust_log)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)

@@ -477,3 +477,57 @@ async fn deleting_a_recording_bucket_removes_only_its_own_lifecycle_rules() {
     );
     e.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_without_credentials_does_not_borrow_the_operators_identity_unless_the_chart_allows_it()
+ {
+    let mut e = E2e::new(test_name!(), "ambient", Setup::default()).await;
+    let keys = seed_calls(&e, &["c-1"]).await;
+    e.apply(policy("calls", "P1Y")).await;
+    let mut b = bucket("calls", &e.bucket, &e.s3proxy.endpoint(), "calls", "PT1H");
+    b["spec"]["s3"]
+        .as_object_mut()
+        .expect("s3")
+        .remove("credentials");
+    e.apply(b).await;
+    // This once, the operator's own environment has working credentials: it must not use them.
+    let ambient = [
+        ("AWS_ACCESS_KEY_ID", e.env.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", e.env.secret_key.clone()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let vars: Vec<(&str, &str)> = ambient.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    e.spawn_with_env("a", &[], &vars);
+    let refused = e
+        .wait_condition(
+            "RecordingBucket",
+            "calls",
+            "Ready",
+            Duration::from_secs(60),
+            |c| c.status == "False",
+        )
+        .await;
+    println!("without credentials: {}", conditions_text(&refused));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        e.s3proxy.requests().is_empty(),
+        "the operator used its own identity for a bucket without credentials: {:?}",
+        e.s3proxy.requests()
+    );
+    assert_eq!(e.retention(&keys[0]).await, None);
+    e.op("a").kill();
+
+    // The explicit opt-in (chart value allowAmbientCredentials) lends it.
+    e.helm_upgrade(&[("allowAmbientCredentials", "true")]).await;
+    assert!(
+        e.chart_args
+            .iter()
+            .any(|a| a == "--allow-ambient-credentials"),
+        "the chart passes the opt-in: {:?}",
+        e.chart_args
+    );
+    e.spawn_with_env("b", &[], &vars);
+    e.wait_ready("calls", Duration::from_secs(60)).await;
+    assert!(e.retention(&keys[0]).await.is_some());
+    e.finish().await;
+}
