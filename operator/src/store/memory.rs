@@ -38,6 +38,8 @@ struct State {
     lifecycle: Option<Vec<StoredRule>>,
     faults: Vec<Fault>,
     requests: Vec<Operation>,
+    /// Bodies of objects written with `put_object` (the journal), by key.
+    bodies: BTreeMap<String, Vec<u8>>,
     next_version: u64,
 }
 
@@ -353,6 +355,39 @@ impl ObjectStore for MemoryStore {
             ));
         }
         self.with_version(Operation::PutObjectLegalHold, id, |v| v.legal_hold = on)
+    }
+
+    async fn get_legal_hold(&self, id: &ObjectId) -> StoreResult<bool> {
+        self.enter(Operation::GetObjectLegalHold, Some(&id.key))?;
+        self.with_version(Operation::GetObjectLegalHold, id, |v| v.legal_hold)
+    }
+
+    async fn get_object(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.enter(Operation::GetObject, Some(key))?;
+        let s = self.lock();
+        let live = s
+            .objects
+            .get(key)
+            .and_then(|vs| vs.last())
+            .is_some_and(|v| !v.delete_marker);
+        Ok(live.then(|| s.bodies.get(key).cloned().unwrap_or_default()))
+    }
+
+    async fn put_object(&self, key: &str, body: Vec<u8>, _content_type: &str) -> StoreResult<()> {
+        self.enter(Operation::PutObject, Some(key))?;
+        let versioned = self.info.versioned;
+        let size = body.len() as u64;
+        {
+            let mut s = self.lock();
+            s.bodies.insert(key.to_string(), body);
+            // An unversioned bucket keeps one object per key.
+            if !versioned {
+                s.objects.remove(key);
+            }
+        }
+        // The fake has no clock of its own; the object's time is only ever listed.
+        self.put(key, Utc::now(), size, &[]);
+        Ok(())
     }
 
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {

@@ -88,7 +88,10 @@ pub enum Operation {
     PutBucketLifecycle,
     DeleteBucketLifecycle,
     PutObjectLegalHold,
+    GetObjectLegalHold,
     DeleteObjects,
+    GetObject,
+    PutObject,
 }
 
 impl Operation {
@@ -107,7 +110,10 @@ impl Operation {
             Operation::PutBucketLifecycle => "PutBucketLifecycleConfiguration",
             Operation::DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Operation::PutObjectLegalHold => "PutObjectLegalHold",
+            Operation::GetObjectLegalHold => "GetObjectLegalHold",
             Operation::DeleteObjects => "DeleteObjects",
+            Operation::GetObject => "GetObject",
+            Operation::PutObject => "PutObject",
         }
     }
 }
@@ -248,11 +254,25 @@ pub trait ObjectStore: Send + Sync {
         on: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Whether the Object Lock legal hold of a version is on.
+    fn get_legal_hold(&self, id: &ObjectId) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// Deletes up to 1,000 versions; returns the per-key failures of a successful response.
     fn delete_objects(
         &self,
         ids: &[ObjectId],
     ) -> impl Future<Output = StoreResult<Vec<DeleteFailure>>> + Send;
+
+    /// Reads a whole small object (gallring's journal and checkpoints); `Ok(None)` when absent.
+    fn get_object(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
+
+    /// Writes a whole small object, replacing any current one under the key.
+    fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Told about every store request, for the request and latency metrics.
@@ -305,7 +325,16 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     async fn set_legal_hold(&self, id: &ObjectId, on: bool) -> StoreResult<()> {
         (**self).set_legal_hold(id, on).await
     }
+    async fn get_legal_hold(&self, id: &ObjectId) -> StoreResult<bool> {
+        (**self).get_legal_hold(id).await
+    }
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
         (**self).delete_objects(ids).await
+    }
+    async fn get_object(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        (**self).get_object(key).await
+    }
+    async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> StoreResult<()> {
+        (**self).put_object(key, body, content_type).await
     }
 }

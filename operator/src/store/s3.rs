@@ -494,6 +494,18 @@ fn no_lifecycle_configuration(code: Option<&str>, _status: u16) -> bool {
     code == Some("NoSuchLifecycleConfiguration")
 }
 
+fn no_such_key(code: Option<&str>, status: u16) -> bool {
+    code == Some("NoSuchKey") || (code.is_none() && status == 404)
+}
+
+/// A version that never had a legal hold answers with this (AWS) or a bare 404 (RGW).
+fn no_legal_hold(code: Option<&str>, status: u16) -> bool {
+    matches!(
+        code,
+        Some("NoSuchObjectLockConfiguration") | Some("ObjectLockConfigurationNotFoundError")
+    ) || (code.is_none() && status == 404)
+}
+
 /// The category of a service error from its S3 error code, else its HTTP status.
 pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) -> ErrorCategory {
     use ErrorCategory::*;
@@ -846,6 +858,69 @@ impl ObjectStore for S3Store {
                 .key(&id.key)
                 .set_version_id(id.version_id.clone())
                 .legal_hold(sdk::ObjectLockLegalHold::builder().status(status).build())
+                .send(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_legal_hold(&self, id: &ObjectId) -> StoreResult<bool> {
+        let out = self
+            .send_or_absent(
+                Operation::GetObjectLegalHold,
+                Some(&id.key),
+                no_legal_hold,
+                self.client
+                    .get_object_legal_hold()
+                    .bucket(&self.bucket)
+                    .key(&id.key)
+                    .set_version_id(id.version_id.clone())
+                    .send(),
+            )
+            .await
+            .map_err(|mut e| {
+                e.message = with_version(e.message, id);
+                e
+            })?;
+        Ok(out
+            .and_then(|o| o.legal_hold().and_then(|h| h.status().cloned()))
+            .is_some_and(|s| s == sdk::ObjectLockLegalHoldStatus::On))
+    }
+
+    async fn get_object(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let op = Operation::GetObject;
+        let Some(out) = self
+            .send_or_absent(
+                op,
+                Some(key),
+                no_such_key,
+                self.client.get_object().bucket(&self.bucket).key(key).send(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = out.body.collect().await.map_err(|e| {
+            self.error(
+                op,
+                Some(key),
+                ErrorCategory::Unreachable,
+                format!("body not read: {e}"),
+            )
+        })?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> StoreResult<()> {
+        self.send(
+            Operation::PutObject,
+            Some(key),
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body))
                 .send(),
         )
         .await?;
