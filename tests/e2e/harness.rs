@@ -828,6 +828,20 @@ impl E2e {
             .stderr(file)
             .spawn()
             .expect("the gallring binary starts");
+        // If this test process dies without running Drop (killed, timed out), a watchdog
+        // kills the operator instead of leaving it running.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {test} 2>/dev/null; do kill -0 {op} 2>/dev/null || exit 0; sleep 1; done; kill -9 {op} 2>/dev/null",
+                test = std::process::id(),
+                op = child.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(|mut w| std::thread::spawn(move || w.wait()));
         self.operators.push(Operator {
             identity: identity.to_string(),
             log,
