@@ -356,6 +356,12 @@ pub struct Operator {
 }
 
 impl Operator {
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// SIGKILL: no chance to release anything.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -1179,6 +1185,13 @@ impl E2e {
     /// Fails on `Forbidden` or a panic in any operator log; then uninstalls the release and
     /// deletes the namespace (the S3 bucket stays: emptying it is slow and it is unique).
     pub async fn finish(mut self) {
+        // While an operator can still act: delete the test's LegalHolds and RecordingBuckets
+        // so their finalizers run (otherwise the namespace would hang in Terminating).
+        let reachable =
+            !self.api_proxy.is_cut() && self.operators.iter_mut().any(Operator::running);
+        for kind in ["LegalHold", "RecordingBucket"] {
+            self.delete_all(kind, reachable).await;
+        }
         for o in &mut self.operators {
             o.kill();
         }
@@ -1205,6 +1218,45 @@ impl E2e {
             self.test,
             self.started.elapsed().as_secs_f64()
         );
+    }
+
+    /// Deletes every `kind` in the namespace; waits (up to 30 s, when an operator runs) for
+    /// their finalizers, then strips what is left so the namespace can go.
+    pub async fn delete_all(&self, kind: &str, wait: bool) {
+        let api = self.api(kind);
+        let names = |l: kube::core::ObjectList<DynamicObject>| -> Vec<String> {
+            l.items.iter().map(ResourceExt::name_any).collect()
+        };
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            return;
+        };
+        for n in names(list) {
+            let _ = api.delete(&n, &DeleteParams::default()).await;
+        }
+        let start = Instant::now();
+        let mut left = Vec::new();
+        while let Ok(l) = api.list(&ListParams::default()).await {
+            left = names(l);
+            if left.is_empty() || !wait || start.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        for n in &left {
+            if wait {
+                println!(
+                    "e2e {}: {kind} {n} still there 30 s after its deletion; removing its finalizers",
+                    self.test
+                );
+            }
+            let _ = api
+                .patch(
+                    n,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
     }
 
     /// Lines of the operator logs that show a permission the chart does not grant, or a panic.

@@ -121,6 +121,20 @@ async fn a_failing_bucket_is_retried_with_exponential_backoff() {
         "a bucket whose store fails is not Ready: {}",
         conditions_text(&b)
     );
+    // Its S3 bucket does not exist, so it has no lifecycle rules to remove: deleting the
+    // RecordingBucket must not hang on its finalizer.
+    e.delete("RecordingBucket", "calls").await;
+    wait_for(
+        "the RecordingBucket of a missing S3 bucket to be deleted",
+        Duration::from_secs(30),
+        || async {
+            e.get("RecordingBucket", "calls")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
     e.finish().await;
 }
 

@@ -90,6 +90,10 @@ impl ApiProxy {
     pub fn cut(&self) {
         self.cut.send_replace(true);
     }
+
+    pub fn is_cut(&self) -> bool {
+        *self.cut.borrow()
+    }
 }
 
 impl Drop for ApiProxy {
