@@ -60,6 +60,14 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_after_sigkill_an
         !logged_start(&mut e, standby),
         "the standby started controllers while {leader} leads"
     );
+    // Both serve /readyz: a standby is ready (it can take over), not a failing pod.
+    for id in [leader.as_str(), standby] {
+        let addr = e.op(id).metrics;
+        assert!(
+            crate::harness::http_get(addr, "/readyz").await.is_some(),
+            "{id}: /readyz is not 200"
+        );
+    }
 
     // SIGKILL: the standby takes over once the Lease expires.
     let killed = Instant::now();
