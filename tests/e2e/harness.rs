@@ -1259,13 +1259,21 @@ impl E2e {
         }
     }
 
-    /// Lines of the operator logs that show a permission the chart does not grant, or a panic.
+    /// Lines of the operator logs that show a permission the chart does not grant, a panic,
+    /// or a finalizer the operator failed to add or remove. The last is the kube-runtime
+    /// finalizer helper racing its own cache: a reconcile queued before the finalizer's watch
+    /// event arrives patches with a stale `test` of `/metadata/finalizers` and gets 422; each
+    /// such reconcile counts as a failure (WARN, backoff step) on a healthy object.
     pub fn log_problems(&self) -> Vec<String> {
         let mut bad = Vec::new();
         for o in &self.operators {
             for line in o.log_text().lines() {
                 let l = line.to_ascii_lowercase();
-                if l.contains("forbidden") || l.contains("panicked at") {
+                if l.contains("forbidden")
+                    || l.contains("panicked at")
+                    || l.contains("failed to add finalizer")
+                    || l.contains("failed to remove finalizer")
+                {
                     bad.push(format!("{}: {line}", o.identity));
                 }
             }
@@ -1280,7 +1288,7 @@ impl E2e {
         }
         assert!(
             bad.is_empty(),
-            "the operator hit a permission the chart does not grant (Forbidden), or panicked:\n{}",
+            "the operator hit a permission the chart does not grant (Forbidden), panicked, or failed on a finalizer:\n{}",
             bad.join("\n")
         );
     }
@@ -1322,7 +1330,7 @@ impl Drop for E2e {
             let bad = self.log_problems();
             if !bad.is_empty() {
                 eprintln!(
-                    "----- Forbidden / panics in the logs -----\n{}",
+                    "----- problems in the operator logs (Forbidden, panics, finalizer failures) -----\n{}",
                     bad.join("\n")
                 );
             }
