@@ -4,7 +4,8 @@
 //! Each scenario gets its own namespace with the chart installed in namespace mode
 //! (`watchNamespace`), its own Lease and S3 bucket, and runs the operator out of cluster with a
 //! token of the chart's ServiceAccount (so a permission the chart lacks shows up as `Forbidden`,
-//! which fails the test) and without any AWS variables (buckets use credential Secrets). The
+//! which fails the test) and without any AWS variables (buckets use credential Secrets; one
+//! scenario hands it ambient credentials on purpose, to show it does not use them). The
 //! operator reaches the API server through a proxy that can be cut, and the store through a
 //! proxy that records (and can delay) every request: those are the observations the
 //! assertions rest on, next to what is read back from S3 and from the API with the admin
