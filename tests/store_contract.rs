@@ -1,4 +1,4 @@
-//! The object-store port's contract suite (`gallring::store::memory::contract`) against the S3
+//! The object-store port's contract suite (`gallring::store::contract`) against the S3
 //! adapter on a real Ceph RADOS Gateway, the one `scripts/s3-up.sh` starts on 127.0.0.1. The
 //! same suite runs against the in-memory fake in the library's unit tests, so the fake cannot
 //! drift from the real store.
@@ -19,7 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types as sdk;
 use gallring::store::NoopObserver;
 use gallring::store::ObjectStore;
-use gallring::store::memory::contract::{Backend, BucketKind, Seed};
+use gallring::store::contract::{Backend, BucketKind, Seed};
 use gallring::store::s3::{S3Settings, S3Store};
 
 const HOW_TO_START: &str = "start the test S3 server with `eval \"$(scripts/s3-up.sh)\"` \

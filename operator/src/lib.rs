@@ -11,4 +11,5 @@ pub mod input;
 pub mod metrics;
 pub mod reconcile;
 pub mod retention;
+pub mod state;
 pub mod store;

@@ -448,7 +448,7 @@ impl Metrics {
     pub fn record_failure(&self, namespace: &str, bucket: &str, error: &PassError) {
         let outcome = match error {
             PassError::Fenced => "fenced",
-            PassError::Store(_) => "failed",
+            PassError::Store(_) | PassError::Journal(_) => "failed",
         };
         self.scans
             .with_label_values(&[namespace, bucket, outcome])
@@ -599,6 +599,7 @@ mod tests {
             sample_errors: vec![],
             deleted_by_kind: Default::default(),
             deleted_sample: vec![],
+            journal_facts: 0,
         }
     }
 

@@ -37,7 +37,9 @@ pub enum RunError {
     },
     #[error("cannot set up metrics: {0}")]
     Registry(#[from] prometheus::Error),
-    #[error("{failed} of {total} bucket(s) could not be reconciled (see the log)")]
+    #[error(
+        "{failed} of {total} bucket(s) could not be reconciled fully: a scan failed, or objects were left unreconciled or undeleted (see the log)"
+    )]
     PassesFailed { failed: usize, total: usize },
 }
 
@@ -200,7 +202,9 @@ async fn pass_once(
             for e in &report.sample_errors {
                 warn!(bucket = %b.key, error = %e, "object not reconciled");
             }
-            true
+            // A pass with object errors or failed deletions did not do everything it should:
+            // `--once` reports it with a non-zero exit (fail closed, never silently).
+            report.object_errors == 0 && report.delete_failures == 0
         }
         Err(e) => {
             metrics.record_failure(namespace, name, &e);

@@ -74,14 +74,22 @@ pub async fn reconcile_bucket<F: StoreFactory>(
         }
     })
     .await
-    .map_err(finalizer_error)
+    .or_else(settle_finalizer)
 }
 
-pub(super) fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
+/// Unwraps the step's own error. A finalizer patch that lost a race with the watch cache (the
+/// JSON patch's `test` saw a stale list: 409/422) is not a failure: look again shortly, with
+/// fresh data, without spending a backoff step.
+pub(super) fn settle_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Result<Action, Error> {
+    use kube::runtime::finalizer::Error as F;
     match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
+        F::ApplyFailed(e) | F::CleanupFailed(e) => Err(e),
+        F::AddFinalizer(kube::Error::Api(a)) | F::RemoveFinalizer(kube::Error::Api(a))
+            if a.code == 409 || a.code == 422 =>
+        {
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+        other => Err(Error::Finalizer(other.to_string())),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The LegalHold reconcile. Applying a hold is the bucket controller's job (it watches holds);
 //! this controller reports what only it can see (an invalid spec, a missing bucket), wakes at
 //! `expires` / `reviewBy`, and owns the release finalizer: the bucket is reconciled with the
-//! hold marked released (floors written, legal holds lifted) before the finalizer is removed,
-//! and the finalizer stays while that release is incomplete.
+//! hold marked released, which makes the release durable in the bucket's journal before
+//! anything is lowered, and only then is the finalizer removed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tracing::info;
 use crate::api::compile;
 use crate::api::v1alpha1::{LegalHold, RecordingBucket};
 
-use super::bucket::{Outcome, finalizer_error, run_pipeline};
+use super::bucket::{Outcome, run_pipeline, settle_finalizer};
 use super::context::{Context, Error, StoreFactory, patch_status, publish};
 use super::status::{self, HoldOutcome};
 use super::validate::engine_hold;
@@ -38,7 +38,7 @@ pub async fn reconcile_hold<F: StoreFactory>(
         }
     })
     .await
-    .map_err(finalizer_error)
+    .or_else(settle_finalizer)
 }
 
 async fn apply<F: StoreFactory>(
@@ -113,23 +113,15 @@ async fn release<F: StoreFactory>(h: &LegalHold, ctx: &Context<F>) -> Result<Act
     };
     let now = ctx.now();
     released.released_at = Some(now);
-    match run_pipeline(&bucket, ctx, Some(released), now).await? {
-        Outcome::Ran { report, .. } if report.object_errors == 0 => {}
-        Outcome::Ran { report, .. } => {
-            // Some objects may still carry the hold's tag without their floor: keep the
-            // finalizer and retry, rather than let the next pass release them bare.
-            return Err(Error::Finalizer(format!(
-                "release incomplete: {} object(s) not updated (first: {}); the finalizer stays and the release is retried",
-                report.object_errors,
-                report.sample_errors.first().cloned().unwrap_or_default()
-            )));
-        }
-        Outcome::Refused { reason, .. } => {
-            return Err(Error::Finalizer(format!(
-                "release not applied: RecordingBucket {} is not reconcilable ({reason}); the finalizer stays until it is",
-                bucket.name_any()
-            )));
-        }
+    // The pass journals the release (one durable record: hold, time, selector) before it
+    // lowers anything; from then on the floor no longer depends on this resource, its tags or
+    // the objects' tag room, so the finalizer may go even if some object writes failed.
+    if let Outcome::Refused { reason, .. } = run_pipeline(&bucket, ctx, Some(released), now).await?
+    {
+        return Err(Error::Finalizer(format!(
+            "release not recorded: RecordingBucket {} is not reconcilable ({reason}); the finalizer stays until it is",
+            bucket.name_any()
+        )));
     }
     publish(
         &ctx.recorder,

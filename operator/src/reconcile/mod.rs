@@ -23,6 +23,9 @@ use crate::retention::{
     BucketRules, Decision, Deleter, Hold, HoldLinker, KEEP_UNTIL_TAG, ObjectInfo, ObjectPlan,
     Planner, Policy, RETENTION_TAG, RecordedAtSource, RecordingIdSource, Summary,
 };
+use crate::state::journal::{
+    self, Fact, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState, VersionRef,
+};
 use crate::store::{
     ErrorCategory, ObjectId, ObjectStore, Operation, StoreError, StoredRule, lifecycle_map,
 };
@@ -100,6 +103,8 @@ pub struct PassReport {
     pub deleted_by_kind: BTreeMap<String, u64>,
     /// The first few deleted keys with the reason, for logs and Events.
     pub deleted_sample: Vec<String>,
+    /// Facts made durable in the journal by this pass.
+    pub journal_facts: u64,
 }
 
 /// A pass that could not run or was stopped: nothing after the failure was written.
@@ -111,6 +116,9 @@ pub enum PassError {
     /// The host lost leadership: the pass stopped before its next write.
     #[error("leadership lost: the pass stopped before its next write")]
     Fenced,
+    /// gallring's journal could not be read or written: nothing that lowers protection ran.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl PassError {
@@ -119,14 +127,16 @@ impl PassError {
         match self {
             PassError::Store(e) => e.category.as_str(),
             PassError::Fenced => "fenced",
+            PassError::Journal(JournalError::Store(e)) => e.category.as_str(),
+            PassError::Journal(JournalError::Corrupt { .. }) => "journal_corrupt",
         }
     }
 
     /// The message without volatile parts (request ids), for conditions.
     pub fn stable(&self) -> String {
         match self {
-            PassError::Store(e) => e.stable(),
-            PassError::Fenced => self.to_string(),
+            PassError::Store(e) | PassError::Journal(JournalError::Store(e)) => e.stable(),
+            PassError::Fenced | PassError::Journal(_) => self.to_string(),
         }
     }
 }
@@ -166,6 +176,11 @@ pub fn merge_tags(
             );
         }
     }
+    if next.len() > crate::retention::MAX_TAGS && !current.contains_key(KEEP_UNTIL_TAG) {
+        // No room for the floor's mirror: the floor itself is in the journal, and the
+        // retention tag (which lifecycle reads) matters more.
+        next.remove(KEEP_UNTIL_TAG);
+    }
     (next != *current && next.len() <= crate::retention::MAX_TAGS).then_some(next)
 }
 
@@ -173,7 +188,9 @@ pub fn merge_tags(
 struct ObjectOutcome {
     plan: ObjectPlan,
     tags_written: bool,
+    /// gallring turned this version's legal hold on (journaled after the page).
     legal_hold_set: bool,
+    /// gallring turned off a legal hold it had set (journaled after the page).
     legal_hold_cleared: bool,
     delete: bool,
     /// Writes were due but leadership was lost: nothing was written.
@@ -233,6 +250,19 @@ pub async fn reconcile<S: ObjectStore>(
     let enforcement = rules.enforcement;
     let writes = enforcement != crate::retention::Enforcement::Observe;
 
+    // The journal first: a release must be durable before anything acts on it.
+    let mut journal = Journal::load(store, journal::DEFAULT_PREFIX).await?;
+    let facts = hold_facts(journal.state(), &holds, now);
+    let mut journal_facts = 0u64;
+    if writes && !facts.is_empty() {
+        if !config.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        journal_facts += facts.len() as u64;
+        journal.append(store, now, facts).await?;
+    }
+    let holds = engine_holds(journal.state(), holds, policy, now, writes);
+
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
     let (lifecycle_outcome, lifecycle_rules) =
         sync_lifecycle(store, policy, rules, info.versioned, writes, &config.fence).await?;
@@ -254,7 +284,11 @@ pub async fn reconcile<S: ObjectStore>(
             let page = store
                 .list_page(prefix, info.versioned, token, config.page_size)
                 .await?;
-            for o in page.objects.iter().filter(|o| !o.delete_marker) {
+            for o in page
+                .objects
+                .iter()
+                .filter(|o| !o.delete_marker && !is_state_key(&o.key))
+            {
                 match fetch_object(store, rules, o, with_tags).await {
                     Ok(obj) => linker.observe(&obj),
                     Err(e) if e.category == ErrorCategory::NotFound => {}
@@ -287,6 +321,7 @@ pub async fn reconcile<S: ObjectStore>(
         sample_errors: Vec::new(),
         deleted_by_kind: BTreeMap::new(),
         deleted_sample: Vec::new(),
+        journal_facts: 0,
     };
     let mut batch: Vec<ObjectPlan> = Vec::new();
     let mut listed = 0u64;
@@ -303,18 +338,43 @@ pub async fn reconcile<S: ObjectStore>(
         let objects: Vec<crate::store::ListedObject> = page
             .objects
             .into_iter()
-            .filter(|o| !o.delete_marker)
+            .filter(|o| !o.delete_marker && !is_state_key(&o.key))
             .collect();
-        let planner = &planner;
-        let fence = &config.fence;
+        let cx = &ObjectContext {
+            store,
+            planner: &planner,
+            rules,
+            object_lock: info.object_lock,
+            writes,
+            fence: &config.fence,
+            journal: journal.state(),
+        };
         let outcomes: Vec<ObjectOutcome> = futures::stream::iter(objects)
-            .map(move |o| async move {
-                handle_object(store, planner, rules, &o, info.object_lock, writes, fence).await
-            })
+            .map(move |o| async move { handle_object(cx, &o).await })
             .buffered(config.concurrency.max(1))
             .filter_map(futures::future::ready)
             .collect()
             .await;
+        // What gallring did to legal holds is journaled per page, even if the pass stops here.
+        let set: Vec<VersionRef> = outcomes
+            .iter()
+            .filter(|o| o.legal_hold_set)
+            .map(|o| version_ref(&o.plan))
+            .collect();
+        let lifted: Vec<VersionRef> = outcomes
+            .iter()
+            .filter(|o| o.legal_hold_cleared)
+            .map(|o| version_ref(&o.plan))
+            .collect();
+        let mut page_facts = Vec::new();
+        if !set.is_empty() {
+            page_facts.push(Fact::LegalHoldsSet { objects: set });
+        }
+        if !lifted.is_empty() {
+            page_facts.push(Fact::LegalHoldsLifted { objects: lifted });
+        }
+        journal_facts += page_facts.len() as u64;
+        journal.append(store, now, page_facts).await?;
         if outcomes.iter().any(|o| o.fenced) {
             return Err(PassError::Fenced);
         }
@@ -331,7 +391,8 @@ pub async fn reconcile<S: ObjectStore>(
             if o.delete {
                 batch.push(o.plan);
                 if batch.len() >= 1000 {
-                    flush_deletes(store, &mut batch, &mut report, &config.fence).await?;
+                    flush_deletes(store, &mut batch, &mut report, &config.fence, &mut journal)
+                        .await?;
                 }
             } else {
                 report.summary.add(&o.plan);
@@ -343,7 +404,8 @@ pub async fn reconcile<S: ObjectStore>(
             break;
         }
     }
-    flush_deletes(store, &mut batch, &mut report, &config.fence).await?;
+    flush_deletes(store, &mut batch, &mut report, &config.fence, &mut journal).await?;
+    report.journal_facts += journal_facts;
     Ok(report)
 }
 
@@ -401,16 +463,31 @@ async fn sync_lifecycle<S: ObjectStore>(
     Ok((outcome, desired))
 }
 
-/// Reads, decides and applies one object. `None` when the object vanished mid-pass.
-async fn handle_object<S: ObjectStore>(
-    store: &S,
-    planner: &Planner<'_>,
-    rules: &BucketRules,
-    listed: &crate::store::ListedObject,
+/// What every object of a page is decided and applied with.
+struct ObjectContext<'a, 'p, S> {
+    store: &'a S,
+    planner: &'a Planner<'p>,
+    rules: &'a BucketRules,
     object_lock: bool,
     writes: bool,
-    fence: &Fence,
+    fence: &'a Fence,
+    journal: &'a JournalState,
+}
+
+/// Reads, decides and applies one object. `None` when the object vanished mid-pass.
+async fn handle_object<S: ObjectStore>(
+    cx: &ObjectContext<'_, '_, S>,
+    listed: &crate::store::ListedObject,
 ) -> Option<ObjectOutcome> {
+    let ObjectContext {
+        store,
+        planner,
+        rules,
+        object_lock,
+        writes,
+        fence,
+        journal,
+    } = *cx;
     let obj = match fetch_object(store, rules, listed, true).await {
         Ok(o) => o,
         Err(e) if e.category == ErrorCategory::NotFound => return None,
@@ -466,23 +543,40 @@ async fn handle_object<S: ObjectStore>(
         obj.tags.get(RETENTION_TAG).map(String::as_str) == Some(lifecycle::HELD_TAG_VALUE);
     let held = out.plan.decision == Decision::Held;
 
-    // Protect before marking: legal hold on, then the `held` tag.
-    if held && object_lock && !was_held {
-        if let Err(e) = store.set_legal_hold(&id, true).await {
-            out.error = Some(e);
-            return Some(out);
+    // Protect before marking: legal hold on, then the `held` tag. A legal hold that is already
+    // on and not in the journal is someone else's: gallring neither records nor ever lifts it.
+    if held && object_lock && !was_held && !journal.set_by_gallring(&id) {
+        match store.get_legal_hold(&id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = store.set_legal_hold(&id, true).await {
+                    out.error = Some(e);
+                    return Some(out);
+                }
+                out.legal_hold_set = true;
+            }
+            Err(e) => {
+                out.error = Some(e);
+                return Some(out);
+            }
         }
-        out.legal_hold_set = true;
     }
-    if let Some(tags) = merge_tags(&obj.tags, &out.plan) {
+    let tags = merge_tags(&obj.tags, &out.plan);
+    let tag_in_place = match (&tags, &out.plan.tag) {
+        (Some(_), _) => true,
+        (None, Some(want)) => obj.tags.get(RETENTION_TAG) == Some(want),
+        (None, None) => false,
+    };
+    if let Some(tags) = tags {
         if let Err(e) = store.put_tags(&id, &tags).await {
             out.error = Some(e);
             return Some(out);
         }
         out.tags_written = true;
     }
-    // Release after re-tagging: lift the legal hold only once no active hold selects it.
-    if !held && was_held && object_lock {
+    // Release after re-tagging: lift the legal hold only once no active hold selects it, the
+    // object's new retention tag is in place, and gallring itself set that legal hold.
+    if !held && was_held && object_lock && tag_in_place && journal.set_by_gallring(&id) {
         if let Err(e) = store.set_legal_hold(&id, false).await {
             out.error = Some(e);
             return Some(out);
@@ -501,6 +595,7 @@ async fn flush_deletes<S: ObjectStore>(
     batch: &mut Vec<ObjectPlan>,
     report: &mut PassReport,
     fence: &Fence,
+    journal: &mut Journal,
 ) -> Result<(), PassError> {
     if batch.is_empty() {
         return Ok(());
@@ -508,6 +603,24 @@ async fn flush_deletes<S: ObjectStore>(
     if !fence.allows() {
         return Err(PassError::Fenced);
     }
+    // Write-ahead: the deletions and their reasons are durable before the request.
+    let intended = batch
+        .iter()
+        .map(|p| IntendedDeletion {
+            key: p.key.clone(),
+            version_id: p.version_id.clone(),
+            deadline: p.deadline,
+            reason: p.reason.clone(),
+        })
+        .collect();
+    journal
+        .append(
+            store,
+            report.now,
+            vec![Fact::DeletionsIntended { objects: intended }],
+        )
+        .await?;
+    report.journal_facts += 1;
     let ids: Vec<ObjectId> = batch
         .iter()
         .map(|p| ObjectId {
@@ -530,6 +643,21 @@ async fn flush_deletes<S: ObjectStore>(
         }
     };
     let failed: std::collections::BTreeSet<&ObjectId> = failures.iter().map(|f| &f.id).collect();
+    let confirmed: Vec<VersionRef> = ids
+        .iter()
+        .filter(|id| !failed.contains(id))
+        .map(VersionRef::from)
+        .collect();
+    if !confirmed.is_empty() {
+        journal
+            .append(
+                store,
+                report.now,
+                vec![Fact::DeletionsConfirmed { objects: confirmed }],
+            )
+            .await?;
+        report.journal_facts += 1;
+    }
     for (p, id) in batch.iter().zip(&ids) {
         if failed.contains(id) {
             report.delete_failures += 1;
@@ -562,6 +690,101 @@ async fn flush_deletes<S: ObjectStore>(
     }
     batch.clear();
     Ok(())
+}
+
+fn version_ref(p: &ObjectPlan) -> VersionRef {
+    VersionRef {
+        key: p.key.clone(),
+        version_id: p.version_id.clone(),
+    }
+}
+
+/// Keys of gallring's own state (the journal) in the bucket: never classified or counted.
+fn is_state_key(key: &str) -> bool {
+    key.starts_with(journal::DEFAULT_PREFIX)
+}
+
+/// The facts the host's holds add to the journal: holds that took effect, holds the host
+/// released (a deleted LegalHold), and holds the journal knows but the host no longer has
+/// (gone from the manifests, or from the cluster): a hold that disappears is a release.
+pub fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    for h in holds {
+        let record = HoldRecord::of(h);
+        match h.released_at {
+            None => {
+                if h.is_active(now) && state.applied.get(&h.name) != Some(&record) {
+                    facts.push(Fact::HoldApplied(record));
+                }
+            }
+            Some(at) => {
+                let known = state
+                    .released
+                    .iter()
+                    .any(|(r, t)| r.hold == h.name && *t == at);
+                if !known {
+                    // Release what was applied: its selector may have been edited since.
+                    let hold = state.applied.get(&h.name).cloned().unwrap_or(record);
+                    facts.push(Fact::HoldReleased {
+                        hold,
+                        released_at: at,
+                    });
+                }
+            }
+        }
+    }
+    for (name, record) in &state.applied {
+        if !holds.iter().any(|h| &h.name == name) {
+            facts.push(Fact::HoldReleased {
+                hold: record.clone(),
+                released_at: now,
+            });
+        }
+    }
+    facts
+}
+
+/// The holds the engine plans with: the host's holds in effect, plus every released hold from
+/// the journal whose floor has not yet passed. A hold the host marks released counts as
+/// released only once the journal says so (or when nothing is written, in Observe mode).
+fn engine_holds(
+    state: &JournalState,
+    host: Vec<Hold>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    journaled: bool,
+) -> Vec<Hold> {
+    let mut out: Vec<Hold> = Vec::new();
+    for h in host {
+        let released_in_journal = state
+            .released
+            .iter()
+            .any(|(r, t)| r.hold == h.name && Some(*t) == h.released_at);
+        match h.released_at {
+            None => out.push(h),
+            Some(_) if !journaled || released_in_journal => out.push(h),
+            // Not durable yet: keep protecting as if still in effect.
+            Some(_) => out.push(Hold {
+                released_at: None,
+                ..h
+            }),
+        }
+    }
+    for h in state.released_holds() {
+        let Some(at) = h.released_at else { continue };
+        let floor = policy
+            .hold_release
+            .get(&h.reason)
+            .and_then(|keep| keep.add_to(at))
+            .unwrap_or(at);
+        let already = out
+            .iter()
+            .any(|o| o.name == h.name && o.released_at == h.released_at);
+        if floor > now && !already {
+            out.push(h);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

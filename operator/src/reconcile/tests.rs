@@ -247,7 +247,7 @@ async fn operator_mode_deletes_at_the_deadline_and_counts_what_remains() {
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
     assert_eq!(r.deleted, 1);
     assert_eq!(
-        s.live_keys(),
+        recordings(&s),
         ["audio/r2.wav", "misc/readme.txt", "text/r1.json"]
             .map(String::from)
             .into()
@@ -459,7 +459,7 @@ async fn small_pages_give_the_same_result_as_one_page() {
     .await;
     assert_eq!(one.summary, small.summary);
     assert_eq!(one.deleted, small.deleted);
-    assert_eq!(a.live_keys(), b.live_keys());
+    assert_eq!(recordings(&a), recordings(&b));
     assert_eq!(small.summary.objects + small.deleted, 23);
     assert!(small.deleted > 0 && small.summary.keep > 0);
 }
@@ -471,11 +471,32 @@ async fn on_a_versioned_bucket_every_version_is_deleted_by_id() {
     s.put("audio/r1.wav", day(2026, 1, 11), 100, &[]);
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 2, 1)).await;
     assert_eq!(r.deleted, 2);
-    assert_eq!(
-        s.version_count(),
-        0,
-        "no version (and no delete marker) remains"
+    let mut left = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s.list_page(None, true, token, 1000).await.expect("list");
+        left.extend(
+            page.objects
+                .into_iter()
+                .filter(|o| !o.key.starts_with(".gallring/")),
+        );
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "no version (and no delete marker) remains: {left:?}"
     );
+}
+
+/// Live keys of recordings: gallring's own journal under `.gallring/` left out.
+fn recordings(s: &MemoryStore) -> std::collections::BTreeSet<String> {
+    s.live_keys()
+        .into_iter()
+        .filter(|k| !k.starts_with(".gallring/"))
+        .collect()
 }
 
 #[tokio::test]
@@ -505,5 +526,172 @@ async fn withdrawn_consent_shortens_the_tagged_retention() {
             .and_then(|t| t.get(RETENTION_TAG).cloned())
             .as_deref(),
         Some("expire-365d")
+    );
+}
+
+async fn journal_of(s: &MemoryStore) -> crate::state::JournalState {
+    crate::state::Journal::load(s, crate::state::journal::DEFAULT_PREFIX)
+        .await
+        .expect("journal")
+        .state()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_released_floor_holds_even_when_the_object_has_no_room_for_its_tag() {
+    let s = MemoryStore::new("calls").object_lock();
+    // Nine tags of the owner's: room for the retention tag, none for keep-until.
+    let foreign: Vec<(String, String)> = (0..9).map(|i| (format!("t{i}"), "x".into())).collect();
+    let foreign: Vec<(&str, &str)> = foreign
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &foreign);
+    let mut hold = complaint_on("r1");
+    hold.reason = HoldReason::Dispute;
+    pass(&s, Enforcement::Both, vec![hold.clone()], day(2026, 6, 1)).await;
+    hold.released_at = Some(day(2027, 3, 1));
+    pass(&s, Enforcement::Both, vec![hold], day(2027, 3, 2)).await;
+    let tags = s.tags("audio/r1.wav").expect("exists");
+    assert!(!tags.contains_key(KEEP_UNTIL_TAG), "no room for the mirror");
+    assert_eq!(tags.len(), 10, "every foreign tag kept");
+    // The LegalHold is gone and the tag carries no floor: the journal still keeps it until
+    // release + P3Y (2030-03-01).
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 2, 1)).await;
+    assert_eq!((r.deleted, r.summary.keep), (0, 1));
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 3, 5)).await;
+    assert_eq!(r.deleted, 1, "deleted once the floor has passed");
+}
+
+#[tokio::test]
+async fn a_hold_that_disappears_from_the_host_is_a_release_with_its_floor() {
+    let s = MemoryStore::new("calls");
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &[]);
+    let mut hold = complaint_on("r1");
+    hold.reason = HoldReason::Dispute;
+    pass(&s, Enforcement::Operator, vec![hold], day(2026, 6, 1)).await;
+    assert_eq!(journal_of(&s).await.applied.len(), 1);
+    // The manifests (or the cluster) no longer have the hold.
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 2, 1)).await;
+    assert_eq!((r.deleted, r.summary.keep), (0, 1));
+    let state = journal_of(&s).await;
+    assert!(state.applied.is_empty());
+    assert_eq!(state.released.len(), 1);
+    assert_eq!(state.released[0].1, day(2027, 2, 1));
+    let r = pass(&s, Enforcement::Operator, vec![], day(2029, 12, 1)).await;
+    assert_eq!(r.deleted, 0, "within release + P3Y");
+}
+
+#[tokio::test]
+async fn a_legal_hold_gallring_did_not_set_is_never_lifted() {
+    let s = MemoryStore::new("calls").object_lock();
+    s.put("audio/r1.wav", day(2020, 1, 10), 100, &[]);
+    // Someone else (a litigation team) put a legal hold on it.
+    s.set_legal_hold(
+        &ObjectId {
+            key: "audio/r1.wav".into(),
+            version_id: None,
+        },
+        true,
+    )
+    .await
+    .expect("set");
+    let mut hold = complaint_on("r1");
+    let r = pass(&s, Enforcement::Both, vec![hold.clone()], day(2026, 6, 1)).await;
+    assert_eq!(r.legal_holds_set, 0, "already on: not gallring's");
+    hold.released_at = Some(day(2026, 7, 1));
+    let r = pass(&s, Enforcement::Both, vec![hold], day(2026, 7, 2)).await;
+    assert_eq!(r.legal_holds_cleared, 0);
+    assert!(s.legal_hold("audio/r1.wav"), "the owner's legal hold stays");
+}
+
+#[tokio::test]
+async fn deletions_are_journaled_before_they_are_made() {
+    let s = seeded();
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
+    assert!(r.deleted > 0);
+    let requests = s.requests();
+    let delete_at = requests
+        .iter()
+        .position(|o| *o == Operation::DeleteObjects)
+        .expect("deleted");
+    assert_eq!(
+        requests[delete_at - 1],
+        Operation::PutObject,
+        "the intent is written right before the request"
+    );
+    let key = format!("{}journal/", crate::state::journal::DEFAULT_PREFIX);
+    let mut lines = Vec::new();
+    let page = s
+        .list_page(Some(&key), false, None, 1000)
+        .await
+        .expect("list");
+    for o in page.objects {
+        let body = s.get_object(&o.key).await.expect("read").expect("exists");
+        lines.extend(
+            String::from_utf8(body)
+                .expect("utf-8")
+                .lines()
+                .map(String::from),
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"fact\":\"deletionsIntended\""))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"fact\":\"deletionsConfirmed\""))
+    );
+    // The journal is never a recording: not counted, not deleted.
+    assert_eq!(r.summary.unclassified, 1, "only misc/readme.txt");
+}
+
+#[tokio::test]
+async fn observe_mode_writes_no_journal() {
+    let s = seeded();
+    pass(
+        &s,
+        Enforcement::Observe,
+        vec![complaint_on("r1")],
+        day(2030, 1, 1),
+    )
+    .await;
+    assert!(!s.requests().contains(&Operation::PutObject));
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_stops_the_release() {
+    let s = MemoryStore::new("calls").object_lock();
+    s.put("audio/r1.wav", day(2020, 1, 10), 100, &[]);
+    let mut hold = complaint_on("r1");
+    pass(&s, Enforcement::Both, vec![hold.clone()], day(2026, 6, 1)).await;
+    s.inject(Fault {
+        operation: Operation::PutObject,
+        key: None,
+        category: ErrorCategory::ServerError,
+        times: 1,
+    });
+    hold.released_at = Some(day(2026, 7, 1));
+    let err = reconcile(
+        &s,
+        &policy(),
+        &rules(Enforcement::Both),
+        vec![hold],
+        day(2026, 7, 2),
+        PassConfig::default(),
+        &|_| {},
+    )
+    .await
+    .expect_err("the release is not durable");
+    assert_eq!(err.category(), "server_error");
+    assert!(s.legal_hold("audio/r1.wav"), "nothing lowered");
+    assert_eq!(
+        s.tags("audio/r1.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
+        Some("held")
     );
 }

@@ -21,7 +21,7 @@ use std::future::Future;
 use aws_sdk_s3::types as sdk;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::MemoryStore;
+use super::memory::MemoryStore;
 use crate::retention::lifecycle::LifecycleRule;
 use crate::store::lifecycle_map;
 use crate::store::{
@@ -142,7 +142,7 @@ macro_rules! object_store_contract {
             #[tokio::test]
             async fn $name() {
                 let backend = $backend;
-                $crate::store::memory::contract::$name(&backend).await;
+                $crate::store::contract::$name(&backend).await;
             }
         )*
     };

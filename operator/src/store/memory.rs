@@ -2,7 +2,7 @@
 //! request log and fault injection (fail an operation, optionally for one key, N times).
 //!
 //! The fake behaves like Ceph RGW 16.2.15, the project's real store, wherever the port can see
-//! a difference; the shared contract suite ([`contract`]) runs against both and keeps it so.
+//! a difference; the shared contract suite ([`super::contract`]) runs against both and keeps it so.
 //! What it models, each verified on RGW:
 //! - Errors: the category the S3 adapter gives the store's answer (`InvalidTag`,
 //!   `InvalidRequest` and `InvalidArgument` are 400s, so [`ErrorCategory::Other`]; a missing
@@ -24,11 +24,6 @@
 //! One RGW 16 behaviour is opt-in, because AWS S3 does not have it and deadlines in unit tests
 //! count from fixed dates: [`MemoryStore::tag_writes_move_last_modified`] (issue 8, item 11).
 //! The suite runs against the fake with and without it.
-
-// The suite belongs beside the port, as `store::contract`; until `store/mod.rs` declares it
-// there, it is reached through the fake that it keeps honest.
-#[path = "contract.rs"]
-pub mod contract;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;

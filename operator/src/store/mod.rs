@@ -5,6 +5,7 @@
 //! and every write is a read-merge-write of state the operator owns, so an index of already
 //! classified objects can later sit behind the same trait.
 
+pub mod contract;
 pub mod lifecycle_map;
 pub mod memory;
 pub mod s3;

@@ -498,7 +498,7 @@ fn no_such_key(code: Option<&str>, status: u16) -> bool {
     code == Some("NoSuchKey") || (code.is_none() && status == 404)
 }
 
-/// A version that never had a legal hold answers with this (AWS) or a bare 404 (RGW).
+/// A version that never had a legal hold: AWS and RGW 16 answer 404 with one of these codes.
 fn no_legal_hold(code: Option<&str>, status: u16) -> bool {
     matches!(
         code,
@@ -894,7 +894,11 @@ impl ObjectStore for S3Store {
                 op,
                 Some(key),
                 no_such_key,
-                self.client.get_object().bucket(&self.bucket).key(key).send(),
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
             )
             .await?
         else {

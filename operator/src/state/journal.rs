@@ -1,0 +1,581 @@
+//! The journal: per RecordingBucket, append-only and hash-chained, in the object store.
+//!
+//! Layout under the state prefix (default `.gallring/` in the bucket itself):
+//! - `journal/<first seq, 16 digits>.jsonl`: a segment, one record per line, written once;
+//! - `checkpoint.json`: the state folded from every segment up to a point, and the chain head.
+//!
+//! A record is `{"seq":N,"at":"<RFC 3339>","prev":"<sha256 of the previous record's line>",
+//! "fact":"<kind>",...}`; the first record's `prev` is 64 zeros. Readable with jq or DuckDB
+//! (`read_json_auto('.../journal/*.jsonl')`); nothing in it is personal data beyond the keys
+//! and pseudonymous ids already in the bucket.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::retention::{Hold, HoldReason, HoldSelector};
+use crate::store::{ObjectId, ObjectStore, StoreError};
+
+/// The default state prefix in the recordings bucket.
+pub const DEFAULT_PREFIX: &str = ".gallring/";
+/// Fold a checkpoint after this many segments, so a load reads few segments.
+const CHECKPOINT_EVERY: u64 = 32;
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A hold selector as recorded (the engine's `HoldSelector`, serialisable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectRecord {
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub keys: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub recording_ids: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub subjects: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Option<String>>,
+}
+
+impl From<&HoldSelector> for SelectRecord {
+    fn from(s: &HoldSelector) -> Self {
+        SelectRecord {
+            keys: s.keys.clone(),
+            prefix: s.prefix.clone(),
+            recording_ids: s.recording_ids.clone(),
+            subjects: s.subjects.clone(),
+            tags: s.tags.clone(),
+        }
+    }
+}
+
+impl From<&SelectRecord> for HoldSelector {
+    fn from(s: &SelectRecord) -> Self {
+        HoldSelector {
+            keys: s.keys.clone(),
+            prefix: s.prefix.clone(),
+            recording_ids: s.recording_ids.clone(),
+            subjects: s.subjects.clone(),
+            tags: s.tags.clone(),
+        }
+    }
+}
+
+/// A hold as recorded: enough to apply its floor after its resource is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRecord {
+    /// `namespace/name` of the LegalHold (or the manifest's hold).
+    pub hold: String,
+    pub reason: String,
+    pub case: String,
+    pub select: SelectRecord,
+}
+
+impl HoldRecord {
+    pub fn of(h: &Hold) -> Self {
+        HoldRecord {
+            hold: h.name.clone(),
+            reason: h.reason.as_str().to_string(),
+            case: h.case.clone(),
+            select: SelectRecord::from(&h.select),
+        }
+    }
+
+    fn reason(&self) -> Option<HoldReason> {
+        HoldReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == self.reason)
+    }
+}
+
+/// An object version named in a fact.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRef {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+impl From<&ObjectId> for VersionRef {
+    fn from(id: &ObjectId) -> Self {
+        VersionRef {
+            key: id.key.clone(),
+            version_id: id.version_id.clone(),
+        }
+    }
+}
+
+/// A deletion gallring is about to make, with its justification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntendedDeletion {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
+/// What the journal records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "camelCase")]
+pub enum Fact {
+    /// A hold took effect on the bucket.
+    #[serde(rename_all = "camelCase")]
+    HoldApplied(HoldRecord),
+    /// A hold was released at `released_at` (its resource deleted, or gone from the manifests):
+    /// its objects keep the later of their deadline and `released_at` + the policy's
+    /// `holdRelease` for its reason. One record, whatever the number of objects.
+    #[serde(rename_all = "camelCase")]
+    HoldReleased {
+        #[serde(flatten)]
+        hold: HoldRecord,
+        released_at: DateTime<Utc>,
+    },
+    /// gallring turned these Object Lock legal holds on (others' legal holds are never lifted).
+    #[serde(rename_all = "camelCase")]
+    LegalHoldsSet { objects: Vec<VersionRef> },
+    /// gallring turned off legal holds it had set.
+    #[serde(rename_all = "camelCase")]
+    LegalHoldsLifted { objects: Vec<VersionRef> },
+    /// Written before a DeleteObjects request: what is deleted and why.
+    #[serde(rename_all = "camelCase")]
+    DeletionsIntended { objects: Vec<IntendedDeletion> },
+    /// The store confirmed these deletions.
+    #[serde(rename_all = "camelCase")]
+    DeletionsConfirmed { objects: Vec<VersionRef> },
+}
+
+/// One line of a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub prev: String,
+    #[serde(flatten)]
+    pub fact: Fact,
+}
+
+/// What the facts add up to: the protection state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalState {
+    /// Holds in effect, by name.
+    pub applied: BTreeMap<String, HoldRecord>,
+    /// Released holds with their release time (floors; kept as evidence too).
+    pub released: Vec<(HoldRecord, DateTime<Utc>)>,
+    /// Legal holds gallring set and has not lifted.
+    pub legal_holds: BTreeSet<VersionRef>,
+}
+
+impl JournalState {
+    fn apply(&mut self, fact: &Fact) {
+        match fact {
+            Fact::HoldApplied(h) => {
+                self.applied.insert(h.hold.clone(), h.clone());
+            }
+            Fact::HoldReleased { hold, released_at } => {
+                self.applied.remove(&hold.hold);
+                self.released.push((hold.clone(), *released_at));
+            }
+            Fact::LegalHoldsSet { objects } => self.legal_holds.extend(objects.iter().cloned()),
+            Fact::LegalHoldsLifted { objects } => {
+                for o in objects {
+                    self.legal_holds.remove(o);
+                }
+            }
+            Fact::DeletionsIntended { .. } | Fact::DeletionsConfirmed { .. } => {}
+        }
+    }
+
+    /// Released holds as engine holds, for their floors.
+    pub fn released_holds(&self) -> Vec<Hold> {
+        self.released
+            .iter()
+            .filter_map(|(h, at)| {
+                Some(Hold {
+                    name: h.hold.clone(),
+                    reason: h.reason()?,
+                    case: h.case.clone(),
+                    select: HoldSelector::from(&h.select),
+                    expires: None,
+                    review_by: None,
+                    released_at: Some(*at),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether gallring set this legal hold (and so may lift it).
+    pub fn set_by_gallring(&self, id: &ObjectId) -> bool {
+        self.legal_holds.contains(&VersionRef::from(id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Checkpoint {
+    /// The first seq not folded into `state`.
+    next_seq: u64,
+    /// Hash of the last folded record.
+    head: String,
+    /// The last folded segment's key.
+    last_segment: Option<String>,
+    state: JournalState,
+}
+
+/// Why the journal cannot be read or written. Either way nothing that lowers protection
+/// happens: the pass stops.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal: {0}")]
+    Store(#[from] StoreError),
+    #[error("journal {key} line {line}: {message}")]
+    Corrupt {
+        key: String,
+        line: usize,
+        message: String,
+    },
+}
+
+fn hash(line: &[u8]) -> String {
+    Sha256::digest(line)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The journal of one bucket, loaded: its state and where the next record goes.
+pub struct Journal {
+    prefix: String,
+    next_seq: u64,
+    head: String,
+    segments_since_checkpoint: u64,
+    last_segment: Option<String>,
+    state: JournalState,
+}
+
+impl Journal {
+    pub fn state(&self) -> &JournalState {
+        &self.state
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn segment_key(&self, first_seq: u64) -> String {
+        format!("{}journal/{first_seq:016}.jsonl", self.prefix)
+    }
+
+    fn checkpoint_key(prefix: &str) -> String {
+        format!("{prefix}checkpoint.json")
+    }
+
+    /// Reads the checkpoint and every later segment, checking the hash chain.
+    pub async fn load<S: ObjectStore>(store: &S, prefix: &str) -> Result<Journal, JournalError> {
+        let checkpoint_key = Self::checkpoint_key(prefix);
+        let checkpoint: Option<Checkpoint> = match store.get_object(&checkpoint_key).await? {
+            None => None,
+            Some(bytes) => {
+                Some(
+                    serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+                        key: checkpoint_key.clone(),
+                        line: e.line(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
+        };
+        let mut journal = match checkpoint {
+            Some(c) => Journal {
+                prefix: prefix.to_string(),
+                next_seq: c.next_seq,
+                head: c.head,
+                segments_since_checkpoint: 0,
+                last_segment: c.last_segment,
+                state: c.state,
+            },
+            None => Journal {
+                prefix: prefix.to_string(),
+                next_seq: 0,
+                head: GENESIS.to_string(),
+                segments_since_checkpoint: 0,
+                last_segment: None,
+                state: JournalState::default(),
+            },
+        };
+        let segments_prefix = format!("{prefix}journal/");
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = store
+                .list_page(Some(&segments_prefix), false, token, 1000)
+                .await?;
+            keys.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|o| !o.delete_marker && o.key.ends_with(".jsonl"))
+                    .map(|o| o.key),
+            );
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        for key in keys {
+            if journal.last_segment.as_ref().is_some_and(|l| key <= *l) {
+                continue;
+            }
+            let Some(bytes) = store.get_object(&key).await? else {
+                continue;
+            };
+            journal.fold_segment(&key, &bytes)?;
+            journal.segments_since_checkpoint += 1;
+        }
+        Ok(journal)
+    }
+
+    fn fold_segment(&mut self, key: &str, bytes: &[u8]) -> Result<(), JournalError> {
+        let corrupt = |line: usize, message: String| JournalError::Corrupt {
+            key: key.to_string(),
+            line,
+            message,
+        };
+        for (i, line) in bytes
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+        {
+            let record: Record =
+                serde_json::from_slice(line).map_err(|e| corrupt(i + 1, e.to_string()))?;
+            if record.seq != self.next_seq {
+                return Err(corrupt(
+                    i + 1,
+                    format!(
+                        "seq {} where {} was expected (a gap)",
+                        record.seq, self.next_seq
+                    ),
+                ));
+            }
+            if record.prev != self.head {
+                return Err(corrupt(
+                    i + 1,
+                    "prev does not match the previous record's hash (altered or reordered)".into(),
+                ));
+            }
+            self.state.apply(&record.fact);
+            self.head = hash(line);
+            self.next_seq += 1;
+        }
+        self.last_segment = Some(key.to_string());
+        Ok(())
+    }
+
+    /// Makes `facts` durable as one segment, then folds them into the state. Nothing is folded
+    /// when the write fails, so the caller can rely on "in the state" meaning "durable".
+    pub async fn append<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        at: DateTime<Utc>,
+        facts: Vec<Fact>,
+    ) -> Result<(), JournalError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let first = self.next_seq;
+        let mut body = Vec::new();
+        let mut head = self.head.clone();
+        for (i, fact) in facts.iter().enumerate() {
+            let record = Record {
+                seq: first + i as u64,
+                at,
+                prev: head.clone(),
+                fact: fact.clone(),
+            };
+            let line = serde_json::to_vec(&record).map_err(|e| JournalError::Corrupt {
+                key: self.segment_key(first),
+                line: i + 1,
+                message: e.to_string(),
+            })?;
+            head = hash(&line);
+            body.extend_from_slice(&line);
+            body.push(b'\n');
+        }
+        let key = self.segment_key(first);
+        store.put_object(&key, body, "application/x-ndjson").await?;
+        for fact in &facts {
+            self.state.apply(fact);
+        }
+        self.next_seq = first + facts.len() as u64;
+        self.head = head;
+        self.last_segment = Some(key);
+        self.segments_since_checkpoint += 1;
+        if self.segments_since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint(store).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the folded state, so the next load reads only later segments.
+    pub async fn checkpoint<S: ObjectStore>(&mut self, store: &S) -> Result<(), JournalError> {
+        let c = Checkpoint {
+            next_seq: self.next_seq,
+            head: self.head.clone(),
+            last_segment: self.last_segment.clone(),
+            state: self.state.clone(),
+        };
+        let key = Self::checkpoint_key(&self.prefix);
+        let body = serde_json::to_vec_pretty(&c).map_err(|e| JournalError::Corrupt {
+            key: key.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        store.put_object(&key, body, "application/json").await?;
+        self.segments_since_checkpoint = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use chrono::TimeZone;
+
+    fn t(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn complaint() -> HoldRecord {
+        HoldRecord {
+            hold: "recordings/complaint-1".into(),
+            reason: "Complaint".into(),
+            case: "KL-1".into(),
+            select: SelectRecord {
+                recording_ids: ["r1".to_string()].into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_release_survives_a_reload_and_becomes_a_floor() {
+        let store = MemoryStore::new("calls");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        j.append(&store, t(1), vec![Fact::HoldApplied(complaint())])
+            .await
+            .expect("durable");
+        j.append(
+            &store,
+            t(2),
+            vec![Fact::HoldReleased {
+                hold: complaint(),
+                released_at: t(2),
+            }],
+        )
+        .await
+        .expect("durable");
+        let again = Journal::load(&store, DEFAULT_PREFIX).await.expect("reload");
+        assert!(again.state().applied.is_empty());
+        let floors = again.state().released_holds();
+        assert_eq!(floors.len(), 1);
+        assert_eq!(floors[0].released_at, Some(t(2)));
+        assert_eq!(floors[0].reason, HoldReason::Complaint);
+        assert!(floors[0].select.recording_ids.contains("r1"));
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_and_later_segments_give_the_same_state() {
+        let store = MemoryStore::new("calls");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        for d in 1..=3 {
+            j.append(
+                &store,
+                t(d),
+                vec![Fact::LegalHoldsSet {
+                    objects: vec![VersionRef {
+                        key: format!("audio/{d}.wav"),
+                        version_id: None,
+                    }],
+                }],
+            )
+            .await
+            .expect("durable");
+            if d == 2 {
+                j.checkpoint(&store).await.expect("checkpoint");
+            }
+        }
+        let again = Journal::load(&store, DEFAULT_PREFIX).await.expect("reload");
+        assert_eq!(again.state(), j.state());
+        assert_eq!(again.state().legal_holds.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_altered_record_breaks_the_chain_and_the_load_names_it() {
+        let store = MemoryStore::new("calls");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        j.append(&store, t(1), vec![Fact::HoldApplied(complaint())])
+            .await
+            .expect("durable");
+        j.append(
+            &store,
+            t(2),
+            vec![Fact::HoldReleased {
+                hold: complaint(),
+                released_at: t(2),
+            }],
+        )
+        .await
+        .expect("durable");
+        // Someone rewrites the first segment (the case number changed).
+        let key = format!("{DEFAULT_PREFIX}journal/{:016}.jsonl", 0);
+        let body = store.get_object(&key).await.expect("read").expect("exists");
+        let text = String::from_utf8(body)
+            .expect("utf-8")
+            .replace("KL-1", "KL-2");
+        store
+            .put_object(&key, text.into_bytes(), "application/x-ndjson")
+            .await
+            .expect("write");
+        let err = Journal::load(&store, DEFAULT_PREFIX)
+            .await
+            .err()
+            .expect("tampering is caught");
+        let message = err.to_string();
+        assert!(
+            message.contains("0000000000000001.jsonl line 1"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_folds_nothing() {
+        let store = MemoryStore::new("calls");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        store.inject(crate::store::memory::Fault {
+            operation: crate::store::Operation::PutObject,
+            key: None,
+            category: crate::store::ErrorCategory::ServerError,
+            times: 1,
+        });
+        let r = j
+            .append(&store, t(1), vec![Fact::HoldApplied(complaint())])
+            .await;
+        assert!(r.is_err());
+        assert!(
+            j.state().applied.is_empty(),
+            "not durable, so not in the state"
+        );
+    }
+}
