@@ -894,6 +894,28 @@ async fn a_fenced_pass_writes_nothing_and_reports_nothing() {
     );
 }
 
+/// Plays the deletion of a bucket: one Event about its rules, then the finalizer goes.
+/// Returns the Event.
+async fn delete_bucket(b: RecordingBucket, store: &Arc<MemoryStore>) -> Value {
+    let mut gone = to_json(&b);
+    gone["metadata"]["finalizers"] = json!([]);
+    let (client, server) = Scenario::default()
+        .event("rules event")
+        .step(
+            "remove finalizer",
+            "PATCH",
+            format!("{BASE}/recordingbuckets/calls"),
+            gone,
+        )
+        .serve();
+    let ctx = context(client, store.clone());
+    reconcile_bucket(Arc::new(b), &ctx)
+        .await
+        .expect("cleaned up");
+    let played = server.await.expect("scenario");
+    played.body("rules event").clone()
+}
+
 #[tokio::test]
 async fn deleting_a_bucket_removes_only_its_own_lifecycle_rules() {
     let store = seeded_store(false);
@@ -925,27 +947,8 @@ async fn deleting_a_bucket_removes_only_its_own_lifecycle_rules() {
         },
     ));
     store.set_lifecycle(Some(existing));
-    let b = deleting(b);
-    let mut gone = to_json(&b);
-    gone["metadata"]["finalizers"] = json!([]);
-    let (client, server) = Scenario::default()
-        .event("rules removed")
-        .step(
-            "remove finalizer",
-            "PATCH",
-            format!("{BASE}/recordingbuckets/calls"),
-            gone,
-        )
-        .serve();
-    let ctx = context(client, store.clone());
-    reconcile_bucket(Arc::new(b), &ctx)
-        .await
-        .expect("cleaned up");
-    let played = server.await.expect("scenario");
-    assert_eq!(
-        played.body("rules removed")["reason"],
-        "LifecycleRulesRemoved"
-    );
+    let event = delete_bucket(deleting(b), &store).await;
+    assert_eq!(event["reason"], "LifecycleRulesRemoved");
     let left = store.lifecycle().unwrap_or_default();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(matches!(&left[0], crate::store::StoredRule::Foreign(_)));
@@ -956,24 +959,8 @@ async fn deleting_a_bucket_that_retains_its_rules_leaves_them() {
     let store = seeded_store(false);
     let mut b = bucket("calls");
     b.spec.lifecycle_rules_on_delete = LifecycleRulesOnDelete::Retain;
-    let b = deleting(b);
-    let mut gone = to_json(&b);
-    gone["metadata"]["finalizers"] = json!([]);
-    let (client, server) = Scenario::default()
-        .event("rules left")
-        .step(
-            "remove finalizer",
-            "PATCH",
-            format!("{BASE}/recordingbuckets/calls"),
-            gone,
-        )
-        .serve();
-    let ctx = context(client, store.clone());
-    reconcile_bucket(Arc::new(b), &ctx)
-        .await
-        .expect("cleaned up");
-    let played = server.await.expect("scenario");
-    assert_eq!(played.body("rules left")["reason"], "LifecycleRulesLeft");
+    let event = delete_bucket(deleting(b), &store).await;
+    assert_eq!(event["reason"], "LifecycleRulesLeft");
     assert!(store.requests().is_empty());
 }
 

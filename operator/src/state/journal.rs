@@ -469,23 +469,25 @@ mod tests {
         }
     }
 
+    /// A complaint hold applied on day 1 and released on day 2.
+    async fn applied_then_released(store: &MemoryStore) {
+        let mut j = Journal::load(store, DEFAULT_PREFIX).await.expect("empty");
+        j.append(store, t(1), vec![Fact::HoldApplied(complaint())])
+            .await
+            .expect("durable");
+        let released = Fact::HoldReleased {
+            hold: complaint(),
+            released_at: t(2),
+        };
+        j.append(store, t(2), vec![released])
+            .await
+            .expect("durable");
+    }
+
     #[tokio::test]
     async fn a_release_survives_a_reload_and_becomes_a_floor() {
         let store = MemoryStore::new("calls");
-        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
-        j.append(&store, t(1), vec![Fact::HoldApplied(complaint())])
-            .await
-            .expect("durable");
-        j.append(
-            &store,
-            t(2),
-            vec![Fact::HoldReleased {
-                hold: complaint(),
-                released_at: t(2),
-            }],
-        )
-        .await
-        .expect("durable");
+        applied_then_released(&store).await;
         let again = Journal::load(&store, DEFAULT_PREFIX).await.expect("reload");
         assert!(again.state().applied.is_empty());
         let floors = again.state().released_holds();
@@ -524,20 +526,7 @@ mod tests {
     #[tokio::test]
     async fn an_altered_record_breaks_the_chain_and_the_load_names_it() {
         let store = MemoryStore::new("calls");
-        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
-        j.append(&store, t(1), vec![Fact::HoldApplied(complaint())])
-            .await
-            .expect("durable");
-        j.append(
-            &store,
-            t(2),
-            vec![Fact::HoldReleased {
-                hold: complaint(),
-                released_at: t(2),
-            }],
-        )
-        .await
-        .expect("durable");
+        applied_then_released(&store).await;
         // Someone rewrites the first segment (the case number changed).
         let key = format!("{DEFAULT_PREFIX}journal/{:016}.jsonl", 0);
         let body = store.get_object(&key).await.expect("read").expect("exists");
