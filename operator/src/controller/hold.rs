@@ -58,6 +58,17 @@ async fn apply<F: StoreFactory>(
                 None => Some(HoldOutcome::BucketNotFound(format!(
                     "spec.bucketRef.name: RecordingBucket `{bucket_name}` not found in namespace `{ns}`: this hold protects nothing"
                 ))),
+                // A bucket that never completed a pass has applied nothing yet: say why.
+                Some(b) if b.status.as_ref().is_none_or(|s| s.last_scan.is_none()) => {
+                    let why = b
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY))
+                        .map_or_else(|| "not reconciled yet".to_string(), |c| c.reason.clone());
+                    Some(HoldOutcome::BucketNotReady(format!(
+                        "RecordingBucket `{bucket_name}` has not completed a pass ({why}): this hold is not applied yet"
+                    )))
+                }
                 // The bucket's pass reports the matched count.
                 Some(_) => None,
             }
@@ -68,20 +79,24 @@ async fn apply<F: StoreFactory>(
         let new = status::hold_status(previous, h.metadata.generation, &outcome, false, now);
         if previous != Some(&new) {
             patch_status(api, &h.name_any(), &new).await?;
-            let (reason, note) = match &outcome {
-                HoldOutcome::Invalid(m) => ("InvalidSpec", m.clone()),
-                HoldOutcome::BucketNotFound(m) => ("BucketNotFound", m.clone()),
-                _ => ("Hold", String::new()),
+            // A bucket that is not Ready yet is said in the status only: it is often just a
+            // matter of seconds after both were applied.
+            let warning = match &outcome {
+                HoldOutcome::Invalid(m) => Some(("InvalidSpec", m.clone())),
+                HoldOutcome::BucketNotFound(m) => Some(("BucketNotFound", m.clone())),
+                _ => None,
             };
-            publish(
-                &ctx.recorder,
-                h,
-                EventType::Warning,
-                reason,
-                "Validate",
-                note,
-            )
-            .await;
+            if let Some((reason, note)) = warning {
+                publish(
+                    &ctx.recorder,
+                    h,
+                    EventType::Warning,
+                    reason,
+                    "Validate",
+                    note,
+                )
+                .await;
+            }
         }
         // A missing bucket may appear without this hold changing: look again.
         return Ok(Action::requeue(Duration::from_secs(60)));

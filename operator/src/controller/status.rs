@@ -152,7 +152,7 @@ pub fn bucket_status(
                     LIFECYCLE_SYNCED,
                     false,
                     reason,
-                    "not reconciled: the spec is invalid".into(),
+                    "not reconciled until the bucket is Ready (see the Ready condition)".into(),
                 ),
                 cond(DEGRADED, true, reason, message.clone()),
             ];
@@ -226,6 +226,8 @@ pub enum HoldOutcome {
     Invalid(String),
     /// The referenced RecordingBucket does not exist.
     BucketNotFound(String),
+    /// The bucket exists but has never completed a pass (its Ready condition says why).
+    BucketNotReady(String),
     /// `expires` has passed.
     Expired,
     /// The bucket's last pass found this many objects under the hold.
@@ -248,6 +250,7 @@ pub fn hold_status(
     let ready = match outcome {
         HoldOutcome::Invalid(e) => cond(false, "InvalidSpec", e.clone()),
         HoldOutcome::BucketNotFound(m) => cond(false, "BucketNotFound", m.clone()),
+        HoldOutcome::BucketNotReady(m) => cond(false, "BucketNotReady", m.clone()),
         HoldOutcome::Expired => cond(
             false,
             "Expired",

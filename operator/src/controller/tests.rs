@@ -1023,3 +1023,47 @@ async fn a_finalizer_patch_that_loses_a_race_with_the_cache_is_retried_not_faile
     server.await.expect("scenario");
     assert!(store.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_hold_on_a_bucket_that_never_completed_a_pass_says_it_is_not_applied_yet() {
+    let store = seeded_store(false);
+    let h = hold(false);
+    let mut b = bucket("calls");
+    b.status = Some(status::bucket_status(
+        None,
+        Some(4),
+        &status::BucketOutcome::Invalid {
+            reason: "SecretNotFound",
+            message: "spec.s3.credentials.secretRef.name: Secret `s3` not found".into(),
+        },
+        now(),
+    ));
+    let (client, server) = Scenario::default()
+        .step(
+            "get bucket",
+            "GET",
+            format!("{BASE}/recordingbuckets/calls"),
+            to_json(&b),
+        )
+        .step(
+            "hold status",
+            "PATCH",
+            format!("{BASE}/legalholds/complaint-1/status"),
+            to_json(&h),
+        )
+        .serve();
+    let ctx = context(client, store);
+    reconcile_hold(Arc::new(h), &ctx).await.expect("reported");
+    let played = server.await.expect("scenario");
+    let ready = condition(played.body("hold status"), "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("BucketNotReady"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SecretNotFound")
+    );
+}
