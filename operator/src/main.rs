@@ -48,7 +48,8 @@ enum Command {
         /// A manifest file or a directory of *.yaml files.
         #[arg(long, short = 'm')]
         manifests: PathBuf,
-        /// One pass over every bucket, then exit (non-zero if any pass failed).
+        /// One pass over every bucket, then exit: non-zero if any pass failed, or left objects
+        /// unreconciled or undeleted.
         #[arg(long)]
         once: bool,
         /// Where to serve metrics and health endpoints; `none` to disable.
