@@ -1,0 +1,371 @@
+//! The suite's own tools, tested: the proxy forwards every framing byte for byte, carries the
+//! SDK's `aws-chunked` uploads intact, and the checker reports each kind of damage it claims
+//! to catch (so a green run of the fault suite means something).
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ObjectLockLegalHold, ObjectLockLegalHoldStatus, Tag, Tagging,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::checker::{FOREIGN_RULE_ID, RETENTION_TAG};
+use super::model::{HoldDef, Reason};
+use super::proxy::FaultProxy;
+use super::rng::Rng;
+use super::world::{ObjSpec, Scenario, endpoint};
+
+/// An upstream that, for each connection in turn, reads exactly the expected number of bytes,
+/// answers with canned bytes, and keeps what it read and anything after it.
+async fn recording_upstream(
+    exchanges: Vec<(usize, Vec<u8>)>,
+) -> (String, tokio::task::JoinHandle<Vec<(Vec<u8>, Vec<u8>)>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let addr = listener.local_addr().expect("address").to_string();
+    let task = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for (len, response) in exchanges {
+            let (mut c, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; len];
+            c.read_exact(&mut request).await.expect("the whole request");
+            c.write_all(&response).await.expect("respond");
+            let mut extra = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut extra)).await;
+            got.push((request, extra));
+        }
+        got
+    });
+    (addr, task)
+}
+
+async fn read_exactly(c: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("answer");
+    buf
+}
+
+/// Chunked (with `aws-chunked` signatures and a trailer), sized, `Expect: 100-continue` and
+/// HEAD exchanges on one client connection: the upstream gets every byte the client sent and
+/// nothing more, and the client gets every byte the upstream answered (an interim 100 from
+/// the upstream is not passed on twice; a HEAD answer's Content-Length announces no body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_forwards_chunked_sized_continued_and_head_exchanges_byte_for_byte() {
+    let mut big = Vec::new();
+    let mut rng = Rng::new(7);
+    for _ in 0..70_000 {
+        big.push(b'a' + (rng.below(26) as u8));
+    }
+    let mut chunked = b"PUT /b/audio.wav HTTP/1.1\r\nHost: s3\r\nContent-Encoding: aws-chunked\r\nTransfer-Encoding: chunked\r\nx-amz-trailer: x-amz-checksum-crc32\r\n\r\n".to_vec();
+    chunked.extend_from_slice(format!("{:x};chunk-signature=abc\r\n", big.len()).as_bytes());
+    chunked.extend_from_slice(&big);
+    chunked.extend_from_slice(b"\r\n5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n");
+    let chunked_answer =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_vec();
+    let sized =
+        b"POST /b?delete HTTP/1.1\r\nHost: s3\r\nContent-Length: 11\r\n\r\n<Delete/>\r\n".to_vec();
+    let sized_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes".to_vec();
+    let continued_head =
+        b"PUT /b/k2 HTTP/1.1\r\nHost: s3\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+            .to_vec();
+    let continued_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let mut upstream_continued = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+    upstream_continued.extend_from_slice(&continued_answer);
+    let head = b"HEAD /b/audio.wav HTTP/1.1\r\nHost: s3\r\n\r\n".to_vec();
+    let head_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n".to_vec();
+
+    let (addr, upstream) = recording_upstream(vec![
+        (chunked.len(), chunked_answer.clone()),
+        (sized.len(), sized_answer.clone()),
+        (continued_head.len() + 4, upstream_continued),
+        (head.len(), head_answer.clone()),
+    ])
+    .await;
+    let proxy = FaultProxy::start(&addr, 1).await;
+    let mut c = TcpStream::connect(proxy.endpoint().trim_start_matches("http://"))
+        .await
+        .expect("connect to the proxy");
+    // Chunked body written in pieces, as a streaming client would.
+    for piece in chunked.chunks(4096) {
+        c.write_all(piece).await.expect("send");
+    }
+    assert_eq!(
+        read_exactly(&mut c, chunked_answer.len()).await,
+        chunked_answer
+    );
+    c.write_all(&sized).await.expect("send");
+    assert_eq!(read_exactly(&mut c, sized_answer.len()).await, sized_answer);
+    c.write_all(&continued_head).await.expect("send");
+    assert_eq!(
+        read_exactly(&mut c, 25).await,
+        b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()
+    );
+    c.write_all(b"data").await.expect("send");
+    assert_eq!(
+        read_exactly(&mut c, continued_answer.len()).await,
+        continued_answer
+    );
+    c.write_all(&head).await.expect("send");
+    assert_eq!(read_exactly(&mut c, head_answer.len()).await, head_answer);
+    drop(c);
+
+    let got = upstream.await.expect("upstream");
+    let mut continued = continued_head.clone();
+    continued.extend_from_slice(b"data");
+    let sent = [chunked, sized, continued, head];
+    assert_eq!(got.len(), sent.len());
+    for (i, ((request, extra), want)) in got.iter().zip(&sent).enumerate() {
+        assert!(
+            request == want,
+            "exchange {i}: the upstream got other bytes"
+        );
+        assert!(
+            extra.is_empty(),
+            "exchange {i}: {} bytes too many",
+            extra.len()
+        );
+    }
+    assert_eq!(proxy.stats().requests, 4);
+}
+
+/// Uploads with the SDK's default checksums (a streamed body goes out `aws-chunked` with a
+/// trailing checksum) and with gallring's settings, once straight to Ceph and once through the
+/// proxy: the proxy is transparent (same outcome, same stored bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_is_transparent_to_sdk_uploads() {
+    let direct = gallring::store::s3::S3Store::sdk_client(Some(endpoint())).await;
+    let bucket = format!("faults-proxy-{}", chrono::Utc::now().format("%H%M%S%f"));
+    direct
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let upstream = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let proxy = FaultProxy::start(&upstream, 2).await;
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let default_sdk = |url: String| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&shared)
+                .endpoint_url(url)
+                .force_path_style(true)
+                .build(),
+        )
+    };
+    let clients = [
+        ("default SDK, direct", default_sdk(endpoint())),
+        ("default SDK, proxied", default_sdk(proxy.endpoint())),
+        ("gallring's, direct", direct.clone()),
+        (
+            "gallring's, proxied",
+            gallring::store::s3::S3Store::sdk_client(Some(proxy.endpoint())).await,
+        ),
+    ];
+    let mut rng = Rng::new(3);
+    let body: Vec<u8> = (0..300_000).map(|_| rng.below(256) as u8).collect();
+    let path = std::env::temp_dir().join(format!("{bucket}.bin"));
+    std::fs::write(&path, &body).expect("temp file");
+    let mut outcomes = Vec::new();
+    for (i, (name, client)) in clients.iter().enumerate() {
+        let key = format!("calls/c{i}/audio.wav");
+        let streamed = client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from_path(&path).await.expect("stream"))
+            .send()
+            .await;
+        let streamed = match streamed {
+            Ok(_) => {
+                let back = direct
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .expect("read back")
+                    .body
+                    .collect()
+                    .await
+                    .expect("body")
+                    .into_bytes();
+                assert!(
+                    back.as_ref() == body.as_slice(),
+                    "{name}: the object changed"
+                );
+                "stored intact".to_string()
+            }
+            Err(e) => format!(
+                "refused: {}",
+                aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or("?")
+            ),
+        };
+        let small = client
+            .put_object()
+            .bucket(&bucket)
+            .key(format!("calls/c{i}/small.wav"))
+            .body(ByteStream::from_static(b"small"))
+            .tagging("team=Claims%20Nord")
+            .send()
+            .await
+            .is_ok();
+        println!("FAULTS: SDK upload {name}: streamed {streamed}, small with tags ok {small}");
+        outcomes.push((streamed, small));
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the proxy changed the default SDK's outcome"
+    );
+    assert_eq!(
+        outcomes[2], outcomes[3],
+        "the proxy changed gallring's client's outcome"
+    );
+    assert_eq!(
+        outcomes[3],
+        ("stored intact".to_string(), true),
+        "gallring's client uploads through the proxy"
+    );
+    assert!(proxy.stats().requests >= 4);
+}
+
+/// Damage done behind gallring's back, one of each kind: the checker names every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_reports_every_kind_of_damage_it_guards_against() {
+    let mut s = Scenario::new("checker_selftest").await;
+    s.seed(vec![
+        ObjSpec::audio("r01", 600),
+        ObjSpec::audio("r02", 72).tags(2).foreign_legal_hold(),
+        ObjSpec::transcript("r03", 72),
+        ObjSpec::audio("r04", 600),
+        ObjSpec::audio("r05", 72),
+    ])
+    .await;
+    s.add_hold(HoldDef::new(
+        "dispute",
+        Reason::Dispute,
+        &["r01", "r04"],
+        &[],
+    ));
+    let version = |k: &str| s.model.obj(k).expect("seeded").version_id.clone();
+    let (v1, v2, v4) = (
+        version("calls/r01/audio.wav"),
+        version("calls/r02/audio.wav"),
+        version("calls/r04/audio.wav"),
+    );
+    let c = &s.s3;
+    let b = &s.bucket;
+    // A held object deleted; a fresh one deleted; one hidden by a delete marker.
+    c.delete_object()
+        .bucket(b)
+        .key("calls/r01/audio.wav")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("delete");
+    c.delete_object()
+        .bucket(b)
+        .key("calls/r05/audio.wav")
+        .version_id(version("calls/r05/audio.wav"))
+        .send()
+        .await
+        .expect("delete");
+    c.delete_object()
+        .bucket(b)
+        .key("calls/r03/transcript.json")
+        .send()
+        .await
+        .expect("delete marker");
+    // A foreign legal hold lifted, a foreign tag changed and one added.
+    c.put_object_legal_hold()
+        .bucket(b)
+        .key("calls/r02/audio.wav")
+        .version_id(&v2)
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::Off)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("lift");
+    let tags = |pairs: &[(&str, &str)]| {
+        Tagging::builder()
+            .set_tag_set(Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build().expect("tag"))
+                    .collect(),
+            ))
+            .build()
+            .expect("tagging")
+    };
+    c.put_object_tagging()
+        .bucket(b)
+        .key("calls/r02/audio.wav")
+        .version_id(&v2)
+        .tagging(tags(&[
+            ("subject", "subj-r02"),
+            ("team", "Claims Syd"),
+            ("extra", "1"),
+        ]))
+        .send()
+        .await
+        .expect("tags");
+    // A held object made expirable by lifecycle.
+    c.put_object_tagging()
+        .bucket(b)
+        .key("calls/r04/audio.wav")
+        .version_id(&v4)
+        .tagging(tags(&[(RETENTION_TAG, "expire-7d")]))
+        .send()
+        .await
+        .expect("tags");
+    // The foreign rule edited.
+    let rule = LifecycleRule::builder()
+        .id(FOREIGN_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("nothing/").build())
+        .expiration(LifecycleExpiration::builder().days(3651).build())
+        .build()
+        .expect("rule");
+    c.put_bucket_lifecycle_configuration()
+        .bucket(b)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("edit the foreign rule");
+
+    let violations = s.checker.check(&s.s3, &s.bucket, &s.model, "damage").await;
+    let all = violations.join("\n");
+    for want in [
+        "calls/r01/audio.wav: deleted",
+        "calls/r05/audio.wav: deleted",
+        "calls/r03/transcript.json: hidden by a delete marker",
+        "calls/r02/audio.wav: its foreign Object Lock legal hold",
+        "calls/r02/audio.wav: foreign tag `team` was `Claims Nord`",
+        "calls/r02/audio.wav: a foreign tag `extra` appeared",
+        "calls/r04/audio.wav: tagged gallring.io/retention=expire-7d",
+        "the foreign lifecycle rule changed",
+    ] {
+        assert!(all.contains(want), "the checker missed `{want}`:\n{all}");
+    }
+    assert_eq!(violations.len(), 8, "{all}");
+    s.summary("8 kinds of damage reported");
+}
