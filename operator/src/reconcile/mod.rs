@@ -195,6 +195,9 @@ struct ObjectOutcome {
     delete: bool,
     /// Writes were due but leadership was lost: nothing was written.
     fenced: bool,
+    /// Needs a legal hold that gallring will set: its writes wait until the page's intents
+    /// are journaled.
+    deferred: Option<ObjectInfo>,
     error: Option<StoreError>,
 }
 
@@ -261,7 +264,7 @@ pub async fn reconcile<S: ObjectStore>(
         journal_facts += facts.len() as u64;
         journal.append(store, now, facts).await?;
     }
-    let holds = engine_holds(journal.state(), holds, policy, now, writes);
+    let holds = engine_holds(journal.state(), holds, policy, rules.grace, now, writes);
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
     let (lifecycle_outcome, lifecycle_rules) =
@@ -355,28 +358,62 @@ pub async fn reconcile<S: ObjectStore>(
             .filter_map(futures::future::ready)
             .collect()
             .await;
-        // What gallring did to legal holds is journaled per page, even if the pass stops here.
-        let set: Vec<VersionRef> = outcomes
+        if outcomes.iter().any(|o| o.fenced) {
+            return Err(PassError::Fenced);
+        }
+        // Legal holds gallring is about to set: their intent is durable first, then they are
+        // set and the objects tagged `held`.
+        let mut outcomes = outcomes;
+        let intents: Vec<VersionRef> = outcomes
             .iter()
-            .filter(|o| o.legal_hold_set)
+            .filter(|o| o.deferred.is_some())
             .map(|o| version_ref(&o.plan))
             .collect();
+        if !intents.is_empty() {
+            if !config.fence.allows() {
+                return Err(PassError::Fenced);
+            }
+            journal
+                .append(store, now, vec![Fact::LegalHoldsSet { objects: intents }])
+                .await?;
+            journal_facts += 1;
+            let state = journal.state();
+            let object_lock = info.object_lock;
+            let fence = &config.fence;
+            futures::stream::iter(outcomes.iter_mut().filter(|o| o.deferred.is_some()))
+                .for_each_concurrent(config.concurrency.max(1), |o| async move {
+                    let Some(obj) = o.deferred.take() else { return };
+                    if !fence.allows() {
+                        o.fenced = true;
+                        return;
+                    }
+                    let id = ObjectId {
+                        key: obj.key.clone(),
+                        version_id: obj.version_id.clone(),
+                    };
+                    if let Err(e) = store.set_legal_hold(&id, true).await {
+                        o.error = Some(e);
+                        return;
+                    }
+                    o.legal_hold_set = true;
+                    finish_object(store, &obj, &id, o, object_lock, state).await;
+                })
+                .await;
+            if outcomes.iter().any(|o| o.fenced) {
+                return Err(PassError::Fenced);
+            }
+        }
+        // Lifts are journaled per page, even if the pass stops after it.
         let lifted: Vec<VersionRef> = outcomes
             .iter()
             .filter(|o| o.legal_hold_cleared)
             .map(|o| version_ref(&o.plan))
             .collect();
-        let mut page_facts = Vec::new();
-        if !set.is_empty() {
-            page_facts.push(Fact::LegalHoldsSet { objects: set });
-        }
         if !lifted.is_empty() {
-            page_facts.push(Fact::LegalHoldsLifted { objects: lifted });
-        }
-        journal_facts += page_facts.len() as u64;
-        journal.append(store, now, page_facts).await?;
-        if outcomes.iter().any(|o| o.fenced) {
-            return Err(PassError::Fenced);
+            journal_facts += 1;
+            journal
+                .append(store, now, vec![Fact::LegalHoldsLifted { objects: lifted }])
+                .await?;
         }
         for o in outcomes {
             if let Some(e) = o.error {
@@ -463,6 +500,35 @@ async fn sync_lifecycle<S: ObjectStore>(
     Ok((outcome, desired))
 }
 
+/// The writes after any legal hold is on: the retention tag, then, for an object no hold
+/// keeps any more, the lift of a legal hold gallring set (the journal says whose it is; the
+/// floor is in the journal, so the lift does not wait for a tag the object may have no room
+/// for, or whose write answer was lost).
+async fn finish_object<S: ObjectStore>(
+    store: &S,
+    obj: &ObjectInfo,
+    id: &ObjectId,
+    out: &mut ObjectOutcome,
+    object_lock: bool,
+    journal: &JournalState,
+) {
+    if let Some(tags) = merge_tags(&obj.tags, &out.plan) {
+        if let Err(e) = store.put_tags(id, &tags).await {
+            out.error = Some(e);
+            return;
+        }
+        out.tags_written = true;
+    }
+    let held = out.plan.decision == Decision::Held;
+    if !held && object_lock && journal.set_by_gallring(id) {
+        if let Err(e) = store.set_legal_hold(id, false).await {
+            out.error = Some(e);
+            return;
+        }
+        out.legal_hold_cleared = true;
+    }
+}
+
 /// What every object of a page is decided and applied with.
 struct ObjectContext<'a, 'p, S> {
     store: &'a S,
@@ -513,6 +579,7 @@ async fn handle_object<S: ObjectStore>(
                 legal_hold_cleared: false,
                 delete: false,
                 fenced: false,
+                deferred: None,
                 error: Some(e),
             });
         }
@@ -525,6 +592,7 @@ async fn handle_object<S: ObjectStore>(
         legal_hold_cleared: false,
         delete: false,
         fenced: false,
+        deferred: None,
         error: None,
     };
     if !writes {
@@ -545,15 +613,14 @@ async fn handle_object<S: ObjectStore>(
 
     // Protect before marking: legal hold on, then the `held` tag. A legal hold that is already
     // on and not in the journal is someone else's: gallring neither records nor ever lifts it.
+    // One that gallring will set is journaled first (for the whole page at once), so a crash
+    // right after the set cannot leave a legal hold gallring does not know it owns.
     if held && object_lock && !was_held && !journal.set_by_gallring(&id) {
         match store.get_legal_hold(&id).await {
             Ok(true) => {}
             Ok(false) => {
-                if let Err(e) = store.set_legal_hold(&id, true).await {
-                    out.error = Some(e);
-                    return Some(out);
-                }
-                out.legal_hold_set = true;
+                out.deferred = Some(obj);
+                return Some(out);
             }
             Err(e) => {
                 out.error = Some(e);
@@ -561,27 +628,9 @@ async fn handle_object<S: ObjectStore>(
             }
         }
     }
-    let tags = merge_tags(&obj.tags, &out.plan);
-    let tag_in_place = match (&tags, &out.plan.tag) {
-        (Some(_), _) => true,
-        (None, Some(want)) => obj.tags.get(RETENTION_TAG) == Some(want),
-        (None, None) => false,
-    };
-    if let Some(tags) = tags {
-        if let Err(e) = store.put_tags(&id, &tags).await {
-            out.error = Some(e);
-            return Some(out);
-        }
-        out.tags_written = true;
-    }
-    // Release after re-tagging: lift the legal hold only once no active hold selects it, the
-    // object's new retention tag is in place, and gallring itself set that legal hold.
-    if !held && was_held && object_lock && tag_in_place && journal.set_by_gallring(&id) {
-        if let Err(e) = store.set_legal_hold(&id, false).await {
-            out.error = Some(e);
-            return Some(out);
-        }
-        out.legal_hold_cleared = true;
+    finish_object(store, &obj, &id, &mut out, object_lock, journal).await;
+    if out.error.is_some() {
+        return Some(out);
     }
     let due = out.plan.decision == Decision::Delete;
     out.delete = due
@@ -751,6 +800,7 @@ fn engine_holds(
     state: &JournalState,
     host: Vec<Hold>,
     policy: &Policy,
+    grace: crate::retention::IsoDuration,
     now: DateTime<Utc>,
     journaled: bool,
 ) -> Vec<Hold> {
@@ -777,10 +827,13 @@ fn engine_holds(
             .get(&h.reason)
             .and_then(|keep| keep.add_to(at))
             .unwrap_or(at);
+        // Kept through the grace after the floor: until then the floor is the object's
+        // deadline, so its overdue clock starts at the release, not at its old deadline.
+        let until = grace.add_to(floor).unwrap_or(floor);
         let already = out
             .iter()
             .any(|o| o.name == h.name && o.released_at == h.released_at);
-        if floor > now && !already {
+        if until > now && !already {
             out.push(h);
         }
     }
