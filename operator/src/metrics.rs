@@ -46,6 +46,7 @@ pub struct Metrics {
     untaggable: IntGaugeVec,
     scans: IntCounterVec,
     retry_backoff: GaugeVec,
+    dangerous_rules: IntGaugeVec,
     leader: prometheus::IntGauge,
     /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
     kinds_seen: std::sync::Mutex<
@@ -221,6 +222,12 @@ impl Metrics {
                 "Reconcile passes started on the bucket, by outcome (ok, failed, fenced). With nothing changing, this grows once per scanInterval.",
                 &["namespace", "bucket", "outcome"],
             )?,
+            dangerous_rules: gauge(
+                &r,
+                "gallring_dangerous_lifecycle_rules",
+                "Lifecycle rules gallring does not own that can expire governed recordings (or its journal) by S3's own clock, whatever their deadline or hold. Alert when above 0.",
+                BUCKET,
+            )?,
             retry_backoff: fgauge(
                 &r,
                 "gallring_retry_backoff_seconds",
@@ -383,6 +390,7 @@ impl Metrics {
         let _ = self.holds_past_review.remove_label_values(&b);
         let _ = self.untaggable.remove_label_values(&b);
         let _ = self.retry_backoff.remove_label_values(&b);
+        let _ = self.dangerous_rules.remove_label_values(&b);
         for outcome in ["ok", "failed", "fenced"] {
             let _ = self
                 .scans
@@ -600,6 +608,7 @@ mod tests {
             deleted_by_kind: Default::default(),
             deleted_sample: vec![],
             journal_facts: 0,
+            dangerous_rules: Vec::new(),
         }
     }
 

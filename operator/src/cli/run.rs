@@ -202,6 +202,9 @@ async fn pass_once(
             for e in &report.sample_errors {
                 warn!(bucket = %b.key, error = %e, "object not reconciled");
             }
+            for id in &report.dangerous_rules {
+                warn!(bucket = %b.key, rule = %id, "a lifecycle rule gallring does not own can expire governed recordings regardless of their deadline or hold");
+            }
             // A pass with object errors or failed deletions did not do everything it should:
             // `--once` reports it with a non-zero exit (fail closed, never silently).
             report.object_errors == 0 && report.delete_failures == 0

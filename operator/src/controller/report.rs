@@ -172,6 +172,17 @@ fn pass_events(report: &PassReport) -> Vec<(EventType, &'static str, &'static st
             ),
         ));
     }
+    if !report.dangerous_rules.is_empty() {
+        out.push((
+            EventType::Warning,
+            "DangerousLifecycleRules",
+            "Lifecycle",
+            format!(
+                "lifecycle rule(s) {} not owned by gallring can expire governed recordings regardless of their deadline or hold",
+                report.dangerous_rules.join(", ")
+            ),
+        ));
+    }
     if report.summary.overdue > 0 {
         out.push((
             EventType::Warning,

@@ -13,6 +13,7 @@ pub const DEGRADED: &str = "Degraded";
 pub const NEEDS_REVIEW: &str = "NeedsReview";
 pub const EXPIRED: &str = "Expired";
 pub const CONFLICT: &str = "Conflict";
+pub const DANGEROUS_RULES: &str = "DangerousLifecycleRules";
 
 /// Builds a condition; `lastTransitionTime` is kept from `previous` unless the status changed.
 pub fn condition(
@@ -100,8 +101,22 @@ pub fn bucket_status(
                 ),
             };
             let degraded = r.object_errors > 0 || r.delete_failures > 0;
+            let dangerous = !r.dangerous_rules.is_empty();
             s.conditions = vec![
                 cond(CONFLICT, false, "NoConflict", String::new()),
+                cond(
+                    DANGEROUS_RULES,
+                    dangerous,
+                    if dangerous { "ForeignExpiry" } else { "None" },
+                    if dangerous {
+                        format!(
+                            "lifecycle rule(s) {} not owned by gallring can expire governed recordings by S3's own clock, whatever their deadline or hold: narrow or remove them",
+                            r.dangerous_rules.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    },
+                ),
                 cond(
                     READY,
                     true,

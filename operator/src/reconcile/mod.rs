@@ -105,6 +105,9 @@ pub struct PassReport {
     pub deleted_sample: Vec<String>,
     /// Facts made durable in the journal by this pass.
     pub journal_facts: u64,
+    /// Ids of foreign lifecycle rules that can expire governed objects (or the journal) by
+    /// S3's own clock, whatever their deadline or hold.
+    pub dangerous_rules: Vec<String>,
 }
 
 /// A pass that could not run or was stopped: nothing after the failure was written.
@@ -267,7 +270,7 @@ pub async fn reconcile<S: ObjectStore>(
     let holds = engine_holds(journal.state(), holds, policy, rules.grace, now, writes);
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
-    let (lifecycle_outcome, lifecycle_rules) =
+    let (lifecycle_outcome, lifecycle_rules, dangerous_rules) =
         sync_lifecycle(store, policy, rules, info.versioned, writes, &config.fence).await?;
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
@@ -325,6 +328,7 @@ pub async fn reconcile<S: ObjectStore>(
         deleted_by_kind: BTreeMap::new(),
         deleted_sample: Vec::new(),
         journal_facts: 0,
+        dangerous_rules,
     };
     let mut batch: Vec<ObjectPlan> = Vec::new();
     let mut listed = 0u64;
@@ -453,7 +457,7 @@ async fn sync_lifecycle<S: ObjectStore>(
     versioned: bool,
     writes: bool,
     fence: &Fence,
-) -> Result<(LifecycleOutcome, Vec<LifecycleRule>), PassError> {
+) -> Result<(LifecycleOutcome, Vec<LifecycleRule>, Vec<String>), PassError> {
     let existing = match store.get_lifecycle().await {
         Ok(e) => e.unwrap_or_default(),
         Err(e) if e.category == ErrorCategory::Malformed => {
@@ -462,10 +466,21 @@ async fn sync_lifecycle<S: ObjectStore>(
                     reason: e.to_string(),
                 },
                 Vec::new(),
+                Vec::new(),
             ));
         }
         Err(e) => return Err(e.into()),
     };
+    // Foreign rules that can expire governed objects (or the journal) by S3's own clock.
+    let dangerous: Vec<String> = existing
+        .iter()
+        .filter_map(|r| match r {
+            StoredRule::Foreign(f) => Some(lifecycle_map::foreign_view(f)),
+            StoredRule::Owned(_) => None,
+        })
+        .filter(|v| lifecycle::endangers(v, rules.prefix.as_deref(), journal::DEFAULT_PREFIX))
+        .map(|v| v.id.unwrap_or_else(|| "(no id)".into()))
+        .collect();
     let foreign = existing
         .iter()
         .filter(|r| matches!(r, StoredRule::Foreign(_)))
@@ -478,6 +493,7 @@ async fn sync_lifecycle<S: ObjectStore>(
                     reason: e.to_string(),
                 },
                 Vec::new(),
+                dangerous,
             ));
         }
     };
@@ -497,7 +513,7 @@ async fn sync_lifecycle<S: ObjectStore>(
             rules: desired.len(),
         }
     };
-    Ok((outcome, desired))
+    Ok((outcome, desired, dangerous))
 }
 
 /// The writes after any legal hold is on: the retention tag, then, for an object no hold

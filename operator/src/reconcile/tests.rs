@@ -695,3 +695,63 @@ async fn a_journal_that_cannot_be_written_stops_the_release() {
         Some("held")
     );
 }
+
+#[tokio::test]
+async fn a_foreign_rule_that_can_expire_governed_recordings_is_reported_and_left_alone() {
+    let s = seeded();
+    let rule = |id: &str, prefix: &str| {
+        aws_sdk_s3::types::LifecycleRule::builder()
+            .id(id)
+            .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+            .filter(
+                aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                    .prefix(prefix)
+                    .build(),
+            )
+            .expiration(
+                aws_sdk_s3::types::LifecycleExpiration::builder()
+                    .days(30)
+                    .build(),
+            )
+            .build()
+            .expect("rule")
+    };
+    let dangerous = rule("purge-audio", "audio/");
+    let harmless = rule("purge-logs", "logs/");
+    s.set_lifecycle(Some(vec![
+        StoredRule::Foreign(ForeignRule {
+            id: Some("purge-audio".into()),
+            raw: dangerous.clone(),
+        }),
+        StoredRule::Foreign(ForeignRule {
+            id: Some("purge-logs".into()),
+            raw: harmless,
+        }),
+    ]));
+    // The bucket governs `audio/` only: a rule over `logs/` cannot reach a recording.
+    let mut governed = rules(Enforcement::Both);
+    governed.prefix = Some("audio/".into());
+    let r = reconcile(
+        &s,
+        &policy(),
+        &governed,
+        vec![],
+        day(2026, 2, 1),
+        PassConfig::default(),
+        &|_| {},
+    )
+    .await
+    .expect("the pass runs");
+    assert_eq!(r.dangerous_rules, vec!["purge-audio".to_string()]);
+    // Over the whole bucket, every expiring rule can.
+    let r = pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    assert_eq!(r.dangerous_rules.len(), 2);
+    let rules = s.lifecycle().expect("lifecycle");
+    assert!(
+        rules.contains(&StoredRule::Foreign(ForeignRule {
+            id: Some("purge-audio".into()),
+            raw: dangerous
+        })),
+        "never edited"
+    );
+}

@@ -201,3 +201,89 @@ pub fn describe_rule(rule: &LifecycleRule) -> String {
     }
     format!("{filter}: {}", actions.join(", "))
 }
+/// What matters about a lifecycle rule gallring does not own, read from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRuleView {
+    pub id: Option<String>,
+    pub enabled: bool,
+    /// The key prefix the rule's filter needs (`None`: every key).
+    pub prefix: Option<String>,
+    /// The rule deletes current objects (an `Expiration` with days or a date).
+    pub expires_current: bool,
+    /// The rule deletes noncurrent versions.
+    pub expires_noncurrent: bool,
+}
+
+/// Whether a foreign rule can delete objects gallring governs (under `governed`, `None` for the
+/// whole bucket) or gallring's own state under `state_prefix`: S3 would then expire them by
+/// its own clock, whatever their deadline or hold. Tag and size filters are ignored: they may
+/// match governed objects too, so the answer errs on the side of reporting.
+pub fn endangers(rule: &ForeignRuleView, governed: Option<&str>, state_prefix: &str) -> bool {
+    let overlaps = |area: &str| {
+        rule.prefix
+            .as_deref()
+            .is_none_or(|p| p.starts_with(area) || area.starts_with(p))
+    };
+    rule.enabled
+        && (rule.expires_current || rule.expires_noncurrent)
+        && (overlaps(governed.unwrap_or("")) || overlaps(state_prefix))
+}
+
+#[cfg(test)]
+mod foreign_rule_tests {
+    use super::*;
+
+    fn rule(prefix: Option<&str>, current: bool) -> ForeignRuleView {
+        ForeignRuleView {
+            id: Some("theirs".into()),
+            enabled: true,
+            prefix: prefix.map(str::to_string),
+            expires_current: current,
+            expires_noncurrent: false,
+        }
+    }
+
+    #[test]
+    fn a_foreign_rule_endangers_what_it_can_expire_and_nothing_else() {
+        // Over the governed prefix, inside it, or over the whole bucket: dangerous.
+        assert!(endangers(
+            &rule(Some("calls/"), true),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        assert!(endangers(
+            &rule(Some("calls/2026/"), true),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        assert!(endangers(&rule(None, true), Some("calls/"), ".gallring/"));
+        assert!(endangers(
+            &rule(Some("c"), true),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        // gallring's own journal is governed too.
+        assert!(endangers(
+            &rule(Some(".gallring/"), true),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        // Elsewhere, disabled, or not expiring: harmless.
+        assert!(!endangers(
+            &rule(Some("logs/"), true),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        assert!(!endangers(
+            &rule(Some("calls/"), false),
+            Some("calls/"),
+            ".gallring/"
+        ));
+        let mut off = rule(Some("calls/"), true);
+        off.enabled = false;
+        assert!(!endangers(&off, Some("calls/"), ".gallring/"));
+        let mut noncurrent = rule(None, false);
+        noncurrent.expires_noncurrent = true;
+        assert!(endangers(&noncurrent, None, ".gallring/"));
+    }
+}

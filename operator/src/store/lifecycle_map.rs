@@ -52,6 +52,29 @@ pub fn from_sdk(rule: &sdk::LifecycleRule) -> Result<StoredRule, UnreadableRule>
     }
 }
 
+/// What the engine needs to know about a foreign rule (see `lifecycle::endangers`).
+pub fn foreign_view(rule: &ForeignRule) -> crate::retention::lifecycle::ForeignRuleView {
+    let raw = &rule.raw;
+    let filter = raw.filter();
+    // The prefix a rule needs: the filter's own, its `And`'s, or the legacy rule-level one.
+    #[allow(deprecated)]
+    let prefix = filter
+        .and_then(|f| f.prefix().or_else(|| f.and().and_then(|a| a.prefix())))
+        .or(raw.prefix())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let expires_current = raw
+        .expiration()
+        .is_some_and(|e| e.days().is_some() || e.date().is_some());
+    crate::retention::lifecycle::ForeignRuleView {
+        id: rule.id.clone(),
+        enabled: *raw.status() == sdk::ExpirationStatus::Enabled,
+        prefix,
+        expires_current,
+        expires_noncurrent: raw.noncurrent_version_expiration().is_some(),
+    }
+}
+
 /// Reads a whole configuration, keeping the store's order.
 pub fn from_sdk_rules(rules: &[sdk::LifecycleRule]) -> Result<Vec<StoredRule>, UnreadableRule> {
     rules.iter().map(from_sdk).collect()
