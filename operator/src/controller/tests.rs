@@ -275,6 +275,22 @@ impl Scenario {
             to_json(b),
         )
     }
+    fn get_bucket(self, b: &RecordingBucket) -> Self {
+        self.step(
+            "get bucket",
+            "GET",
+            format!("{BASE}/recordingbuckets/calls"),
+            to_json(b),
+        )
+    }
+    fn hold_status(self, h: &LegalHold) -> Self {
+        self.step(
+            "hold status",
+            "PATCH",
+            format!("{BASE}/legalholds/complaint-1/status"),
+            to_json(h),
+        )
+    }
     fn event(self, name: &'static str) -> Self {
         self.step(name, "POST", EVENTS.into(), Value::Null)
     }
@@ -602,12 +618,7 @@ async fn creating_a_hold_protects_the_objects_and_reports_it_on_the_hold() {
         .holds(&[&h])
         .bucket_status(&b)
         .event("lifecycle updated")
-        .step(
-            "hold status",
-            "PATCH",
-            format!("{BASE}/legalholds/complaint-1/status"),
-            to_json(&h),
-        )
+        .hold_status(&h)
         .event("hold applied")
         .serve();
     let ctx = context(client, store.clone());
@@ -646,12 +657,7 @@ async fn a_hold_that_matches_nothing_is_not_ready_and_warns() {
         .bucket_status(&b)
         .event("lifecycle updated")
         .event("objects deleted")
-        .step(
-            "hold status",
-            "PATCH",
-            format!("{BASE}/legalholds/complaint-1/status"),
-            to_json(&h),
-        )
+        .hold_status(&h)
         .event("no match")
         .serve();
     let ctx = context(client, store);
@@ -700,12 +706,7 @@ async fn a_hold_on_a_missing_bucket_says_so() {
     h.spec.bucket_ref.name = "nope".into();
     let (client, server) = Scenario::default()
         .missing("get bucket", format!("{BASE}/recordingbuckets/nope"))
-        .step(
-            "hold status",
-            "PATCH",
-            format!("{BASE}/legalholds/complaint-1/status"),
-            to_json(&h),
-        )
+        .hold_status(&h)
         .event("warning event")
         .serve();
     let ctx = context(client, store);
@@ -748,12 +749,7 @@ async fn deleting_a_hold_releases_the_objects_before_the_finalizer_is_removed() 
     let mut released = to_json(&h);
     released["metadata"]["finalizers"] = json!([]);
     let (client, server) = Scenario::default()
-        .step(
-            "get bucket",
-            "GET",
-            format!("{BASE}/recordingbuckets/calls"),
-            to_json(&b),
-        )
+        .get_bucket(&b)
         .policy()
         .holds(&[&h])
         .bucket_status(&b)
@@ -799,12 +795,7 @@ async fn a_release_is_journaled_before_the_finalizer_goes_even_when_tag_writes_f
     let mut released = to_json(&h);
     released["metadata"]["finalizers"] = json!([]);
     let (client, server) = Scenario::default()
-        .step(
-            "get bucket",
-            "GET",
-            format!("{BASE}/recordingbuckets/calls"),
-            to_json(&b),
-        )
+        .get_bucket(&b)
         .policy()
         .holds(&[&h])
         .bucket_status(&b)
@@ -1038,20 +1029,7 @@ async fn a_hold_on_a_bucket_that_never_completed_a_pass_says_it_is_not_applied_y
         },
         now(),
     ));
-    let (client, server) = Scenario::default()
-        .step(
-            "get bucket",
-            "GET",
-            format!("{BASE}/recordingbuckets/calls"),
-            to_json(&b),
-        )
-        .step(
-            "hold status",
-            "PATCH",
-            format!("{BASE}/legalholds/complaint-1/status"),
-            to_json(&h),
-        )
-        .serve();
+    let (client, server) = Scenario::default().get_bucket(&b).hold_status(&h).serve();
     let ctx = context(client, store);
     reconcile_hold(Arc::new(h), &ctx).await.expect("reported");
     let played = server.await.expect("scenario");

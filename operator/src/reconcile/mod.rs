@@ -772,7 +772,7 @@ fn is_state_key(key: &str) -> bool {
 /// The facts the host's holds add to the journal: holds that took effect, holds the host
 /// released (a deleted LegalHold), and holds the journal knows but the host no longer has
 /// (gone from the manifests, or from the cluster): a hold that disappears is a release.
-pub fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
+fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
     let mut facts = Vec::new();
     for h in holds {
         let record = HoldRecord::of(h);

@@ -267,10 +267,6 @@ impl Journal {
         &self.state
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     fn segment_key(&self, first_seq: u64) -> String {
         format!("{}journal/{first_seq:016}.jsonl", self.prefix)
     }
