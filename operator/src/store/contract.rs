@@ -113,6 +113,7 @@ macro_rules! object_store_contract {
             a_versions_listing_of_an_unversioned_bucket_calls_each_object_version_null,
             a_listing_resumes_after_the_last_listed_key_when_listed_objects_were_deleted,
             a_versions_listing_whose_marker_version_was_deleted_skips_the_rest_of_that_key,
+            listings_give_each_versions_etag_without_quotes,
             tags_replace_the_whole_set,
             tags_of_one_version_leave_the_other_versions_alone,
             more_than_ten_tags_is_rejected_and_changes_nothing,
@@ -650,6 +651,63 @@ pub async fn a_versions_listing_whose_marker_version_was_deleted_skips_the_rest_
         ["b", "b", "c", "c", "c"],
         "b's versions remain"
     );
+}
+
+/// The ETags of listing entries, which must all have one.
+#[track_caller]
+fn etags(objects: &[ListedObject]) -> Vec<&str> {
+    objects
+        .iter()
+        .map(|o| {
+            o.etag
+                .as_deref()
+                .unwrap_or_else(|| panic!("no ETag: {o:?}"))
+        })
+        .collect()
+}
+
+/// Listings carry each version's ETag without the quotes S3 puts around it. For a single-part
+/// upload it depends on the bytes alone: the same body has the same ETag, whoever wrote it.
+/// Delete markers have none.
+pub async fn listings_give_each_versions_etag_without_quotes<B: Backend>(b: &B) {
+    let store = b.create("etag", BucketKind::Plain).await;
+    b.seed(&store, Seed::new("a", b"hello")).await;
+    b.seed(&store, Seed::new("b", b"hello")).await;
+    b.seed(&store, Seed::new("c", b"other")).await;
+    store
+        .put_object("d", b"hello".to_vec(), "text/plain")
+        .await
+        .expect("put");
+    let current = all(&store, false).await;
+    let tags = etags(&current);
+    assert!(
+        tags.iter()
+            .all(|e| !e.is_empty() && !e.starts_with('"') && !e.ends_with('"')),
+        "{tags:?}"
+    );
+    assert_eq!(tags[0], tags[1], "same bytes, same ETag: {current:#?}");
+    assert_eq!(tags[0], tags[3], "written through the port: {current:#?}");
+    assert_ne!(tags[0], tags[2], "{current:#?}");
+    let versions = all(&store, true).await;
+    assert_eq!(etags(&versions), tags, "both listings give the same ETag");
+
+    let store = b.create("etagv", BucketKind::Versioned).await;
+    let v1 = b.seed(&store, Seed::new("a", b"one")).await;
+    let v2 = b.seed(&store, Seed::new("a", b"two")).await;
+    let failures = store
+        .delete_objects(&[id("a", None)])
+        .await
+        .expect("delete marker");
+    assert!(failures.is_empty(), "{failures:?}");
+    let listed = all(&store, true).await;
+    assert_eq!(keys(&listed), ["a", "a", "a"]);
+    assert!(listed[0].delete_marker, "{listed:#?}");
+    assert_eq!(listed[0].etag, None, "a delete marker has no ETag");
+    let (e2, e1) = (
+        entry(&listed, "a", v2.as_deref()).etag.clone(),
+        entry(&listed, "a", v1.as_deref()).etag.clone(),
+    );
+    assert!(e1.is_some() && e2.is_some() && e1 != e2, "{listed:#?}");
 }
 
 // ---------------------------------------------------------------------------------------------

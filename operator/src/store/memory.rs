@@ -63,6 +63,8 @@ struct Version {
     /// `None` for objects seeded by size only: they read back as `size` zero bytes.
     body: Option<Vec<u8>>,
     delete_marker: bool,
+    /// `None` for delete markers.
+    etag: Option<String>,
     tags: BTreeMap<String, String>,
     metadata: BTreeMap<String, String>,
     legal_hold: bool,
@@ -245,6 +247,7 @@ impl MemoryStore {
         s.next_seq += 1;
         let seq = s.next_seq;
         let version_id = self.info.versioned.then(|| format!("v{seq:06}"));
+        let etag = Some(etag(body.as_deref(), size));
         let version = Version {
             version_id: version_id.clone(),
             seq,
@@ -253,6 +256,7 @@ impl MemoryStore {
             size,
             body,
             delete_marker: false,
+            etag,
             tags: pairs(tags),
             metadata: lower_case_keys(metadata),
             legal_hold: false,
@@ -423,6 +427,18 @@ impl MemoryStore {
     }
 }
 
+/// The fake's ETag: like S3's for a single-part upload, 32 hex digits that depend on the bytes
+/// only (the same body written twice has the same ETag). Not an MD5: a truncated SHA-256. An
+/// object seeded by size alone gets one from its size.
+fn etag(body: Option<&[u8]>, size: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = match body {
+        Some(body) => Sha256::digest(body),
+        None => Sha256::digest(format!("{size} zero bytes").as_bytes()),
+    };
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn pairs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -578,6 +594,7 @@ impl ObjectStore for MemoryStore {
                     size: v.size,
                     delete_marker: v.delete_marker,
                     is_latest,
+                    etag: v.etag.clone(),
                 });
                 last = Some(Marker {
                     key: key.clone(),
@@ -734,6 +751,7 @@ impl ObjectStore for MemoryStore {
                         size: 0,
                         body: None,
                         delete_marker: true,
+                        etag: None,
                         tags: BTreeMap::new(),
                         metadata: BTreeMap::new(),
                         legal_hold: false,

@@ -29,6 +29,10 @@ pub struct ListedObject {
     pub delete_marker: bool,
     /// Whether this is the current (latest) version of its key.
     pub is_latest: bool,
+    /// The ETag the listing gives, without its surrounding quotes and otherwise exactly as
+    /// the store wrote it (an MD5 in hex for a single-part upload, `<hex>-<parts>` for a
+    /// multipart one); `None` for delete markers and when the store gives none.
+    pub etag: Option<String>,
 }
 
 /// What the reconcile pass needs to know about a bucket before it acts.

@@ -338,6 +338,7 @@ impl S3Store {
                 size: size(o.size()),
                 delete_marker: false,
                 is_latest: true,
+                etag: unquote(o.e_tag()),
             });
         }
         let next = match (out.is_truncated(), out.next_continuation_token()) {
@@ -397,6 +398,7 @@ impl S3Store {
                 size: size(v.size()),
                 delete_marker: false,
                 is_latest: v.is_latest().unwrap_or(false),
+                etag: unquote(v.e_tag()),
             });
         }
         for m in out.delete_markers() {
@@ -408,6 +410,7 @@ impl S3Store {
                 size: 0,
                 delete_marker: true,
                 is_latest: m.is_latest().unwrap_or(false),
+                etag: None,
             });
         }
         // The SDK splits the interleaved <Version>/<DeleteMarker> list in two; restore S3's
@@ -472,6 +475,16 @@ struct VersionMarker {
 
 fn size(s: Option<i64>) -> u64 {
     s.and_then(|s| u64::try_from(s).ok()).unwrap_or(0)
+}
+
+/// An ETag without the quotes S3 puts around it (`"abc"` → `abc`), otherwise unchanged.
+fn unquote(etag: Option<&str>) -> Option<String> {
+    etag.map(|e| {
+        e.strip_prefix('"')
+            .and_then(|e| e.strip_suffix('"'))
+            .unwrap_or(e)
+            .to_string()
+    })
 }
 
 fn with_version(message: String, id: &ObjectId) -> String {
