@@ -19,14 +19,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use aws_sdk_s3::types as sdk;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::memory::MemoryStore;
 use crate::retention::lifecycle::LifecycleRule;
 use crate::store::lifecycle_map;
 use crate::store::{
-    ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation, StoreError, StoreResult,
-    StoredRule,
+    ErrorCategory, ListedObject, ObjectHead, ObjectId, ObjectStore, Operation, StoreError,
+    StoreResult, StoredRule,
 };
 
 /// The kind of bucket a contract asks for.
@@ -120,6 +120,8 @@ macro_rules! object_store_contract {
             tag_keys_over_128_bytes_and_values_over_256_bytes_are_rejected,
             a_missing_key_version_or_delete_marker_is_not_found,
             metadata_keys_are_lower_case,
+            head_object_gives_etag_size_and_last_modified_and_none_when_gone,
+            head_object_shows_tag_and_legal_hold_writes_where_the_store_moves_last_modified,
             a_tag_write_on_a_plain_bucket_moves_the_listed_last_modified_where_the_store_does,
             a_tag_write_on_a_versioned_bucket_is_listed_once_the_version_turns_noncurrent_or_current,
             a_legal_hold_does_not_move_the_listed_last_modified,
@@ -911,6 +913,157 @@ pub async fn metadata_keys_are_lower_case<B: Backend>(b: &B) {
             .expect("metadata of the current version")
             .is_empty()
     );
+}
+
+/// The HEAD of an existing version.
+async fn head<S: ObjectStore>(store: &S, target: &ObjectId) -> ObjectHead {
+    store
+        .head_object(target)
+        .await
+        .unwrap_or_else(|e| panic!("head {target:?}: {e}"))
+        .unwrap_or_else(|| panic!("{target:?} exists"))
+}
+
+/// HEAD gives the listed ETag and size, and `Last-Modified` in whole seconds: the listed time
+/// truncated. A missing key or version, a delete marker, and any key of a missing bucket (HEAD
+/// answers are a bare 404) have no HEAD.
+pub async fn head_object_gives_etag_size_and_last_modified_and_none_when_gone<B: Backend>(b: &B) {
+    let store = b.create("head", BucketKind::Versioned).await;
+    let v1 = b.seed(&store, Seed::new("a", b"one")).await;
+    b.tick(&store).await;
+    let v2 = b.seed(&store, Seed::new("a", b"three")).await;
+    let listed = all(&store, true).await;
+    for (v, body) in [(&v1, "one"), (&v2, "three")] {
+        let l = entry(&listed, "a", v.as_deref());
+        assert_eq!(
+            head(&store, &id("a", v.as_deref())).await,
+            ObjectHead {
+                etag: l.etag.clone(),
+                last_modified: l.last_modified.trunc_subsecs(0),
+                size: body.len() as u64,
+            },
+            "{listed:#?}"
+        );
+    }
+    assert_eq!(
+        head(&store, &id("a", None)).await,
+        head(&store, &id("a", v2.as_deref())).await,
+        "without a version id: the current version"
+    );
+
+    let failures = store
+        .delete_objects(&[id("a", None)])
+        .await
+        .expect("delete marker");
+    assert!(failures.is_empty(), "{failures:?}");
+    let marker = all(&store, true).await[0].version_id.clone();
+    for gone in [
+        id("a", None),
+        id("a", marker.as_deref()),
+        id("a", Some("no-such-version")),
+        id("never", None),
+    ] {
+        assert_eq!(
+            store.head_object(&gone).await.expect("head"),
+            None,
+            "{gone:?}"
+        );
+    }
+    head(&store, &id("a", v1.as_deref())).await;
+
+    let store = b.create("headplain", BucketKind::Plain).await;
+    b.seed(&store, Seed::new("a", b"x")).await;
+    let listed = all(&store, false).await;
+    for target in [id("a", None), id("a", Some("null"))] {
+        let h = head(&store, &target).await;
+        assert_eq!(h.etag, listed[0].etag);
+        assert_eq!(h.last_modified, listed[0].last_modified.trunc_subsecs(0));
+    }
+
+    let missing = b.missing("headmissing").await;
+    assert_eq!(
+        missing.head_object(&id("a", None)).await.expect("head"),
+        None,
+        "a missing bucket answers a bare 404"
+    );
+}
+
+/// Ceph RGW 16 stamps a version on every tag and legal-hold write, and HEAD shows the stamp at
+/// once; a versioned bucket's listing shows it once the version turns noncurrent. AWS S3 moves
+/// neither. Either way, the listing of a noncurrent version matches its HEAD.
+pub async fn head_object_shows_tag_and_legal_hold_writes_where_the_store_moves_last_modified<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let moves = b.tag_writes_move_last_modified();
+    let store = b.create("headclock", BucketKind::ObjectLock).await;
+    let v1 = b.seed(&store, Seed::new("a", b"1")).await;
+    let a = id("a", v1.as_deref());
+    let t0 = head(&store, &a).await.last_modified;
+
+    b.tick(&store).await;
+    store
+        .put_tags(&a, &map(&[("t", "1")]))
+        .await
+        .expect("put tags");
+    let t1 = head(&store, &a).await.last_modified;
+    if moves {
+        assert!(t1 > t0, "a tag write: {t0} -> {t1}");
+        assert_recent(t1);
+    } else {
+        assert_eq!(t1, t0, "a tag write keeps Last-Modified");
+    }
+
+    b.tick(&store).await;
+    store.set_legal_hold(&a, true).await.expect("hold on");
+    let t2 = head(&store, &a).await.last_modified;
+    if moves {
+        assert!(t2 > t1, "a legal-hold write: {t1} -> {t2}");
+    } else {
+        assert_eq!(t2, t0, "a legal-hold write keeps Last-Modified");
+    }
+    store.set_legal_hold(&a, false).await.expect("hold off");
+    let listed = all(&store, true).await;
+    assert_eq!(
+        listed[0].last_modified.trunc_subsecs(0),
+        t0,
+        "the current version is listed with its old time"
+    );
+
+    b.tick(&store).await;
+    b.seed(&store, Seed::new("a", b"2")).await;
+    let listed = all(&store, true).await;
+    let h = head(&store, &a).await;
+    assert_eq!(
+        entry(&listed, "a", v1.as_deref())
+            .last_modified
+            .trunc_subsecs(0),
+        h.last_modified,
+        "noncurrent: listed as HEAD shows it"
+    );
+    if moves {
+        assert!(h.last_modified >= t2, "{t2} -> {}", h.last_modified);
+    } else {
+        assert_eq!(h.last_modified, t0);
+    }
+
+    let store = b.create("headclockplain", BucketKind::Plain).await;
+    b.seed(&store, Seed::new("a", b"x")).await;
+    let a = id("a", None);
+    let t0 = head(&store, &a).await.last_modified;
+    b.tick(&store).await;
+    store
+        .put_tags(&a, &map(&[("t", "1")]))
+        .await
+        .expect("put tags");
+    let h = head(&store, &a).await;
+    assert_eq!(
+        h.last_modified,
+        all(&store, false).await[0].last_modified.trunc_subsecs(0),
+        "an unversioned bucket lists what HEAD shows"
+    );
+    assert_eq!(h.last_modified > t0, moves, "{t0} -> {}", h.last_modified);
 }
 
 // ---------------------------------------------------------------------------------------------

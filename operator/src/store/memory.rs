@@ -20,6 +20,8 @@
 //! - Lifecycle: rule ids must be unique (and at most 255 characters); the store answers the
 //!   rules sorted by id, owned rules normalised (an empty prefix reads back as none).
 //! - Legal holds need an Object Lock bucket, for reading as well as for writing.
+//! - HEAD: the ETag a listing shows, `Last-Modified` in whole seconds (truncated), and nothing
+//!   (404) for a missing key or version, a delete marker, or in a missing bucket.
 //!
 //! One RGW 16 behaviour is opt-in, because AWS S3 does not have it and deadlines in unit tests
 //! count from fixed dates: [`MemoryStore::tag_writes_move_last_modified`] (issue 8, item 11).
@@ -29,12 +31,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::lifecycle_map;
 use super::{
-    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation, Page,
-    StoreError, StoreResult, StoredRule,
+    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectHead, ObjectId, ObjectStore,
+    Operation, Page, StoreError, StoreResult, StoredRule,
 };
 
 /// RGW refuses a tag key longer than this many bytes.
@@ -56,8 +58,9 @@ struct Version {
     seq: u64,
     /// What listings show.
     last_modified: DateTime<Utc>,
-    /// RGW 16 on a versioned bucket: the time of the last tag write, which listings show only
-    /// once the version changes between current and noncurrent.
+    /// RGW 16 on a versioned bucket: the time of the last tag or legal-hold write, which HEAD
+    /// shows at once and listings only once the version changes between current and
+    /// noncurrent.
     pending_last_modified: Option<DateTime<Utc>>,
     size: u64,
     /// `None` for objects seeded by size only: they read back as `size` zero bytes.
@@ -76,6 +79,11 @@ impl Version {
         if let Some(t) = self.pending_last_modified.take() {
             self.last_modified = t;
         }
+    }
+
+    /// What a HEAD shows (before truncation to whole seconds).
+    fn head_last_modified(&self) -> DateTime<Utc> {
+        self.pending_last_modified.unwrap_or(self.last_modified)
     }
 
     fn matches(&self, version_id: Option<&str>) -> bool {
@@ -172,6 +180,10 @@ impl MemoryStore {
     /// versioned one only when the version next changes between current and noncurrent (a
     /// newer version or delete marker is written, or the newer versions are deleted). AWS S3
     /// keeps LastModified.
+    ///
+    /// RGW 16 stamps a version on PutObjectLegalHold too (on or off, Object Lock buckets are
+    /// versioned: listed once the version turns noncurrent or current), and HEAD shows the
+    /// stamp of either write at once. This switch turns on all of it.
     pub fn tag_writes_move_last_modified(mut self) -> Self {
         self.tag_writes_move_last_modified = true;
         self
@@ -636,6 +648,30 @@ impl ObjectStore for MemoryStore {
         })
     }
 
+    async fn head_object(&self, id: &ObjectId) -> StoreResult<Option<ObjectHead>> {
+        let op = Operation::HeadObject;
+        match self.enter(op, Some(&id.key)) {
+            // A HEAD in a missing bucket is a bare 404, like a missing key.
+            Err(e) if !self.exists && e.category == ErrorCategory::NotFound => return Ok(None),
+            r => r?,
+        }
+        let s = self.lock();
+        let found = s
+            .objects
+            .get(&id.key)
+            .and_then(|vs| match id.version_id.as_deref() {
+                None => vs.last(),
+                v => vs.iter().find(|x| x.matches(v)),
+            })
+            .filter(|v| !v.delete_marker);
+        Ok(found.map(|v| ObjectHead {
+            etag: v.etag.clone(),
+            // `Last-Modified` has whole seconds.
+            last_modified: v.head_last_modified().trunc_subsecs(0),
+            size: v.size,
+        }))
+    }
+
     async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         self.enter(Operation::HeadObject, Some(&id.key))?;
         self.with_version(Operation::HeadObject, id, |v, _| v.metadata.clone())
@@ -669,7 +705,13 @@ impl ObjectStore for MemoryStore {
         let op = Operation::PutObjectLegalHold;
         self.enter(op, Some(&id.key))?;
         self.require_object_lock(op, &id.key)?;
-        self.with_version(op, id, |v, _| v.legal_hold = on)
+        let moves = self.tag_writes_move_last_modified;
+        self.with_version(op, id, |v, now| {
+            v.legal_hold = on;
+            if moves {
+                v.pending_last_modified = Some(now);
+            }
+        })
     }
 
     async fn get_legal_hold(&self, id: &ObjectId) -> StoreResult<bool> {

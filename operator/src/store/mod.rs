@@ -35,6 +35,20 @@ pub struct ListedObject {
     pub etag: Option<String>,
 }
 
+/// What a HEAD of one object version tells: enough to see whether it is still the version a
+/// pass listed.
+///
+/// `last_modified` comes from the `Last-Modified` header, which has whole seconds: compare it
+/// with a listing's (milliseconds) truncated to the second. Ceph RGW 16 moves it on tag and
+/// legal-hold writes (see the contract suite for when listings show the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Without surrounding quotes, as in [`ListedObject::etag`].
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub size: u64,
+}
+
 /// What the reconcile pass needs to know about a bucket before it acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BucketInfo {
@@ -240,6 +254,14 @@ pub trait ObjectStore: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// HEAD of a version (`None`: the current one). `Ok(None)` when the key or version does
+    /// not exist, or is a delete marker: the store answers 404 (a HEAD answer has no body, so
+    /// the status is all there is, and a missing bucket looks the same).
+    fn head_object(
+        &self,
+        id: &ObjectId,
+    ) -> impl Future<Output = StoreResult<Option<ObjectHead>>> + Send;
+
     /// User metadata (`x-amz-meta-*`, keys lower-cased, without the prefix).
     fn get_metadata(
         &self,
@@ -317,6 +339,9 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     }
     async fn put_tags(&self, id: &ObjectId, tags: &BTreeMap<String, String>) -> StoreResult<()> {
         (**self).put_tags(id, tags).await
+    }
+    async fn head_object(&self, id: &ObjectId) -> StoreResult<Option<ObjectHead>> {
+        (**self).head_object(id).await
     }
     async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         (**self).get_metadata(id).await

@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle_map;
 use super::{
-    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectId, ObjectStore, Operation, Page,
-    RequestObserver, StoreError, StoreResult, StoredRule,
+    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectHead, ObjectId, ObjectStore,
+    Operation, Page, RequestObserver, StoreError, StoreResult, StoredRule,
 };
 
 /// S3 accepts at most this many keys in one DeleteObjects request.
@@ -511,6 +511,13 @@ fn no_such_key(code: Option<&str>, status: u16) -> bool {
     code == Some("NoSuchKey") || (code.is_none() && status == 404)
 }
 
+/// A HEAD of a missing key or version, or of a delete marker: a bare 404 (no body, so no
+/// code). AWS answers 405 to a HEAD of a delete marker's version id; that stays an error, as
+/// nothing but the status would tell it from a refusal.
+fn no_such_object(code: Option<&str>, status: u16) -> bool {
+    status == 404 && code != Some("NoSuchBucket")
+}
+
 /// A version that never had a legal hold: AWS and RGW 16 answer 404 with one of these codes.
 fn no_legal_hold(code: Option<&str>, status: u16) -> bool {
     matches!(
@@ -766,6 +773,46 @@ impl ObjectStore for S3Store {
         )
         .await?;
         Ok(())
+    }
+
+    async fn head_object(&self, id: &ObjectId) -> StoreResult<Option<ObjectHead>> {
+        let op = Operation::HeadObject;
+        let Some(out) = self
+            .send_or_absent(
+                op,
+                Some(&id.key),
+                no_such_object,
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(&id.key)
+                    .set_version_id(id.version_id.clone())
+                    .send(),
+            )
+            .await
+            .map_err(|mut e| {
+                e.message = with_version(e.message, id);
+                e
+            })?
+        else {
+            return Ok(None);
+        };
+        let last_modified = out
+            .last_modified()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .ok_or_else(|| {
+                self.error(
+                    op,
+                    Some(&id.key),
+                    ErrorCategory::Malformed,
+                    with_version("HEAD answer without a valid Last-Modified".to_string(), id),
+                )
+            })?;
+        Ok(Some(ObjectHead {
+            etag: unquote(out.e_tag()),
+            last_modified,
+            size: size(out.content_length()),
+        }))
     }
 
     async fn get_metadata(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
