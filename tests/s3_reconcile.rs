@@ -75,6 +75,7 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
         )),
         subject_tag: None,
         recorded_at: RecordedAtSource::Tag("recorded-at".into()),
+        recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
         enforcement,

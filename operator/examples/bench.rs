@@ -125,6 +125,7 @@ fn bench_policy() -> (Policy, BucketRules) {
         recording_id: None,
         subject_tag: None,
         recorded_at: RecordedAtSource::LastModified,
+        recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
         enforcement: Enforcement::Lifecycle,

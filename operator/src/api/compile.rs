@@ -360,6 +360,21 @@ pub fn bucket(
             r::RecordedAtSource::LastModified
         }
     };
+    let recorded_at_max_age = spec
+        .recorded_at
+        .as_ref()
+        .and_then(|ra| ra.max_age_at_upload.as_ref())
+        .map(|d| {
+            let bound = c.duration("spec.recordedAt.maxAgeAtUpload".into(), d);
+            if bound.is_zero() && IsoDuration::parse(&d.0).is_ok() {
+                c.push(
+                    "spec.recordedAt.maxAgeAtUpload",
+                    "must be longer than zero (zero would ignore every recorded-at value); leave \
+                     it out for no bound",
+                );
+            }
+            bound
+        });
     let grace = c.duration("spec.gracePeriod".into(), &spec.grace_period);
     let scan = c.duration("spec.scanInterval".into(), &spec.scan_interval);
     if scan.is_zero() {
@@ -374,6 +389,7 @@ pub fn bucket(
             recording_id,
             subject_tag: spec.subject.as_ref().map(|s| s.tag.clone()),
             recorded_at,
+            recorded_at_max_age,
             grace,
             scan_interval: scan,
             enforcement: enforcement(spec.enforcement),
@@ -511,5 +527,57 @@ mod tests {
             paths,
             ["spec.case", "spec.select.prefix", "spec.select.tags"]
         );
+    }
+
+    fn calls_policy() -> r::Policy {
+        let spec: v1::RetentionPolicySpec = serde_norway::from_str(
+            "controller: {legalName: Tryg}\n\
+             purposes: [{name: documentation, legalBasis: {article6: legitimateInterests}, \
+             retain: {audio: P1Y}}]\n",
+        )
+        .expect("policy spec parses");
+        policy("RetentionPolicy/ns/calls", &spec).expect("valid policy")
+    }
+
+    fn bucket_with_recorded_at(recorded_at: &str) -> Result<r::BucketRules, ValidationErrors> {
+        let spec: v1::RecordingBucketSpec = serde_norway::from_str(&format!(
+            "s3: {{bucket: calls}}\n\
+             policyRef: {{name: calls}}\n\
+             classify: [{{match: {{prefix: a/}}, kind: audio, purposes: [documentation]}}]\n\
+             recordedAt: {recorded_at}\n"
+        ))
+        .expect("bucket spec parses");
+        bucket("RecordingBucket/ns/calls", &spec, &calls_policy())
+    }
+
+    #[test]
+    fn max_age_at_upload_is_carried_into_the_rules() {
+        let b =
+            bucket_with_recorded_at("{metadata: Call-Start, maxAgeAtUpload: P30D}").expect("valid");
+        assert_eq!(b.recorded_at_max_age, Some(IsoDuration::days(30)));
+        assert_eq!(
+            b.recorded_at,
+            r::RecordedAtSource::Metadata("call-start".into())
+        );
+        let unbounded = bucket_with_recorded_at("{tag: recorded-at}").expect("valid");
+        assert_eq!(unbounded.recorded_at_max_age, None);
+    }
+
+    #[test]
+    fn an_invalid_max_age_at_upload_is_rejected_by_name() {
+        for (text, message) in [
+            ("30D", "must start with `P`"),
+            ("P-1D", "negative"),
+            ("P0D", "must be longer than zero"),
+        ] {
+            let e =
+                bucket_with_recorded_at(&format!("{{tag: recorded-at, maxAgeAtUpload: {text}}}"))
+                    .expect_err("invalid");
+            let line = e.first_line();
+            assert!(
+                line.starts_with("spec.recordedAt.maxAgeAtUpload: ") && line.contains(message),
+                "{text}: {line}"
+            );
+        }
     }
 }

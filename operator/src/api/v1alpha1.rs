@@ -509,6 +509,14 @@ pub struct RecordedAtSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = METADATA_KEY_MAX))]
     pub metadata: Option<String>,
+    /// How long after the call a recording may be uploaded (ISO 8601, e.g. `P30D`). A
+    /// recorded-at value earlier than the object's creation time minus this is not trusted: the
+    /// deadline counts from creation minus this instead, so a wrong date years in the past
+    /// cannot make a recording deletable at once (reported as `too_old`). Set it large, e.g.
+    /// `P10Y`, when importing an archive. Absent: no lower bound. A value after the creation
+    /// time is always replaced by the creation time (reported as `future` beyond 5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_at_upload: Option<DurationText>,
 }
 
 /// Who deletes: see `spec.enforcement`.

@@ -69,6 +69,7 @@ fn rules(enforcement: Enforcement) -> BucketRules {
         )),
         subject_tag: None,
         recorded_at: RecordedAtSource::LastModified,
+        recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
         enforcement,

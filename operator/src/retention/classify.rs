@@ -1,7 +1,10 @@
 //! Classification: which rule an object matches, its artifact kind, purposes, recording time,
 //! recording id and data subject.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use serde::Serialize;
 
 use super::model::{
     BucketRules, ClassifyRule, ObjectInfo, RecordedAtSource, RecordingIdSource, TagMatch,
@@ -68,29 +71,133 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// The recording time and, when the configured source was missing or unreadable, a note
-/// saying so. Falling back to the creation time never shortens retention, because an object
-/// is uploaded after it is recorded.
-pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> (DateTime<Utc>, Option<String>) {
+/// Why a recording time read from a tag or metadata was not used as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedAtIssue {
+    /// Later than the object's creation (beyond [`FUTURE_SKEW`]): a recording cannot be
+    /// uploaded before it is made. The creation time is used.
+    Future,
+    /// Earlier than the creation time minus `spec.recordedAt.maxAgeAtUpload`: the bound is
+    /// used, so a wrong date years back cannot make a recording deletable at once.
+    TooOld,
+    /// Not an RFC 3339 timestamp or `YYYY-MM-DD` date. The creation time is used.
+    Unparsable,
+    /// The configured tag or metadata key is absent. The creation time is used.
+    Missing,
+}
+
+impl RecordedAtIssue {
+    pub const ALL: [RecordedAtIssue; 4] = [
+        RecordedAtIssue::Future,
+        RecordedAtIssue::TooOld,
+        RecordedAtIssue::Unparsable,
+        RecordedAtIssue::Missing,
+    ];
+
+    /// A stable lower-case label, for counts, metrics and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RecordedAtIssue::Future => "future",
+            RecordedAtIssue::TooOld => "too_old",
+            RecordedAtIssue::Unparsable => "unparsable",
+            RecordedAtIssue::Missing => "missing",
+        }
+    }
+}
+
+impl fmt::Display for RecordedAtIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recorded-at value up to this long after the creation time is the recorder's clock running
+/// ahead of the store's: clamped to the creation time without an issue.
+pub const FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// The recording time deadlines count from, and what was wrong with the configured source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAt {
+    /// The time used: never after the creation time, and never before the creation time minus
+    /// the bucket's `recorded_at_max_age`.
+    pub at: DateTime<Utc>,
+    pub issue: Option<RecordedAtIssue>,
+    /// What was found and what was used, in words, when the value was not used as it is.
+    pub note: Option<String>,
+}
+
+/// The recording time of an object, clamped to the safe side of its creation time
+/// (`last_modified`, which the pass sets to the first-seen creation time):
+/// - after the creation time: the creation time (a recording is made before it is uploaded;
+///   silently within [`FUTURE_SKEW`], else [`RecordedAtIssue::Future`]);
+/// - before creation minus `recorded_at_max_age`: that bound ([`RecordedAtIssue::TooOld`]);
+/// - missing or not a date: the creation time.
+///
+/// None of these can make a deadline earlier than trusting a plausible value would: each
+/// replacement is later than the value read, or the creation time itself.
+pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
+    let created = obj.last_modified;
     let (source, value) = match &bucket.recorded_at {
-        RecordedAtSource::LastModified => return (obj.last_modified, None),
+        RecordedAtSource::LastModified => {
+            return RecordedAt {
+                at: created,
+                issue: None,
+                note: None,
+            };
+        }
         RecordedAtSource::Tag(k) => (format!("tag `{k}`"), obj.tags.get(k)),
         RecordedAtSource::Metadata(k) => (format!("metadata `{k}`"), obj.metadata.get(k)),
     };
-    match value {
-        Some(v) => match parse_instant(v) {
-            Some(t) => (t, None),
-            None => (
-                obj.last_modified,
-                Some(format!(
-                    "{source} is `{v}`, not a date; using the creation time"
-                )),
-            ),
-        },
-        None => (
-            obj.last_modified,
-            Some(format!("{source} is missing; using the creation time")),
-        ),
+    let upload = created.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let fallback = |issue, note: String| RecordedAt {
+        at: created,
+        issue: Some(issue),
+        note: Some(note),
+    };
+    let Some(v) = value else {
+        return fallback(
+            RecordedAtIssue::Missing,
+            format!("{source} is missing; using the upload time {upload}"),
+        );
+    };
+    let Some(t) = parse_instant(v) else {
+        return fallback(
+            RecordedAtIssue::Unparsable,
+            format!("{source} is `{v}`, not a date; using the upload time {upload}"),
+        );
+    };
+    let shown = t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    if t > created {
+        if t - created <= FUTURE_SKEW {
+            return RecordedAt {
+                at: created,
+                issue: None,
+                note: None,
+            };
+        }
+        return fallback(
+            RecordedAtIssue::Future,
+            format!("{source} is {shown}, after the upload at {upload}; using the upload time"),
+        );
+    }
+    if let Some(bound) = bucket.recorded_at_max_age
+        && let Some(earliest) = bound.sub_from(created)
+        && t < earliest
+    {
+        let used = earliest.to_rfc3339_opts(SecondsFormat::Secs, true);
+        return RecordedAt {
+            at: earliest,
+            issue: Some(RecordedAtIssue::TooOld),
+            note: Some(format!(
+                "{source} is {shown}, more than {bound} before the upload at {upload}; using {used}"
+            )),
+        };
+    }
+    RecordedAt {
+        at: t,
+        issue: None,
+        note: None,
     }
 }
 

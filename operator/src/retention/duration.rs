@@ -89,6 +89,14 @@ impl IsoDuration {
             .checked_add_signed(TimeDelta::seconds(i64::try_from(self.seconds).ok()?))
     }
 
+    /// `end - self`, calendar-aware (the parts are taken off in the reverse order of
+    /// [`IsoDuration::add_to`]: seconds, days, then months). `None` only beyond chrono's range.
+    pub fn sub_from(&self, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        end.checked_sub_signed(TimeDelta::seconds(i64::try_from(self.seconds).ok()?))?
+            .checked_sub_signed(TimeDelta::days(i64::from(self.days)))?
+            .checked_sub_months(Months::new(self.months))
+    }
+
     /// Parses an ISO-8601 duration. Accepted: `PnYnMnWnDTnHnMnS` with any subset of the parts
     /// in that order, non-negative integers only.
     pub fn parse(input: &str) -> Result<Self, DurationError> {
@@ -363,5 +371,28 @@ mod tests {
             prop_assert!(small.add_to(start) <= large.add_to(start));
             prop_assert!(small.add_to(start).expect("in range") >= start);
         }
+
+        #[test]
+        fn subtracting_goes_back_no_further_than_adding_goes_forward(
+            end in 0i64..4_000_000_000,
+            months in 0u32..600, days in 0u32..4000, seconds in 0u64..200_000,
+        ) {
+            let end = DateTime::from_timestamp(end, 0).expect("in range");
+            let d = IsoDuration { months, days, seconds };
+            let start = d.sub_from(end).expect("in range");
+            prop_assert!(start <= end);
+            // Month ends clamp: going back and forth never passes the end.
+            prop_assert!(d.add_to(start).expect("in range") <= end);
+        }
+    }
+
+    #[test]
+    fn one_month_before_the_31st_of_march_is_the_end_of_february() {
+        let d = IsoDuration::months(1);
+        assert_eq!(d.sub_from(utc(2027, 3, 31)), Some(utc(2027, 2, 28)));
+        assert_eq!(
+            IsoDuration::days(30).sub_from(utc(2027, 3, 31)),
+            Some(utc(2027, 3, 1))
+        );
     }
 }

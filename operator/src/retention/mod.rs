@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod plan;
 
+pub use classify::{RecordedAt, RecordedAtIssue};
 pub use duration::{DurationError, IsoDuration};
 pub use model::*;
 pub use plan::{

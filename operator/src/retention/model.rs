@@ -178,6 +178,9 @@ pub struct BucketRules {
     /// Tag that carries a pseudonymous data-subject id.
     pub subject_tag: Option<String>,
     pub recorded_at: RecordedAtSource,
+    /// How long after the call a recording may be uploaded: a recorded-at value earlier than
+    /// the creation time minus this is clamped up to it (never early). `None`: no lower bound.
+    pub recorded_at_max_age: Option<IsoDuration>,
     pub grace: IsoDuration,
     /// How often the host reconciles the bucket.
     pub scan_interval: IsoDuration,

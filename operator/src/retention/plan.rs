@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::classify::{self, Classification};
+use super::classify::{self, Classification, RecordedAt, RecordedAtIssue};
 use super::duration::IsoDuration;
 use super::lifecycle::{self, DayClasses};
 use super::model::{
@@ -73,6 +73,10 @@ pub struct ObjectPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub recorded_at: Option<DateTime<Utc>>,
+    /// Why the configured recorded-at tag or metadata was not used as it is (the reason says
+    /// what was found and what was used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_at_issue: Option<RecordedAtIssue>,
     /// When the object may be deleted; `None` while held or unclassified.
     pub deadline: Option<DateTime<Utc>>,
     pub decision: Decision,
@@ -240,6 +244,7 @@ impl<'a> Planner<'a> {
             recording_id: rec_id,
             subject,
             recorded_at: None,
+            recorded_at_issue: None,
             deadline: None,
             decision: Decision::Unclassified,
             reason: String::new(),
@@ -274,10 +279,15 @@ impl<'a> Planner<'a> {
             kind,
             purposes,
         } = class;
-        let (recorded_at, recorded_note) = classify::recorded_at(self.bucket, obj);
+        let RecordedAt {
+            at: recorded_at,
+            issue,
+            note: recorded_note,
+        } = classify::recorded_at(self.bucket, obj);
         plan.rule = Some(rule.clone());
         plan.kind = Some(kind.clone());
         plan.recorded_at = Some(recorded_at);
+        plan.recorded_at_issue = issue;
 
         let withdrawn = classify::withdrawn(obj);
         let mut notes: Vec<String> = recorded_note.into_iter().collect();
@@ -459,6 +469,9 @@ pub struct Summary {
     /// Objects each active hold (`namespace/name`) selects.
     pub held_by_hold: BTreeMap<String, u64>,
     pub by_kind: BTreeMap<String, u64>,
+    /// Objects whose recorded-at tag or metadata was not used as it is, by issue
+    /// (`future`, `too_old`, `unparsable`, `missing`).
+    pub recorded_at_issues: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -498,6 +511,12 @@ impl Summary {
         }
         if let Some(k) = &p.kind {
             *self.by_kind.entry(k.clone()).or_default() += 1;
+        }
+        if let Some(issue) = p.recorded_at_issue {
+            *self
+                .recorded_at_issues
+                .entry(issue.as_str().to_string())
+                .or_default() += 1;
         }
     }
 

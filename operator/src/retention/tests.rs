@@ -68,6 +68,7 @@ fn bucket() -> BucketRules {
         )),
         subject_tag: Some("subject".into()),
         recorded_at: RecordedAtSource::LastModified,
+        recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
         enforcement: Enforcement::Both,
@@ -581,5 +582,346 @@ proptest! {
             prop_assert!(lifecycle::expire_days(deadline, start, &classes).is_some(),
                 "{d} from {start} is {} days, not in {classes:?}", (deadline - start).num_days());
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implausible recorded-at values (issue 8 item 7, issue 10 item 3)
+
+const RECORDED_AT_TAG: &str = "recorded-at";
+
+/// A bucket reading the recording time from the `recorded-at` tag, with an optional bound.
+fn tagged_bucket(max_age: Option<IsoDuration>) -> BucketRules {
+    let mut b = bucket();
+    b.recorded_at = RecordedAtSource::Tag(RECORDED_AT_TAG.into());
+    b.recorded_at_max_age = max_age;
+    b
+}
+
+/// `documentation` keeps audio for `retain`.
+fn one_purpose(retain: IsoDuration) -> Policy {
+    policy(&[("documentation", false, &[("audio", retain)])])
+}
+
+fn recorded(value: Option<&str>, created: DateTime<Utc>) -> ObjectInfo {
+    match value {
+        Some(v) => object("a/r1/audio.wav", created, &[(RECORDED_AT_TAG, v)]),
+        None => object("a/r1/audio.wav", created, &[]),
+    }
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    classify::parse_instant(s).expect("valid instant")
+}
+
+#[test]
+fn a_recorded_at_after_the_upload_counts_from_the_upload() {
+    let p = one_purpose(IsoDuration::months(12));
+    let created = utc("2026-03-01T10:00:00Z");
+    let o = recorded(Some("2031-01-01T00:00:00Z"), created);
+    let plan = plan_one(
+        &p,
+        &tagged_bucket(None),
+        vec![],
+        &o,
+        utc("2026-03-02T00:00:00Z"),
+    );
+    assert_eq!(plan.recorded_at, Some(created));
+    assert_eq!(plan.recorded_at_issue, Some(RecordedAtIssue::Future));
+    assert_eq!(plan.deadline, Some(utc("2027-03-01T10:00:00Z")));
+    assert!(
+        plan.reason.contains(
+            "tag `recorded-at` is 2031-01-01T00:00:00Z, after the upload at \
+             2026-03-01T10:00:00Z; using the upload time"
+        ),
+        "{}",
+        plan.reason
+    );
+}
+
+#[test]
+fn a_recorder_clock_a_few_minutes_ahead_is_clamped_silently() {
+    let p = one_purpose(IsoDuration::months(12));
+    let created = utc("2026-03-01T10:00:00Z");
+    let b = tagged_bucket(None);
+    let now = utc("2026-03-02T00:00:00Z");
+    let skewed = plan_one(
+        &p,
+        &b,
+        vec![],
+        &recorded(Some("2026-03-01T10:05:00Z"), created),
+        now,
+    );
+    assert_eq!(skewed.recorded_at, Some(created));
+    assert_eq!(skewed.recorded_at_issue, None);
+    assert!(!skewed.reason.contains("upload"), "{}", skewed.reason);
+    let beyond = plan_one(
+        &p,
+        &b,
+        vec![],
+        &recorded(Some("2026-03-01T10:05:01Z"), created),
+        now,
+    );
+    assert_eq!(beyond.recorded_at, Some(created));
+    assert_eq!(beyond.recorded_at_issue, Some(RecordedAtIssue::Future));
+}
+
+#[test]
+fn a_recorded_at_too_long_before_the_upload_is_clamped_up_to_the_bound() {
+    let p = one_purpose(IsoDuration::months(12));
+    let created = utc("2026-03-01T10:00:00Z");
+    let o = recorded(Some("2001-01-01"), created);
+    let now = utc("2026-03-02T00:00:00Z");
+    let bounded = plan_one(
+        &p,
+        &tagged_bucket(Some(IsoDuration::days(30))),
+        vec![],
+        &o,
+        now,
+    );
+    assert_eq!(bounded.recorded_at, Some(utc("2026-01-30T10:00:00Z")));
+    assert_eq!(bounded.recorded_at_issue, Some(RecordedAtIssue::TooOld));
+    assert_eq!(bounded.deadline, Some(utc("2027-01-30T10:00:00Z")));
+    assert_eq!(bounded.decision, Decision::Keep, "not deletable at once");
+    assert!(
+        bounded.reason.contains(
+            "tag `recorded-at` is 2001-01-01T00:00:00Z, more than P30D before the upload at \
+             2026-03-01T10:00:00Z; using 2026-01-30T10:00:00Z"
+        ),
+        "{}",
+        bounded.reason
+    );
+    // Without a bound the value is trusted (an archive import), as before.
+    let trusted = plan_one(&p, &tagged_bucket(None), vec![], &o, now);
+    assert_eq!(trusted.recorded_at, Some(utc("2001-01-01T00:00:00Z")));
+    assert_eq!(trusted.recorded_at_issue, None);
+    assert_eq!(trusted.decision, Decision::Delete);
+    // Within the bound the value is used as it is.
+    let within = recorded(Some("2026-02-01"), created);
+    let plan = plan_one(
+        &p,
+        &tagged_bucket(Some(IsoDuration::days(30))),
+        vec![],
+        &within,
+        now,
+    );
+    assert_eq!(plan.recorded_at, Some(utc("2026-02-01T00:00:00Z")));
+    assert_eq!(plan.recorded_at_issue, None);
+}
+
+#[test]
+fn an_unparsable_or_missing_recorded_at_counts_from_the_upload_and_says_so() {
+    let p = one_purpose(IsoDuration::months(12));
+    let created = utc("2026-03-01T10:00:00Z");
+    let b = tagged_bucket(Some(IsoDuration::days(30)));
+    let now = utc("2026-03-02T00:00:00Z");
+    let bad = plan_one(&p, &b, vec![], &recorded(Some("yesterday"), created), now);
+    assert_eq!(bad.recorded_at, Some(created));
+    assert_eq!(bad.recorded_at_issue, Some(RecordedAtIssue::Unparsable));
+    assert!(
+        bad.reason
+            .contains("tag `recorded-at` is `yesterday`, not a date"),
+        "{}",
+        bad.reason
+    );
+    let missing = plan_one(&p, &b, vec![], &recorded(None, created), now);
+    assert_eq!(missing.recorded_at, Some(created));
+    assert_eq!(missing.recorded_at_issue, Some(RecordedAtIssue::Missing));
+    assert!(
+        missing.reason.contains("tag `recorded-at` is missing"),
+        "{}",
+        missing.reason
+    );
+    // The creation time as the source has nothing to be missing.
+    let mut from_creation = tagged_bucket(Some(IsoDuration::days(30)));
+    from_creation.recorded_at = RecordedAtSource::LastModified;
+    let plain = plan_one(&p, &from_creation, vec![], &recorded(None, created), now);
+    assert_eq!(plain.recorded_at_issue, None);
+}
+
+#[test]
+fn recorded_at_issues_are_counted_per_kind_and_serialized_with_stable_labels() {
+    let p = one_purpose(IsoDuration::months(12));
+    let created = utc("2026-03-01T10:00:00Z");
+    let mk = |key: &str, value: Option<&str>| {
+        let mut o = recorded(value, created);
+        o.key = key.into();
+        o
+    };
+    let objects = vec![
+        mk("a/r1/a.wav", Some("2031-01-01")),
+        mk("a/r2/a.wav", Some("2031-01-01")),
+        mk("a/r3/a.wav", Some("1999-01-01")),
+        mk("a/r4/a.wav", Some("not a date")),
+        mk("a/r5/a.wav", None),
+        mk("a/r6/a.wav", Some("2026-02-27")),
+        // Unclassified objects have no recording time to judge.
+        mk("x/r7/a.wav", None),
+    ];
+    let b = tagged_bucket(Some(IsoDuration::days(30)));
+    let plan = plan_bucket(&p, &b, vec![], &objects, utc("2026-03-02T00:00:00Z"));
+    let expected: BTreeMap<String, u64> = [
+        ("future".to_string(), 2),
+        ("too_old".to_string(), 1),
+        ("unparsable".to_string(), 1),
+        ("missing".to_string(), 1),
+    ]
+    .into();
+    assert_eq!(plan.summary.recorded_at_issues, expected);
+    let labels: BTreeSet<&str> = RecordedAtIssue::ALL.iter().map(|i| i.as_str()).collect();
+    assert_eq!(
+        labels,
+        expected.keys().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+    let json = serde_json::to_value(&plan.objects[2]).expect("serializes");
+    assert_eq!(json["recordedAtIssue"], "too_old");
+    let clean = serde_json::to_value(&plan.objects[5]).expect("serializes");
+    assert!(clean.get("recordedAtIssue").is_none(), "{clean}");
+    let summary = serde_json::to_value(&plan.summary).expect("serializes");
+    assert_eq!(summary["recordedAtIssues"]["future"], 2);
+}
+
+/// A recorded-at value as a recorder might write it: missing, garbage, a date, or an instant
+/// anywhere from decades before to decades after the upload (often near the skew edge).
+#[derive(Debug, Clone)]
+enum RecordedValue {
+    Missing,
+    Garbage(String),
+    Date(i64),
+    Instant(i64),
+}
+
+fn recorded_value() -> impl Strategy<Value = RecordedValue> {
+    const YEARS_30: i64 = 30 * 366 * 86_400;
+    prop_oneof![
+        Just(RecordedValue::Missing),
+        "[a-zA-Z :/-]{0,12}".prop_map(RecordedValue::Garbage),
+        (-YEARS_30..YEARS_30).prop_map(RecordedValue::Date),
+        (-YEARS_30..YEARS_30).prop_map(RecordedValue::Instant),
+        (-900i64..900).prop_map(RecordedValue::Instant),
+    ]
+}
+
+impl RecordedValue {
+    /// The tag text and, when it is a date, the instant it names (offsets from `created`).
+    fn render(&self, created: DateTime<Utc>) -> (Option<String>, Option<DateTime<Utc>>) {
+        match self {
+            RecordedValue::Missing => (None, None),
+            RecordedValue::Garbage(s) => (Some(s.clone()), classify::parse_instant(s)),
+            RecordedValue::Date(offset) => {
+                let day = (created + TimeDelta::seconds(*offset)).date_naive();
+                let t = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                (Some(day.format("%Y-%m-%d").to_string()), Some(t))
+            }
+            RecordedValue::Instant(offset) => {
+                let t = created + TimeDelta::seconds(*offset);
+                (Some(t.to_rfc3339()), Some(t))
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn recorded_at_is_clamped_to_the_safe_side_of_the_upload(
+        value in recorded_value(),
+        created in instant(),
+        max_age in prop::option::of(duration()),
+    ) {
+        let (text, parsed) = value.render(created);
+        let b = tagged_bucket(max_age);
+        let r = classify::recorded_at(&b, &recorded(text.as_deref(), created));
+        let earliest = max_age.map(|d| d.sub_from(created).expect("in range"));
+        // Never after the upload, never before the bound.
+        prop_assert!(r.at <= created);
+        if let Some(e) = earliest {
+            prop_assert!(r.at >= e, "{} before the bound {e}", r.at);
+        }
+        match parsed {
+            None => {
+                prop_assert_eq!(r.at, created);
+                let want = if text.is_none() {
+                    RecordedAtIssue::Missing
+                } else {
+                    RecordedAtIssue::Unparsable
+                };
+                prop_assert_eq!(r.issue, Some(want));
+            }
+            Some(t) => {
+                // Never earlier than the value read (unless it is in the future).
+                prop_assert!(r.at >= t.min(created));
+                let future = t > created + classify::FUTURE_SKEW;
+                let too_old = earliest.is_some_and(|e| t < e);
+                prop_assert_eq!(r.issue == Some(RecordedAtIssue::Future), future);
+                prop_assert_eq!(r.issue == Some(RecordedAtIssue::TooOld), too_old);
+                if t > created {
+                    prop_assert_eq!(r.at, created);
+                } else if !too_old {
+                    prop_assert_eq!(r.at, t, "a plausible value is used as it is");
+                    prop_assert_eq!(r.issue, None);
+                }
+            }
+        }
+        prop_assert_eq!(r.issue.is_some(), r.note.is_some());
+    }
+
+    #[test]
+    fn an_implausible_recorded_at_never_makes_the_deadline_earlier(
+        value in recorded_value(),
+        created in instant(),
+        max_age in prop::option::of(duration()),
+        retain in duration(),
+        now in instant(),
+    ) {
+        let (text, parsed) = value.render(created);
+        let p = one_purpose(retain);
+        let plan = plan_one(&p, &tagged_bucket(max_age), vec![], &recorded(text.as_deref(), created), now);
+        let deadline = plan.deadline.expect("classified and not held");
+        let from = |t: DateTime<Utc>| retain.add_to(t).expect("in range");
+        // Never later than counting from the upload: the recording is older than its object.
+        prop_assert!(deadline <= from(created));
+        if let Some(t) = parsed {
+            // Never earlier than trusting the value (a future one taken as the upload time).
+            prop_assert!(deadline >= from(t.min(created)),
+                "{deadline} < {} from {t}", from(t.min(created)));
+            // A future value never yields a deadline later than from the upload.
+            if t > created {
+                prop_assert_eq!(deadline, from(created));
+            }
+        }
+        // With a bound, never earlier than counting from the bound.
+        if let Some(d) = max_age {
+            prop_assert!(deadline >= from(d.sub_from(created).expect("in range")));
+        }
+        // Deletable only once that deadline has passed.
+        prop_assert_eq!(plan.decision == Decision::Delete, now >= deadline);
+    }
+
+    #[test]
+    fn recorded_at_issue_counts_match_the_plans(
+        values in prop::collection::vec((recorded_value(), instant()), 1..12),
+        max_age in prop::option::of(duration()),
+        now in instant(),
+    ) {
+        let objects: Vec<ObjectInfo> = values
+            .iter()
+            .enumerate()
+            .map(|(i, (v, created))| {
+                let mut o = recorded(v.render(*created).0.as_deref(), *created);
+                o.key = format!("a/r{i}/audio.wav");
+                o
+            })
+            .collect();
+        let p = one_purpose(IsoDuration::months(12));
+        let plan = plan_bucket(&p, &tagged_bucket(max_age), vec![], &objects, now);
+        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        for o in &plan.objects {
+            if let Some(i) = o.recorded_at_issue {
+                *counted.entry(i.to_string()).or_default() += 1;
+            }
+        }
+        prop_assert_eq!(&plan.summary.recorded_at_issues, &counted);
     }
 }
