@@ -173,6 +173,11 @@ impl Backend for Ceph {
     fn tag_writes_move_last_modified(&self) -> bool {
         true
     }
+
+    /// RGW 16.2.15 ignores `If-Match` on DeleteObject: a wrong ETag deletes all the same (204).
+    fn delete_honours_if_match(&self) -> bool {
+        false
+    }
 }
 
 gallring::object_store_contract!(Ceph::from_env().await);

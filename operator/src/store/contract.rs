@@ -96,6 +96,11 @@ pub trait Backend {
     /// version next turns noncurrent or current), AWS S3 does not. The contracts check exactly
     /// what is declared here.
     fn tag_writes_move_last_modified(&self) -> bool;
+
+    /// Whether a DeleteObject with a wrong `If-Match` ETag is refused (412), as AWS S3
+    /// documents; Ceph RGW 16.2.15 ignores the header and deletes. The contracts check exactly
+    /// what is declared here.
+    fn delete_honours_if_match(&self) -> bool;
 }
 
 /// Runs every contract as a `#[tokio::test]` against the backend that `$backend` (evaluated
@@ -132,6 +137,9 @@ macro_rules! object_store_contract {
             an_unversioned_delete_on_a_versioned_bucket_adds_one_delete_marker,
             a_delete_on_a_plain_bucket_removes_the_object_and_a_missing_key_is_no_failure,
             an_empty_delete_succeeds_and_more_than_a_thousand_are_refused_unsent,
+            delete_object_deletes_one_version_or_adds_a_marker_and_a_missing_one_is_no_error,
+            a_key_xml_cannot_carry_fails_a_whole_batch_and_deletes_alone,
+            delete_object_with_if_match_spares_another_etag_where_the_store_honours_it,
             get_object_of_a_missing_key_is_none,
             put_object_then_get_object_round_trips_bytes_and_lists_the_key,
             put_object_on_a_versioned_bucket_adds_a_version_and_reads_the_newest,
@@ -379,6 +387,14 @@ pub async fn a_missing_bucket_is_no_such_bucket<B: Backend>(b: &B) {
             .await
             .expect_err(&fail("delete_objects")),
         Operation::DeleteObjects,
+        NoSuchBucket,
+    );
+    check(
+        store
+            .delete_object(&a, None)
+            .await
+            .expect_err(&fail("delete_object")),
+        Operation::DeleteObject,
         NoSuchBucket,
     );
     check(
@@ -1374,6 +1390,184 @@ pub async fn an_empty_delete_succeeds_and_more_than_a_thousand_are_refused_unsen
     assert_eq!(keys(&all(&store, false).await), ["k0"], "nothing deleted");
 }
 
+/// One DeleteObject: a version by id, or (no id, versioned bucket) a delete marker; a missing
+/// key or version is no error, a legal-held version is refused and the error names its key.
+pub async fn delete_object_deletes_one_version_or_adds_a_marker_and_a_missing_one_is_no_error<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let store = b.create("delone", BucketKind::Plain).await;
+    b.seed(&store, Seed::new("a", b"x")).await;
+    b.seed(&store, Seed::new("b", b"x")).await;
+    store.delete_object(&id("a", None), None).await.expect("a");
+    store
+        .delete_object(&id("b", Some("null")), None)
+        .await
+        .expect("b by its null version");
+    store
+        .delete_object(&id("never", None), None)
+        .await
+        .expect("a missing key is no error");
+    assert!(
+        all(&store, true).await.is_empty(),
+        "no markers, no versions"
+    );
+
+    let store = b.create("delonev", BucketKind::ObjectLock).await;
+    let v1 = b.seed(&store, Seed::new("a", b"1")).await;
+    let v2 = b.seed(&store, Seed::new("a", b"2")).await;
+    store
+        .delete_object(&id("a", v1.as_deref()), None)
+        .await
+        .expect("the old version");
+    let listed = all(&store, true).await;
+    assert_eq!(keys(&listed), ["a"]);
+    assert_eq!(listed[0].version_id, v2);
+    store
+        .delete_object(&id("a", Some("no-such-version")), None)
+        .await
+        .expect("a missing version is no error");
+    store
+        .delete_object(&id("a", None), None)
+        .await
+        .expect("a delete marker");
+    let listed = all(&store, true).await;
+    assert_eq!(keys(&listed), ["a", "a"]);
+    assert!(
+        listed[0].delete_marker && listed[0].is_latest,
+        "{listed:#?}"
+    );
+    assert_eq!(store.get_object("a").await.expect("get"), None);
+    store
+        .delete_object(&id("a", listed[0].version_id.as_deref()), None)
+        .await
+        .expect("the marker");
+    assert_eq!(
+        store.get_object("a").await.expect("get").as_deref(),
+        Some(&b"2"[..]),
+        "without its marker the version is current again"
+    );
+
+    let held = id("a", v2.as_deref());
+    store.set_legal_hold(&held, true).await.expect("hold");
+    assert_fails_for_key(
+        store.delete_object(&held, None).await,
+        Operation::DeleteObject,
+        ErrorCategory::AccessDenied,
+        "a",
+    );
+    assert_eq!(
+        keys(&all(&store, true).await),
+        ["a"],
+        "the held version stays"
+    );
+    store.set_legal_hold(&held, false).await.expect("release");
+    store.delete_object(&held, None).await.expect("released");
+    assert!(all(&store, true).await.is_empty());
+}
+
+/// Ceph RGW refuses a whole DeleteObjects batch (400) when a key holds a character XML 1.0
+/// cannot carry (a control character other than tab, LF, CR); nothing in the batch is
+/// deleted. The key deletes alone, by DeleteObject (the key travels in the URL).
+pub async fn a_key_xml_cannot_carry_fails_a_whole_batch_and_deletes_alone<B: Backend>(b: &B) {
+    let store = b.create("ctrlkey", BucketKind::Plain).await;
+    let bad = "rec/a\u{1}b";
+    for key in ["rec/good", bad, "rec/tab\tkey"] {
+        b.seed(&store, Seed::new(key, b"x")).await;
+    }
+    assert_fails(
+        store
+            .delete_objects(&[id("rec/good", None), id(bad, None)])
+            .await,
+        Operation::DeleteObjects,
+        ErrorCategory::Other,
+    );
+    assert_eq!(
+        keys(&all(&store, false).await),
+        [bad, "rec/good", "rec/tab\tkey"],
+        "nothing deleted"
+    );
+    store
+        .delete_object(&id(bad, None), None)
+        .await
+        .expect("alone");
+    let failures = store
+        .delete_objects(&[id("rec/good", None), id("rec/tab\tkey", None)])
+        .await
+        .expect("a tab is fine in a batch");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(all(&store, true).await.is_empty());
+}
+
+/// `If-Match` on DeleteObject: a matching ETag (quoted or not) or `*` deletes. A different
+/// ETag is refused with PreconditionFailed and the version stays, where the store honours
+/// the header; Ceph RGW 16.2.15 ignores it and deletes (the backend declares which).
+pub async fn delete_object_with_if_match_spares_another_etag_where_the_store_honours_it<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let honours = b.delete_honours_if_match();
+    let store = b.create("ifmatch", BucketKind::Versioned).await;
+    let v1 = b.seed(&store, Seed::new("a", b"one")).await;
+    let v2 = b.seed(&store, Seed::new("a", b"two")).await;
+    let (old, new) = (id("a", v1.as_deref()), id("a", v2.as_deref()));
+    let (e1, e2) = (
+        head(&store, &old).await.etag.expect("an ETag"),
+        head(&store, &new).await.etag.expect("an ETag"),
+    );
+    assert_ne!(e1, e2);
+
+    let result = store.delete_object(&old, Some(&e2)).await;
+    let alive = store.head_object(&old).await.expect("head").is_some();
+    if honours {
+        assert_fails_for_key(
+            result,
+            Operation::DeleteObject,
+            ErrorCategory::PreconditionFailed,
+            "a",
+        );
+        assert!(alive, "a refused delete leaves the version");
+        store
+            .delete_object(&old, Some(&e1))
+            .await
+            .expect("the matching ETag");
+    } else {
+        result.expect("the store ignores If-Match");
+        assert!(!alive, "the store deleted despite another ETag");
+    }
+    assert_eq!(store.head_object(&old).await.expect("head"), None);
+
+    // Without a version id: compared with the current version.
+    let result = store.delete_object(&id("a", None), Some("0000")).await;
+    if honours {
+        assert_fails(
+            result,
+            Operation::DeleteObject,
+            ErrorCategory::PreconditionFailed,
+        );
+        assert_eq!(head(&store, &id("a", None)).await.etag, Some(e2.clone()));
+        store
+            .delete_object(&id("a", None), Some(&format!("\"{e2}\"")))
+            .await
+            .expect("the quoted ETag matches");
+    } else {
+        result.expect("the store ignores If-Match");
+    }
+    assert_eq!(
+        store.head_object(&id("a", None)).await.expect("head"),
+        None,
+        "a delete marker hides the object"
+    );
+
+    store
+        .delete_object(&new, Some("*"))
+        .await
+        .expect("`*` matches any ETag");
+    assert_eq!(store.head_object(&new).await.expect("head"), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Whole small objects (gallring's journal)
 
@@ -1646,17 +1840,20 @@ pub async fn lifecycle_rule_ids_must_be_unique<B: Backend>(b: &B) {
 // ---------------------------------------------------------------------------------------------
 // The fake as a backend
 
-/// The in-memory fake as a backend: its default (AWS S3's LastModified on tag writes) or RGW 16.
+/// The in-memory fake as a backend: its default (AWS S3's LastModified on tag writes, and
+/// `If-Match` on DeleteObject honoured) or RGW 16.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MemoryBackend {
     pub tag_writes_move_last_modified: bool,
+    pub delete_ignores_if_match: bool,
 }
 
 impl MemoryBackend {
-    /// The fake as Ceph RGW 16 in everything, tag writes included.
+    /// The fake as Ceph RGW 16 in everything: tag writes, and DeleteObject's `If-Match`.
     pub fn rgw16() -> Self {
         MemoryBackend {
             tag_writes_move_last_modified: true,
+            delete_ignores_if_match: true,
         }
     }
 }
@@ -1671,8 +1868,13 @@ impl Backend for MemoryBackend {
             BucketKind::Versioned => store.versioned(),
             BucketKind::ObjectLock => store.object_lock(),
         };
-        if self.tag_writes_move_last_modified {
+        let store = if self.tag_writes_move_last_modified {
             store.tag_writes_move_last_modified()
+        } else {
+            store
+        };
+        if self.delete_ignores_if_match {
+            store.delete_ignores_if_match()
         } else {
             store
         }
@@ -1697,6 +1899,10 @@ impl Backend for MemoryBackend {
 
     fn tag_writes_move_last_modified(&self) -> bool {
         self.tag_writes_move_last_modified
+    }
+
+    fn delete_honours_if_match(&self) -> bool {
+        !self.delete_ignores_if_match
     }
 }
 

@@ -17,15 +17,21 @@
 //! - Deletes: without a version id on a versioned bucket, a delete marker is added (also for a
 //!   key that never existed), unless the key's latest version already is one. A legal-held
 //!   version fails alone, inside a successful answer. Missing keys and versions are no failure.
+//!   A key XML 1.0 cannot carry (a control character other than tab, CR, LF) makes RGW refuse
+//!   the whole DeleteObjects batch (400); a DeleteObject of that key alone works. A DeleteObject
+//!   with `If-Match` is refused (412) when the ETag differs, unless the fake plays RGW 16
+//!   ([`MemoryStore::delete_ignores_if_match`]), which ignores the header.
 //! - Lifecycle: rule ids must be unique (and at most 255 characters); the store answers the
 //!   rules sorted by id, owned rules normalised (an empty prefix reads back as none).
 //! - Legal holds need an Object Lock bucket, for reading as well as for writing.
 //! - HEAD: the ETag a listing shows, `Last-Modified` in whole seconds (truncated), and nothing
 //!   (404) for a missing key or version, a delete marker, or in a missing bucket.
 //!
-//! One RGW 16 behaviour is opt-in, because AWS S3 does not have it and deadlines in unit tests
-//! count from fixed dates: [`MemoryStore::tag_writes_move_last_modified`] (issue 8, item 11).
-//! The suite runs against the fake with and without it.
+//! Two RGW 16 behaviours are opt-in, because AWS S3 does not have them: tag and legal-hold
+//! writes that move LastModified ([`MemoryStore::tag_writes_move_last_modified`], issue 8,
+//! item 11; deadlines in unit tests count from fixed dates), and a DeleteObject that ignores
+//! `If-Match` ([`MemoryStore::delete_ignores_if_match`]). The suite runs against the fake
+//! with and without them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -150,6 +156,7 @@ pub struct MemoryStore {
     info: BucketInfo,
     exists: bool,
     tag_writes_move_last_modified: bool,
+    delete_ignores_if_match: bool,
     state: Mutex<State>,
 }
 
@@ -160,6 +167,7 @@ impl MemoryStore {
             info: BucketInfo::default(),
             exists: true,
             tag_writes_move_last_modified: false,
+            delete_ignores_if_match: false,
             state: Mutex::new(State::default()),
         }
     }
@@ -186,6 +194,14 @@ impl MemoryStore {
     /// stamp of either write at once. This switch turns on all of it.
     pub fn tag_writes_move_last_modified(mut self) -> Self {
         self.tag_writes_move_last_modified = true;
+        self
+    }
+
+    /// Behaves like Ceph RGW 16.2.15 on a DeleteObject with `If-Match`: ignores the header
+    /// and deletes whatever the ETag. By default the fake honours it as AWS S3 documents
+    /// (412 PreconditionFailed when the ETag differs).
+    pub fn delete_ignores_if_match(mut self) -> Self {
+        self.delete_ignores_if_match = true;
         self
     }
 
@@ -426,6 +442,58 @@ impl MemoryStore {
         }
     }
 
+    /// Deletes one version as S3 does (see the module notes); the error code when refused.
+    fn delete_version(&self, s: &mut State, id: &ObjectId) -> Option<&'static str> {
+        let now = s.now();
+        if id.version_id.is_none() && self.info.versioned {
+            // An unversioned delete on a versioned bucket only adds a delete marker (even
+            // for a key that never existed); RGW adds none on top of another.
+            s.next_seq += 1;
+            let seq = s.next_seq;
+            let vs = s.objects.entry(id.key.clone()).or_default();
+            if !vs.last().is_some_and(|v| v.delete_marker) {
+                if let Some(previous) = vs.last_mut() {
+                    previous.reindex();
+                }
+                vs.push(Version {
+                    version_id: Some(format!("v{seq:06}")),
+                    seq,
+                    last_modified: now,
+                    pending_last_modified: None,
+                    size: 0,
+                    body: None,
+                    delete_marker: true,
+                    etag: None,
+                    tags: BTreeMap::new(),
+                    metadata: BTreeMap::new(),
+                    legal_hold: false,
+                });
+            }
+            return None;
+        }
+        let vs = s.objects.get_mut(&id.key)?;
+        match id.version_id.as_deref() {
+            None => vs.clear(),
+            version => {
+                let pos = vs.iter().position(|v| v.matches(version))?;
+                if vs[pos].legal_hold {
+                    return Some("AccessDenied");
+                }
+                vs.remove(pos);
+                // Without its newer version, the next one becomes current.
+                if pos == vs.len()
+                    && let Some(latest) = vs.last_mut()
+                {
+                    latest.reindex();
+                }
+            }
+        }
+        if vs.is_empty() {
+            s.objects.remove(&id.key);
+        }
+        None
+    }
+
     fn require_object_lock(&self, operation: Operation, key: &str) -> StoreResult<()> {
         if self.info.object_lock {
             return Ok(());
@@ -449,6 +517,21 @@ fn etag(body: Option<&[u8]>, size: u64) -> String {
         None => Sha256::digest(format!("{size} zero bytes").as_bytes()),
     };
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether XML 1.0 can carry the text: no control characters but tab, line feed and carriage
+/// return, and no U+FFFE or U+FFFF.
+fn xml_safe(text: &str) -> bool {
+    !text.chars().any(|c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+    })
+}
+
+/// An ETag without surrounding quotes.
+fn unquote(etag: &str) -> &str {
+    etag.strip_prefix('"')
+        .and_then(|e| e.strip_suffix('"'))
+        .unwrap_or(etag)
 }
 
 fn pairs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -741,6 +824,44 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
 
+    async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
+        let op = Operation::DeleteObject;
+        self.enter(op, Some(&id.key))?;
+        let mut s = self.lock();
+        if let Some(expected) = if_match.filter(|_| !self.delete_ignores_if_match) {
+            // Compared with the addressed version; with none (or a delete marker) the delete
+            // goes ahead as without the header.
+            let current = s
+                .objects
+                .get(&id.key)
+                .and_then(|vs| match id.version_id.as_deref() {
+                    None => vs.last(),
+                    v => vs.iter().find(|x| x.matches(v)),
+                })
+                .filter(|v| !v.delete_marker);
+            if let Some(v) = current
+                && expected != "*"
+                && v.etag.as_deref() != Some(unquote(expected))
+            {
+                return Err(self.error(
+                    op,
+                    Some(&id.key),
+                    ErrorCategory::PreconditionFailed,
+                    "precondition failed: PreconditionFailed (HTTP 412)",
+                ));
+            }
+        }
+        match self.delete_version(&mut s, id) {
+            None => Ok(()),
+            Some(_) => Err(self.error(
+                op,
+                Some(&id.key),
+                ErrorCategory::AccessDenied,
+                "access denied: AccessDenied (HTTP 403)",
+            )),
+        }
+    }
+
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
         let op = Operation::DeleteObjects;
         // As the S3 adapter: nothing to delete sends nothing, too many is refused unsent.
@@ -759,9 +880,17 @@ impl ObjectStore for MemoryStore {
             ));
         }
         self.enter(op, None)?;
+        if ids.iter().any(|id| !xml_safe(&id.key)) {
+            // The key cannot be written in the request's XML: RGW refuses the whole batch.
+            return Err(self.error(
+                op,
+                None,
+                ErrorCategory::Other,
+                "request failed: MalformedXML (HTTP 400)",
+            ));
+        }
         let mut failures = Vec::new();
         let mut s = self.lock();
-        let now = s.now();
         for id in ids {
             // Per-key faults show up as failures inside a successful response, as S3 does.
             if let Some(f) = s.faults.iter_mut().find(|f| {
@@ -775,60 +904,12 @@ impl ObjectStore for MemoryStore {
                 });
                 continue;
             }
-            if id.version_id.is_none() && self.info.versioned {
-                // An unversioned delete on a versioned bucket only adds a delete marker (even
-                // for a key that never existed); RGW adds none on top of another.
-                s.next_seq += 1;
-                let seq = s.next_seq;
-                let vs = s.objects.entry(id.key.clone()).or_default();
-                if !vs.last().is_some_and(|v| v.delete_marker) {
-                    if let Some(previous) = vs.last_mut() {
-                        previous.reindex();
-                    }
-                    vs.push(Version {
-                        version_id: Some(format!("v{seq:06}")),
-                        seq,
-                        last_modified: now,
-                        pending_last_modified: None,
-                        size: 0,
-                        body: None,
-                        delete_marker: true,
-                        etag: None,
-                        tags: BTreeMap::new(),
-                        metadata: BTreeMap::new(),
-                        legal_hold: false,
-                    });
-                }
-                continue;
-            }
-            let Some(vs) = s.objects.get_mut(&id.key) else {
-                continue;
-            };
-            match id.version_id.as_deref() {
-                None => vs.clear(),
-                version => {
-                    let Some(pos) = vs.iter().position(|v| v.matches(version)) else {
-                        continue;
-                    };
-                    if vs[pos].legal_hold {
-                        failures.push(DeleteFailure {
-                            id: id.clone(),
-                            code: "AccessDenied".into(),
-                            message: "AccessDenied".into(),
-                        });
-                        continue;
-                    }
-                    vs.remove(pos);
-                    // Without its newer version, the next one becomes current.
-                    if pos == vs.len()
-                        && let Some(latest) = vs.last_mut()
-                    {
-                        latest.reindex();
-                    }
-                }
-            }
-            if vs.is_empty() {
-                s.objects.remove(&id.key);
+            if let Some(code) = self.delete_version(&mut s, id) {
+                failures.push(DeleteFailure {
+                    id: id.clone(),
+                    code: code.into(),
+                    message: code.into(),
+                });
             }
         }
         Ok(failures)

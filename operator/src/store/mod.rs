@@ -109,6 +109,7 @@ pub enum Operation {
     PutObjectLegalHold,
     GetObjectLegalHold,
     DeleteObjects,
+    DeleteObject,
     GetObject,
     PutObject,
 }
@@ -131,6 +132,7 @@ impl Operation {
             Operation::PutObjectLegalHold => "PutObjectLegalHold",
             Operation::GetObjectLegalHold => "GetObjectLegalHold",
             Operation::DeleteObjects => "DeleteObjects",
+            Operation::DeleteObject => "DeleteObject",
             Operation::GetObject => "GetObject",
             Operation::PutObject => "PutObject",
         }
@@ -155,6 +157,9 @@ pub enum ErrorCategory {
     Timeout,
     Malformed,
     NotFound,
+    /// A conditional request whose condition does not hold (HTTP 412), e.g. an `If-Match`
+    /// ETag that is not the object's.
+    PreconditionFailed,
     Other,
 }
 
@@ -170,6 +175,7 @@ impl ErrorCategory {
             ErrorCategory::Timeout => "timeout",
             ErrorCategory::Malformed => "malformed",
             ErrorCategory::NotFound => "not_found",
+            ErrorCategory::PreconditionFailed => "precondition_failed",
             ErrorCategory::Other => "other",
         }
     }
@@ -290,6 +296,23 @@ pub trait ObjectStore: Send + Sync {
         ids: &[ObjectId],
     ) -> impl Future<Output = StoreResult<Vec<DeleteFailure>>> + Send;
 
+    /// Deletes one version (`None`: on a versioned bucket, adds a delete marker) with one
+    /// DeleteObject request, so a failure names this key: for a key that breaks a whole
+    /// DeleteObjects batch (Ceph RGW answers 400 to a batch with a key XML 1.0 cannot carry,
+    /// e.g. a control character). A missing key or version is no error.
+    ///
+    /// With `if_match` (an ETag, quoted or not, or `*`), the request carries `If-Match`, and a
+    /// store that honours it refuses with [`ErrorCategory::PreconditionFailed`] when the
+    /// addressed version's ETag differs. Ceph RGW 16.2.15 does NOT honour it: it deletes the
+    /// version whatever the ETag and answers 204, so the caller must check with
+    /// [`ObjectStore::head_object`] first and cannot rely on the condition. There is no way
+    /// to ask a store whether it honours the header short of trying it on an object.
+    fn delete_object(
+        &self,
+        id: &ObjectId,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Reads a whole small object (gallring's journal and checkpoints); `Ok(None)` when absent.
     fn get_object(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
 
@@ -360,6 +383,9 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     }
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
         (**self).delete_objects(ids).await
+    }
+    async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
+        (**self).delete_object(id, if_match).await
     }
     async fn get_object(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         (**self).get_object(key).await

@@ -487,6 +487,15 @@ fn unquote(etag: Option<&str>) -> Option<String> {
     })
 }
 
+/// An ETag for `If-Match`: quoted as HTTP wants it, unless it already is or is `*`.
+fn quote_etag(etag: &str) -> String {
+    if etag == "*" || (etag.len() >= 2 && etag.starts_with('"') && etag.ends_with('"')) {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
 fn with_version(message: String, id: &ObjectId) -> String {
     match &id.version_id {
         Some(v) => format!("version {v}: {message}"),
@@ -550,6 +559,7 @@ pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) 
             return Throttled;
         }
         Some("RequestTimeout") => return Timeout,
+        Some("PreconditionFailed") => return PreconditionFailed,
         Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchTagSet") => {
             return if operation == Operation::HeadBucket {
                 NoSuchBucket
@@ -567,6 +577,7 @@ pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) 
         200..=299 => Malformed,
         401 | 403 => AccessDenied,
         408 => Timeout,
+        412 => PreconditionFailed,
         429 | 503 => Throttled,
         500..=599 => ServerError,
         _ => Other,
@@ -595,6 +606,7 @@ where
                 ErrorCategory::Throttled => "throttled by the store".to_string(),
                 ErrorCategory::ServerError => "the store failed".to_string(),
                 ErrorCategory::Timeout => "timed out".to_string(),
+                ErrorCategory::PreconditionFailed => "precondition failed".to_string(),
                 _ => "request failed".to_string(),
             };
             match (code, ctx.err().message()) {
@@ -991,6 +1003,22 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
+        self.send_object(
+            Operation::DeleteObject,
+            id,
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&id.key)
+                .set_version_id(id.version_id.clone())
+                .set_if_match(if_match.map(quote_etag))
+                .send(),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn delete_objects(&self, ids: &[ObjectId]) -> StoreResult<Vec<DeleteFailure>> {
         let op = Operation::DeleteObjects;
         if ids.is_empty() {
@@ -1126,6 +1154,14 @@ mod tests {
         assert_eq!(categorize(Operation::HeadBucket, 403, None), AccessDenied);
         assert_eq!(categorize(op, 400, Some("MalformedXML")), Other);
         assert_eq!(
+            categorize(Operation::DeleteObject, 412, Some("PreconditionFailed")),
+            PreconditionFailed
+        );
+        assert_eq!(
+            categorize(Operation::DeleteObject, 412, None),
+            PreconditionFailed
+        );
+        assert_eq!(
             categorize(Operation::GetBucketLifecycle, 200, None),
             Malformed
         );
@@ -1149,6 +1185,17 @@ mod tests {
             404
         ));
         assert!(!no_lifecycle_configuration(Some("NoSuchBucket"), 404));
+    }
+
+    #[test]
+    fn etags_lose_their_quotes_and_regain_them_for_if_match() {
+        assert_eq!(unquote(Some("\"abc\"")).as_deref(), Some("abc"));
+        assert_eq!(unquote(Some("abc-2")).as_deref(), Some("abc-2"));
+        assert_eq!(unquote(Some("\"")).as_deref(), Some("\""));
+        assert_eq!(unquote(None), None);
+        assert_eq!(quote_etag("abc"), "\"abc\"");
+        assert_eq!(quote_etag("\"abc\""), "\"abc\"");
+        assert_eq!(quote_etag("*"), "*");
     }
 
     #[test]
