@@ -894,6 +894,43 @@ async fn delete_object_sends_if_match_quoted_and_a_412_is_precondition_failed() 
     );
 }
 
+/// `server_time` is the `Date` of the latest answer (an error answer too), moved on by the
+/// local time since: a stub whose clock is a day behind shows it.
+#[tokio::test]
+async fn server_time_is_the_date_of_the_latest_answer_moved_on_by_local_time() {
+    let body = "<Error><Code>NoSuchKey</Code><Message>no</Message></Error>";
+    let (url, heads) = recording_stub(format!(
+        "HTTP/1.1 404 Not Found\r\nDate: Tue, 24 Nov 2026 19:00:00 GMT\r\n\
+         Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let store = stub_store(url, 1).await;
+    assert_eq!(store.server_time(), None, "no answer yet");
+    let id = ObjectId {
+        key: "a".to_string(),
+        version_id: None,
+    };
+    let err = store.get_tags(&id).await.expect_err("404");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+    assert_eq!(heads.lock().expect("heads").len(), 1);
+    let date = chrono::DateTime::parse_from_rfc3339("2026-11-24T19:00:00Z")
+        .expect("a date")
+        .with_timezone(&chrono::Utc);
+    let first = store.server_time().expect("a server time");
+    assert!(
+        first >= date && first - date < chrono::TimeDelta::seconds(2),
+        "{first}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = store.server_time().expect("a server time");
+    assert!(
+        later - first >= chrono::TimeDelta::milliseconds(300),
+        "{first} -> {later}"
+    );
+    // Clones share the clock.
+    assert!(store.clone().server_time().expect("shared") >= later);
+}
+
 #[tokio::test]
 async fn throttling_server_errors_timeouts_and_garbage_are_categorised() {
     endpoint();

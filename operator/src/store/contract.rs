@@ -125,6 +125,7 @@ macro_rules! object_store_contract {
             tag_keys_over_128_bytes_and_values_over_256_bytes_are_rejected,
             a_missing_key_version_or_delete_marker_is_not_found,
             metadata_keys_are_lower_case,
+            server_time_after_a_request_is_the_stores_clock,
             head_object_gives_etag_size_and_last_modified_and_none_when_gone,
             head_object_shows_tag_and_legal_hold_writes_where_the_store_moves_last_modified,
             a_tag_write_on_a_plain_bucket_moves_the_listed_last_modified_where_the_store_does,
@@ -1082,6 +1083,32 @@ pub async fn head_object_shows_tag_and_legal_hold_writes_where_the_store_moves_l
     assert_eq!(h.last_modified > t0, moves, "{t0} -> {}", h.last_modified);
 }
 
+/// After any answer, errors included, the store's clock (the `Date` of its latest answer,
+/// moved on by the local time since) agrees with the local clock to a few seconds: the test
+/// store and this machine share a clock.
+pub async fn server_time_after_a_request_is_the_stores_clock<B: Backend>(b: &B) {
+    let near = |t: Option<DateTime<Utc>>, after: &str| {
+        let t = t.unwrap_or_else(|| panic!("no server time after {after}"));
+        let skew = (Utc::now() - t).abs();
+        assert!(skew < TimeDelta::seconds(5), "{t} after {after}: {skew}");
+    };
+    let store = b.create("clock", BucketKind::Plain).await;
+    store.bucket_info().await.expect("bucket info");
+    near(store.server_time(), "bucket_info");
+    assert_fails(
+        store.get_tags(&id("never", None)).await,
+        Operation::GetObjectTagging,
+        ErrorCategory::NotFound,
+    );
+    near(store.server_time(), "a 404");
+    b.tick(&store).await;
+    store
+        .put_object("a", b"x".to_vec(), "text/plain")
+        .await
+        .expect("put");
+    near(store.server_time(), "put_object");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The clock deadlines count from (issue 8, item 11)
 
@@ -1861,8 +1888,10 @@ impl MemoryBackend {
 impl Backend for MemoryBackend {
     type Store = MemoryStore;
 
+    /// The fake's server clock is set to the local clock when it is made (and stays there).
     async fn create(&self, label: &str, kind: BucketKind) -> MemoryStore {
         let store = MemoryStore::new(label);
+        store.set_server_time(Some(Utc::now()));
         let store = match kind {
             BucketKind::Plain => store,
             BucketKind::Versioned => store.versioned(),

@@ -120,6 +120,8 @@ struct State {
     next_seq: u64,
     /// The store's clock when set; otherwise the wall clock.
     clock: Option<DateTime<Utc>>,
+    /// What [`ObjectStore::server_time`] answers.
+    server_time: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -222,6 +224,13 @@ impl MemoryStore {
     /// writes are stamped with it). Until then the store uses the wall clock.
     pub fn set_clock(&self, now: DateTime<Utc>) {
         self.lock().clock = Some(now);
+    }
+
+    /// What [`ObjectStore::server_time`] answers from now on, as is (the S3 adapter's answer
+    /// moves on with local time; this one stays put). `None`, the default, is a store whose
+    /// answers had no `Date`, or no answer yet. Independent of [`MemoryStore::set_clock`].
+    pub fn set_server_time(&self, time: Option<DateTime<Utc>>) {
+        self.lock().server_time = time;
     }
 
     /// Moves the store's clock on (and stops it there).
@@ -824,6 +833,10 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
 
+    fn server_time(&self) -> Option<DateTime<Utc>> {
+        self.lock().server_time
+    }
+
     async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
         let op = Operation::DeleteObject;
         self.enter(op, Some(&id.key))?;
@@ -913,5 +926,25 @@ impl ObjectStore for MemoryStore {
             }
         }
         Ok(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_time_is_none_until_set_and_then_what_was_set() {
+        let store = MemoryStore::new("b");
+        assert_eq!(store.server_time(), None);
+        let t = DateTime::parse_from_rfc3339("2026-11-25T19:00:00Z")
+            .expect("a date")
+            .with_timezone(&Utc);
+        store.set_server_time(Some(t));
+        assert_eq!(store.server_time(), Some(t));
+        let shared = std::sync::Arc::new(store);
+        assert_eq!(ObjectStore::server_time(&shared), Some(t));
+        shared.set_server_time(None);
+        assert_eq!(shared.server_time(), None);
     }
 }

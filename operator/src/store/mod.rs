@@ -316,6 +316,11 @@ pub trait ObjectStore: Send + Sync {
     /// Reads a whole small object (gallring's journal and checkpoints); `Ok(None)` when absent.
     fn get_object(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
 
+    /// The store's clock: the HTTP `Date` of the most recent response (of any operation,
+    /// errors included), advanced by the local time elapsed since it arrived; `None` before
+    /// the first response. `Date` has whole seconds, so this may be up to a second behind.
+    fn server_time(&self) -> Option<DateTime<Utc>>;
+
     /// Writes a whole small object, replacing any current one under the key.
     fn put_object(
         &self,
@@ -389,6 +394,9 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     }
     async fn get_object(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         (**self).get_object(key).await
+    }
+    fn server_time(&self) -> Option<DateTime<Utc>> {
+        (**self).server_time()
     }
     async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> StoreResult<()> {
         (**self).put_object(key, body, content_type).await

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -25,11 +25,13 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::retry::RetryPartition;
 use aws_sdk_s3::config::{
-    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, RuntimeComponents,
 };
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::types as sdk;
 use chrono::{DateTime, Utc};
@@ -111,6 +113,49 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     observer: Arc<dyn RequestObserver>,
+    server_date: ServerDate,
+}
+
+/// The `Date` of the latest response the client received, and the local instant it arrived:
+/// an interceptor that sees every attempt's response, errors and retries included.
+#[derive(Debug, Clone, Default)]
+struct ServerDate(Arc<Mutex<Option<DateSeen>>>);
+
+/// A response's `Date` and the local instant the response arrived.
+type DateSeen = (DateTime<Utc>, Instant);
+
+impl ServerDate {
+    fn record(&self, date: &str) {
+        // An IMF-fixdate ("Wed, 25 Nov 2026 19:00:00 GMT") is an RFC 2822 date.
+        if let Ok(t) = DateTime::parse_from_rfc2822(date) {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((t.with_timezone(&Utc), Instant::now()));
+        }
+    }
+
+    fn now(&self) -> Option<DateTime<Utc>> {
+        let (date, at) = (*self.0.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let elapsed = chrono::TimeDelta::from_std(at.elapsed()).unwrap_or(chrono::TimeDelta::MAX);
+        date.checked_add_signed(elapsed)
+    }
+}
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "GallringServerDate"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            self.record(date);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for S3Store {
@@ -177,10 +222,13 @@ impl S3Store {
         if let Some(endpoint) = &settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
+        let server_date = ServerDate::default();
+        config = config.interceptor(server_date.clone());
         S3Store {
             client: Client::from_conf(config.build()),
             bucket: settings.bucket,
             observer,
+            server_date,
         }
     }
 
@@ -1003,6 +1051,10 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    fn server_time(&self) -> Option<DateTime<Utc>> {
+        self.server_date.now()
+    }
+
     async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
         self.send_object(
             Operation::DeleteObject,
@@ -1196,6 +1248,30 @@ mod tests {
         assert_eq!(quote_etag("abc"), "\"abc\"");
         assert_eq!(quote_etag("\"abc\""), "\"abc\"");
         assert_eq!(quote_etag("*"), "*");
+    }
+
+    #[test]
+    fn the_server_date_is_read_as_an_imf_fixdate_and_moves_on_with_local_time() {
+        let date = ServerDate::default();
+        assert_eq!(date.now(), None);
+        date.record("not a date");
+        assert_eq!(date.now(), None, "an unreadable Date is ignored");
+        date.record("Wed, 25 Nov 2026 19:00:00 GMT");
+        let at = DateTime::parse_from_rfc3339("2026-11-25T19:00:00Z")
+            .expect("a date")
+            .with_timezone(&Utc);
+        let now = date.now().expect("a time");
+        assert!(
+            now >= at && now - at < chrono::TimeDelta::seconds(1),
+            "{now}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(date.now().expect("a time") - now >= chrono::TimeDelta::milliseconds(20));
+        date.record("garbage");
+        assert!(
+            date.now().expect("kept") >= now,
+            "the last readable Date stays"
+        );
     }
 
     #[test]
