@@ -1128,6 +1128,11 @@ impl ObjectStore for S3Store {
 /// The per-key failures of a DeleteObjects answer: every `<Error>`, and every requested id
 /// the answer does not mention at all (with quiet=false each one must appear; a silent
 /// omission must not be counted as a deletion).
+///
+/// Failures carry the requested id exactly, as callers match them by `ObjectId`. An `<Error>`
+/// without a `<VersionId>` (some stores leave it out) stands for the versions requested under
+/// its key that the answer neither deleted nor failed by version; if there are none, for every
+/// version requested under its key (the answer contradicts itself: nothing counts as deleted).
 fn delete_failures(
     ids: &[ObjectId],
     deleted: &[sdk::DeletedObject],
@@ -1136,23 +1141,59 @@ fn delete_failures(
     let mentions = |id: &ObjectId, key: Option<&str>, version: Option<&str>| {
         key == Some(id.key.as_str()) && (version.is_none() || version == id.version_id.as_deref())
     };
-    let mut failures: Vec<DeleteFailure> = errors
-        .iter()
-        .map(|e| DeleteFailure {
-            id: ObjectId {
-                key: e.key().unwrap_or_default().to_string(),
-                version_id: e.version_id().map(str::to_string),
-            },
-            code: e.code().unwrap_or("Unknown").to_string(),
-            message: e.message().unwrap_or_default().to_string(),
-        })
-        .collect();
-    for id in ids {
-        let acknowledged = deleted
+    let was_deleted = |id: &ObjectId| {
+        deleted
             .iter()
             .any(|d| mentions(id, d.key(), d.version_id()))
-            || errors.iter().any(|e| mentions(id, e.key(), e.version_id()));
-        if !acknowledged {
+    };
+    let failed_by_version = |id: &ObjectId| {
+        errors.iter().any(|e| {
+            e.version_id().is_some()
+                && e.key() == Some(id.key.as_str())
+                && e.version_id() == id.version_id.as_deref()
+        })
+    };
+    let mut failures: Vec<DeleteFailure> = Vec::new();
+    let mut failed: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
+    for e in errors {
+        let key = e.key().unwrap_or_default();
+        let ids_failed: Vec<ObjectId> = match e.version_id() {
+            Some(v) => vec![ObjectId {
+                key: key.to_string(),
+                version_id: Some(v.to_string()),
+            }],
+            None => {
+                let requested: Vec<&ObjectId> = ids.iter().filter(|id| id.key == key).collect();
+                let open: Vec<ObjectId> = requested
+                    .iter()
+                    .filter(|id| !was_deleted(id) && !failed_by_version(id))
+                    .map(|id| (*id).clone())
+                    .collect();
+                if !open.is_empty() {
+                    open
+                } else if !requested.is_empty() {
+                    requested.into_iter().cloned().collect()
+                } else {
+                    vec![ObjectId {
+                        key: key.to_string(),
+                        version_id: None,
+                    }]
+                }
+            }
+        };
+        for id in ids_failed {
+            if failed.insert(id.clone()) {
+                failures.push(DeleteFailure {
+                    id,
+                    code: e.code().unwrap_or("Unknown").to_string(),
+                    message: e.message().unwrap_or_default().to_string(),
+                });
+            }
+        }
+    }
+    for id in ids {
+        if !was_deleted(id) && !failed.contains(id) {
+            failed.insert(id.clone());
             failures.push(DeleteFailure {
                 id: id.clone(),
                 code: "NotAcknowledged".to_string(),
@@ -1336,6 +1377,92 @@ mod tests {
                     message: "the DeleteObjects answer mentions neither a deletion nor an error for this key"
                         .to_string()
                 },
+            ]
+        );
+    }
+
+    /// Issue 13, item 1: an `<Error>` without `<VersionId>` for a versioned request fails the
+    /// version that was requested, so a caller matching failures by id sees it.
+    #[test]
+    fn an_error_without_a_version_id_fails_the_requested_versions_of_its_key() {
+        let id = |k: &str, v: Option<&str>| ObjectId {
+            key: k.to_string(),
+            version_id: v.map(str::to_string),
+        };
+        let error = |k: &str, v: Option<&str>, code: &str| {
+            sdk::Error::builder()
+                .key(k)
+                .set_version_id(v.map(str::to_string))
+                .code(code)
+                .message(code)
+                .build()
+        };
+        let deleted = |k: &str, v: &str| sdk::DeletedObject::builder().key(k).version_id(v).build();
+        let failed = |failures: Vec<DeleteFailure>| -> Vec<(ObjectId, String)> {
+            failures.into_iter().map(|f| (f.id, f.code)).collect()
+        };
+
+        // One version requested: the failure carries it.
+        let ids = [id("a", Some("1")), id("b", Some("2"))];
+        assert_eq!(
+            failed(delete_failures(
+                &ids,
+                &[deleted("b", "2")],
+                &[error("a", None, "AccessDenied")]
+            )),
+            [(id("a", Some("1")), "AccessDenied".to_string())]
+        );
+
+        // Several versions of the key: the ones the answer does not settle otherwise.
+        let ids = [
+            id("k", Some("1")),
+            id("k", Some("2")),
+            id("k", Some("3")),
+            id("k", Some("4")),
+        ];
+        assert_eq!(
+            failed(delete_failures(
+                &ids,
+                &[deleted("k", "1")],
+                &[
+                    error("k", Some("2"), "InternalError"),
+                    error("k", None, "AccessDenied"),
+                ]
+            )),
+            [
+                (id("k", Some("2")), "InternalError".to_string()),
+                (id("k", Some("3")), "AccessDenied".to_string()),
+                (id("k", Some("4")), "AccessDenied".to_string()),
+            ]
+        );
+
+        // An answer that also says every version was deleted: none counts as deleted.
+        let ids = [id("k", Some("1"))];
+        assert_eq!(
+            failed(delete_failures(
+                &ids,
+                &[deleted("k", "1")],
+                &[error("k", None, "AccessDenied")]
+            )),
+            [(id("k", Some("1")), "AccessDenied".to_string())]
+        );
+
+        // Unversioned requests and errors for keys never requested keep their ids; two
+        // errors for one id make one failure.
+        let ids = [id("u", None)];
+        assert_eq!(
+            failed(delete_failures(
+                &ids,
+                &[],
+                &[
+                    error("u", None, "AccessDenied"),
+                    error("u", None, "AccessDenied"),
+                    error("stray", None, "InternalError"),
+                ]
+            )),
+            [
+                (id("u", None), "AccessDenied".to_string()),
+                (id("stray", None), "InternalError".to_string()),
             ]
         );
     }
