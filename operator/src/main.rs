@@ -61,6 +61,10 @@ enum Command {
         /// Per-object S3 requests in flight at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
         concurrency: u16,
+        /// Operator deletions stop (with a Degraded condition) while the local clock and the
+        /// object store's (response Date headers) differ by more than this many seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+        max_clock_skew_seconds: u32,
         /// Attempts per S3 request (retries back off with jitter).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
         max_attempts: u32,
@@ -92,6 +96,10 @@ enum Command {
         /// Per-object S3 requests in flight at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
         concurrency: u16,
+        /// Operator deletions stop (with a Degraded condition) while the local clock and the
+        /// object store's (response Date headers) differ by more than this many seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+        max_clock_skew_seconds: u32,
         /// Namespaces whose Secrets may be read for `spec.s3.credentials.secretRef`
         /// (comma-separated). Default: the watched namespace with --namespace, none without.
         #[arg(long, env = "GALLRING_SECRET_NAMESPACES", value_delimiter = ',')]
@@ -154,6 +162,7 @@ fn main() -> ExitCode {
             lease_namespace,
             identity,
             concurrency,
+            max_clock_skew_seconds,
             secret_namespaces,
             secrets_cluster_wide,
             allow_ambient_credentials,
@@ -196,6 +205,9 @@ fn main() -> ExitCode {
                         pass: gallring::reconcile::PassConfig {
                             page_size: 1000,
                             concurrency: usize::from(concurrency),
+                            max_clock_skew: chrono::Duration::seconds(i64::from(
+                                max_clock_skew_seconds,
+                            )),
                             ..Default::default()
                         },
                         secrets: gallring::controller::SecretAccess {
@@ -216,6 +228,7 @@ fn main() -> ExitCode {
             metrics_addr,
             page_size,
             concurrency,
+            max_clock_skew_seconds,
             max_attempts,
             request_timeout,
             json_logs,
@@ -225,6 +238,7 @@ fn main() -> ExitCode {
             &metrics_addr,
             page_size,
             concurrency,
+            max_clock_skew_seconds,
             max_attempts,
             request_timeout,
             json_logs,
@@ -288,6 +302,7 @@ fn run_host(
     metrics_addr: &str,
     page_size: i32,
     concurrency: u16,
+    max_clock_skew_seconds: u32,
     max_attempts: u32,
     request_timeout: u64,
     json_logs: bool,
@@ -305,6 +320,7 @@ fn run_host(
         pass: gallring::reconcile::PassConfig {
             page_size,
             concurrency: usize::from(concurrency),
+            max_clock_skew: chrono::Duration::seconds(i64::from(max_clock_skew_seconds)),
             ..Default::default()
         },
         max_attempts,

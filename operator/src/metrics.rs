@@ -47,6 +47,10 @@ pub struct Metrics {
     scans: IntCounterVec,
     retry_backoff: GaugeVec,
     dangerous_rules: IntGaugeVec,
+    unknown_objects: IntGaugeVec,
+    deletions_blocked: IntGaugeVec,
+    clock_skew: GaugeVec,
+    last_modified_moved: IntGaugeVec,
     leader: prometheus::IntGauge,
     /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
     kinds_seen: std::sync::Mutex<
@@ -228,6 +232,30 @@ impl Metrics {
                 "Lifecycle rules gallring does not own that can expire governed recordings (or its journal) by S3's own clock, whatever their deadline or hold. Alert when above 0.",
                 BUCKET,
             )?,
+            unknown_objects: gauge(
+                &r,
+                "gallring_unknown_objects",
+                "Objects whose state could not be read in the last pass (tags or metadata unreadable): neither decided nor counted as overdue; some may be. Alert when above 0 for long.",
+                BUCKET,
+            )?,
+            deletions_blocked: gauge(
+                &r,
+                "gallring_deletions_blocked",
+                "1 when the last pass made no operator deletions on purpose (clock skew, holds changed or unreadable, holds that could not be linked); the reason is in the Degraded condition.",
+                BUCKET,
+            )?,
+            clock_skew: fgauge(
+                &r,
+                "gallring_store_clock_skew_seconds",
+                "Local clock minus the object store's (from response Date headers) at the last pass.",
+                BUCKET,
+            )?,
+            last_modified_moved: gauge(
+                &r,
+                "gallring_last_modified_moved_objects",
+                "Objects whose LastModified moved after gallring first saw them with the same content (a store that moves it on tag writes delays its own lifecycle expiry); deadlines count from the first.",
+                BUCKET,
+            )?,
             retry_backoff: fgauge(
                 &r,
                 "gallring_retry_backoff_seconds",
@@ -259,6 +287,7 @@ impl Metrics {
             ("due", due_not_overdue),
             ("overdue", s.overdue),
             ("unclassified", s.unclassified),
+            ("unknown", report.unknown_objects),
         ] {
             self.objects
                 .with_label_values(&[namespace, bucket, state])
@@ -321,6 +350,18 @@ impl Metrics {
             .with_label_values(&b)
             .set(i64::from(report.lifecycle.in_sync()));
         self.degraded.with_label_values(&b).set(0);
+        self.unknown_objects
+            .with_label_values(&b)
+            .set(clamp(report.unknown_objects));
+        self.deletions_blocked
+            .with_label_values(&b)
+            .set(i64::from(report.deletes_blocked.is_some()));
+        self.clock_skew
+            .with_label_values(&b)
+            .set(report.clock_skew_seconds.map_or(0.0, |k| k as f64));
+        self.last_modified_moved
+            .with_label_values(&b)
+            .set(clamp(report.last_modified_moved));
         self.scans
             .with_label_values(&[namespace, bucket, "ok"])
             .inc();
@@ -391,12 +432,23 @@ impl Metrics {
         let _ = self.untaggable.remove_label_values(&b);
         let _ = self.retry_backoff.remove_label_values(&b);
         let _ = self.dangerous_rules.remove_label_values(&b);
+        let _ = self.unknown_objects.remove_label_values(&b);
+        let _ = self.deletions_blocked.remove_label_values(&b);
+        let _ = self.clock_skew.remove_label_values(&b);
+        let _ = self.last_modified_moved.remove_label_values(&b);
         for outcome in ["ok", "failed", "fenced"] {
             let _ = self
                 .scans
                 .remove_label_values(&[namespace, bucket, outcome]);
         }
-        for state in ["retained", "held", "due", "overdue", "unclassified"] {
+        for state in [
+            "retained",
+            "held",
+            "due",
+            "overdue",
+            "unclassified",
+            "unknown",
+        ] {
             let _ = self
                 .objects
                 .remove_label_values(&[namespace, bucket, state]);
@@ -609,6 +661,14 @@ mod tests {
             deleted_sample: vec![],
             journal_facts: 0,
             dangerous_rules: Vec::new(),
+            unknown_objects: 0,
+            unknown_bytes: 0,
+            deletes_blocked: None,
+            deletes_deferred: 0,
+            deletes_skipped_changed: 0,
+            clock_skew_seconds: None,
+            last_modified_moved: 0,
+            withdrawals_journaled: 0,
         }
     }
 

@@ -435,9 +435,11 @@ fn chart_yaml_declares_a_v2_chart_of_this_version() {
     assert!(field("kubeVersion").is_some(), "Chart.yaml kubeVersion");
 }
 
-const ALERTS: [&str; 9] = [
+const ALERTS: [&str; 11] = [
     "GallringRetentionBreach",
     "GallringDangerousLifecycleRule",
+    "GallringUnknownObjects",
+    "GallringDeletionsBlocked",
     "GallringScanStale",
     "GallringDeletionFailures",
     "GallringLifecycleDrift",

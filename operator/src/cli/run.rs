@@ -147,12 +147,36 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
     )
 }
 
+/// The bucket's holds as the manifests say now: read again right before each delete batch,
+/// so a hold added while a pass runs stops its deletions. Manifests that no longer compile
+/// keep the pass from deleting.
+fn manifest_holds(manifests: &Path, bucket: &str) -> reconcile::HoldsSource {
+    let manifests = manifests.to_path_buf();
+    let bucket = bucket.to_string();
+    reconcile::HoldsSource(Arc::new(move || {
+        let result = Manifests::load(&manifests)
+            .and_then(|m| m.compile())
+            .map_err(|e| e.to_string())
+            .and_then(|buckets| {
+                buckets
+                    .into_iter()
+                    .find(|b| b.key == bucket)
+                    .map(|b| b.holds)
+                    .ok_or_else(|| {
+                        format!("RecordingBucket {bucket} is no longer in the manifests")
+                    })
+            });
+        Box::pin(std::future::ready(result))
+    }))
+}
+
 /// Reconciles one bucket once and records metrics. Returns whether the pass ran.
 async fn pass_once(
     b: &CompiledBucket,
     store: &S3Store,
     metrics: &Metrics,
     opts: &RunOptions,
+    manifests: &Path,
 ) -> bool {
     let (namespace, name) = b.key.split_once('/').unwrap_or(("default", b.key.as_str()));
     metrics.touch_bucket(namespace, name);
@@ -165,13 +189,15 @@ async fn pass_once(
             info!(bucket = %key, listed = p.listed, pages = p.pages, "scanning");
         }
     };
+    let mut pass = opts.pass.clone();
+    pass.holds_now = Some(manifest_holds(manifests, &b.key));
     match reconcile::reconcile(
         store,
         &b.policy,
         &b.rules,
         b.holds.clone(),
         now,
-        opts.pass.clone(),
+        pass,
         &progress,
     )
     .await
@@ -202,12 +228,28 @@ async fn pass_once(
             for e in &report.sample_errors {
                 warn!(bucket = %b.key, error = %e, "object not reconciled");
             }
+            if let Some(blocked) = &report.deletes_blocked {
+                warn!(bucket = %b.key, reason = blocked.reason, deferred = report.deletes_deferred, "no deletions in this pass: {}", blocked.message);
+            }
+            if report.unknown_objects > 0 {
+                warn!(bucket = %b.key, unknown = report.unknown_objects, "objects whose state could not be read (neither decided nor counted as overdue)");
+            }
+            if report.deletes_skipped_changed > 0 {
+                info!(bucket = %b.key, skipped = report.deletes_skipped_changed, "planned deletions skipped: the object changed after it was listed");
+            }
+            if report.withdrawals_journaled > 0 {
+                info!(bucket = %b.key, withdrawals = report.withdrawals_journaled, "withdrawals read from tags journaled; they take effect from the next pass");
+            }
             for id in &report.dangerous_rules {
                 warn!(bucket = %b.key, rule = %id, "a lifecycle rule gallring does not own can expire governed recordings regardless of their deadline or hold");
             }
-            // A pass with object errors or failed deletions did not do everything it should:
-            // `--once` reports it with a non-zero exit (fail closed, never silently).
-            report.object_errors == 0 && report.delete_failures == 0
+            // A pass with object errors, failed or blocked deletions, or objects of unknown
+            // state did not do everything it should: `--once` reports it with a non-zero exit
+            // (fail closed, never silently).
+            report.object_errors == 0
+                && report.delete_failures == 0
+                && report.unknown_objects == 0
+                && report.deletes_blocked.is_none()
         }
         Err(e) => {
             metrics.record_failure(namespace, name, &e);
@@ -244,7 +286,7 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
     let result = if opts.once {
         let mut failed = 0;
         for (b, store) in buckets.iter().zip(&stores) {
-            if !pass_once(b, store, &metrics, &opts).await {
+            if !pass_once(b, store, &metrics, &opts, manifests).await {
                 failed += 1;
             }
         }
@@ -266,7 +308,7 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
             for (i, (b, store)) in buckets.iter().zip(&stores).enumerate() {
                 if next_due[i] <= now {
                     tokio::select! {
-                        _ = pass_once(b, store, &metrics, &opts) => {}
+                        _ = pass_once(b, store, &metrics, &opts, manifests) => {}
                         _ = &mut shutdown => {
                             info!("shutting down (a scan was interrupted; every write so far is safe to resume)");
                             return finish(server);

@@ -12,8 +12,8 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use tracing::info;
 
-use crate::api::v1alpha1::{EnforcementMode, LifecycleRulesOnDelete, RecordingBucket};
-use crate::reconcile::{self, PassError, PassReport};
+use crate::api::v1alpha1::{EnforcementMode, LegalHold, LifecycleRulesOnDelete, RecordingBucket};
+use crate::reconcile::{self, HoldsSource, PassError, PassReport};
 use crate::retention::{Hold, IsoDuration};
 use crate::store::{ErrorCategory, ObjectStore, StoredRule};
 
@@ -56,7 +56,7 @@ pub async fn reconcile_bucket<F: StoreFactory>(
         match event {
             Finalizer::Apply(b) => {
                 let now = ctx.now();
-                match run_pipeline(&b, ctx, None, now).await? {
+                match run_pipeline(&b, ctx, now).await? {
                     Outcome::Ran {
                         report,
                         holds,
@@ -93,12 +93,10 @@ pub(super) fn settle_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Res
     }
 }
 
-/// dereference → validate → pass → report. `released` is a hold being deleted whose release
-/// must be applied in this pass (from the LegalHold finalizer).
+/// dereference → validate → pass → report. Holds being deleted are released in the pass.
 pub async fn run_pipeline<F: StoreFactory>(
     bucket: &RecordingBucket,
     ctx: &Context<F>,
-    released: Option<Hold>,
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {
     let key = ResourceKey::of(bucket);
@@ -117,7 +115,7 @@ pub async fn run_pipeline<F: StoreFactory>(
         }
         Err(e) => return Err(e.into()),
     };
-    let validated = match validate(bucket, &deref, &ctx.peers(), released) {
+    let validated = match validate(bucket, &deref, &ctx.peers()) {
         Ok(v) => v,
         Err(e) => {
             report::refused(ctx, bucket, e.reason(), e.to_string(), now).await?;
@@ -137,13 +135,19 @@ pub async fn run_pipeline<F: StoreFactory>(
         .make(&bucket.spec.s3, deref.credentials.clone())
         .await;
     let started = std::time::Instant::now();
+    let mut pass = ctx.pass.clone();
+    pass.holds_now = Some(holds_source(
+        ctx.client.clone(),
+        bucket.namespace().unwrap_or_default(),
+        bucket.name_any(),
+    ));
     let result = reconcile::reconcile(
         &store,
         &validated.policy,
         &validated.rules,
         validated.holds.clone(),
         now,
-        ctx.pass.clone(),
+        pass,
         &|_| {},
     )
     .await;
@@ -159,6 +163,9 @@ pub async fn run_pipeline<F: StoreFactory>(
             )
             .await?;
             ctx.reset_failures(&key);
+            // The pass journaled every release before anything else: the holds' finalizers
+            // may go.
+            ctx.mark_released(&validated.holds);
             Ok(Outcome::Ran {
                 report: Box::new(r),
                 holds: validated.holds,
@@ -170,6 +177,37 @@ pub async fn run_pipeline<F: StoreFactory>(
             Err(e.into())
         }
     }
+}
+
+/// The bucket's holds re-read from the API server (not a cache: a hold created a moment ago
+/// must stop the deletions right after). An invalid hold that is not being deleted fails the
+/// read, which keeps the pass from deleting.
+fn holds_source(client: kube::Client, namespace: String, bucket: String) -> HoldsSource {
+    HoldsSource(Arc::new(move || {
+        let api: Api<LegalHold> = Api::namespaced(client.clone(), &namespace);
+        let bucket = bucket.clone();
+        Box::pin(async move {
+            let list = api
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut holds = Vec::new();
+            for h in list
+                .items
+                .iter()
+                .filter(|h| h.spec.bucket_ref.name == bucket)
+            {
+                match validate::engine_hold(h) {
+                    Ok(hold) => holds.push(hold),
+                    Err(_) if h.metadata.deletion_timestamp.is_some() => {}
+                    Err(e) => {
+                        return Err(format!("LegalHold {}: {}", h.name_any(), e.first_line()));
+                    }
+                }
+            }
+            Ok(holds)
+        })
+    }))
 }
 
 /// When to look again: the earliest of the scan interval, the next deadline, a hold expiring.

@@ -26,6 +26,9 @@ use super::dereference::{self, SecretAccess};
 use super::key::ResourceKey;
 use super::validate;
 
+/// How often a LegalHold being deleted looks whether its release is journaled.
+const RELEASE_POLL: Duration = Duration::from_secs(2);
+
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "gallring";
 
@@ -82,6 +85,9 @@ pub struct Context<F: StoreFactory> {
     /// One pass at a time per bucket: the hold finalizer's release pass waits for the bucket
     /// controller's pass on the same bucket, and the other way round.
     passes: Mutex<HashMap<ResourceKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Releases (hold `namespace/name`, release time) a completed pass made durable in the
+    /// bucket's journal: the LegalHold finalizer waits for its own.
+    releases: Mutex<std::collections::HashSet<(String, DateTime<Utc>)>>,
 }
 
 impl<F: StoreFactory> Context<F> {
@@ -97,6 +103,7 @@ impl<F: StoreFactory> Context<F> {
             buckets: None,
             failures: Mutex::new(HashMap::new()),
             passes: Mutex::new(HashMap::new()),
+            releases: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -144,6 +151,27 @@ impl<F: StoreFactory> Context<F> {
         locks.entry(bucket.clone()).or_default().clone()
     }
 
+    /// Records the releases among `holds` as journaled (after a completed pass).
+    pub(super) fn mark_released(&self, holds: &[crate::retention::Hold]) {
+        let mut r = self
+            .releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for h in holds {
+            if let Some(at) = h.released_at {
+                r.insert((h.name.clone(), at));
+            }
+        }
+    }
+
+    /// Whether a completed pass journaled this release.
+    pub(super) fn release_journaled(&self, hold: &str, at: DateTime<Utc>) -> bool {
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&(hold.to_string(), at))
+    }
+
     pub(super) fn reset_failures(&self, key: &ResourceKey) {
         if let Ok(mut f) = self.failures.lock() {
             f.remove(key);
@@ -179,6 +207,10 @@ pub enum Error {
     Pass(#[from] reconcile::PassError),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Not a failure: the LegalHold finalizer waits for the bucket's pass to journal the
+    /// release.
+    #[error("release pending: {0}")]
+    ReleasePending(String),
 }
 
 impl Error {
@@ -189,6 +221,7 @@ impl Error {
             Error::Validate(_) => "validation",
             Error::Pass(e) => e.category(),
             Error::Finalizer(_) => "finalizer",
+            Error::ReleasePending(_) => "release_pending",
         }
     }
 }
@@ -249,6 +282,10 @@ pub fn error_policy<K: Resource<DynamicType = ()> + Clone, F: StoreFactory>(
             name: i.metadata.name.clone().unwrap_or_default(),
         },
     };
+    if let Error::ReleasePending(why) = error {
+        tracing::debug!(object = %key, "{why}");
+        return Action::requeue(RELEASE_POLL);
+    }
     let wait = ctx.backoff(&key);
     if key.kind == "RecordingBucket" {
         ctx.metrics

@@ -1,8 +1,8 @@
 //! The LegalHold reconcile. Applying a hold is the bucket controller's job (it watches holds);
 //! this controller reports what only it can see (an invalid spec, a missing bucket), wakes at
-//! `expires` / `reviewBy`, and owns the release finalizer: the bucket is reconciled with the
-//! hold marked released, which makes the release durable in the bucket's journal before
-//! anything is lowered, and only then is the finalizer removed.
+//! `expires` / `reviewBy`, and owns the release finalizer: the bucket controller's next pass
+//! sees the hold being deleted and makes its release durable in the bucket's journal before
+//! anything is lowered; only then is the finalizer removed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tracing::info;
 use crate::api::compile;
 use crate::api::v1alpha1::{LegalHold, RecordingBucket};
 
-use super::bucket::{Outcome, run_pipeline, settle_finalizer};
+use super::bucket::settle_finalizer;
 use super::context::{Context, Error, StoreFactory, patch_status, publish};
 use super::status::{self, HoldOutcome};
 use super::validate::engine_hold;
@@ -121,20 +121,23 @@ async fn release<F: StoreFactory>(h: &LegalHold, ctx: &Context<F>) -> Result<Act
         info!(hold = %h.name_any(), "bucket gone; nothing to release");
         return Ok(Action::await_change());
     };
-    let Ok(mut released) = engine_hold(h) else {
+    let Ok(released) = engine_hold(h) else {
         // An invalid hold never took part in a pass (the bucket refuses to run while it
         // exists): nothing to release.
         return Ok(Action::await_change());
     };
-    let now = ctx.now();
-    released.released_at = Some(now);
-    // The pass journals the release (one durable record: hold, time, selector) before it
-    // lowers anything; from then on the floor no longer depends on this resource, its tags or
-    // the objects' tag room, so the finalizer may go even if some object writes failed.
-    if let Outcome::Refused { reason, .. } = run_pipeline(&bucket, ctx, Some(released), now).await?
-    {
-        return Err(Error::Finalizer(format!(
-            "release not recorded: RecordingBucket {} is not reconcilable ({reason}); the finalizer stays until it is",
+    // The bucket controller (the one writer per bucket) sees the hold being deleted, and its
+    // pass journals the release (one durable record: hold, time, selector) before it lowers
+    // anything; from then on the floor no longer depends on this resource, its tags or the
+    // objects' tag room, so the finalizer may go even if some object writes failed. Until
+    // then (a pass in progress, or a bucket that cannot be reconciled) the finalizer stays.
+    let Some(at) = released.released_at else {
+        return Err(Error::ReleasePending("no deletion timestamp yet".into()));
+    };
+    if !ctx.release_journaled(&released.name, at) {
+        return Err(Error::ReleasePending(format!(
+            "LegalHold {}: waiting for RecordingBucket {} to journal the release",
+            h.name_any(),
             bucket.name_any()
         )));
     }

@@ -249,7 +249,12 @@ async fn run_controllers(
     )
     .default_backoff()
     .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    // A hold being deleted wakes its bucket, whose pass journals the release (whether or not
+    // the API server bumps the generation for it).
+    .predicate_filter(
+        predicates::generation.combine(being_deleted),
+        Default::default(),
+    );
 
     let mut bucket_ctl = Controller::for_stream(bucket_trigger, bucket_store.clone())
         .watches_stream(policy_trigger, {
@@ -383,4 +388,9 @@ async fn sweep_deleted_buckets(
             }
         }
     }
+}
+
+/// A predicate that changes when the object starts being deleted.
+fn being_deleted<K: Resource>(o: &K) -> Option<u64> {
+    Some(u64::from(o.meta().deletion_timestamp.is_some()))
 }

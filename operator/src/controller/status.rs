@@ -100,7 +100,31 @@ pub fn bucket_status(
                     r.lifecycle_rules.len()
                 ),
             };
-            let degraded = r.object_errors > 0 || r.delete_failures > 0;
+            let degraded = r.object_errors > 0
+                || r.delete_failures > 0
+                || r.unknown_objects > 0
+                || r.deletes_blocked.is_some();
+            let (degraded_reason, degraded_msg) = match &r.deletes_blocked {
+                Some(b) => (b.reason, b.message.clone()),
+                None if r.unknown_objects > 0 => (
+                    "UnknownState",
+                    format!(
+                        "{} object(s) could not be read: their state is unknown (some may be overdue); first: {}",
+                        r.unknown_objects,
+                        r.sample_errors.first().cloned().unwrap_or_default()
+                    ),
+                ),
+                None if degraded => (
+                    "ObjectErrors",
+                    format!(
+                        "{} object error(s), {} failed deletion(s); first: {}",
+                        r.object_errors,
+                        r.delete_failures,
+                        r.sample_errors.first().cloned().unwrap_or_default()
+                    ),
+                ),
+                None => ("Healthy", "no errors in the last scan".into()),
+            };
             let dangerous = !r.dangerous_rules.is_empty();
             s.conditions = vec![
                 cond(CONFLICT, false, "NoConflict", String::new()),
@@ -122,8 +146,14 @@ pub fn bucket_status(
                     true,
                     "Reconciled",
                     format!(
-                        "{} objects: {} retained, {} held, {} overdue, {} unclassified; {} deleted this scan",
-                        sum.objects, sum.keep, sum.held, sum.overdue, sum.unclassified, r.deleted
+                        "{} objects: {} retained, {} held, {} overdue, {} unclassified, {} unknown; {} deleted this scan",
+                        sum.objects,
+                        sum.keep,
+                        sum.held,
+                        sum.overdue,
+                        sum.unclassified,
+                        r.unknown_objects,
+                        r.deleted
                     ),
                 ),
                 cond(
@@ -132,21 +162,7 @@ pub fn bucket_status(
                     if lifecycle_ok { "InSync" } else { "Drift" },
                     lifecycle_msg,
                 ),
-                cond(
-                    DEGRADED,
-                    degraded,
-                    if degraded { "ObjectErrors" } else { "Healthy" },
-                    if degraded {
-                        format!(
-                            "{} object error(s), {} failed deletion(s); first: {}",
-                            r.object_errors,
-                            r.delete_failures,
-                            r.sample_errors.first().cloned().unwrap_or_default()
-                        )
-                    } else {
-                        "no errors in the last scan".into()
-                    },
-                ),
+                cond(DEGRADED, degraded, degraded_reason, degraded_msg),
             ];
         }
         BucketOutcome::Invalid { reason, message } => {

@@ -258,6 +258,16 @@ impl Scenario {
             json!({"apiVersion":"gallring.io/v1alpha1","kind":"LegalHoldList","metadata":{},"items":items}),
         )
     }
+    /// The pass reads the holds again right before deleting.
+    fn reread_holds(self, holds: &[&LegalHold]) -> Self {
+        let items: Vec<Value> = holds.iter().map(|h| to_json(*h)).collect();
+        self.step(
+            "re-read holds",
+            "GET",
+            format!("{BASE}/legalholds"),
+            json!({"apiVersion":"gallring.io/v1alpha1","kind":"LegalHoldList","metadata":{},"items":items}),
+        )
+    }
     fn secret(self, name: &str) -> Self {
         self.step(
             "get secret",
@@ -504,6 +514,7 @@ async fn first_reconcile_tags_objects_and_reports_counts_in_status() {
     let (client, server) = Scenario::default()
         .policy()
         .holds(&[])
+        .reread_holds(&[])
         .bucket_status(&b)
         .event("lifecycle updated")
         // r1 (2025-06-01 + P1Y) is past deadline and grace.
@@ -546,6 +557,7 @@ async fn credentials_come_from_the_referenced_secret() {
         .policy()
         .holds(&[])
         .secret("s3-keys")
+        .reread_holds(&[])
         .bucket_status(&b)
         .event("lifecycle updated")
         .event("objects deleted")
@@ -654,6 +666,7 @@ async fn a_hold_that_matches_nothing_is_not_ready_and_warns() {
     let (client, server) = Scenario::default()
         .policy()
         .holds(&[&h])
+        .reread_holds(&[&h])
         .bucket_status(&b)
         .event("lifecycle updated")
         .event("objects deleted")
@@ -749,12 +762,16 @@ async fn deleting_a_hold_releases_the_objects_before_the_finalizer_is_removed() 
     let mut released = to_json(&h);
     released["metadata"]["finalizers"] = json!([]);
     let (client, server) = Scenario::default()
+        // The finalizer waits: only the bucket controller writes to the bucket.
         .get_bucket(&b)
+        // The bucket's pass sees the hold being deleted and journals the release first.
         .policy()
         .holds(&[&h])
+        .reread_holds(&[&h])
         .bucket_status(&b)
         // r1 is long past its deadline once released.
         .event("objects deleted")
+        .get_bucket(&b)
         .event("hold released")
         .step(
             "remove finalizer",
@@ -764,6 +781,14 @@ async fn deleting_a_hold_releases_the_objects_before_the_finalizer_is_removed() 
         )
         .serve();
     let ctx = context(client, store.clone());
+    let err = reconcile_hold(Arc::new(h.clone()), &ctx)
+        .await
+        .expect_err("the release is not journaled yet");
+    assert_eq!(err.category(), "release_pending");
+    assert!(store.legal_hold("audio/r1.wav"), "nothing lowered yet");
+    reconcile_bucket(Arc::new(b), &ctx)
+        .await
+        .expect("reconciles");
     reconcile_hold(Arc::new(h), &ctx).await.expect("released");
     let played = server.await.expect("scenario");
     assert_eq!(played.body("bucket status")["status"]["held"], 0);
@@ -795,12 +820,12 @@ async fn a_release_is_journaled_before_the_finalizer_goes_even_when_tag_writes_f
     let mut released = to_json(&h);
     released["metadata"]["finalizers"] = json!([]);
     let (client, server) = Scenario::default()
-        .get_bucket(&b)
         .policy()
         .holds(&[&h])
         .bucket_status(&b)
         // r1's re-tag failed: reported; it is due at the release, not yet overdue.
         .event("object errors")
+        .get_bucket(&b)
         .event("hold released")
         .step(
             "remove finalizer",
@@ -810,10 +835,13 @@ async fn a_release_is_journaled_before_the_finalizer_goes_even_when_tag_writes_f
         )
         .serve();
     let ctx = context(client, store.clone());
+    reconcile_bucket(Arc::new(b), &ctx)
+        .await
+        .expect("reconciles");
     reconcile_hold(Arc::new(h), &ctx).await.expect("released");
     let played = server.await.expect("scenario");
     assert_eq!(played.body("object errors")["reason"], "ObjectErrors");
-    let journal = crate::state::Journal::load(&store, crate::state::journal::DEFAULT_PREFIX)
+    let journal = crate::state::Journal::load(&*store, crate::state::journal::DEFAULT_PREFIX)
         .await
         .expect("journal");
     assert_eq!(journal.state().released.len(), 1, "the release is durable");

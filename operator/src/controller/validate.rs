@@ -72,7 +72,6 @@ pub fn validate(
     bucket: &RecordingBucket,
     deref: &Dereferenced,
     peers: &[RecordingBucket],
-    released: Option<Hold>,
 ) -> Result<Validated, Error> {
     let key = ResourceKey::of(bucket);
     let policy_key = ResourceKey::of(&deref.policy);
@@ -84,7 +83,7 @@ pub fn validate(
     if !conflicting.is_empty() {
         return Err(Error::Conflict(conflicting));
     }
-    let mut holds = Vec::with_capacity(deref.holds.len() + 1);
+    let mut holds = Vec::with_capacity(deref.holds.len());
     for h in &deref.holds {
         match engine_hold(h) {
             Ok(hold) => holds.push(hold),
@@ -97,10 +96,6 @@ pub fn validate(
                 });
             }
         }
-    }
-    if let Some(r) = released {
-        holds.retain(|h| h.name != r.name);
-        holds.push(r);
     }
     Ok(Validated {
         policy,

@@ -23,11 +23,14 @@ use crate::retention::{
     BucketRules, Decision, Deleter, Hold, HoldLinker, KEEP_UNTIL_TAG, ObjectInfo, ObjectPlan,
     Planner, Policy, RETENTION_TAG, RecordedAtSource, RecordingIdSource, Summary,
 };
+use crate::retention::{WITHDRAWN_AT_TAG, WITHDRAWN_TAG};
 use crate::state::journal::{
-    self, Fact, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState, VersionRef,
+    self, Fact, FirstSeen, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState,
+    VersionRef, WithdrawalSeen,
 };
 use crate::store::{
-    ErrorCategory, ObjectId, ObjectStore, Operation, StoreError, StoredRule, lifecycle_map,
+    ErrorCategory, ObjectHead, ObjectId, ObjectStore, Operation, StoreError, StoredRule,
+    lifecycle_map,
 };
 
 pub use fence::Fence;
@@ -41,6 +44,11 @@ pub struct PassConfig {
     pub concurrency: usize,
     /// Checked before every write: a pass whose host lost leadership stops writing.
     pub fence: Fence,
+    /// Re-reads the host's holds right before each delete batch: a hold created during the
+    /// pass stops its deletions.
+    pub holds_now: Option<HoldsSource>,
+    /// Operator deletions stop when the local clock and the store's differ by more.
+    pub max_clock_skew: chrono::Duration,
 }
 
 impl Default for PassConfig {
@@ -49,7 +57,25 @@ impl Default for PassConfig {
             page_size: 1000,
             concurrency: 16,
             fence: Fence::default(),
+            holds_now: None,
+            max_clock_skew: chrono::Duration::seconds(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         }
+    }
+}
+
+/// The default bound on clock skew between gallring and the store.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// The host's holds as they are now (an error keeps the pass from deleting).
+pub type HoldsFuture = futures::future::BoxFuture<'static, Result<Vec<Hold>, String>>;
+
+/// Where a pass re-reads the host's holds.
+#[derive(Clone)]
+pub struct HoldsSource(pub std::sync::Arc<dyn Fn() -> HoldsFuture + Send + Sync>);
+
+impl std::fmt::Debug for HoldsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HoldsSource")
     }
 }
 
@@ -108,6 +134,40 @@ pub struct PassReport {
     /// Ids of foreign lifecycle rules that can expire governed objects (or the journal) by
     /// S3's own clock, whatever their deadline or hold.
     pub dangerous_rules: Vec<String>,
+    /// Objects whose state could not be read (tags or metadata unreadable): neither decided
+    /// nor counted in `summary`; they may be overdue.
+    pub unknown_objects: u64,
+    pub unknown_bytes: u64,
+    /// Why operator deletions did not run in this pass (clock skew, holds changed mid-pass,
+    /// holds that could not be linked); the objects stay and are counted as they are.
+    pub deletes_blocked: Option<Blocked>,
+    /// Deletions due but not made because of `deletes_blocked`.
+    pub deletes_deferred: u64,
+    /// Planned deletions skipped because the object changed after it was listed (a new
+    /// upload under the same key).
+    pub deletes_skipped_changed: u64,
+    /// Local clock minus the store's (from the responses' `Date`), when known.
+    pub clock_skew_seconds: Option<i64>,
+    /// Objects whose listed `LastModified` moved after gallring first saw them with the same
+    /// content (a store that moves it on tag writes); deadlines count from the first one.
+    pub last_modified_moved: u64,
+    /// Withdrawals read from tags and journaled in this pass (effective from the next pass).
+    pub withdrawals_journaled: u64,
+}
+
+/// Why a pass made no operator deletions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocked {
+    /// `ClockSkew`, `HoldsChanged`, `HoldsUnreadable` or `HoldsUnlinked` (condition reasons).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Blocked {
+    fn new(reason: &'static str, message: String) -> Self {
+        Blocked { reason, message }
+    }
 }
 
 /// A pass that could not run or was stopped: nothing after the failure was written.
@@ -202,6 +262,31 @@ struct ObjectOutcome {
     /// are journaled.
     deferred: Option<ObjectInfo>,
     error: Option<StoreError>,
+    /// Its tags or metadata could not be read: nothing decided, nothing written.
+    unknown: bool,
+    /// A withdrawal its tag asks for that the journal does not have yet.
+    new_withdrawal: Option<WithdrawalSeen>,
+    etag: Option<String>,
+    listed_modified: DateTime<Utc>,
+}
+
+impl ObjectOutcome {
+    fn new(plan: ObjectPlan, listed: &crate::store::ListedObject) -> Self {
+        ObjectOutcome {
+            plan,
+            tags_written: false,
+            legal_hold_set: false,
+            legal_hold_cleared: false,
+            delete: false,
+            fenced: false,
+            deferred: None,
+            error: None,
+            unknown: false,
+            new_withdrawal: None,
+            etag: listed.etag.clone(),
+            listed_modified: listed.last_modified,
+        }
+    }
 }
 
 fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
@@ -256,9 +341,28 @@ pub async fn reconcile<S: ObjectStore>(
     let enforcement = rules.enforcement;
     let writes = enforcement != crate::retention::Enforcement::Observe;
 
+    // Two clocks: decisions that lower protection use the earlier, release times the later,
+    // so a fast local clock (or a fast store) never deletes early. Beyond a bound, operator
+    // deletions stop altogether.
+    let store_now = store.server_time();
+    let clock_skew = store_now.map(|s| (now - s).num_seconds());
+    let early = store_now.map_or(now, |s| s.min(now));
+    let late = store_now.map_or(now, |s| s.max(now));
+    let mut deletes_blocked = clock_skew
+        .filter(|k| k.abs() > config.max_clock_skew.num_seconds())
+        .map(|k| {
+            Blocked::new(
+                "ClockSkew",
+                format!(
+                    "the local clock differs from the store's by {k} s (limit {} s): no deletions until the clocks agree",
+                    config.max_clock_skew.num_seconds()
+                ),
+            )
+        });
+
     // The journal first: a release must be durable before anything acts on it.
     let mut journal = Journal::load(store, journal::DEFAULT_PREFIX).await?;
-    let facts = hold_facts(journal.state(), &holds, now);
+    let facts = hold_facts(journal.state(), &holds, early, late);
     let mut journal_facts = 0u64;
     if writes && !facts.is_empty() {
         if !config.fence.allows() {
@@ -267,48 +371,12 @@ pub async fn reconcile<S: ObjectStore>(
         journal_facts += facts.len() as u64;
         journal.append(store, now, facts).await?;
     }
-    let holds = engine_holds(journal.state(), holds, policy, rules.grace, now, writes);
+    let host_holds = holds.clone();
+    let holds = engine_holds(journal.state(), holds, policy, rules.grace, early, writes);
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
     let (lifecycle_outcome, lifecycle_rules, dangerous_rules) =
         sync_lifecycle(store, policy, rules, info.versioned, writes, &config.fence).await?;
-
-    // Link holds to recording ids (a hold on the audio reaches the transcript).
-    let prefix = rules.prefix.as_deref();
-    let link_needed = rules.recording_id.is_some()
-        && holds.iter().any(|h| {
-            !h.select.keys.is_empty()
-                || h.select.prefix.is_some()
-                || !h.select.tags.is_empty()
-                || !h.select.subjects.is_empty()
-        });
-    let mut linker = HoldLinker::new(rules, holds);
-    if link_needed {
-        let with_tags = needs_tags(rules, linker.holds());
-        let mut token = None;
-        loop {
-            let page = store
-                .list_page(prefix, info.versioned, token, config.page_size)
-                .await?;
-            for o in page
-                .objects
-                .iter()
-                .filter(|o| !o.delete_marker && !is_state_key(&o.key))
-            {
-                match fetch_object(store, rules, o, with_tags).await {
-                    Ok(obj) => linker.observe(&obj),
-                    Err(e) if e.category == ErrorCategory::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            token = page.next;
-            if token.is_none() {
-                break;
-            }
-        }
-    }
-    let linked = linker.finish();
-    let planner = Planner::new(policy, rules, &linked, now);
 
     let mut report = PassReport {
         now,
@@ -329,8 +397,78 @@ pub async fn reconcile<S: ObjectStore>(
         deleted_sample: Vec::new(),
         journal_facts: 0,
         dangerous_rules,
+        unknown_objects: 0,
+        unknown_bytes: 0,
+        deletes_blocked: None,
+        deletes_deferred: 0,
+        deletes_skipped_changed: 0,
+        clock_skew_seconds: clock_skew,
+        last_modified_moved: 0,
+        withdrawals_journaled: 0,
     };
-    let mut batch: Vec<ObjectPlan> = Vec::new();
+
+    // Link holds to recording ids (a hold on the audio reaches the transcript).
+    let prefix = rules.prefix.as_deref();
+    let link_needed = rules.recording_id.is_some()
+        && holds.iter().any(|h| {
+            !h.select.keys.is_empty()
+                || h.select.prefix.is_some()
+                || !h.select.tags.is_empty()
+                || !h.select.subjects.is_empty()
+        });
+    let mut linker = HoldLinker::new(rules, holds);
+    if link_needed {
+        let with_tags = needs_tags(rules, linker.holds());
+        let mut unreadable = 0u64;
+        let mut token = None;
+        loop {
+            let page = store
+                .list_page(prefix, info.versioned, token, config.page_size)
+                .await?;
+            for o in page
+                .objects
+                .iter()
+                .filter(|o| !o.delete_marker && !is_state_key(&o.key))
+            {
+                match fetch_object(store, rules, o, with_tags).await {
+                    Ok(obj) => linker.observe(&obj),
+                    Err(e) if e.category == ErrorCategory::NotFound => {}
+                    // One unreadable object does not stop the pass; but a recording it would
+                    // have linked may be missed, so nothing is deleted in this pass.
+                    Err(e) => {
+                        unreadable += 1;
+                        report.object_errors += 1;
+                        if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                            report.sample_errors.push(e.to_string());
+                        }
+                    }
+                }
+            }
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+        if unreadable > 0 && deletes_blocked.is_none() {
+            deletes_blocked = Some(Blocked::new(
+                "HoldsUnlinked",
+                format!(
+                    "{unreadable} object(s) could not be read to link holds to recordings: no deletions in this pass"
+                ),
+            ));
+        }
+    }
+    let linked = linker.finish();
+    let planner = Planner::new(policy, rules, &linked, early);
+
+    let deleter = Deletions {
+        store,
+        fence: &config.fence,
+        holds_now: config.holds_now.as_ref(),
+        host_holds: &host_holds,
+        now: early,
+        versioned: info.versioned,
+    };
     let mut listed = 0u64;
     let mut pages = 0u64;
     let mut token = None;
@@ -347,6 +485,35 @@ pub async fn reconcile<S: ObjectStore>(
             .into_iter()
             .filter(|o| !o.delete_marker && !is_state_key(&o.key))
             .collect();
+        // Creation times as first seen, durable before any tag write can move them.
+        let unseen: Vec<FirstSeen> = objects
+            .iter()
+            .filter(|o| !journal.state().seen(&listed_ref(o), o.etag.as_deref()))
+            .map(|o| FirstSeen {
+                key: o.key.clone(),
+                version_id: o.version_id.clone(),
+                etag: o.etag.clone(),
+                last_modified: o.last_modified,
+            })
+            .collect();
+        report.last_modified_moved += objects
+            .iter()
+            .filter(|o| {
+                journal
+                    .state()
+                    .created(&listed_ref(o), o.etag.as_deref(), o.last_modified)
+                    < o.last_modified
+            })
+            .count() as u64;
+        if writes && !unseen.is_empty() {
+            if !config.fence.allows() {
+                return Err(PassError::Fenced);
+            }
+            journal
+                .append(store, now, vec![Fact::ObjectsFirstSeen { objects: unseen }])
+                .await?;
+            journal_facts += 1;
+        }
         let cx = &ObjectContext {
             store,
             planner: &planner,
@@ -419,6 +586,28 @@ pub async fn reconcile<S: ObjectStore>(
                 .append(store, now, vec![Fact::LegalHoldsLifted { objects: lifted }])
                 .await?;
         }
+        // Withdrawals read from tags become facts; they count from the next pass on.
+        let withdrawals: Vec<WithdrawalSeen> = outcomes
+            .iter_mut()
+            .filter_map(|o| o.new_withdrawal.take())
+            .collect();
+        if writes && !withdrawals.is_empty() {
+            if !config.fence.allows() {
+                return Err(PassError::Fenced);
+            }
+            report.withdrawals_journaled += withdrawals.len() as u64;
+            journal_facts += 1;
+            journal
+                .append(
+                    store,
+                    now,
+                    vec![Fact::WithdrawalsObserved {
+                        objects: withdrawals,
+                    }],
+                )
+                .await?;
+        }
+        let mut batch: Vec<Candidate> = Vec::new();
         for o in outcomes {
             if let Some(e) = o.error {
                 report.object_errors += 1;
@@ -429,15 +618,26 @@ pub async fn reconcile<S: ObjectStore>(
             report.tags_written += u64::from(o.tags_written);
             report.legal_holds_set += u64::from(o.legal_hold_set);
             report.legal_holds_cleared += u64::from(o.legal_hold_cleared);
-            if o.delete {
-                batch.push(o.plan);
-                if batch.len() >= 1000 {
-                    flush_deletes(store, &mut batch, &mut report, &config.fence, &mut journal)
-                        .await?;
-                }
+            if o.unknown {
+                report.unknown_objects += 1;
+                report.unknown_bytes += o.plan.size;
+            } else if o.delete && deletes_blocked.is_none() {
+                batch.push(Candidate {
+                    etag: o.etag,
+                    listed_modified: o.listed_modified,
+                    tagged: o.tags_written,
+                    plan: o.plan,
+                });
             } else {
+                report.deletes_deferred += u64::from(o.delete);
                 report.summary.add(&o.plan);
             }
+        }
+        // Deletions never wait past their page: the check right before them stays fresh.
+        if !batch.is_empty() {
+            deleter
+                .run(batch, &mut report, &mut journal, &mut deletes_blocked)
+                .await?;
         }
         progress(Progress { listed, pages });
         token = next;
@@ -445,8 +645,8 @@ pub async fn reconcile<S: ObjectStore>(
             break;
         }
     }
-    flush_deletes(store, &mut batch, &mut report, &config.fence, &mut journal).await?;
     report.journal_facts += journal_facts;
+    report.deletes_blocked = deletes_blocked;
     Ok(report)
 }
 
@@ -574,8 +774,8 @@ async fn handle_object<S: ObjectStore>(
         Ok(o) => o,
         Err(e) if e.category == ErrorCategory::NotFound => return None,
         Err(e) => {
-            // Unreadable tags: decide nothing, write nothing, count it as unclassified so it
-            // is reported; it is never deleted on a guess.
+            // Unreadable tags: decide nothing, write nothing, count it as unknown (never as
+            // unclassified, never deleted on a guess).
             let mut plan = planner.plan(&ObjectInfo {
                 key: listed.key.clone(),
                 version_id: listed.version_id.clone(),
@@ -587,30 +787,16 @@ async fn handle_object<S: ObjectStore>(
             plan.decision = Decision::Unclassified;
             plan.deadline = None;
             plan.overdue = false;
-            plan.reason = format!("tags unreadable: {e}");
-            return Some(ObjectOutcome {
-                plan,
-                tags_written: false,
-                legal_hold_set: false,
-                legal_hold_cleared: false,
-                delete: false,
-                fenced: false,
-                deferred: None,
-                error: Some(e),
-            });
+            plan.reason = format!("state unknown: {e}");
+            let mut out = ObjectOutcome::new(plan, listed);
+            out.unknown = true;
+            out.error = Some(e);
+            return Some(out);
         }
     };
-    let plan = planner.plan(&obj);
-    let mut out = ObjectOutcome {
-        plan,
-        tags_written: false,
-        legal_hold_set: false,
-        legal_hold_cleared: false,
-        delete: false,
-        fenced: false,
-        deferred: None,
-        error: None,
-    };
+    let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
+    let mut out = ObjectOutcome::new(planner.plan(&view), listed);
+    out.new_withdrawal = new_withdrawal;
     if !writes {
         return Some(out);
     }
@@ -655,106 +841,256 @@ async fn handle_object<S: ObjectStore>(
     Some(out)
 }
 
-async fn flush_deletes<S: ObjectStore>(
-    store: &S,
-    batch: &mut Vec<ObjectPlan>,
-    report: &mut PassReport,
-    fence: &Fence,
-    journal: &mut Journal,
-) -> Result<(), PassError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    if !fence.allows() {
-        return Err(PassError::Fenced);
-    }
-    // Write-ahead: the deletions and their reasons are durable before the request.
-    let intended = batch
-        .iter()
-        .map(|p| IntendedDeletion {
-            key: p.key.clone(),
-            version_id: p.version_id.clone(),
-            deadline: p.deadline,
-            reason: p.reason.clone(),
-        })
-        .collect();
-    journal
-        .append(
-            store,
-            report.now,
-            vec![Fact::DeletionsIntended { objects: intended }],
-        )
-        .await?;
-    report.journal_facts += 1;
-    let ids: Vec<ObjectId> = batch
-        .iter()
-        .map(|p| ObjectId {
-            key: p.key.clone(),
-            version_id: p.version_id.clone(),
-        })
-        .collect();
-    let failures = match store.delete_objects(&ids).await {
-        Ok(f) => f,
-        Err(e) => {
-            // The whole batch failed: every object stays and is counted as it is.
-            report.delete_failures += batch.len() as u64;
-            for p in batch.drain(..) {
-                report.summary.add(&p);
-            }
-            if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
-                report.sample_errors.push(e.to_string());
+/// A deletion the pass planned, with what the listing said about the object.
+struct Candidate {
+    plan: ObjectPlan,
+    etag: Option<String>,
+    listed_modified: DateTime<Utc>,
+    /// This pass wrote its tags (which may move `LastModified` on some stores).
+    tagged: bool,
+}
+
+/// Everything a page's deletions are checked and made with.
+struct Deletions<'a, S> {
+    store: &'a S,
+    fence: &'a Fence,
+    holds_now: Option<&'a HoldsSource>,
+    /// The holds the pass was planned with.
+    host_holds: &'a [Hold],
+    now: DateTime<Utc>,
+    versioned: bool,
+}
+
+impl<S: ObjectStore> Deletions<'_, S> {
+    /// Checks, journals and deletes one page's deletions. Anything not confirmed gone stays
+    /// in the summary as it was planned (still due, perhaps overdue).
+    async fn run(
+        &self,
+        batch: Vec<Candidate>,
+        report: &mut PassReport,
+        journal: &mut Journal,
+        blocked: &mut Option<Blocked>,
+    ) -> Result<(), PassError> {
+        if !self.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        // A hold created (or widened) since the pass began may cover these objects.
+        if blocked.is_none() {
+            *blocked = self.holds_changed().await;
+        }
+        if blocked.is_some() {
+            report.deletes_deferred += batch.len() as u64;
+            for c in batch {
+                report.summary.add(&c.plan);
             }
             return Ok(());
         }
-    };
-    let failed: std::collections::BTreeSet<&ObjectId> = failures.iter().map(|f| &f.id).collect();
-    let confirmed: Vec<VersionRef> = ids
-        .iter()
-        .filter(|id| !failed.contains(id))
-        .map(VersionRef::from)
-        .collect();
-    if !confirmed.is_empty() {
+        // Unversioned: deletes go by key, so the object must still be the one planned.
+        let batch = if self.versioned {
+            batch
+        } else {
+            self.unchanged(batch, report).await
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if !self.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        // Write-ahead: the deletions and their reasons are durable before the request.
+        let intended = batch
+            .iter()
+            .map(|c| IntendedDeletion {
+                key: c.plan.key.clone(),
+                version_id: c.plan.version_id.clone(),
+                deadline: c.plan.deadline,
+                reason: c.plan.reason.clone(),
+            })
+            .collect();
         journal
             .append(
-                store,
+                self.store,
                 report.now,
-                vec![Fact::DeletionsConfirmed { objects: confirmed }],
+                vec![Fact::DeletionsIntended { objects: intended }],
             )
             .await?;
         report.journal_facts += 1;
-    }
-    for (p, id) in batch.iter().zip(&ids) {
-        if failed.contains(id) {
-            report.delete_failures += 1;
-            report.summary.add(p);
-        } else {
-            report.deleted += 1;
-            report.deleted_bytes += p.size;
-            if report.deleted_sample.len() < MAX_SAMPLE_DELETED {
-                report
-                    .deleted_sample
-                    .push(format!("{}: {}", p.key, p.reason));
+        let ids: Vec<ObjectId> = batch.iter().map(|c| object_id(&c.plan)).collect();
+        let failures: BTreeMap<ObjectId, String> = match self.store.delete_objects(&ids).await {
+            Ok(f) => f
+                .into_iter()
+                .map(|f| {
+                    let why = format!(
+                        "bucket {}: {} {}: {} {}",
+                        self.store.bucket(),
+                        Operation::DeleteObjects,
+                        f.id.key,
+                        f.code,
+                        f.message
+                    );
+                    (f.id, why)
+                })
+                .collect(),
+            // The answer is missing or the request as a whole was refused (one odd key can
+            // make the store reject all of them): settle each object on its own.
+            Err(e) => {
+                if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                    report.sample_errors.push(e.to_string());
+                }
+                self.settle(&ids).await
             }
-            if let Some(k) = &p.kind {
-                *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
+        };
+        let confirmed: Vec<VersionRef> = ids
+            .iter()
+            .filter(|id| !failures.contains_key(id))
+            .map(VersionRef::from)
+            .collect();
+        if !confirmed.is_empty() {
+            journal
+                .append(
+                    self.store,
+                    report.now,
+                    vec![Fact::DeletionsConfirmed { objects: confirmed }],
+                )
+                .await?;
+            report.journal_facts += 1;
+        }
+        for (c, id) in batch.iter().zip(&ids) {
+            if let Some(why) = failures.get(id) {
+                report.delete_failures += 1;
+                report.summary.add(&c.plan);
+                if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                    report.sample_errors.push(why.clone());
+                }
+            } else {
+                report.deleted += 1;
+                report.deleted_bytes += c.plan.size;
+                if report.deleted_sample.len() < MAX_SAMPLE_DELETED {
+                    report
+                        .deleted_sample
+                        .push(format!("{}: {}", c.plan.key, c.plan.reason));
+                }
+                if let Some(k) = &c.plan.kind {
+                    *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Why the holds now differ from those the pass was planned with, if they protect more.
+    async fn holds_changed(&self) -> Option<Blocked> {
+        let source = self.holds_now?;
+        match (source.0)().await {
+            Err(e) => Some(Blocked::new(
+                "HoldsUnreadable",
+                format!("holds could not be re-read before deleting: {e}"),
+            )),
+            Ok(current) => {
+                let added: Vec<&str> = current
+                    .iter()
+                    .filter(|h| h.released_at.is_none() && h.is_active(self.now))
+                    .filter(|h| {
+                        !self.host_holds.iter().any(|p| {
+                            p.name == h.name
+                                && p.released_at.is_none()
+                                && HoldRecord::of(p) == HoldRecord::of(h)
+                        })
+                    })
+                    .map(|h| h.name.as_str())
+                    .collect();
+                (!added.is_empty()).then(|| {
+                    Blocked::new(
+                        "HoldsChanged",
+                        format!(
+                            "hold(s) {} created or changed during the pass; deletions wait for the next pass",
+                            added.join(", ")
+                        ),
+                    )
+                })
             }
         }
     }
-    for f in failures
-        .iter()
-        .take(MAX_SAMPLE_ERRORS.saturating_sub(report.sample_errors.len()))
-    {
-        report.sample_errors.push(format!(
-            "bucket {}: {} {}: {} {}",
-            store.bucket(),
-            Operation::DeleteObjects,
-            f.id.key,
-            f.code,
-            f.message
-        ));
+
+    /// The candidates whose object is still the one listed: same ETag, and the same
+    /// `LastModified` unless this pass wrote its tags. Others are kept and counted.
+    async fn unchanged(&self, batch: Vec<Candidate>, report: &mut PassReport) -> Vec<Candidate> {
+        let store = self.store;
+        let heads: Vec<(Candidate, Result<Option<ObjectHead>, StoreError>)> =
+            futures::stream::iter(batch)
+                .map(|c| async move {
+                    let head = store.head_object(&object_id(&c.plan)).await;
+                    (c, head)
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        let mut keep = Vec::new();
+        for (c, head) in heads {
+            match head {
+                // Gone already: nothing to delete, nothing to count.
+                Ok(None) => {}
+                Ok(Some(h))
+                    if h.etag == c.etag
+                        && (h.last_modified == c.listed_modified
+                            || (c.tagged && h.last_modified >= c.listed_modified)) =>
+                {
+                    keep.push(c);
+                }
+                Ok(Some(_)) => {
+                    report.deletes_skipped_changed += 1;
+                    report.summary.add(&c.plan);
+                }
+                Err(e) => {
+                    report.delete_failures += 1;
+                    report.summary.add(&c.plan);
+                    if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                        report.sample_errors.push(e.to_string());
+                    }
+                }
+            }
+        }
+        keep
     }
-    batch.clear();
-    Ok(())
+
+    /// After a DeleteObjects call without a usable answer: an object that is gone counts as
+    /// deleted; one still there is deleted alone, so a key that breaks a batch is named.
+    async fn settle(&self, ids: &[ObjectId]) -> BTreeMap<ObjectId, String> {
+        let store = self.store;
+        let results: Vec<(ObjectId, Option<String>)> = futures::stream::iter(ids.iter().cloned())
+            .map(|id| async move {
+                let outcome = match store.head_object(&id).await {
+                    Ok(None) => None,
+                    Ok(Some(_)) => match store.delete_object(&id, None).await {
+                        Ok(()) => None,
+                        Err(e) => Some(e.to_string()),
+                    },
+                    Err(e) => Some(e.to_string()),
+                };
+                (id, outcome)
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .filter_map(|(id, why)| why.map(|w| (id, w)))
+            .collect()
+    }
+}
+
+fn object_id(p: &ObjectPlan) -> ObjectId {
+    ObjectId {
+        key: p.key.clone(),
+        version_id: p.version_id.clone(),
+    }
+}
+
+fn listed_ref(o: &crate::store::ListedObject) -> VersionRef {
+    VersionRef {
+        key: o.key.clone(),
+        version_id: o.version_id.clone(),
+    }
 }
 
 fn version_ref(p: &ObjectPlan) -> VersionRef {
@@ -762,6 +1098,43 @@ fn version_ref(p: &ObjectPlan) -> VersionRef {
         key: p.key.clone(),
         version_id: p.version_id.clone(),
     }
+}
+
+/// What the engine plans with: the object as listed, but with the creation time gallring first
+/// saw and only the withdrawals the journal holds (tags others can write never shorten
+/// retention on their own). Also the withdrawal the tag asks for that is not journaled yet.
+fn trusted_view(
+    obj: &ObjectInfo,
+    listed: &crate::store::ListedObject,
+    journal: &JournalState,
+) -> (ObjectInfo, Option<WithdrawalSeen>) {
+    let id = listed_ref(listed);
+    let etag = listed.etag.as_deref();
+    let mut view = obj.clone();
+    view.last_modified = journal.created(&id, etag, listed.last_modified);
+    view.tags.remove(WITHDRAWN_TAG);
+    view.tags.remove(WITHDRAWN_AT_TAG);
+    let journaled = journal.withdrawal(&id, etag);
+    if let Some(w) = journaled {
+        let purposes: Vec<&str> = w.purposes.iter().map(String::as_str).collect();
+        view.tags
+            .insert(WITHDRAWN_TAG.to_string(), purposes.join(" "));
+        view.tags.insert(
+            WITHDRAWN_AT_TAG.to_string(),
+            w.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    }
+    let asked: std::collections::BTreeSet<String> = crate::retention::classify::withdrawn(obj)
+        .into_iter()
+        .filter(|p| journaled.is_none_or(|w| !w.purposes.contains(p)))
+        .collect();
+    let new = (!asked.is_empty()).then(|| WithdrawalSeen {
+        key: listed.key.clone(),
+        version_id: listed.version_id.clone(),
+        etag: listed.etag.clone(),
+        purposes: asked,
+    });
+    (view, new)
 }
 
 /// Keys of gallring's own state (the journal) in the bucket: never classified or counted.
@@ -772,13 +1145,21 @@ fn is_state_key(key: &str) -> bool {
 /// The facts the host's holds add to the journal: holds that took effect, holds the host
 /// released (a deleted LegalHold), and holds the journal knows but the host no longer has
 /// (gone from the manifests, or from the cluster): a hold that disappears is a release.
-fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
+///
+/// `early` decides whether a hold is in effect, `late` dates the release of a hold that
+/// disappeared: of two clocks, the one that protects longer.
+fn hold_facts(
+    state: &JournalState,
+    holds: &[Hold],
+    early: DateTime<Utc>,
+    late: DateTime<Utc>,
+) -> Vec<Fact> {
     let mut facts = Vec::new();
     for h in holds {
         let record = HoldRecord::of(h);
         match h.released_at {
             None => {
-                if h.is_active(now) && state.applied.get(&h.name) != Some(&record) {
+                if h.is_active(early) && state.applied.get(&h.name) != Some(&record) {
                     facts.push(Fact::HoldApplied(record));
                 }
             }
@@ -802,7 +1183,7 @@ fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<F
         if !holds.iter().any(|h| &h.name == name) {
             facts.push(Fact::HoldReleased {
                 hold: record.clone(),
-                released_at: now,
+                released_at: late,
             });
         }
     }

@@ -397,6 +397,11 @@ async fn an_object_whose_tags_cannot_be_read_is_reported_and_never_deleted() {
     assert_eq!(r.object_errors, 1);
     assert!(s.live_keys().contains("audio/r1.wav"));
     assert_eq!(r.deleted, 2, "the other classified objects are deleted");
+    assert_eq!(r.unknown_objects, 1, "counted as unknown");
+    assert_eq!(
+        r.summary.unclassified, 1,
+        "only misc/readme.txt is unclassified"
+    );
     assert!(
         r.sample_errors[0].contains("GetObjectTagging audio/r1.wav"),
         "{:?}",
@@ -521,12 +526,53 @@ async fn withdrawn_consent_shortens_the_tagged_retention() {
         version_id: None,
     };
     s.put_tags(&id, &tags).await.expect("tags written");
-    pass(&s, Enforcement::Both, vec![], day(2026, 3, 1)).await;
+    // The tag is a request: journaled in the pass that reads it, effective from the next.
+    let r = pass(&s, Enforcement::Both, vec![], day(2026, 3, 1)).await;
+    assert_eq!(r.withdrawals_journaled, 1);
+    let retention = |s: &MemoryStore| {
+        s.tags("audio/r2.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+    };
+    assert_eq!(retention(&s).as_deref(), Some("expire-546d"));
+    let w = journal_of(&s).await;
+    assert!(
+        w.withdrawals
+            .values()
+            .any(|w| w.purposes.contains("quality"))
+    );
+    pass(&s, Enforcement::Both, vec![], day(2026, 3, 2)).await;
+    assert_eq!(retention(&s).as_deref(), Some("expire-365d"));
+    // Stripping the tag afterwards changes nothing: the journal is the authority.
+    let mut tags = s.tags("audio/r2.wav").expect("exists");
+    tags.remove(WITHDRAWN_TAG);
+    s.put_tags(&id, &tags).await.expect("tags written");
+    pass(&s, Enforcement::Both, vec![], day(2026, 3, 3)).await;
+    assert_eq!(retention(&s).as_deref(), Some("expire-365d"));
+}
+
+#[tokio::test]
+async fn a_new_object_under_a_withdrawn_key_does_not_inherit_the_withdrawal() {
+    let s = MemoryStore::new("calls");
+    s.put(
+        "audio/r2.wav",
+        day(2026, 1, 10),
+        100,
+        &[("consent", "given"), (WITHDRAWN_TAG, "quality")],
+    );
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    // Re-uploaded (other content) without the withdrawal: full retention again.
+    s.put(
+        "audio/r2.wav",
+        day(2026, 2, 2),
+        200,
+        &[("consent", "given")],
+    );
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 3)).await;
     assert_eq!(
         s.tags("audio/r2.wav")
             .and_then(|t| t.get(RETENTION_TAG).cloned())
             .as_deref(),
-        Some("expire-365d")
+        Some("expire-546d")
     );
 }
 
@@ -755,4 +801,190 @@ async fn a_foreign_rule_that_can_expire_governed_recordings_is_reported_and_left
         })),
         "never edited"
     );
+}
+
+fn hold_source(f: impl Fn() -> Result<Vec<Hold>, String> + Send + Sync + 'static) -> HoldsSource {
+    HoldsSource(std::sync::Arc::new(move || {
+        Box::pin(std::future::ready(f()))
+    }))
+}
+
+#[tokio::test]
+async fn a_hold_created_during_the_pass_defers_its_deletions() {
+    let s = seeded();
+    let config = PassConfig {
+        holds_now: Some(hold_source(|| Ok(vec![complaint_on("r1")]))),
+        ..PassConfig::default()
+    };
+    let r = pass_with(&s, Enforcement::Operator, vec![], day(2030, 1, 1), config).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.deletes_deferred, 3);
+    let blocked = r.deletes_blocked.expect("blocked");
+    assert_eq!(blocked.reason, "HoldsChanged");
+    assert!(
+        blocked.message.contains("test/complaint-1"),
+        "{}",
+        blocked.message
+    );
+    assert_eq!(r.summary.overdue, 3, "still counted as they are");
+    assert!(!s.requests().contains(&Operation::DeleteObjects));
+}
+
+#[tokio::test]
+async fn holds_that_cannot_be_read_again_defer_deletions_and_unchanged_ones_do_not() {
+    let s = seeded();
+    let config = PassConfig {
+        holds_now: Some(hold_source(|| Err("API server unreachable".into()))),
+        ..PassConfig::default()
+    };
+    let r = pass_with(&s, Enforcement::Operator, vec![], day(2030, 1, 1), config).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.deletes_blocked.map(|b| b.reason), Some("HoldsUnreadable"));
+    let config = PassConfig {
+        holds_now: Some(hold_source(|| Ok(vec![complaint_on("r2")]))),
+        ..PassConfig::default()
+    };
+    let r = pass_with(
+        &s,
+        Enforcement::Operator,
+        vec![complaint_on("r2")],
+        day(2030, 1, 1),
+        config,
+    )
+    .await;
+    assert!(r.deletes_blocked.is_none());
+    assert_eq!(r.deleted, 2, "r1's audio and transcript; r2 is held");
+}
+
+#[tokio::test]
+async fn an_object_replaced_after_it_was_listed_is_not_deleted() {
+    let s = std::sync::Arc::new(seeded());
+    let store = s.clone();
+    // Right before the deletions, a recorder re-uploads r1's audio under the same key.
+    let config = PassConfig {
+        holds_now: Some(hold_source(move || {
+            store.put("audio/r1.wav", day(2029, 12, 31), 333, &[]);
+            Ok(vec![])
+        })),
+        ..PassConfig::default()
+    };
+    let r = pass_with(&s, Enforcement::Operator, vec![], day(2030, 1, 1), config).await;
+    assert_eq!(r.deletes_skipped_changed, 1);
+    assert_eq!(r.deleted, 2);
+    assert!(
+        s.live_keys().contains("audio/r1.wav"),
+        "the new upload stays"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_the_store_refuses_is_settled_object_by_object_and_the_bad_key_named() {
+    let s = seeded();
+    s.inject(Fault {
+        operation: Operation::DeleteObjects,
+        key: None,
+        category: ErrorCategory::Other,
+        times: 1,
+    });
+    s.inject(Fault {
+        operation: Operation::DeleteObject,
+        key: Some("text/r1.json".into()),
+        category: ErrorCategory::Other,
+        times: 1,
+    });
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
+    assert_eq!(r.deleted, 2, "the others are deleted alone");
+    assert_eq!(r.delete_failures, 1);
+    assert!(
+        r.sample_errors.iter().any(|e| e.contains("text/r1.json")),
+        "{:?}",
+        r.sample_errors
+    );
+    assert_eq!(
+        recordings(&s),
+        ["misc/readme.txt", "text/r1.json"].map(String::from).into()
+    );
+    let j = journal_of(&s).await;
+    assert!(
+        j.first_seen.keys().all(|v| v.key != "audio/r1.wav"),
+        "deleted: forgotten"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_delete_answer_is_settled_by_looking() {
+    let s = seeded();
+    s.inject(Fault {
+        operation: Operation::DeleteObjects,
+        key: None,
+        category: ErrorCategory::Unreachable,
+        times: 1,
+    });
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
+    assert_eq!(r.deleted, 3);
+    assert_eq!(r.delete_failures, 0);
+    assert_eq!(r.summary.overdue, 0, "the overdue count stays exact");
+}
+
+#[tokio::test]
+async fn a_skewed_clock_stops_deletions_and_the_earlier_clock_decides() {
+    let s = seeded();
+    // The store is ten minutes behind: beyond the bound.
+    s.set_server_time(Some(day(2030, 1, 1) - chrono::Duration::minutes(10)));
+    let r = pass(&s, Enforcement::Operator, vec![], day(2030, 1, 1)).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.clock_skew_seconds, Some(600));
+    assert_eq!(r.deletes_blocked.map(|b| b.reason), Some("ClockSkew"));
+    // Within the bound, the store's (earlier) clock decides: r1's audio is due at
+    // 2027-01-10 09:00 by the store's clock only 30 s later, so it stays.
+    let deadline = day(2027, 1, 10);
+    s.set_server_time(Some(deadline - chrono::Duration::seconds(30)));
+    let s2 = MemoryStore::new("calls");
+    s2.put("audio/r1.wav", day(2026, 1, 10), 100, &[]);
+    s2.set_server_time(Some(deadline - chrono::Duration::seconds(30)));
+    let r = pass(
+        &s2,
+        Enforcement::Operator,
+        vec![],
+        deadline + chrono::Duration::seconds(1),
+    )
+    .await;
+    assert!(r.deletes_blocked.is_none());
+    assert_eq!(r.deleted, 0, "not yet due by the store's clock");
+    assert!(s2.live_keys().contains("audio/r1.wav"));
+}
+
+#[tokio::test]
+async fn deadlines_count_from_the_first_creation_time_gallring_saw() {
+    // Like Ceph RGW: every tag write moves LastModified to the store's clock.
+    let s = MemoryStore::new("calls").tag_writes_move_last_modified();
+    s.put("audio/r1.wav", day(2026, 1, 10), 100, &[]);
+    s.set_clock(day(2026, 6, 1));
+    pass(&s, Enforcement::Operator, vec![], day(2026, 6, 1)).await;
+    let r = pass(&s, Enforcement::Operator, vec![], day(2026, 6, 2)).await;
+    assert_eq!(r.last_modified_moved, 1, "the move is seen and counted");
+    // Due one year after the call (2027-01-10), not after the tag write (2027-06-01).
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
+    assert_eq!(r.deleted, 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_object_while_linking_holds_blocks_deletions_not_the_pass() {
+    let s = seeded();
+    s.inject(Fault {
+        operation: Operation::GetObjectTagging,
+        key: Some("text/r1.json".into()),
+        category: ErrorCategory::ServerError,
+        times: 1,
+    });
+    let mut hold = complaint_on("r2");
+    // A tag selector: linking reads every object's tags.
+    hold.select = HoldSelector {
+        tags: [("team".to_string(), Some("claims".to_string()))].into(),
+        ..Default::default()
+    };
+    let r = pass(&s, Enforcement::Operator, vec![hold], day(2030, 1, 1)).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(r.deletes_blocked.map(|b| b.reason), Some("HoldsUnlinked"));
+    assert!(r.object_errors >= 1);
 }

@@ -122,6 +122,35 @@ pub struct IntendedDeletion {
     pub reason: String,
 }
 
+/// An object version's creation time as gallring first saw it. Some stores (Ceph RGW) move
+/// `LastModified` when tags are written; deadlines count from this one instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstSeen {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A withdrawal (or opt-out, objection) read from an object's `gallring.io/withdrawn` tag.
+/// Only a journaled withdrawal shortens retention, from the time it was journaled: a tag
+/// stripped or back-dated later changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalSeen {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The content the withdrawal was read from: a new object under the same key does not
+    /// inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub purposes: BTreeSet<String>,
+}
+
 /// What the journal records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "fact", rename_all = "camelCase")]
@@ -150,6 +179,12 @@ pub enum Fact {
     /// The store confirmed these deletions.
     #[serde(rename_all = "camelCase")]
     DeletionsConfirmed { objects: Vec<VersionRef> },
+    /// Creation times seen for the first time (written before any tag write to the object).
+    #[serde(rename_all = "camelCase")]
+    ObjectsFirstSeen { objects: Vec<FirstSeen> },
+    /// Withdrawals read from tags; they take effect from this record's time.
+    #[serde(rename_all = "camelCase")]
+    WithdrawalsObserved { objects: Vec<WithdrawalSeen> },
 }
 
 /// One line of a segment.
@@ -173,10 +208,63 @@ pub struct JournalState {
     pub released: Vec<(HoldRecord, DateTime<Utc>)>,
     /// Legal holds gallring set and has not lifted.
     pub legal_holds: BTreeSet<VersionRef>,
+    /// First-seen creation times, by version (dropped once the version is deleted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
+    pub first_seen: BTreeMap<VersionRef, Seen>,
+    /// Journaled withdrawals, by version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
+    pub withdrawals: BTreeMap<VersionRef, Withdrawal>,
+}
+
+/// A first-seen creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seen {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// The withdrawn purposes of one version and when the last of them was journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withdrawal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub purposes: BTreeSet<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Maps keyed by a struct, written as a list of `[key, value]` pairs (JSON keys are strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// The same content: equal ETags (an unknown ETag only matches an unknown one).
+fn same_content(a: Option<&str>, b: Option<&str>) -> bool {
+    a == b
 }
 
 impl JournalState {
-    fn apply(&mut self, fact: &Fact) {
+    fn apply(&mut self, fact: &Fact, at: DateTime<Utc>) {
         match fact {
             Fact::HoldApplied(h) => {
                 self.applied.insert(h.hold.clone(), h.clone());
@@ -191,8 +279,76 @@ impl JournalState {
                     self.legal_holds.remove(o);
                 }
             }
-            Fact::DeletionsIntended { .. } | Fact::DeletionsConfirmed { .. } => {}
+            Fact::DeletionsIntended { .. } => {}
+            Fact::DeletionsConfirmed { objects } => {
+                for o in objects {
+                    self.first_seen.remove(o);
+                    self.withdrawals.remove(o);
+                }
+            }
+            Fact::ObjectsFirstSeen { objects } => {
+                for o in objects {
+                    self.first_seen.insert(
+                        VersionRef {
+                            key: o.key.clone(),
+                            version_id: o.version_id.clone(),
+                        },
+                        Seen {
+                            etag: o.etag.clone(),
+                            last_modified: o.last_modified,
+                        },
+                    );
+                }
+            }
+            Fact::WithdrawalsObserved { objects } => {
+                for o in objects {
+                    let id = VersionRef {
+                        key: o.key.clone(),
+                        version_id: o.version_id.clone(),
+                    };
+                    let entry = self.withdrawals.entry(id).or_insert_with(|| Withdrawal {
+                        etag: o.etag.clone(),
+                        purposes: BTreeSet::new(),
+                        at,
+                    });
+                    if !same_content(entry.etag.as_deref(), o.etag.as_deref()) {
+                        // New content under the same key: the old withdrawal was not about it.
+                        entry.purposes.clear();
+                        entry.etag = o.etag.clone();
+                    }
+                    entry.purposes.extend(o.purposes.iter().cloned());
+                    entry.at = at;
+                }
+            }
         }
+    }
+
+    /// The creation time deadlines count from: the first one gallring saw for this content,
+    /// or the listed one.
+    pub fn created(
+        &self,
+        id: &VersionRef,
+        etag: Option<&str>,
+        listed: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        match self.first_seen.get(id) {
+            Some(s) if same_content(s.etag.as_deref(), etag) => s.last_modified.min(listed),
+            _ => listed,
+        }
+    }
+
+    /// Whether this content's creation time is already journaled.
+    pub fn seen(&self, id: &VersionRef, etag: Option<&str>) -> bool {
+        self.first_seen
+            .get(id)
+            .is_some_and(|s| same_content(s.etag.as_deref(), etag))
+    }
+
+    /// The journaled withdrawal of this content, if any.
+    pub fn withdrawal(&self, id: &VersionRef, etag: Option<&str>) -> Option<&Withdrawal> {
+        self.withdrawals
+            .get(id)
+            .filter(|w| same_content(w.etag.as_deref(), etag))
     }
 
     /// Released holds as engine holds, for their floors.
@@ -368,7 +524,7 @@ impl Journal {
                     "prev does not match the previous record's hash (altered or reordered)".into(),
                 ));
             }
-            self.state.apply(&record.fact);
+            self.state.apply(&record.fact, record.at);
             self.head = hash(line);
             self.next_seq += 1;
         }
@@ -409,7 +565,7 @@ impl Journal {
         let key = self.segment_key(first);
         store.put_object(&key, body, "application/x-ndjson").await?;
         for fact in &facts {
-            self.state.apply(fact);
+            self.state.apply(fact, at);
         }
         self.next_seq = first + facts.len() as u64;
         self.head = head;
@@ -430,7 +586,7 @@ impl Journal {
             state: self.state.clone(),
         };
         let key = Self::checkpoint_key(&self.prefix);
-        let body = serde_json::to_vec_pretty(&c).map_err(|e| JournalError::Corrupt {
+        let body = serde_json::to_vec(&c).map_err(|e| JournalError::Corrupt {
             key: key.clone(),
             line: 0,
             message: e.to_string(),
