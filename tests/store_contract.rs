@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types as sdk;
+use chrono::{DateTime, Utc};
 use gallring::store::NoopObserver;
-use gallring::store::ObjectStore;
 use gallring::store::contract::{Backend, BucketKind, Seed};
 use gallring::store::s3::{S3Settings, S3Store};
+use gallring::store::{ObjectId, ObjectStore};
 
 const HOW_TO_START: &str = "start the test S3 server with `eval \"$(scripts/s3-up.sh)\"` \
      (Ceph RGW on 127.0.0.1; `eval \"$(scripts/s3-env.sh)\"` if it already runs) and run the \
@@ -163,6 +164,35 @@ impl Backend for Ceph {
             .send()
             .await
             .unwrap_or_else(|e| panic!("seed lifecycle: {}", DisplayErrorContext(e)));
+    }
+
+    async fn retention(&self, store: &S3Store, id: &ObjectId) -> Option<(String, DateTime<Utc>)> {
+        let out = self
+            .client
+            .get_object_retention()
+            .bucket(store.bucket())
+            .key(&id.key)
+            .set_version_id(id.version_id.clone())
+            .send()
+            .await;
+        let retention = match out {
+            Ok(out) => out.retention().cloned()?,
+            // A version without a retention.
+            Err(e)
+                if matches!(
+                    e.as_service_error().and_then(|e| e.code()),
+                    Some("NoSuchObjectLockConfiguration" | "ObjectLockConfigurationNotFoundError")
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("retention of {id:?}: {}", DisplayErrorContext(e)),
+        };
+        let until = retention
+            .retain_until_date()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .expect("a retain-until date");
+        Some((retention.mode()?.as_str().to_string(), until))
     }
 
     async fn tick(&self, _store: &S3Store) {

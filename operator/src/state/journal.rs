@@ -563,7 +563,9 @@ impl Journal {
             body.push(b'\n');
         }
         let key = self.segment_key(first);
-        store.put_object(&key, body, "application/x-ndjson").await?;
+        store
+            .put_object(&key, body, "application/x-ndjson", None)
+            .await?;
         for fact in &facts {
             self.state.apply(fact, at);
         }
@@ -591,7 +593,9 @@ impl Journal {
             line: 0,
             message: e.to_string(),
         })?;
-        store.put_object(&key, body, "application/json").await?;
+        store
+            .put_object(&key, body, "application/json", None)
+            .await?;
         self.segments_since_checkpoint = 0;
         Ok(())
     }
@@ -686,7 +690,7 @@ mod tests {
             .expect("utf-8")
             .replace("KL-1", "KL-2");
         store
-            .put_object(&key, text.into_bytes(), "application/x-ndjson")
+            .put_object(&key, text.into_bytes(), "application/x-ndjson", None)
             .await
             .expect("write");
         let err = Journal::load(&store, DEFAULT_PREFIX)

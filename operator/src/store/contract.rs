@@ -87,6 +87,14 @@ pub trait Backend {
         rules: Vec<sdk::LifecycleRule>,
     ) -> impl Future<Output = ()>;
 
+    /// The Object Lock retention of a version as the store reports it, read behind the port's
+    /// back: mode (`GOVERNANCE`, `COMPLIANCE`) and retain-until date; `None` without one.
+    fn retention(
+        &self,
+        store: &Self::Store,
+        id: &ObjectId,
+    ) -> impl Future<Output = Option<(String, DateTime<Utc>)>>;
+
     /// Lets the store's clock move on by more than a second (LastModified has one second
     /// resolution in HEAD answers and milliseconds in listings).
     fn tick(&self, store: &Self::Store) -> impl Future<Output = ()>;
@@ -144,6 +152,7 @@ macro_rules! object_store_contract {
             get_object_of_a_missing_key_is_none,
             put_object_then_get_object_round_trips_bytes_and_lists_the_key,
             put_object_on_a_versioned_bucket_adds_a_version_and_reads_the_newest,
+            put_object_with_retain_until_sets_a_governance_retention_on_object_lock_buckets,
             lifecycle_round_trip_keeps_foreign_rules,
             an_empty_lifecycle_deletes_the_configuration,
             lifecycle_rule_ids_must_be_unique,
@@ -405,7 +414,7 @@ pub async fn a_missing_bucket_is_no_such_bucket<B: Backend>(b: &B) {
     );
     check(
         store
-            .put_object("a", b"x".to_vec(), "text/plain")
+            .put_object("a", b"x".to_vec(), "text/plain", None)
             .await
             .expect_err(&fail("put_object")),
         Operation::PutObject,
@@ -694,7 +703,7 @@ pub async fn listings_give_each_versions_etag_without_quotes<B: Backend>(b: &B) 
     b.seed(&store, Seed::new("b", b"hello")).await;
     b.seed(&store, Seed::new("c", b"other")).await;
     store
-        .put_object("d", b"hello".to_vec(), "text/plain")
+        .put_object("d", b"hello".to_vec(), "text/plain", None)
         .await
         .expect("put");
     let current = all(&store, false).await;
@@ -1103,7 +1112,7 @@ pub async fn server_time_after_a_request_is_the_stores_clock<B: Backend>(b: &B) 
     near(store.server_time(), "a 404");
     b.tick(&store).await;
     store
-        .put_object("a", b"x".to_vec(), "text/plain")
+        .put_object("a", b"x".to_vec(), "text/plain", None)
         .await
         .expect("put");
     near(store.server_time(), "put_object");
@@ -1621,7 +1630,7 @@ pub async fn put_object_then_get_object_round_trips_bytes_and_lists_the_key<B: B
         .chain(b"\n{\"a\":1}\n".iter().copied())
         .collect();
     store
-        .put_object(key, body.clone(), "application/x-ndjson")
+        .put_object(key, body.clone(), "application/x-ndjson", None)
         .await
         .expect("put");
     assert_eq!(
@@ -1644,7 +1653,7 @@ pub async fn put_object_then_get_object_round_trips_bytes_and_lists_the_key<B: B
 
     // A second write replaces the object.
     store
-        .put_object(key, b"{}".to_vec(), "application/json")
+        .put_object(key, b"{}".to_vec(), "application/json", None)
         .await
         .expect("overwrite");
     assert_eq!(
@@ -1664,7 +1673,7 @@ pub async fn put_object_then_get_object_round_trips_bytes_and_lists_the_key<B: B
         Some(&b"audio"[..])
     );
     store
-        .put_object("rec/a", Vec::new(), "application/octet-stream")
+        .put_object("rec/a", Vec::new(), "application/octet-stream", None)
         .await
         .expect("empty body");
     assert_eq!(
@@ -1686,11 +1695,11 @@ pub async fn put_object_on_a_versioned_bucket_adds_a_version_and_reads_the_newes
     let store = b.create("journalv", BucketKind::Versioned).await;
     let key = ".gallring/checkpoint.json";
     store
-        .put_object(key, b"one".to_vec(), "application/json")
+        .put_object(key, b"one".to_vec(), "application/json", None)
         .await
         .expect("put");
     store
-        .put_object(key, b"two".to_vec(), "application/json")
+        .put_object(key, b"two".to_vec(), "application/json", None)
         .await
         .expect("put");
     assert_eq!(
@@ -1710,6 +1719,79 @@ pub async fn put_object_on_a_versioned_bucket_adds_a_version_and_reads_the_newes
         Some(&b"one"[..]),
         "the older version is current again"
     );
+}
+
+/// `put_object` with a retain-until date on an Object Lock bucket: the version gets a
+/// GOVERNANCE retention until then and cannot be deleted by version id before (AccessDenied,
+/// inside a DeleteObjects answer and alone); a delete marker may still hide it. Without a
+/// date, no retention. Other buckets refuse a retention (400) and nothing is written.
+pub async fn put_object_with_retain_until_sets_a_governance_retention_on_object_lock_buckets<
+    B: Backend,
+>(
+    b: &B,
+) {
+    let until = (Utc::now() + TimeDelta::days(1)).trunc_subsecs(0);
+    let store = b.create("retain", BucketKind::ObjectLock).await;
+    let key = ".gallring/journal/000001.jsonl";
+    store
+        .put_object(key, b"{}\n".to_vec(), "application/x-ndjson", Some(until))
+        .await
+        .expect("put with a retention");
+    store
+        .put_object("free", b"x".to_vec(), "text/plain", None)
+        .await
+        .expect("put without");
+    let listed = all(&store, true).await;
+    let kept = id(key, entry(&listed, key, None).version_id.as_deref());
+    let free = id("free", entry(&listed, "free", None).version_id.as_deref());
+    assert!(kept.version_id.is_some(), "{listed:#?}");
+    assert_eq!(
+        b.retention(&store, &kept).await,
+        Some(("GOVERNANCE".to_string(), until))
+    );
+    assert_eq!(b.retention(&store, &free).await, None);
+
+    let failures = store
+        .delete_objects(&[kept.clone(), free.clone()])
+        .await
+        .expect("the request succeeds");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (&failures[0].id, failures[0].code.as_str()),
+        (&kept, "AccessDenied")
+    );
+    assert_fails_for_key(
+        store.delete_object(&kept, None).await,
+        Operation::DeleteObject,
+        ErrorCategory::AccessDenied,
+        key,
+    );
+    store
+        .delete_object(&id(key, None), None)
+        .await
+        .expect("a delete marker on top");
+    assert_eq!(store.get_object(key).await.expect("get"), None);
+    assert_eq!(
+        head(&store, &kept).await.size,
+        3,
+        "the retained version stays"
+    );
+
+    for kind in [BucketKind::Plain, BucketKind::Versioned] {
+        let store = b.create("noretain", kind).await;
+        assert_fails_for_key(
+            store
+                .put_object(key, b"{}".to_vec(), "application/json", Some(until))
+                .await,
+            Operation::PutObject,
+            ErrorCategory::Other,
+            key,
+        );
+        assert!(
+            all(&store, true).await.is_empty(),
+            "{kind:?}: nothing written"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1920,6 +2002,16 @@ impl Backend for MemoryBackend {
     async fn seed_lifecycle(&self, store: &MemoryStore, rules: Vec<sdk::LifecycleRule>) {
         let rules = lifecycle_map::from_sdk_rules(&rules).expect("readable rules");
         store.set_lifecycle(Some(rules));
+    }
+
+    async fn retention(
+        &self,
+        store: &MemoryStore,
+        id: &ObjectId,
+    ) -> Option<(String, DateTime<Utc>)> {
+        store
+            .retention(id)
+            .map(|until| ("GOVERNANCE".to_string(), until))
     }
 
     async fn tick(&self, store: &MemoryStore) {

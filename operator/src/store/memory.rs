@@ -23,7 +23,10 @@
 //!   ([`MemoryStore::delete_ignores_if_match`]), which ignores the header.
 //! - Lifecycle: rule ids must be unique (and at most 255 characters); the store answers the
 //!   rules sorted by id, owned rules normalised (an empty prefix reads back as none).
-//! - Legal holds need an Object Lock bucket, for reading as well as for writing.
+//! - Legal holds need an Object Lock bucket, for reading as well as for writing; so does a
+//!   PutObject with a retention (400 InvalidRequest, nothing written). A legal-held version,
+//!   or one retained until after the store's clock, cannot be deleted by version id
+//!   (AccessDenied); a delete marker on top is allowed.
 //! - HEAD: the ETag a listing shows, `Last-Modified` in whole seconds (truncated), and nothing
 //!   (404) for a missing key or version, a delete marker, or in a missing bucket.
 //!
@@ -77,6 +80,8 @@ struct Version {
     tags: BTreeMap<String, String>,
     metadata: BTreeMap<String, String>,
     legal_hold: bool,
+    /// An Object Lock retention (GOVERNANCE) until then.
+    retain_until: Option<DateTime<Utc>>,
 }
 
 impl Version {
@@ -281,12 +286,25 @@ impl MemoryStore {
         metadata: &[(&str, &str)],
     ) -> Option<String> {
         let mut s = self.lock();
+        let version = self.version(&mut s, last_modified, size, body, tags, metadata);
+        self.add(&mut s, key, version)
+    }
+
+    /// A new version, stamped with the store's clock unless `last_modified` is given.
+    fn version(
+        &self,
+        s: &mut State,
+        last_modified: Option<DateTime<Utc>>,
+        size: u64,
+        body: Option<Vec<u8>>,
+        tags: &[(&str, &str)],
+        metadata: &[(&str, &str)],
+    ) -> Version {
         s.next_seq += 1;
         let seq = s.next_seq;
-        let version_id = self.info.versioned.then(|| format!("v{seq:06}"));
         let etag = Some(etag(body.as_deref(), size));
-        let version = Version {
-            version_id: version_id.clone(),
+        Version {
+            version_id: self.info.versioned.then(|| format!("v{seq:06}")),
             seq,
             last_modified: last_modified.unwrap_or_else(|| s.now()),
             pending_last_modified: None,
@@ -297,7 +315,14 @@ impl MemoryStore {
             tags: pairs(tags),
             metadata: lower_case_keys(metadata),
             legal_hold: false,
-        };
+            retain_until: None,
+        }
+    }
+
+    /// Adds a version under `key` (on unversioned buckets it replaces the key's object);
+    /// returns its version id.
+    fn add(&self, s: &mut State, key: &str, version: Version) -> Option<String> {
+        let version_id = version.version_id.clone();
         let versions = s.objects.entry(key.into()).or_default();
         if self.info.versioned {
             // The current version becomes noncurrent.
@@ -349,6 +374,19 @@ impl MemoryStore {
             .get(key)
             .and_then(|vs| vs.last())
             .map(|v| v.tags.clone())
+    }
+
+    /// The Object Lock retain-until date of a version (`None`: the latest) written with
+    /// [`ObjectStore::put_object`]; the mode is always GOVERNANCE.
+    pub fn retention(&self, id: &ObjectId) -> Option<DateTime<Utc>> {
+        self.lock()
+            .objects
+            .get(&id.key)
+            .and_then(|vs| match id.version_id.as_deref() {
+                None => vs.last(),
+                v => vs.iter().find(|x| x.matches(v)),
+            })
+            .and_then(|v| v.retain_until)
     }
 
     pub fn legal_hold(&self, key: &str) -> bool {
@@ -476,6 +514,7 @@ impl MemoryStore {
                     tags: BTreeMap::new(),
                     metadata: BTreeMap::new(),
                     legal_hold: false,
+                    retain_until: None,
                 });
             }
             return None;
@@ -485,7 +524,7 @@ impl MemoryStore {
             None => vs.clear(),
             version => {
                 let pos = vs.iter().position(|v| v.matches(version))?;
-                if vs[pos].legal_hold {
+                if vs[pos].legal_hold || vs[pos].retain_until.is_some_and(|t| t > now) {
                     return Some("AccessDenied");
                 }
                 vs.remove(pos);
@@ -827,9 +866,27 @@ impl ObjectStore for MemoryStore {
             }))
     }
 
-    async fn put_object(&self, key: &str, body: Vec<u8>, _content_type: &str) -> StoreResult<()> {
-        self.enter(Operation::PutObject, Some(key))?;
-        self.insert(key, None, body.len() as u64, Some(body), &[], &[]);
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+        retain_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let op = Operation::PutObject;
+        self.enter(op, Some(key))?;
+        if retain_until.is_some() && !self.info.object_lock {
+            return Err(self.error(
+                op,
+                Some(key),
+                ErrorCategory::Other,
+                "request failed: InvalidRequest (HTTP 400)",
+            ));
+        }
+        let mut s = self.lock();
+        let mut version = self.version(&mut s, None, body.len() as u64, Some(body), &[], &[]);
+        version.retain_until = retain_until;
+        self.add(&mut s, key, version);
         Ok(())
     }
 

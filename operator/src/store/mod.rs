@@ -322,11 +322,17 @@ pub trait ObjectStore: Send + Sync {
     fn server_time(&self) -> Option<DateTime<Utc>>;
 
     /// Writes a whole small object, replacing any current one under the key.
+    ///
+    /// With `retain_until`, the new version gets an Object Lock retention in GOVERNANCE mode
+    /// until then: it cannot be deleted by version id before (AccessDenied; a delete without a
+    /// version id still adds a delete marker). Only Object Lock buckets accept one: others
+    /// answer 400 InvalidRequest and nothing is written.
     fn put_object(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
+        retain_until: Option<DateTime<Utc>>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
@@ -398,7 +404,15 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     fn server_time(&self) -> Option<DateTime<Utc>> {
         (**self).server_time()
     }
-    async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> StoreResult<()> {
-        (**self).put_object(key, body, content_type).await
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        retain_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        (**self)
+            .put_object(key, body, content_type, retain_until)
+            .await
     }
 }

@@ -11,8 +11,14 @@
 //!   DeleteObjects, PutObjectLegalHold) still get one, and RGW accepts it.
 //! - `HeadBucket` answers without a body, so a 403 cannot tell a bad key from a missing
 //!   permission; [`S3Store::bucket_info`] asks `GetBucketVersioning` for the precise code.
-//! - A DeleteObjects of an Object-Lock-held version answers 200 with a per-key
-//!   `AccessDenied` error: partial failures live in the body, never in the status.
+//! - A DeleteObjects of an Object-Lock-held version (legal hold or retention) answers 200 with
+//!   a per-key `AccessDenied` error: partial failures live in the body, never in the status. A
+//!   DeleteObject of one answers 403 AccessDenied ("forbidden by object lock").
+//! - DeleteObject ignores `If-Match`: a wrong ETag deletes all the same and answers 204.
+//! - A DeleteObjects batch with a key that XML 1.0 cannot carry (e.g. U+0001) is refused
+//!   whole (400); DeleteObject deletes that key.
+//! - PutObject with an Object Lock retention: RGW keeps the retain-until date to the
+//!   microsecond; a bucket without Object Lock answers 400 InvalidRequest.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -1035,19 +1041,35 @@ impl ObjectStore for S3Store {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
-    async fn put_object(&self, key: &str, body: Vec<u8>, content_type: &str) -> StoreResult<()> {
-        self.send(
-            Operation::PutObject,
-            Some(key),
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(aws_sdk_s3::primitives::ByteStream::from(body))
-                .send(),
-        )
-        .await?;
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        retain_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body));
+        if let Some(until) = retain_until {
+            request = request
+                .object_lock_mode(sdk::ObjectLockMode::Governance)
+                .object_lock_retain_until_date(
+                    aws_sdk_s3::primitives::DateTime::from_secs_and_nanos(
+                        until.timestamp(),
+                        until.timestamp_subsec_nanos(),
+                    ),
+                )
+                // AWS S3 wants an integrity checksum on a PutObject with Object Lock headers;
+                // RGW 16 accepts the CRC32 header.
+                .checksum_algorithm(sdk::ChecksumAlgorithm::Crc32);
+        }
+        self.send(Operation::PutObject, Some(key), request.send())
+            .await?;
         Ok(())
     }
 
