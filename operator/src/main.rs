@@ -295,6 +295,10 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// A pass is one deep future (listing, per-object writes, journal, deletions); debug builds
+/// keep every await point's locals, so the 2 MiB default is too tight for them.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
+
 #[allow(clippy::too_many_arguments)]
 fn run_host(
     manifests: &std::path::Path,
@@ -328,6 +332,7 @@ fn run_host(
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime
@@ -341,6 +346,7 @@ fn run_operator(
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {

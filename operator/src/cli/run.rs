@@ -191,7 +191,8 @@ async fn pass_once(
     };
     let mut pass = opts.pass.clone();
     pass.holds_now = Some(manifest_holds(manifests, &b.key));
-    match reconcile::reconcile(
+    // Boxed: the pass is a large future, kept off the caller's stack.
+    match Box::pin(reconcile::reconcile(
         store,
         &b.policy,
         &b.rules,
@@ -199,7 +200,7 @@ async fn pass_once(
         now,
         pass,
         &progress,
-    )
+    ))
     .await
     {
         Ok(report) => {

@@ -141,7 +141,8 @@ pub async fn run_pipeline<F: StoreFactory>(
         bucket.namespace().unwrap_or_default(),
         bucket.name_any(),
     ));
-    let result = reconcile::reconcile(
+    // Boxed: the pass is a large future, kept off the reconciler task's stack.
+    let result = Box::pin(reconcile::reconcile(
         &store,
         &validated.policy,
         &validated.rules,
@@ -149,7 +150,7 @@ pub async fn run_pipeline<F: StoreFactory>(
         now,
         pass,
         &|_| {},
-    )
+    ))
     .await;
     match result {
         Ok(r) => {

@@ -14,7 +14,7 @@ pub mod fence;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -1030,10 +1030,13 @@ impl<S: ObjectStore> Deletions<'_, S> {
             match head {
                 // Gone already: nothing to delete, nothing to count.
                 Ok(None) => {}
+                // HEAD gives whole seconds, listings may give milliseconds.
                 Ok(Some(h))
                     if h.etag == c.etag
-                        && (h.last_modified == c.listed_modified
-                            || (c.tagged && h.last_modified >= c.listed_modified)) =>
+                        && (h.last_modified.trunc_subsecs(0)
+                            == c.listed_modified.trunc_subsecs(0)
+                            || (c.tagged
+                                && h.last_modified >= c.listed_modified.trunc_subsecs(0))) =>
                 {
                     keep.push(c);
                 }
