@@ -51,6 +51,7 @@ pub struct Metrics {
     deletions_blocked: IntGaugeVec,
     clock_skew: GaugeVec,
     last_modified_moved: IntGaugeVec,
+    recorded_at_issues: IntGaugeVec,
     leader: prometheus::IntGauge,
     /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
     kinds_seen: std::sync::Mutex<
@@ -256,6 +257,12 @@ impl Metrics {
                 "Objects whose LastModified moved after gallring first saw them with the same content (a store that moves it on tag writes delays its own lifecycle expiry); deadlines count from the first.",
                 BUCKET,
             )?,
+            recorded_at_issues: gauge(
+                &r,
+                "gallring_recorded_at_issues",
+                "Objects whose recordedAt (tag or metadata) was not used as given, by issue: future (after the upload; the upload time is used), too_old (before upload minus maxAgeAtUpload; the bound is used), unparsable, missing (the upload time is used).",
+                &["namespace", "bucket", "issue"],
+            )?,
             retry_backoff: fgauge(
                 &r,
                 "gallring_retry_backoff_seconds",
@@ -362,6 +369,16 @@ impl Metrics {
         self.last_modified_moved
             .with_label_values(&b)
             .set(clamp(report.last_modified_moved));
+        for issue in crate::retention::RecordedAtIssue::ALL {
+            let n = s
+                .recorded_at_issues
+                .get(issue.as_str())
+                .copied()
+                .unwrap_or(0);
+            self.recorded_at_issues
+                .with_label_values(&[namespace, bucket, issue.as_str()])
+                .set(clamp(n));
+        }
         self.scans
             .with_label_values(&[namespace, bucket, "ok"])
             .inc();
@@ -436,6 +453,11 @@ impl Metrics {
         let _ = self.deletions_blocked.remove_label_values(&b);
         let _ = self.clock_skew.remove_label_values(&b);
         let _ = self.last_modified_moved.remove_label_values(&b);
+        for issue in crate::retention::RecordedAtIssue::ALL {
+            let _ =
+                self.recorded_at_issues
+                    .remove_label_values(&[namespace, bucket, issue.as_str()]);
+        }
         for outcome in ["ok", "failed", "fenced"] {
             let _ = self
                 .scans

@@ -238,6 +238,15 @@ async fn pass_once(
             if report.deletes_skipped_changed > 0 {
                 info!(bucket = %b.key, skipped = report.deletes_skipped_changed, "planned deletions skipped: the object changed after it was listed");
             }
+            if !report.summary.recorded_at_issues.is_empty() {
+                let counts: Vec<String> = report
+                    .summary
+                    .recorded_at_issues
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect();
+                warn!(bucket = %b.key, "recordedAt not used as given: {} (the safe side was used; gallring plan shows each object)", counts.join(", "));
+            }
             if report.withdrawals_journaled > 0 {
                 info!(bucket = %b.key, withdrawals = report.withdrawals_journaled, "withdrawals read from tags journaled; they take effect from the next pass");
             }

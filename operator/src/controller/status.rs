@@ -14,6 +14,7 @@ pub const NEEDS_REVIEW: &str = "NeedsReview";
 pub const EXPIRED: &str = "Expired";
 pub const CONFLICT: &str = "Conflict";
 pub const DANGEROUS_RULES: &str = "DangerousLifecycleRules";
+pub const RECORDED_AT_ISSUES: &str = "RecordedAtIssues";
 
 /// Builds a condition; `lastTransitionTime` is kept from `previous` unless the status changed.
 pub fn condition(
@@ -139,6 +140,28 @@ pub fn bucket_status(
                         )
                     } else {
                         String::new()
+                    },
+                ),
+                cond(
+                    RECORDED_AT_ISSUES,
+                    !sum.recorded_at_issues.is_empty(),
+                    if sum.recorded_at_issues.is_empty() {
+                        "None"
+                    } else {
+                        "NotTrusted"
+                    },
+                    if sum.recorded_at_issues.is_empty() {
+                        String::new()
+                    } else {
+                        let counts: Vec<String> = sum
+                            .recorded_at_issues
+                            .iter()
+                            .map(|(k, n)| format!("{n} {k}"))
+                            .collect();
+                        format!(
+                            "recordedAt not used as given for {}: future values count from the upload, too_old ones from the upload minus maxAgeAtUpload, unparsable and missing ones from the upload (see gallring plan for each object)",
+                            counts.join(", ")
+                        )
                     },
                 ),
                 cond(
