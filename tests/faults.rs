@@ -5,15 +5,19 @@
 //! - `faults/proxy.rs`: an HTTP/1.1 proxy on 127.0.0.1 (the RecordingBucket's endpoint) that
 //!   answers 500/503 without forwarding, resets connections, delays requests, and applies a
 //!   request then resets the client instead of answering; faults are drawn per request from
-//!   a seeded RNG.
-//! - `faults/world.rs`: per scenario an Object Lock bucket seeded straight into Ceph (recording
-//!   times in metadata, up to 10 foreign tags, foreign legal holds, a foreign lifecycle rule),
-//!   the manifests (policy, bucket, holds; a release is a hold taken out of them), and runs of
-//!   the binary, to the end or killed with SIGKILL.
+//!   a seeded RNG. It can also hold one chosen request until the test lets it go, and move
+//!   the `Date` of every answer (a store clock that is off).
+//! - `faults/world.rs`: per scenario an Object Lock bucket (or a plain one) seeded straight into
+//!   Ceph (recording times in metadata, up to 10 foreign tags, foreign legal holds, a foreign
+//!   lifecycle rule), the manifests (policy, bucket, holds; a release is a hold taken out of
+//!   them; optionally a withdrawable consent purpose), and runs of the binary, to the end or
+//!   killed with SIGKILL, or started and finished apart so a test can act while one runs.
 //! - `faults/model.rs` + `faults/checker.rs`: what must hold, computed from the seeded data and
 //!   the hold timeline alone, and checked by reading the store directly with the AWS SDK.
 //! - `faults/chaos.rs`: random faults and random SIGKILLs over random buckets.
 //! - `faults/cases.rs`: the cases of issue 8, one named test each.
+//! - `faults/trust.rs`: the cases of README "Trust and time" (re-uploads, holds added and
+//!   clocks off mid-pass, withdrawals, unreadable tags, lost or refused delete batches).
 //! - `faults/selftest.rs`: the proxy forwards byte for byte; the checker reports each kind of
 //!   damage it guards against.
 //!
@@ -44,3 +48,5 @@ mod cases;
 mod chaos;
 #[path = "faults/selftest.rs"]
 mod selftest;
+#[path = "faults/trust.rs"]
+mod trust;

@@ -449,3 +449,92 @@ async fn a_missing_bucket_is_a_clear_error_and_nothing_else() {
     );
     assert!(err.to_string().contains("gallring-no-such-bucket"), "{err}");
 }
+
+/// README "Creation time does not move": with `recordedAt` the creation time, the deadline
+/// counts from the first `LastModified` gallring saw (journaled as `objectsFirstSeen` before
+/// its first tag write), not from the one Ceph RGW moves to when gallring writes the tags.
+/// Audio kept 20 s: pass 1, 8 s after the upload, tags it (RGW moves `LastModified` by ~8 s);
+/// pass 2, 22 s after the upload, deletes it, although by the moved time it would still have
+/// ~6 s to go. Both passes decide with the real clock (a pass uses the earlier of `now` and
+/// the store's `Date`).
+#[tokio::test]
+async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_it() {
+    let c = raw().await;
+    let bucket = unique("it-firstseen");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let retain = IsoDuration {
+        seconds: 20,
+        ..IsoDuration::default()
+    };
+    let (p, mut r) = setup(retain, Enforcement::Operator);
+    r.recorded_at = RecordedAtSource::LastModified;
+    let key = "audio/moved.wav";
+    put(&c, &bucket, key, "team=claims").await;
+    let listed = |c: aws_sdk_s3::Client, bucket: String| async move {
+        let out = c
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix("audio/")
+            .send()
+            .await
+            .expect("list");
+        let o = out
+            .contents()
+            .first()
+            .cloned()
+            .expect("the recording is listed");
+        let t = o.last_modified().expect("LastModified");
+        chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).expect("in range")
+    };
+    let created = listed(c.clone(), bucket.clone()).await;
+    let wait_until = |t: chrono::DateTime<Utc>| async move {
+        if let Ok(d) = (t - Utc::now()).to_std() {
+            tokio::time::sleep(d).await;
+        }
+    };
+    let config = || PassConfig {
+        max_clock_skew: TimeDelta::days(1),
+        ..PassConfig::default()
+    };
+    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+
+    wait_until(created + TimeDelta::seconds(8)).await;
+    let first = reconcile(&s, &p, &r, vec![], Utc::now(), config(), &|_| {})
+        .await
+        .expect("pass 1");
+    assert_eq!(
+        (first.deleted, first.tags_written),
+        (0, 1),
+        "8 s old, kept 20 s: tagged, not deleted"
+    );
+    let moved = listed(c.clone(), bucket.clone()).await;
+    assert!(
+        moved >= created + TimeDelta::seconds(7),
+        "the premise: Ceph RGW moves LastModified on a tag write (created {created}, now listed {moved})"
+    );
+
+    wait_until(created + TimeDelta::seconds(22)).await;
+    let now = Utc::now();
+    assert!(
+        now < moved + TimeDelta::seconds(20),
+        "by the moved LastModified ({moved}) the recording is not due yet at {now}"
+    );
+    let second = reconcile(&s, &p, &r, vec![], now, config(), &|_| {})
+        .await
+        .expect("pass 2");
+    assert!(
+        second.last_modified_moved >= 1,
+        "the pass counts the moved LastModified: {}",
+        second.last_modified_moved
+    );
+    assert_eq!(
+        second.deleted, 1,
+        "due 20 s after its first LastModified ({created}); pass at {now}: {:?}",
+        second.summary
+    );
+    assert!(keys(&c, &bucket).await.is_empty(), "the recording is gone");
+}

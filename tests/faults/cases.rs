@@ -12,25 +12,30 @@ use super::proxy::{Fault, FaultPlan, RequestInfo};
 use super::world::{Kill, ObjSpec, RunOpts, Scenario};
 
 /// 25 days old: audio and transcript both past deadline + grace.
-const OLD: i64 = 600;
+pub(super) const OLD: i64 = 600;
 /// 3 days old: both kept for days yet.
-const FRESH: i64 = 72;
+pub(super) const FRESH: i64 = 72;
 
-fn call(id: &str, hours: i64, audio_tags: usize, transcript_tags: usize) -> Vec<ObjSpec> {
+pub(super) fn call(
+    id: &str,
+    hours: i64,
+    audio_tags: usize,
+    transcript_tags: usize,
+) -> Vec<ObjSpec> {
     vec![
         ObjSpec::audio(id, hours).tags(audio_tags),
         ObjSpec::transcript(id, hours).tags(transcript_tags),
     ]
 }
 
-fn key(id: &str, what: &str) -> String {
+pub(super) fn key(id: &str, what: &str) -> String {
     match what {
         "audio" => format!("calls/{id}/audio.wav"),
         _ => format!("calls/{id}/transcript.json"),
     }
 }
 
-fn present(s: &Scenario, key: &str) -> bool {
+pub(super) fn present(s: &Scenario, key: &str) -> bool {
     s.checker.last.present.contains_key(key)
 }
 
@@ -42,7 +47,7 @@ fn legal_hold(s: &Scenario, key: &str) -> bool {
         .is_some_and(|seen| seen.legal_hold)
 }
 
-fn tag(s: &Scenario, key: &str, tag: &str) -> Option<String> {
+pub(super) fn tag(s: &Scenario, key: &str, tag: &str) -> Option<String> {
     s.checker
         .last
         .present
@@ -61,7 +66,7 @@ fn to_second(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
 }
 
-async fn clean(s: &mut Scenario, label: &str) -> bool {
+pub(super) async fn clean(s: &mut Scenario, label: &str) -> bool {
     s.proxy.set_plan(FaultPlan::none());
     s.run(RunOpts::clean(), label).await.ok()
 }

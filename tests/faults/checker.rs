@@ -58,6 +58,8 @@ pub struct Checker {
     legal_hold_seen: BTreeSet<String>,
     /// The foreign lifecycle rule as first read back (Debug form of the SDK type).
     pub foreign_rule: String,
+    /// The bucket has Object Lock (legal holds are read; a plain bucket has none).
+    pub object_lock: bool,
     pub last: Snapshot,
 }
 
@@ -233,10 +235,15 @@ impl Checker {
             .iter()
             .filter(|o| versions.contains_key(&(o.key.clone(), o.version_id.clone())))
             .collect();
+        let object_lock = self.object_lock;
         let reads: Vec<(String, Option<Tags>, Option<bool>)> =
             futures::stream::iter(present.iter().map(|o| async move {
                 let tags = tags_of(s3, bucket, &o.key, &o.version_id).await;
-                let lh = legal_hold_of(s3, bucket, &o.key, &o.version_id).await;
+                let lh = if object_lock {
+                    legal_hold_of(s3, bucket, &o.key, &o.version_id).await
+                } else {
+                    Some(false)
+                };
                 (o.key.clone(), tags, lh)
             }))
             .buffer_unordered(16)

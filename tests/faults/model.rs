@@ -15,6 +15,8 @@ use chrono::{DateTime, Months, TimeDelta, Utc};
 pub const AUDIO_DAYS: i64 = 7;
 pub const TRANSCRIPT_DAYS: i64 = 14;
 pub const GRACE_DAYS: i64 = 2;
+/// Audio with `consent=given` in a consent scenario: the withdrawable purpose `quality`.
+pub const QUALITY_DAYS: i64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -107,6 +109,11 @@ impl HoldDef {
 pub struct Model {
     pub objs: Vec<Obj>,
     pub holds: Vec<HoldDef>,
+    /// Consent scenarios: how long `quality` keeps audio tagged `consent=given`.
+    pub quality_days: Option<i64>,
+    /// Withdrawals of consent by key, from the moment gallring journaled them (a withdrawal
+    /// written into a tag protects nothing less before that).
+    pub withdrawals: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Model {
@@ -157,14 +164,25 @@ impl Model {
         !self.active_holds(o).is_empty()
     }
 
-    /// recordedAt + the retention of its kind; `None` for unclassified objects.
+    /// recordedAt + the retention of its kind; `None` for unclassified objects. Audio with
+    /// consent (consent scenarios) is kept for `quality` too, until the journaled withdrawal:
+    /// from then on only `documentation` counts, and no earlier than the withdrawal.
     pub fn deadline(&self, o: &Obj) -> Option<DateTime<Utc>> {
         let days = match o.kind {
             Kind::Audio => AUDIO_DAYS,
             Kind::Transcript => TRANSCRIPT_DAYS,
             Kind::Unclassified => return None,
         };
-        Some(o.recorded_at + TimeDelta::days(days))
+        let documentation = o.recorded_at + TimeDelta::days(days);
+        let consent = o.kind == Kind::Audio
+            && o.foreign_tags.get("consent").map(String::as_str) == Some("given");
+        match self.quality_days.filter(|_| consent) {
+            None => Some(documentation),
+            Some(quality) => match self.withdrawals.get(&o.key) {
+                Some(withdrawn) => Some(documentation.max(*withdrawn)),
+                None => Some(documentation.max(o.recorded_at + TimeDelta::days(quality))),
+            },
+        }
     }
 
     /// Until when the object must exist: `None` = for as long as the test runs (unclassified,

@@ -16,7 +16,10 @@
 //!   reset instead of getting the response.
 //!
 //! A hang trigger withholds the response of one chosen request (after the store applied it)
-//! until the client goes away: the test kills the process at exactly that point.
+//! until the client goes away: the test kills the process at exactly that point. A pause
+//! trigger holds one chosen request *before* it is forwarded until the test resumes it, so the
+//! test can change the store in between (the request then sees the change). A date shift moves
+//! the `Date` header of every answer, as a store whose clock is off would send it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +68,8 @@ impl Fault {
 pub struct RequestInfo {
     /// The S3 operation (`PutObjectTagging`, `DeleteObjects`, ...).
     pub op: &'static str,
+    /// The object key, percent-decoded (empty for bucket-level requests).
+    pub key: String,
 }
 
 pub type Filter = Arc<dyn Fn(&RequestInfo) -> bool + Send + Sync>;
@@ -126,6 +131,10 @@ pub struct Stats {
     pub by_op: BTreeMap<&'static str, u64>,
     pub faults: BTreeMap<&'static str, u64>,
     pub faults_by_op: BTreeMap<(&'static str, &'static str), u64>,
+    /// Every fault injected, as (operation, object key), in order.
+    pub faulted: Vec<(&'static str, String)>,
+    /// Answers whose `Date` header was moved by the date shift.
+    pub dates_shifted: u64,
 }
 
 impl Stats {
@@ -140,6 +149,15 @@ impl Stats {
             .filter(|((o, _), _)| *o == op)
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Keys that got a fault on one operation (each once).
+    pub fn faulted_keys(&self, op: &str) -> std::collections::BTreeSet<String> {
+        self.faulted
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// `500=3 503=1 ...` in a fixed order (zeros included).
@@ -159,8 +177,15 @@ struct Shared {
     hung: AtomicU64,
     plan: Mutex<FaultPlan>,
     hang: Mutex<Option<Filter>>,
+    pause: Mutex<Option<Filter>>,
+    paused: AtomicU64,
+    resume: tokio::sync::Notify,
+    date_shift: Mutex<Option<chrono::TimeDelta>>,
     stats: Mutex<Stats>,
 }
+
+/// Longest a paused request waits for [`FaultProxy::resume`] before it goes on by itself.
+const PAUSE_LIMIT: Duration = Duration::from_secs(60);
 
 /// The proxy. Dropping it stops accepting connections.
 pub struct FaultProxy {
@@ -183,6 +208,10 @@ impl FaultProxy {
             hung: AtomicU64::new(0),
             plan: Mutex::new(FaultPlan::none()),
             hang: Mutex::new(None),
+            pause: Mutex::new(None),
+            paused: AtomicU64::new(0),
+            resume: tokio::sync::Notify::new(),
+            date_shift: Mutex::new(None),
             stats: Mutex::new(Stats::default()),
         });
         let s = shared.clone();
@@ -214,6 +243,40 @@ impl FaultProxy {
     /// Requests whose response was withheld so far.
     pub fn hung(&self) -> u64 {
         self.shared.hung.load(Ordering::SeqCst)
+    }
+
+    /// Holds the next request `filter` selects (once) before it is forwarded, until
+    /// [`FaultProxy::resume`] (or [`PAUSE_LIMIT`]).
+    pub fn pause_on(&self, filter: Filter) {
+        *self.shared.pause.lock().expect("pause") = Some(filter);
+    }
+
+    /// Requests held by a pause trigger so far.
+    pub fn paused(&self) -> u64 {
+        self.shared.paused.load(Ordering::SeqCst)
+    }
+
+    /// Lets the paused request go on to the store.
+    pub fn resume(&self) {
+        self.shared.resume.notify_one();
+    }
+
+    /// Waits (at most `limit`) until `n` requests have been paused in all; whether they were.
+    pub async fn wait_paused(&self, n: u64, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.paused() < n {
+            if start.elapsed() > limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
+    }
+
+    /// Moves the `Date` header of every answer from now on by `shift` (`None`: as the store
+    /// sent it).
+    pub fn shift_dates(&self, shift: Option<chrono::TimeDelta>) {
+        *self.shared.date_shift.lock().expect("date shift") = shift;
     }
 
     /// Requests received so far (faulted or not).
@@ -273,7 +336,29 @@ impl Shared {
         if let Some(f) = fault {
             *s.faults.entry(f.name()).or_default() += 1;
             *s.faults_by_op.entry((info.op, f.name())).or_default() += 1;
+            s.faulted.push((info.op, info.key.clone()));
         }
+    }
+
+    fn take_pause(&self, info: &RequestInfo) -> bool {
+        let mut pause = self.pause.lock().expect("pause");
+        if pause.as_ref().is_some_and(|f| f(info)) {
+            *pause = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The answer as the client gets it: its `Date` moved when a shift is set.
+    fn dated(&self, mut raw: Vec<u8>) -> Vec<u8> {
+        let shift = *self.date_shift.lock().expect("date shift");
+        if let Some(shift) = shift
+            && shift_date(&mut raw, shift)
+        {
+            self.stats.lock().expect("stats").dates_shifted += 1;
+        }
+        raw
     }
 
     fn take_hang(&self, info: &RequestInfo) -> bool {
@@ -316,6 +401,7 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream) {
         };
         let info = RequestInfo {
             op: operation(&req.first, &req.second),
+            key: object_key(&req.second),
         };
         let n = shared.ordinal.fetch_add(1, Ordering::SeqCst);
         let fault = shared.decide(n, &info);
@@ -323,14 +409,14 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream) {
         let head_request = req.first == "HEAD";
         match fault {
             Some((Fault::Status500, _)) => {
-                let r = error_response(500, "InternalError", n, head_request);
+                let r = shared.dated(error_response(500, "InternalError", n, head_request));
                 if client.get_mut().write_all(&r).await.is_err() {
                     return;
                 }
                 continue;
             }
             Some((Fault::Status503, _)) => {
-                let r = error_response(503, "ServiceUnavailable", n, head_request);
+                let r = shared.dated(error_response(503, "ServiceUnavailable", n, head_request));
                 if client.get_mut().write_all(&r).await.is_err() {
                     return;
                 }
@@ -342,6 +428,10 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream) {
             }
             Some((Fault::Delay, d)) => tokio::time::sleep(d).await,
             Some((Fault::ApplyThenDrop, _)) | None => {}
+        }
+        if shared.take_pause(&info) {
+            shared.paused.fetch_add(1, Ordering::SeqCst);
+            let _ = tokio::time::timeout(PAUSE_LIMIT, shared.resume.notified()).await;
         }
         let hang = shared.take_hang(&info);
         let resp = match forward(&shared.upstream, &req, head_request).await {
@@ -364,10 +454,16 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream) {
             reset(client.into_inner());
             return;
         }
-        if client.get_mut().write_all(&resp.raw).await.is_err() {
+        let close = resp.close;
+        if client
+            .get_mut()
+            .write_all(&shared.dated(resp.raw))
+            .await
+            .is_err()
+        {
             return;
         }
-        if resp.close || req.close {
+        if close || req.close {
             let _ = client.get_mut().shutdown().await;
             return;
         }
@@ -578,6 +674,61 @@ fn error_response(status: u16, code: &str, n: u64, head_only: bool) -> Vec<u8> {
         out.extend_from_slice(body.as_bytes());
     }
     out
+}
+
+/// Moves the `Date` header of a response head by `shift`; whether there was one to move.
+/// The rest of the answer stays byte for byte.
+pub fn shift_date(raw: &mut Vec<u8>, shift: chrono::TimeDelta) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let mut start = 0;
+    while start < end {
+        let line_end = raw[start..end]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(end, |p| start + p);
+        let line = &raw[start..line_end];
+        if line.len() > 5 && line[..5].eq_ignore_ascii_case(b"date:") {
+            let value = String::from_utf8_lossy(&line[5..]).trim().to_string();
+            let Ok(t) = chrono::DateTime::parse_from_rfc2822(&value) else {
+                return false;
+            };
+            let moved = (t.with_timezone(&chrono::Utc) + shift)
+                .format("Date: %a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            raw.splice(start..line_end, moved.into_bytes());
+            return true;
+        }
+        start = line_end + 2;
+    }
+    false
+}
+
+/// The object key of a path-style request target (`/bucket/key?query`), percent-decoded;
+/// empty for bucket-level requests.
+pub fn object_key(target: &str) -> String {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let Some((_, key)) = path.trim_start_matches('/').split_once('/') else {
+        return String::new();
+    };
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The S3 operation of a path-style request.

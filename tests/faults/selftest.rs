@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::checker::{FOREIGN_RULE_ID, RETENTION_TAG};
 use super::model::{HoldDef, Reason};
-use super::proxy::FaultProxy;
+use super::proxy::{FaultProxy, object_key, shift_date};
 use super::rng::Rng;
 use super::world::{ObjSpec, Scenario, endpoint};
 
@@ -48,6 +48,48 @@ async fn read_exactly(c: &mut TcpStream, n: usize) -> Vec<u8> {
         .expect("answered in time")
         .expect("answer");
     buf
+}
+
+/// The date shift moves the `Date` header of an answer and nothing else (not `Last-Modified`,
+/// not the body); the key the fault plans and pause triggers see is the percent-decoded object
+/// key of the path-style target.
+#[test]
+fn the_proxy_moves_only_the_date_header_and_reads_keys_from_targets() {
+    let answer = |date: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nLast-Modified: Wed, 25 Nov 2026 19:00:00 GMT\r\ndate: {date}\r\nContent-Length: 35\r\n\r\nDate: Wed, 25 Nov 2026 19:00:00 GMT"
+        )
+        .into_bytes()
+    };
+    let mut raw = answer("Wed, 25 Nov 2026 19:00:00 GMT");
+    assert!(shift_date(&mut raw, chrono::TimeDelta::minutes(10)));
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        String::from_utf8_lossy(&answer("Wed, 25 Nov 2026 19:10:00 GMT"))
+            .replace("date: Wed", "Date: Wed")
+    );
+    let mut raw = answer("Wed, 25 Nov 2026 00:05:00 GMT");
+    assert!(shift_date(&mut raw, chrono::TimeDelta::minutes(-10)));
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\r\nDate: Tue, 24 Nov 2026 23:55:00 GMT\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let mut none = b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n".to_vec();
+    let before = none.clone();
+    assert!(!shift_date(&mut none, chrono::TimeDelta::minutes(10)));
+    assert_eq!(none, before, "an answer without Date is left as it is");
+
+    assert_eq!(
+        object_key("/bucket/calls/r7%010/audio%20x.wav?tagging&versionId=a"),
+        "calls/r7\u{1}0/audio x.wav"
+    );
+    assert_eq!(
+        object_key("/bucket/calls/r1/audio.wav"),
+        "calls/r1/audio.wav"
+    );
+    assert_eq!(object_key("/bucket?delete"), "");
+    assert_eq!(object_key("/bucket"), "");
 }
 
 /// Chunked (with `aws-chunked` signatures and a trailer), sized, `Expect: 100-continue` and

@@ -1,6 +1,7 @@
-//! One scenario's world: its own Object Lock bucket on Ceph (seeded directly, with a foreign
-//! lifecycle rule), the fault proxy in front of Ceph, the manifests `gallring run` reads, the
-//! runs of the real binary (to the end, or killed with SIGKILL), and a check after every run.
+//! One scenario's world: its own Object Lock (or plain) bucket on Ceph (seeded directly, with a
+//! foreign lifecycle rule), the fault proxy in front of Ceph, the manifests `gallring run`
+//! reads, the runs of the real binary (to the end, or killed with SIGKILL), and a check after
+//! every run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,12 @@ impl ObjSpec {
         self
     }
 
+    /// One foreign tag more.
+    pub fn tag(mut self, key: &str, value: &str) -> ObjSpec {
+        self.tags.insert(key.to_string(), value.to_string());
+        self
+    }
+
     pub fn foreign_legal_hold(mut self) -> ObjSpec {
         self.foreign_legal_hold = true;
         self
@@ -188,9 +195,42 @@ pub struct Outcome {
     pub log: PathBuf,
 }
 
+/// A run of `gallring run` that [`Scenario::start`] began and [`Scenario::finish`] ends.
+pub struct Running {
+    child: Guard,
+    opts: RunOpts,
+    log: PathBuf,
+    label: String,
+    start: Instant,
+    seen_before: u64,
+    hung_before: u64,
+}
+
 impl Outcome {
     pub fn ok(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// The whole log of the run.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_else(|e| panic!("log {}: {e}", self.log.display()))
+    }
+
+    /// The `unknown=N` field of the pass's warning about objects of unknown state (0 when the
+    /// pass did not warn).
+    pub fn reported_unknown(&self) -> u64 {
+        self.log_text()
+            .lines()
+            .filter_map(|l| {
+                let rest = &l[l.find(" unknown=")? + " unknown=".len()..];
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .next_back()
+            .unwrap_or(0)
     }
 
     /// The `overdue=N` field of the pass summary in the log.
@@ -207,6 +247,17 @@ impl Outcome {
             })
             .next_back()
     }
+}
+
+/// How a scenario's bucket and policy differ from the default (an Object Lock bucket, and a
+/// policy with the one non-withdrawable purpose `documentation`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// A plain bucket: no versioning, no Object Lock (deletes go by key).
+    pub unversioned: bool,
+    /// The policy also has the withdrawable purpose `quality` (consent): audio tagged
+    /// `consent=given` is kept [`super::model::QUALITY_DAYS`] days unless consent is withdrawn.
+    pub consent: bool,
 }
 
 /// The scenario: bucket, proxy, manifests, model, checker and counts.
@@ -227,6 +278,7 @@ pub struct Scenario {
     /// The most requests and the longest time a complete pass took (kill calibration).
     pub pass_requests: u64,
     pub pass_time: Duration,
+    pub options: Options,
     started: Instant,
     last_log: Option<PathBuf>,
 }
@@ -234,6 +286,12 @@ pub struct Scenario {
 impl Scenario {
     /// A fresh Object Lock bucket with a foreign lifecycle rule, and a proxy in front of Ceph.
     pub async fn new(name: &str) -> Scenario {
+        Scenario::with(name, Options::default()).await
+    }
+
+    /// A fresh bucket as `options` say, with a foreign lifecycle rule, and a proxy in front of
+    /// Ceph.
+    pub async fn with(name: &str, options: Options) -> Scenario {
         let endpoint = endpoint();
         let seed = scenario_seed(name);
         println!(
@@ -253,7 +311,7 @@ impl Scenario {
             .collect::<String>();
         s3.create_bucket()
             .bucket(&bucket)
-            .object_lock_enabled_for_bucket(true)
+            .set_object_lock_enabled_for_bucket((!options.unversioned).then_some(true))
             .send()
             .await
             .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
@@ -277,6 +335,7 @@ impl Scenario {
             .await
             .unwrap_or_else(|e| panic!("foreign lifecycle rule on {bucket}: {e:?}"));
         let mut checker = Checker::default();
+        checker.object_lock = !options.unversioned;
         checker.baseline(&s3, &bucket).await;
         let upstream = endpoint
             .trim_start_matches("http://")
@@ -295,7 +354,10 @@ impl Scenario {
             bucket,
             proxy,
             dir,
-            model: Model::default(),
+            model: Model {
+                quality_days: options.consent.then_some(super::model::QUALITY_DAYS),
+                ..Model::default()
+            },
             checker,
             runs: 0,
             passes_ok: 0,
@@ -303,6 +365,7 @@ impl Scenario {
             kills: 0,
             pass_requests: 0,
             pass_time: Duration::ZERO,
+            options,
             started: Instant::now(),
             last_log: None,
         }
@@ -313,6 +376,7 @@ impl Scenario {
     pub async fn seed(&mut self, specs: Vec<ObjSpec>) {
         let s3 = &self.s3;
         let bucket = &self.bucket;
+        let unversioned = self.options.unversioned;
         let seeded: Vec<Obj> =
             futures::future::join_all(specs.into_iter().map(|spec| async move {
                 let mut req = s3
@@ -334,10 +398,11 @@ impl Scenario {
                     .send()
                     .await
                     .unwrap_or_else(|e| panic!("seed {}: {e:?}", spec.key));
-                let version_id = out
-                    .version_id()
-                    .expect("an Object Lock bucket is versioned")
-                    .to_string();
+                let version_id = match out.version_id() {
+                    Some(v) => v.to_string(),
+                    None if unversioned => "null".to_string(),
+                    None => panic!("seed {}: an Object Lock bucket is versioned", spec.key),
+                };
                 if spec.foreign_legal_hold {
                     s3.put_object_legal_hold()
                         .bucket(bucket)
@@ -374,10 +439,22 @@ impl Scenario {
     /// Writes the policy, the bucket (its endpoint is the proxy) and the holds in effect.
     pub fn write_manifests(&self) {
         let dir = self.dir.join("manifests");
-        std::fs::write(dir.join("policy.yaml"), POLICY).expect("policy manifest");
+        let (policy, bucket) = if self.options.consent {
+            assert!(
+                POLICY.contains(QUALITY_ANCHOR) && BUCKET.contains(CONSENT_ANCHOR),
+                "the consent variant's anchors are in the manifests"
+            );
+            (
+                POLICY.replace(QUALITY_ANCHOR, QUALITY_PURPOSE),
+                BUCKET.replace(CONSENT_ANCHOR, CONSENT_RULE),
+            )
+        } else {
+            (POLICY.to_string(), BUCKET.to_string())
+        };
+        std::fs::write(dir.join("policy.yaml"), policy).expect("policy manifest");
         std::fs::write(
             dir.join("bucket.yaml"),
-            BUCKET
+            bucket
                 .replace("BUCKET", &self.bucket)
                 .replace("ENDPOINT", &self.proxy.endpoint()),
         )
@@ -405,6 +482,13 @@ impl Scenario {
 
     /// Runs `gallring run` once (to the end, or killed), then checks the store.
     pub async fn run(&mut self, opts: RunOpts, label: &str) -> Outcome {
+        let running = self.start(opts, label);
+        self.finish(running).await
+    }
+
+    /// Starts `gallring run` and returns at once: the test can act on the store, the proxy or
+    /// the manifests while it runs, then [`Scenario::finish`]es it.
+    pub fn start(&mut self, opts: RunOpts, label: &str) -> Running {
         self.runs += 1;
         let log = self.dir.join(format!("{:03}-{label}.log", self.runs));
         let file = std::fs::File::create(&log).expect("log file");
@@ -425,10 +509,28 @@ impl Scenario {
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        let seen_before = self.proxy.seen();
-        let hung_before = self.proxy.hung();
-        let start = Instant::now();
-        let mut child = Guard::spawn(cmd);
+        Running {
+            seen_before: self.proxy.seen(),
+            hung_before: self.proxy.hung(),
+            start: Instant::now(),
+            child: Guard::spawn(cmd),
+            opts,
+            log,
+            label: label.to_string(),
+        }
+    }
+
+    /// Waits for a started run to end (or kills it as its options say), then checks the store.
+    pub async fn finish(&mut self, running: Running) -> Outcome {
+        let Running {
+            mut child,
+            opts,
+            log,
+            label,
+            start,
+            seen_before,
+            hung_before,
+        } = running;
         let limit = if opts.once {
             PASS_LIMIT
         } else {
@@ -478,7 +580,7 @@ impl Scenario {
             self.pass_time = self.pass_time.max(elapsed);
         }
         self.last_log = Some(log.clone());
-        self.check(label).await;
+        self.check(&label).await;
         Outcome { code, killed, log }
     }
 
@@ -708,6 +810,27 @@ spec:
       keep: P0D
     - reason: Claim
       keep: P0D
+";
+
+/// Where the `quality` purpose goes in [`POLICY`] (consent scenarios).
+const QUALITY_ANCHOR: &str = "  holdRelease:\n";
+const QUALITY_PURPOSE: &str = "    - name: quality
+      legalBasis:
+        article6: consent
+      withdrawable: true
+      retain:
+        audio: P30D
+  holdRelease:
+";
+
+/// Where audio gets `quality` from its `consent` tag in [`BUCKET`] (consent scenarios).
+const CONSENT_ANCHOR: &str = "      kind: audio\n      purposes: [documentation]\n";
+const CONSENT_RULE: &str = "      kind: audio
+      purposes: [documentation]
+      purposesFromTag:
+        key: consent
+        values:
+          given: [quality]
 ";
 
 const BUCKET: &str = "apiVersion: gallring.io/v1alpha1
