@@ -289,11 +289,13 @@ impl Manifests {
             })?;
             let rules =
                 compile::bucket(&resource, &b.spec, policy).map_err(|e| invalid(&b.origin, e))?;
+            let state = compile::state(&resource, &b.spec).map_err(|e| invalid(&b.origin, e))?;
             buckets.push(CompiledBucket {
                 key: b.key(),
                 spec: b.spec.clone(),
                 policy: policy.clone(),
                 rules,
+                state,
                 holds: Vec::new(),
             });
         }
@@ -330,6 +332,8 @@ pub struct CompiledBucket {
     pub spec: RecordingBucketSpec,
     pub policy: Policy,
     pub rules: BucketRules,
+    /// Where its journal is.
+    pub state: crate::retention::StateLocation,
     pub holds: Vec<Hold>,
 }
 

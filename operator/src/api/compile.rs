@@ -375,6 +375,7 @@ pub fn bucket(
             }
             bound
         });
+    state_location(&mut c, spec);
     let grace = c.duration("spec.gracePeriod".into(), &spec.grace_period);
     let scan = c.duration("spec.scanInterval".into(), &spec.scan_interval);
     if scan.is_zero() {
@@ -395,6 +396,57 @@ pub fn bucket(
             enforcement: enforcement(spec.enforcement),
         },
     )
+}
+
+/// The journal's location from `spec.state` (checked with the rest of the spec in [`bucket`]).
+pub fn state(
+    resource: &str,
+    spec: &v1::RecordingBucketSpec,
+) -> Result<r::StateLocation, ValidationErrors> {
+    let mut c = Collector::default();
+    let state = state_location(&mut c, spec);
+    c.finish(resource.to_string(), state)
+}
+
+fn state_location(c: &mut Collector, spec: &v1::RecordingBucketSpec) -> r::StateLocation {
+    let Some(st) = &spec.state else {
+        return r::StateLocation::default();
+    };
+    let prefix = st
+        .prefix
+        .clone()
+        .unwrap_or_else(|| r::DEFAULT_STATE_PREFIX.to_string());
+    if !prefix.ends_with('/') || prefix.len() < 2 {
+        c.push(
+            "spec.state.prefix",
+            "must be a non-empty prefix ending with `/`, e.g. .gallring/",
+        );
+    }
+    let same_bucket = st.bucket.as_ref().is_none_or(|b| *b == spec.s3.bucket);
+    if let Some(governed) = spec.s3.prefix.as_deref().filter(|p| !p.is_empty())
+        && same_bucket
+        && prefix.starts_with(governed)
+    {
+        c.push(
+            "spec.state.prefix",
+            format!("must not be under spec.s3.prefix `{governed}`: the journal would sit among the recordings"),
+        );
+    }
+    let retention = st.retention.as_ref().map(|d| {
+        let keep = c.duration("spec.state.retention".into(), d);
+        if keep.is_zero() && IsoDuration::parse(&d.0).is_ok() {
+            c.push(
+                "spec.state.retention",
+                "must be longer than zero; leave it out for none",
+            );
+        }
+        keep
+    });
+    r::StateLocation {
+        bucket: st.bucket.clone().filter(|_| !same_bucket),
+        prefix,
+        retention,
+    }
 }
 
 /// Validates a LegalHold spec.
@@ -578,6 +630,59 @@ mod tests {
                 line.starts_with("spec.recordedAt.maxAgeAtUpload: ") && line.contains(message),
                 "{text}: {line}"
             );
+        }
+    }
+
+    fn bucket_with_state(s3: &str, state: &str) -> v1::RecordingBucketSpec {
+        serde_norway::from_str(&format!(
+            "s3: {s3}\n\
+             policyRef: {{name: calls}}\n\
+             classify: [{{match: {{prefix: a/}}, kind: audio, purposes: [documentation]}}]\n\
+             state: {state}\n"
+        ))
+        .expect("bucket spec parses")
+    }
+
+    #[test]
+    fn the_state_location_defaults_to_the_recordings_bucket_and_is_validated_by_name() {
+        let none: v1::RecordingBucketSpec = serde_norway::from_str(
+            "s3: {bucket: calls}\npolicyRef: {name: calls}\n\
+             classify: [{match: {prefix: a/}, kind: audio, purposes: [documentation]}]\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            state("b", &none).expect("valid"),
+            r::StateLocation::default()
+        );
+        let other = bucket_with_state("{bucket: calls}", "{bucket: evidence, retention: P10Y}");
+        let loc = state("b", &other).expect("valid");
+        assert_eq!(loc.bucket.as_deref(), Some("evidence"));
+        assert_eq!(loc.prefix, r::DEFAULT_STATE_PREFIX);
+        assert_eq!(
+            loc.retention,
+            Some(IsoDuration::parse("P10Y").expect("valid"))
+        );
+        // Naming the recordings bucket itself is the default.
+        let same = bucket_with_state("{bucket: calls}", "{bucket: calls}");
+        assert_eq!(state("b", &same).expect("valid").bucket, None);
+        for (s3, st, path) in [
+            ("{bucket: calls}", "{prefix: journal}", "spec.state.prefix"),
+            (
+                "{bucket: calls, prefix: calls/}",
+                "{prefix: calls/.gallring/}",
+                "spec.state.prefix",
+            ),
+            (
+                "{bucket: calls}",
+                "{retention: P0D}",
+                "spec.state.retention",
+            ),
+        ] {
+            let spec = bucket_with_state(s3, st);
+            let e = state("b", &spec).expect_err("invalid");
+            assert!(e.first_line().starts_with(path), "{st}: {}", e.first_line());
+            let e = bucket("b", &spec, &calls_policy()).expect_err("the bucket too");
+            assert!(e.first_line().starts_with(path), "{st}: {}", e.first_line());
         }
     }
 }

@@ -346,6 +346,36 @@ pub struct RecordingBucketSpec {
     /// - `Retain`: the rules stay in the bucket and keep expiring tagged objects.
     #[serde(default)]
     pub lifecycle_rules_on_delete: LifecycleRulesOnDelete,
+    /// Where gallring keeps this bucket's journal (holds applied and released, legal holds it
+    /// set, deletions and their reasons): default, the prefix `.gallring/` in the recordings
+    /// bucket itself. A new cluster, or `gallring run`, pointed at the same location inherits
+    /// every floor and every gallring-owned legal hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSpec>,
+}
+
+/// The journal's location.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateSpec {
+    /// Another bucket at the same endpoint, reached with the same credentials; default: the
+    /// recordings bucket. Its lifecycle rules are not checked by gallring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    )]
+    pub bucket: Option<String>,
+    /// Key prefix of the journal, ending with `/`; default `.gallring/`. In the recordings
+    /// bucket, keys under it are never classified, counted or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = KEY_MAX), regex(pattern = r"/$"))]
+    pub prefix: Option<String>,
+    /// Object Lock retention (GOVERNANCE mode) given to every journal segment and checkpoint,
+    /// ISO 8601, e.g. `P10Y`: no one without the bypass permission can delete or overwrite the
+    /// evidence before then. The state bucket must have Object Lock enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<DurationText>,
 }
 
 fn default_grace() -> DurationText {

@@ -174,6 +174,7 @@ fn manifest_holds(manifests: &Path, bucket: &str) -> reconcile::HoldsSource {
 async fn pass_once(
     b: &CompiledBucket,
     store: &S3Store,
+    state_store: Option<&S3Store>,
     metrics: &Metrics,
     opts: &RunOptions,
     manifests: &Path,
@@ -191,9 +192,11 @@ async fn pass_once(
     };
     let mut pass = opts.pass.clone();
     pass.holds_now = Some(manifest_holds(manifests, &b.key));
+    pass.state = b.state.clone();
     // Boxed: the pass is a large future, kept off the caller's stack.
-    match Box::pin(reconcile::reconcile(
+    match Box::pin(reconcile::reconcile_in(
         store,
+        state_store.unwrap_or(store),
         &b.policy,
         &b.rules,
         b.holds.clone(),
@@ -291,12 +294,21 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
     let mut stores = Vec::new();
     for b in &buckets {
         let store = S3Store::connect(settings(b, &opts), metrics.clone()).await;
-        stores.push(store);
+        // The journal in another bucket: same endpoint, same credentials.
+        let state = match &b.state.bucket {
+            Some(name) => {
+                let mut s = settings(b, &opts);
+                s.bucket = name.clone();
+                Some(S3Store::connect(s, metrics.clone()).await)
+            }
+            None => None,
+        };
+        stores.push((store, state));
     }
     let result = if opts.once {
         let mut failed = 0;
-        for (b, store) in buckets.iter().zip(&stores) {
-            if !pass_once(b, store, &metrics, &opts, manifests).await {
+        for (b, (store, state)) in buckets.iter().zip(&stores) {
+            if !pass_once(b, store, state.as_ref(), &metrics, &opts, manifests).await {
                 failed += 1;
             }
         }
@@ -315,10 +327,10 @@ pub async fn run(manifests: &Path, opts: RunOptions) -> Result<(), RunError> {
         tokio::pin!(shutdown);
         loop {
             let now = Instant::now();
-            for (i, (b, store)) in buckets.iter().zip(&stores).enumerate() {
+            for (i, (b, (store, state))) in buckets.iter().zip(&stores).enumerate() {
                 if next_due[i] <= now {
                     tokio::select! {
-                        _ = pass_once(b, store, &metrics, &opts, manifests) => {}
+                        _ = pass_once(b, store, state.as_ref(), &metrics, &opts, manifests) => {}
                         _ = &mut shutdown => {
                             info!("shutting down (a scan was interrupted; every write so far is safe to resume)");
                             return finish(server);

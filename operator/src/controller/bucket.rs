@@ -141,9 +141,21 @@ pub async fn run_pipeline<F: StoreFactory>(
         bucket.namespace().unwrap_or_default(),
         bucket.name_any(),
     ));
+    pass.state = validated.state.clone();
+    // The journal in another bucket: same endpoint, same credentials.
+    let state_store = match &validated.state.bucket {
+        Some(b) => {
+            let mut s3 = bucket.spec.s3.clone();
+            s3.bucket = b.clone();
+            s3.prefix = None;
+            Some(ctx.factory.make(&s3, deref.credentials.clone()).await)
+        }
+        None => None,
+    };
     // Boxed: the pass is a large future, kept off the reconciler task's stack.
-    let result = Box::pin(reconcile::reconcile(
+    let result = Box::pin(reconcile::reconcile_in(
         &store,
+        state_store.as_ref().unwrap_or(&store),
         &validated.policy,
         &validated.rules,
         validated.holds.clone(),

@@ -117,6 +117,7 @@ fn bucket(policy: &str) -> RecordingBucket {
             grace_period: "P2D".into(),
             scan_interval: "PT1H".into(),
             lifecycle_rules_on_delete: LifecycleRulesOnDelete::Remove,
+            state: None,
         },
     );
     b.meta_mut().namespace = Some(NS.into());

@@ -15,6 +15,8 @@ use super::key::ResourceKey;
 pub struct Validated {
     pub policy: Policy,
     pub rules: BucketRules,
+    /// Where the bucket's journal is.
+    pub state: crate::retention::StateLocation,
     pub holds: Vec<Hold>,
 }
 
@@ -79,6 +81,7 @@ pub fn validate(
         .map_err(Error::InvalidPolicy)?;
     let rules =
         compile::bucket(&key.to_string(), &bucket.spec, &policy).map_err(Error::InvalidSpec)?;
+    let state = compile::state(&key.to_string(), &bucket.spec).map_err(Error::InvalidSpec)?;
     let conflicting = conflicts(bucket, peers);
     if !conflicting.is_empty() {
         return Err(Error::Conflict(conflicting));
@@ -100,6 +103,7 @@ pub fn validate(
     Ok(Validated {
         policy,
         rules,
+        state,
         holds,
     })
 }

@@ -25,8 +25,8 @@ use crate::retention::{
 };
 use crate::retention::{WITHDRAWN_AT_TAG, WITHDRAWN_TAG};
 use crate::state::journal::{
-    self, Fact, FirstSeen, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState,
-    VersionRef, WithdrawalSeen,
+    Fact, FirstSeen, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState, VersionRef,
+    WithdrawalSeen,
 };
 use crate::store::{
     ErrorCategory, ObjectHead, ObjectId, ObjectStore, Operation, StoreError, StoredRule,
@@ -49,6 +49,8 @@ pub struct PassConfig {
     pub holds_now: Option<HoldsSource>,
     /// Operator deletions stop when the local clock and the store's differ by more.
     pub max_clock_skew: chrono::Duration,
+    /// Where the journal is (`spec.state`).
+    pub state: crate::retention::StateLocation,
 }
 
 impl Default for PassConfig {
@@ -59,6 +61,7 @@ impl Default for PassConfig {
             fence: Fence::default(),
             holds_now: None,
             max_clock_skew: chrono::Duration::seconds(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+            state: crate::retention::StateLocation::default(),
         }
     }
 }
@@ -326,8 +329,8 @@ async fn fetch_object<S: ObjectStore>(
     })
 }
 
-/// Runs one pass. `holds` are the bucket's holds (active, expired or released); `now` is read
-/// by the host.
+/// Runs one pass, with the journal in the recordings bucket. `holds` are the bucket's holds
+/// (active, expired or released); `now` is read by the host.
 pub async fn reconcile<S: ObjectStore>(
     store: &S,
     policy: &Policy,
@@ -337,7 +340,24 @@ pub async fn reconcile<S: ObjectStore>(
     config: PassConfig,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<PassReport, PassError> {
+    reconcile_in(store, store, policy, rules, holds, now, config, progress).await
+}
+
+/// Runs one pass with the journal in `state` (`config.state` says where in it).
+#[allow(clippy::too_many_arguments)]
+pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    policy: &Policy,
+    rules: &BucketRules,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+    config: PassConfig,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PassReport, PassError> {
     let info = store.bucket_info().await?;
+    // The journal's prefix in the recordings bucket, when it is there: never governed.
+    let own_prefix = (state.bucket() == store.bucket()).then_some(config.state.prefix.as_str());
     let enforcement = rules.enforcement;
     let writes = enforcement != crate::retention::Enforcement::Observe;
 
@@ -361,7 +381,9 @@ pub async fn reconcile<S: ObjectStore>(
         });
 
     // The journal first: a release must be durable before anything acts on it.
-    let mut journal = Journal::load(store, journal::DEFAULT_PREFIX).await?;
+    let mut journal = Journal::load(state, &config.state.prefix)
+        .await?
+        .retain_for(config.state.retention);
     let facts = hold_facts(journal.state(), &holds, early, late);
     let mut journal_facts = 0u64;
     if writes && !facts.is_empty() {
@@ -369,14 +391,22 @@ pub async fn reconcile<S: ObjectStore>(
             return Err(PassError::Fenced);
         }
         journal_facts += facts.len() as u64;
-        journal.append(store, now, facts).await?;
+        journal.append(state, now, facts).await?;
     }
     let host_holds = holds.clone();
     let holds = engine_holds(journal.state(), holds, policy, rules.grace, early, writes);
 
     // Lifecycle first: removing stale owned rules can only make expiry later, never earlier.
-    let (lifecycle_outcome, lifecycle_rules, dangerous_rules) =
-        sync_lifecycle(store, policy, rules, info.versioned, writes, &config.fence).await?;
+    let (lifecycle_outcome, lifecycle_rules, dangerous_rules) = sync_lifecycle(
+        store,
+        policy,
+        rules,
+        info.versioned,
+        writes,
+        &config.fence,
+        own_prefix,
+    )
+    .await?;
 
     let mut report = PassReport {
         now,
@@ -428,7 +458,7 @@ pub async fn reconcile<S: ObjectStore>(
             for o in page
                 .objects
                 .iter()
-                .filter(|o| !o.delete_marker && !is_state_key(&o.key))
+                .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             {
                 match fetch_object(store, rules, o, with_tags).await {
                     Ok(obj) => linker.observe(&obj),
@@ -463,6 +493,7 @@ pub async fn reconcile<S: ObjectStore>(
 
     let deleter = Deletions {
         store,
+        state,
         fence: &config.fence,
         holds_now: config.holds_now.as_ref(),
         host_holds: &host_holds,
@@ -483,7 +514,7 @@ pub async fn reconcile<S: ObjectStore>(
         let objects: Vec<crate::store::ListedObject> = page
             .objects
             .into_iter()
-            .filter(|o| !o.delete_marker && !is_state_key(&o.key))
+            .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             .collect();
         // Creation times as first seen, durable before any tag write can move them.
         let unseen: Vec<FirstSeen> = objects
@@ -510,7 +541,7 @@ pub async fn reconcile<S: ObjectStore>(
                 return Err(PassError::Fenced);
             }
             journal
-                .append(store, now, vec![Fact::ObjectsFirstSeen { objects: unseen }])
+                .append(state, now, vec![Fact::ObjectsFirstSeen { objects: unseen }])
                 .await?;
             journal_facts += 1;
         }
@@ -545,7 +576,7 @@ pub async fn reconcile<S: ObjectStore>(
                 return Err(PassError::Fenced);
             }
             journal
-                .append(store, now, vec![Fact::LegalHoldsSet { objects: intents }])
+                .append(state, now, vec![Fact::LegalHoldsSet { objects: intents }])
                 .await?;
             journal_facts += 1;
             let state = journal.state();
@@ -583,7 +614,7 @@ pub async fn reconcile<S: ObjectStore>(
         if !lifted.is_empty() {
             journal_facts += 1;
             journal
-                .append(store, now, vec![Fact::LegalHoldsLifted { objects: lifted }])
+                .append(state, now, vec![Fact::LegalHoldsLifted { objects: lifted }])
                 .await?;
         }
         // Withdrawals read from tags become facts; they count from the next pass on.
@@ -599,7 +630,7 @@ pub async fn reconcile<S: ObjectStore>(
             journal_facts += 1;
             journal
                 .append(
-                    store,
+                    state,
                     now,
                     vec![Fact::WithdrawalsObserved {
                         objects: withdrawals,
@@ -657,6 +688,7 @@ async fn sync_lifecycle<S: ObjectStore>(
     versioned: bool,
     writes: bool,
     fence: &Fence,
+    journal_prefix: Option<&str>,
 ) -> Result<(LifecycleOutcome, Vec<LifecycleRule>, Vec<String>), PassError> {
     let existing = match store.get_lifecycle().await {
         Ok(e) => e.unwrap_or_default(),
@@ -678,7 +710,7 @@ async fn sync_lifecycle<S: ObjectStore>(
             StoredRule::Foreign(f) => Some(lifecycle_map::foreign_view(f)),
             StoredRule::Owned(_) => None,
         })
-        .filter(|v| lifecycle::endangers(v, rules.prefix.as_deref(), journal::DEFAULT_PREFIX))
+        .filter(|v| lifecycle::endangers(v, rules.prefix.as_deref(), journal_prefix))
         .map(|v| v.id.unwrap_or_else(|| "(no id)".into()))
         .collect();
     let foreign = existing
@@ -851,8 +883,10 @@ struct Candidate {
 }
 
 /// Everything a page's deletions are checked and made with.
-struct Deletions<'a, S> {
+struct Deletions<'a, S, J> {
     store: &'a S,
+    /// Where the journal is.
+    state: &'a J,
     fence: &'a Fence,
     holds_now: Option<&'a HoldsSource>,
     /// The holds the pass was planned with.
@@ -861,7 +895,7 @@ struct Deletions<'a, S> {
     versioned: bool,
 }
 
-impl<S: ObjectStore> Deletions<'_, S> {
+impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
     /// Checks, journals and deletes one page's deletions. Anything not confirmed gone stays
     /// in the summary as it was planned (still due, perhaps overdue).
     async fn run(
@@ -909,7 +943,7 @@ impl<S: ObjectStore> Deletions<'_, S> {
             .collect();
         journal
             .append(
-                self.store,
+                self.state,
                 report.now,
                 vec![Fact::DeletionsIntended { objects: intended }],
             )
@@ -948,7 +982,7 @@ impl<S: ObjectStore> Deletions<'_, S> {
         if !confirmed.is_empty() {
             journal
                 .append(
-                    self.store,
+                    self.state,
                     report.now,
                     vec![Fact::DeletionsConfirmed { objects: confirmed }],
                 )
@@ -1141,8 +1175,8 @@ fn trusted_view(
 }
 
 /// Keys of gallring's own state (the journal) in the bucket: never classified or counted.
-fn is_state_key(key: &str) -> bool {
-    key.starts_with(journal::DEFAULT_PREFIX)
+fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
+    prefix.is_some_and(|p| key.starts_with(p))
 }
 
 /// The facts the host's holds add to the journal: holds that took effect, holds the host

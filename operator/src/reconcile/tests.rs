@@ -988,3 +988,67 @@ async fn an_unreadable_object_while_linking_holds_blocks_deletions_not_the_pass(
     assert_eq!(r.deletes_blocked.map(|b| b.reason), Some("HoldsUnlinked"));
     assert!(r.object_errors >= 1);
 }
+
+#[tokio::test]
+async fn the_journal_can_live_in_another_bucket_under_object_lock_retention() {
+    let data = seeded();
+    let state = MemoryStore::new("calls-state").object_lock();
+    let config = PassConfig {
+        state: crate::retention::StateLocation {
+            bucket: Some("calls-state".into()),
+            prefix: "journal-of-calls/".into(),
+            retention: Some(IsoDuration::months(120)),
+        },
+        ..PassConfig::default()
+    };
+    let now = day(2030, 1, 1);
+    let r = reconcile_in(
+        &data,
+        &state,
+        &policy(),
+        &rules(Enforcement::Operator),
+        vec![],
+        now,
+        config,
+        &|_| {},
+    )
+    .await
+    .expect("the pass runs");
+    assert_eq!(r.deleted, 3);
+    assert!(
+        data.live_keys()
+            .iter()
+            .all(|k| !k.starts_with(".gallring/")),
+        "nothing of gallring's in the recordings bucket: {:?}",
+        data.live_keys()
+    );
+    let segments: Vec<String> = state
+        .live_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("journal-of-calls/journal/"))
+        .collect();
+    assert!(!segments.is_empty(), "{:?}", state.live_keys());
+    for key in &segments {
+        let until = state
+            .retention(&crate::store::ObjectId {
+                key: key.clone(),
+                version_id: None,
+            })
+            .expect("every segment is retained");
+        assert!(until > now + chrono::Duration::days(3600), "{key}: {until}");
+    }
+    let journal = crate::state::Journal::load(&state, "journal-of-calls/")
+        .await
+        .expect("journal");
+    let seen: Vec<&str> = journal
+        .state()
+        .first_seen
+        .keys()
+        .map(|v| v.key.as_str())
+        .collect();
+    assert_eq!(
+        seen,
+        vec!["misc/readme.txt"],
+        "deleted versions are forgotten"
+    );
+}

@@ -218,7 +218,11 @@ pub struct ForeignRuleView {
 /// whole bucket) or gallring's own state under `state_prefix`: S3 would then expire them by
 /// its own clock, whatever their deadline or hold. Tag and size filters are ignored: they may
 /// match governed objects too, so the answer errs on the side of reporting.
-pub fn endangers(rule: &ForeignRuleView, governed: Option<&str>, state_prefix: &str) -> bool {
+pub fn endangers(
+    rule: &ForeignRuleView,
+    governed: Option<&str>,
+    state_prefix: Option<&str>,
+) -> bool {
     let overlaps = |area: &str| {
         rule.prefix
             .as_deref()
@@ -226,7 +230,7 @@ pub fn endangers(rule: &ForeignRuleView, governed: Option<&str>, state_prefix: &
     };
     rule.enabled
         && (rule.expires_current || rule.expires_noncurrent)
-        && (overlaps(governed.unwrap_or("")) || overlaps(state_prefix))
+        && (overlaps(governed.unwrap_or("")) || state_prefix.is_some_and(overlaps))
 }
 
 #[cfg(test)]
@@ -249,41 +253,51 @@ mod foreign_rule_tests {
         assert!(endangers(
             &rule(Some("calls/"), true),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
         ));
         assert!(endangers(
             &rule(Some("calls/2026/"), true),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
         ));
-        assert!(endangers(&rule(None, true), Some("calls/"), ".gallring/"));
+        assert!(endangers(
+            &rule(None, true),
+            Some("calls/"),
+            Some(".gallring/")
+        ));
         assert!(endangers(
             &rule(Some("c"), true),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
         ));
         // gallring's own journal is governed too.
         assert!(endangers(
             &rule(Some(".gallring/"), true),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
+        ));
+        // A journal kept in another bucket is not this bucket's concern.
+        assert!(!endangers(
+            &rule(Some(".gallring/"), true),
+            Some("calls/"),
+            None
         ));
         // Elsewhere, disabled, or not expiring: harmless.
         assert!(!endangers(
             &rule(Some("logs/"), true),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
         ));
         assert!(!endangers(
             &rule(Some("calls/"), false),
             Some("calls/"),
-            ".gallring/"
+            Some(".gallring/")
         ));
         let mut off = rule(Some("calls/"), true);
         off.enabled = false;
-        assert!(!endangers(&off, Some("calls/"), ".gallring/"));
+        assert!(!endangers(&off, Some("calls/"), Some(".gallring/")));
         let mut noncurrent = rule(None, false);
         noncurrent.expires_noncurrent = true;
-        assert!(endangers(&noncurrent, None, ".gallring/"));
+        assert!(endangers(&noncurrent, None, Some(".gallring/")));
     }
 }

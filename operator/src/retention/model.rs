@@ -166,6 +166,30 @@ pub struct ClassifyRule {
     pub purposes_from_tag: Option<PurposesFromTag>,
 }
 
+/// Where a bucket's journal lives by default: this prefix in the recordings bucket.
+pub const DEFAULT_STATE_PREFIX: &str = ".gallring/";
+
+/// Where gallring keeps a bucket's journal (`spec.state`, validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLocation {
+    /// Another bucket at the same endpoint; `None`: the recordings bucket.
+    pub bucket: Option<String>,
+    /// Key prefix, ending with `/`.
+    pub prefix: String,
+    /// Object Lock retention for journal objects.
+    pub retention: Option<IsoDuration>,
+}
+
+impl Default for StateLocation {
+    fn default() -> Self {
+        StateLocation {
+            bucket: None,
+            prefix: DEFAULT_STATE_PREFIX.to_string(),
+            retention: None,
+        }
+    }
+}
+
 /// A validated bucket: everything the engine needs to decide about its objects.
 #[derive(Debug, Clone)]
 pub struct BucketRules {

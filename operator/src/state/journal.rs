@@ -19,7 +19,7 @@ use crate::retention::{Hold, HoldReason, HoldSelector};
 use crate::store::{ObjectId, ObjectStore, StoreError};
 
 /// The default state prefix in the recordings bucket.
-pub const DEFAULT_PREFIX: &str = ".gallring/";
+pub const DEFAULT_PREFIX: &str = crate::retention::DEFAULT_STATE_PREFIX;
 /// Fold a checkpoint after this many segments, so a load reads few segments.
 const CHECKPOINT_EVERY: u64 = 32;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -411,6 +411,10 @@ fn hash(line: &[u8]) -> String {
 /// The journal of one bucket, loaded: its state and where the next record goes.
 pub struct Journal {
     prefix: String,
+    /// Object Lock retention for every object written (evidence nobody can quietly remove).
+    retention: Option<crate::retention::IsoDuration>,
+    /// The time of the last record written (retention counts from it).
+    last_at: Option<DateTime<Utc>>,
     next_seq: u64,
     head: String,
     segments_since_checkpoint: u64,
@@ -421,6 +425,16 @@ pub struct Journal {
 impl Journal {
     pub fn state(&self) -> &JournalState {
         &self.state
+    }
+
+    /// Gives every object written from now on an Object Lock retention of `keep`.
+    pub fn retain_for(mut self, keep: Option<crate::retention::IsoDuration>) -> Self {
+        self.retention = keep;
+        self
+    }
+
+    fn retain_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.retention.and_then(|k| k.add_to(at))
     }
 
     fn segment_key(&self, first_seq: u64) -> String {
@@ -449,6 +463,8 @@ impl Journal {
         let mut journal = match checkpoint {
             Some(c) => Journal {
                 prefix: prefix.to_string(),
+                retention: None,
+                last_at: None,
                 next_seq: c.next_seq,
                 head: c.head,
                 segments_since_checkpoint: 0,
@@ -457,6 +473,8 @@ impl Journal {
             },
             None => Journal {
                 prefix: prefix.to_string(),
+                retention: None,
+                last_at: None,
                 next_seq: 0,
                 head: GENESIS.to_string(),
                 segments_since_checkpoint: 0,
@@ -564,8 +582,9 @@ impl Journal {
         }
         let key = self.segment_key(first);
         store
-            .put_object(&key, body, "application/x-ndjson", None)
+            .put_object(&key, body, "application/x-ndjson", self.retain_until(at))
             .await?;
+        self.last_at = Some(at);
         for fact in &facts {
             self.state.apply(fact, at);
         }
@@ -593,8 +612,9 @@ impl Journal {
             line: 0,
             message: e.to_string(),
         })?;
+        let until = self.last_at.and_then(|at| self.retain_until(at));
         store
-            .put_object(&key, body, "application/json", None)
+            .put_object(&key, body, "application/json", until)
             .await?;
         self.segments_since_checkpoint = 0;
         Ok(())
