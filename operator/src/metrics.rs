@@ -660,6 +660,7 @@ mod tests {
     fn report(by_kind: &[(&str, u64)], overdue: u64) -> PassReport {
         PassReport {
             now: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
+            decided_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
             versioned: false,
             object_lock: false,
             summary: Summary {

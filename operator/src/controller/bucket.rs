@@ -236,6 +236,11 @@ fn requeue_after(
         if let Some(e) = h.expires.filter(|e| *e > now) {
             soonest = Some(soonest.map_or(e, |s| s.min(e)));
         }
+        // A release dated after the clock the pass decided by (the store's `Date` has whole
+        // seconds) takes effect in the next pass: soon.
+        if let Some(r) = h.released_at.filter(|r| *r > report.decided_at) {
+            soonest = Some(soonest.map_or(r, |s| s.min(r)));
+        }
     }
     let until = soonest
         .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO) + Duration::from_secs(1))

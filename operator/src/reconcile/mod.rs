@@ -112,6 +112,8 @@ impl LifecycleOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct PassReport {
     pub now: DateTime<Utc>,
+    /// The clock the pass decided by: the earlier of `now` and the store's.
+    pub decided_at: DateTime<Utc>,
     pub versioned: bool,
     pub object_lock: bool,
     /// Counts over the objects that remain after this pass's deletions.
@@ -361,13 +363,12 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     let enforcement = rules.enforcement;
     let writes = enforcement != crate::retention::Enforcement::Observe;
 
-    // Two clocks: decisions that lower protection use the earlier, release times the later,
-    // so a fast local clock (or a fast store) never deletes early. Beyond a bound, operator
-    // deletions stop altogether.
+    // Two clocks: the pass decides, and dates what it observes, by the earlier one, so a fast
+    // local clock (or a fast store) never deletes early. Beyond a bound, operator deletions
+    // stop altogether.
     let store_now = store.server_time();
     let clock_skew = store_now.map(|s| (now - s).num_seconds());
     let early = store_now.map_or(now, |s| s.min(now));
-    let late = store_now.map_or(now, |s| s.max(now));
     let mut deletes_blocked = clock_skew
         .filter(|k| k.abs() > config.max_clock_skew.num_seconds())
         .map(|k| {
@@ -384,7 +385,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     let mut journal = Journal::load(state, &config.state.prefix)
         .await?
         .retain_for(config.state.retention);
-    let facts = hold_facts(journal.state(), &holds, early, late);
+    let facts = hold_facts(journal.state(), &holds, early);
     let mut journal_facts = 0u64;
     if writes && !facts.is_empty() {
         if !config.fence.allows() {
@@ -410,6 +411,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
 
     let mut report = PassReport {
         now,
+        decided_at: early,
         versioned: info.versioned,
         object_lock: info.object_lock,
         summary: Summary::default(),
@@ -967,10 +969,9 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 .collect(),
             // The answer is missing or the request as a whole was refused (one odd key can
             // make the store reject all of them): settle each object on its own.
+            // Only what settling leaves unresolved is reported, each under its own key.
             Err(e) => {
-                if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
-                    report.sample_errors.push(e.to_string());
-                }
+                tracing::info!(bucket = self.store.bucket(), error = %e, objects = ids.len(), "DeleteObjects gave no usable answer; settling each object");
                 self.settle(&ids).await
             }
         };
@@ -1074,10 +1075,9 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 {
                     keep.push(c);
                 }
-                Ok(Some(_)) => {
-                    report.deletes_skipped_changed += 1;
-                    report.summary.add(&c.plan);
-                }
+                // A new object under the key: the plan was for the old one, so it is counted
+                // by the next pass, not as the old one's overdue.
+                Ok(Some(_)) => report.deletes_skipped_changed += 1,
                 Err(e) => {
                     report.delete_failures += 1;
                     report.summary.add(&c.plan);
@@ -1182,21 +1182,14 @@ fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
 /// The facts the host's holds add to the journal: holds that took effect, holds the host
 /// released (a deleted LegalHold), and holds the journal knows but the host no longer has
 /// (gone from the manifests, or from the cluster): a hold that disappears is a release.
-///
-/// `early` decides whether a hold is in effect, `late` dates the release of a hold that
-/// disappeared: of two clocks, the one that protects longer.
-fn hold_facts(
-    state: &JournalState,
-    holds: &[Hold],
-    early: DateTime<Utc>,
-    late: DateTime<Utc>,
-) -> Vec<Fact> {
+/// `now` is the clock the pass decides by: a release it dates takes effect in the same pass.
+fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
     let mut facts = Vec::new();
     for h in holds {
         let record = HoldRecord::of(h);
         match h.released_at {
             None => {
-                if h.is_active(early) && state.applied.get(&h.name) != Some(&record) {
+                if h.is_active(now) && state.applied.get(&h.name) != Some(&record) {
                     facts.push(Fact::HoldApplied(record));
                 }
             }
@@ -1220,7 +1213,7 @@ fn hold_facts(
         if !holds.iter().any(|h| &h.name == name) {
             facts.push(Fact::HoldReleased {
                 hold: record.clone(),
-                released_at: late,
+                released_at: now,
             });
         }
     }
