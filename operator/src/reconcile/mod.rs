@@ -1269,3 +1269,6 @@ fn engine_holds(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
