@@ -504,6 +504,8 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     };
     let mut listed = 0u64;
     let mut pages = 0u64;
+    // Every version this pass lists: what the journal remembers of others is dropped after.
+    let mut seen_now: std::collections::HashSet<VersionRef> = std::collections::HashSet::new();
     let mut token = None;
     loop {
         let page = store
@@ -518,6 +520,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             .into_iter()
             .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             .collect();
+        seen_now.extend(objects.iter().map(listed_ref));
         // Creation times as first seen, durable before any tag write can move them.
         let unseen: Vec<FirstSeen> = objects
             .iter()
@@ -677,6 +680,30 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         if token.is_none() {
             break;
         }
+    }
+    // The listing was complete: versions the journal remembers that are gone (lifecycle,
+    // others) are forgotten, so its state does not grow with every object ever stored.
+    let gone: Vec<VersionRef> = {
+        let state = journal.state();
+        state
+            .first_seen
+            .keys()
+            .chain(state.withdrawals.keys())
+            .filter(|v| prefix.is_none_or(|p| v.key.starts_with(p)))
+            .filter(|v| !is_state_key(&v.key, own_prefix) && !seen_now.contains(*v))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    if writes && !gone.is_empty() {
+        if !config.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        journal_facts += 1;
+        journal
+            .append(state, now, vec![Fact::ObjectsGone { objects: gone }])
+            .await?;
     }
     report.journal_facts += journal_facts;
     report.deletes_blocked = deletes_blocked;

@@ -1052,3 +1052,21 @@ async fn the_journal_can_live_in_another_bucket_under_object_lock_retention() {
         "deleted versions are forgotten"
     );
 }
+
+#[tokio::test]
+async fn versions_gone_from_the_listing_are_forgotten_by_the_journal() {
+    let s = seeded();
+    pass(&s, Enforcement::Lifecycle, vec![], day(2026, 2, 1)).await;
+    assert_eq!(journal_of(&s).await.first_seen.len(), 4);
+    // Lifecycle (or anyone) removes one: the next complete pass drops it from the state.
+    s.delete_objects(&[crate::store::ObjectId {
+        key: "text/r1.json".into(),
+        version_id: None,
+    }])
+    .await
+    .expect("deleted");
+    pass(&s, Enforcement::Lifecycle, vec![], day(2026, 2, 2)).await;
+    let j = journal_of(&s).await;
+    assert_eq!(j.first_seen.len(), 3);
+    assert!(j.first_seen.keys().all(|v| v.key != "text/r1.json"));
+}

@@ -93,7 +93,7 @@ impl HoldRecord {
 }
 
 /// An object version named in a fact.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionRef {
     pub key: String,
@@ -182,6 +182,10 @@ pub enum Fact {
     /// Creation times seen for the first time (written before any tag write to the object).
     #[serde(rename_all = "camelCase")]
     ObjectsFirstSeen { objects: Vec<FirstSeen> },
+    /// Versions a complete pass no longer listed (deleted by lifecycle or by others): their
+    /// first-seen times and withdrawals are forgotten.
+    #[serde(rename_all = "camelCase")]
+    ObjectsGone { objects: Vec<VersionRef> },
     /// Withdrawals read from tags; they take effect from this record's time.
     #[serde(rename_all = "camelCase")]
     WithdrawalsObserved { objects: Vec<WithdrawalSeen> },
@@ -280,7 +284,7 @@ impl JournalState {
                 }
             }
             Fact::DeletionsIntended { .. } => {}
-            Fact::DeletionsConfirmed { objects } => {
+            Fact::DeletionsConfirmed { objects } | Fact::ObjectsGone { objects } => {
                 for o in objects {
                     self.first_seen.remove(o);
                     self.withdrawals.remove(o);
