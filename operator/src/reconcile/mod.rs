@@ -449,6 +449,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 || !h.select.subjects.is_empty()
         });
     let mut linker = HoldLinker::new(rules, holds);
+    let mut link_incomplete = false;
     if link_needed {
         let with_tags = needs_tags(rules, linker.holds());
         let mut unreadable = 0u64;
@@ -481,11 +482,12 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 break;
             }
         }
+        link_incomplete = unreadable > 0;
         if unreadable > 0 && deletes_blocked.is_none() {
             deletes_blocked = Some(Blocked::new(
                 "HoldsUnlinked",
                 format!(
-                    "{unreadable} object(s) could not be read to link holds to recordings: no deletions in this pass"
+                    "{unreadable} object(s) could not be read to link holds to recordings: this pass deletes nothing and lowers no protection"
                 ),
             ));
         }
@@ -558,6 +560,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             writes,
             fence: &config.fence,
             journal: journal.state(),
+            protect_only: link_incomplete,
         };
         let outcomes: Vec<ObjectOutcome> = futures::stream::iter(objects)
             .map(move |o| async move { handle_object(cx, &o).await })
@@ -815,6 +818,8 @@ struct ObjectContext<'a, 'p, S> {
     writes: bool,
     fence: &'a Fence,
     journal: &'a JournalState,
+    /// Holds may be under-linked in this pass: write only what raises protection.
+    protect_only: bool,
 }
 
 /// Reads, decides and applies one object. `None` when the object vanished mid-pass.
@@ -830,6 +835,7 @@ async fn handle_object<S: ObjectStore>(
         writes,
         fence,
         journal,
+        protect_only,
     } = *cx;
     let obj = match fetch_object(store, rules, listed, true).await {
         Ok(o) => o,
@@ -870,17 +876,24 @@ async fn handle_object<S: ObjectStore>(
         key: obj.key.clone(),
         version_id: obj.version_id.clone(),
     };
-    let was_held =
-        obj.tags.get(RETENTION_TAG).map(String::as_str) == Some(lifecycle::HELD_TAG_VALUE);
     let held = out.plan.decision == Decision::Held;
 
     // Protect before marking: legal hold on, then the `held` tag. A legal hold that is already
     // on and not in the journal is someone else's: gallring neither records nor ever lifts it.
     // One that gallring will set is journaled first (for the whole page at once), so a crash
-    // right after the set cannot leave a legal hold gallring does not know it owns.
-    if held && object_lock && !was_held && !journal.set_by_gallring(&id) {
+    // right after the set cannot leave a legal hold gallring does not know it owns. Checked on
+    // every pass while held (holds are few): a set that failed after its intent was journaled,
+    // or a legal hold someone removed, is put back.
+    if held && object_lock {
         match store.get_legal_hold(&id).await {
             Ok(true) => {}
+            Ok(false) if journal.set_by_gallring(&id) => {
+                if let Err(e) = store.set_legal_hold(&id, true).await {
+                    out.error = Some(e);
+                    return Some(out);
+                }
+                out.legal_hold_set = true;
+            }
             Ok(false) => {
                 out.deferred = Some(obj);
                 return Some(out);
@@ -891,7 +904,21 @@ async fn handle_object<S: ObjectStore>(
             }
         }
     }
-    finish_object(store, &obj, &id, &mut out, object_lock, journal).await;
+    // When holds could not all be linked to their recordings, this pass may under-select: it
+    // only protects (legal holds, `held` tags) and writes nothing else (no expiry tag, no
+    // legal hold lifted) until a pass that can link them.
+    if protect_only && !held {
+        return Some(out);
+    }
+    finish_object(
+        store,
+        &obj,
+        &id,
+        &mut out,
+        object_lock && !protect_only,
+        journal,
+    )
+    .await;
     if out.error.is_some() {
         return Some(out);
     }
