@@ -7,6 +7,7 @@
 //! The pass turns journal facts into plain engine inputs (released holds as floors, which
 //! legal holds gallring set); `retention/` never sees the journal.
 
+pub mod index;
 pub mod journal;
 
 pub use journal::{Fact, Journal, JournalError, JournalState};
