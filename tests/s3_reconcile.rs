@@ -386,7 +386,9 @@ async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_r
     assert!(direct.is_err(), "Object Lock protects the held version");
 
     let mut released = hold_on("audio/old.wav");
-    released.released_at = Some(Utc::now());
+    // Released two seconds ago: the pass decides by the earlier of its clock and the store's
+    // (whose `Date` has whole seconds), so a release dated "now" takes effect a pass later.
+    released.released_at = Some(Utc::now() - chrono::Duration::seconds(2));
     let report = pass(&s, &p, &r, vec![released]).await;
     assert_eq!(report.legal_holds_cleared, 1);
     assert_eq!(report.deleted, 1);

@@ -508,11 +508,24 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     let mut pages = 0u64;
     // Every version this pass lists: what the journal remembers of others is dropped after.
     let mut seen_now: std::collections::HashSet<VersionRef> = std::collections::HashSet::new();
+    // The previous page's deletions, made once the next page is listed: Ceph RGW ends a
+    // version listing early when the version its marker names was deleted.
+    let mut pending: Vec<Candidate> = Vec::new();
     let mut token = None;
     loop {
         let page = store
             .list_page(prefix, info.versioned, token, config.page_size)
             .await?;
+        if !pending.is_empty() {
+            deleter
+                .run(
+                    std::mem::take(&mut pending),
+                    &mut report,
+                    &mut journal,
+                    &mut deletes_blocked,
+                )
+                .await?;
+        }
         pages += 1;
         listed += page.objects.len() as u64;
         let next = page.next.clone();
@@ -672,17 +685,19 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 report.summary.add(&o.plan);
             }
         }
-        // Deletions never wait past their page: the check right before them stays fresh.
-        if !batch.is_empty() {
-            deleter
-                .run(batch, &mut report, &mut journal, &mut deletes_blocked)
-                .await?;
-        }
+        // Deletions never wait past the next page's listing: the check right before them
+        // stays fresh.
+        pending = batch;
         progress(Progress { listed, pages });
         token = next;
         if token.is_none() {
             break;
         }
+    }
+    if !pending.is_empty() {
+        deleter
+            .run(pending, &mut report, &mut journal, &mut deletes_blocked)
+            .await?;
     }
     // The listing was complete: versions the journal remembers that are gone (lifecycle,
     // others) are forgotten, so its state does not grow with every object ever stored.

@@ -1191,10 +1191,8 @@ impl<'w> Run<'w> {
             .iter()
             .map(|k| (k.clone(), self.retention_tag(k)))
             .collect();
-        let lowering_checked = match after {
-            After::Other => false,
-            After::Pass { read_faults, .. } => !read_faults || UNLINKED_PASSES_LOWER_NOTHING,
-        };
+        // Every pass, whatever failed in it (unreadable objects included).
+        let lowering_checked = matches!(after, After::Pass { .. });
         if lowering_checked {
             // What the pass wrote never lowers protection below what it knew: no legal hold
             // lifted and no expiring tag written while a hold it knew of selects the object,
@@ -1223,8 +1221,7 @@ impl<'w> Run<'w> {
             for (key, tag) in &tags {
                 let o = self.known(key).expect("only known objects exist");
                 self.check_tag(o, tag.as_deref()).await?;
-                if LEGAL_HOLDS_AFTER_A_CLEAN_PASS
-                    && self.w.object_lock
+                if self.w.object_lock
                     && let Some(h) = self.known_holds_on(key).first()
                 {
                     prop_assert!(
@@ -1250,21 +1247,8 @@ enum After {
     Pass {
         /// No fault was injected and the pass returned `Ok`.
         clean: bool,
-        /// A read of tags, metadata, a legal hold, a HEAD or the journal failed.
-        read_faults: bool,
     },
 }
-
-/// Whether the oracle also checks that, after a pass without faults, every object an active
-/// hold selects in an Object Lock bucket has its legal hold on. Off while
-/// [`known_bug_a_failed_legal_hold_write_is_never_retried`] fails: that bug would hide every
-/// other finding.
-const LEGAL_HOLDS_AFTER_A_CLEAN_PASS: bool = false;
-
-/// Whether the writes of a pass in which reads failed are checked too (no legal hold lifted,
-/// no expiring tag written, while a hold the pass knew of selects the object). Off while
-/// [`known_bug_an_unreadable_object_in_the_link_pass_unholds_its_linked_artifacts`] fails.
-const UNLINKED_PASSES_LOWER_NOTHING: bool = false;
 
 /// `expire-<N>d` → N.
 fn expire_days(tag: &str) -> Option<u32> {
@@ -1296,7 +1280,7 @@ async fn play(w: &World) -> Result<(), TestCaseError> {
                 clocks,
                 holds_now,
             } => {
-                let (result, read_faults) = run.pass(*faults, *clocks, *holds_now).await;
+                let (result, _read_faults) = run.pass(*faults, *clocks, *holds_now).await;
                 prop_assert!(
                     result.is_ok() || !faults.is_clean(),
                     "a pass without faults failed: {:?}\n  {}",
@@ -1305,7 +1289,6 @@ async fn play(w: &World) -> Result<(), TestCaseError> {
                 );
                 After::Pass {
                     clean: faults.is_clean() && result.is_ok(),
-                    read_faults,
                 }
             }
         };
@@ -1322,11 +1305,7 @@ async fn play(w: &World) -> Result<(), TestCaseError> {
         result.err(),
         run.report()
     );
-    run.check(After::Pass {
-        clean: true,
-        read_faults: false,
-    })
-    .await
+    run.check(After::Pass { clean: true }).await
 }
 
 /// 64 cases by default (a few seconds in a debug build); `PROPTEST_CASES=5000` searches deeper.
@@ -1363,18 +1342,17 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // What the property found
 
-/// Found by the property with [`LEGAL_HOLDS_AFTER_A_CLEAN_PASS`] on. The pass journals
+/// Found by the property (fixed): the pass journals
 /// `legalHoldsSet` for a page *before* it sets the legal holds (write-ahead, so a crash after
 /// the set cannot leave a legal hold gallring does not know it owns). When the set then fails
 /// (a 503, a crash between the journal append and the set, or a lost answer to the journal
 /// append itself), the next pass trusts the journal: `handle_object` only sets a legal hold
 /// when `!journal.set_by_gallring(&id)`, so it skips the set, writes the `held` tag, and the
 /// object stays held by its tag alone, without the S3-enforced legal hold, for as long as the
-/// hold lasts. Fix: when the journal says gallring set it but the object is not yet tagged
-/// `held`, set the legal hold again (it is gallring's, and the write is idempotent), or read it
-/// with `get_legal_hold` and set it when off.
+/// hold lasts. The fix: a held object's legal hold is read on every pass and set again when
+/// off (the journal already says it is gallring's).
 #[tokio::test]
-async fn known_bug_a_failed_legal_hold_write_is_never_retried() {
+async fn a_failed_legal_hold_write_is_retried_by_the_next_pass() {
     let store = MemoryStore::new("calls").object_lock();
     store.set_clock(start());
     let key = "audio/r1/00.wav";
@@ -1439,18 +1417,17 @@ async fn known_bug_a_failed_legal_hold_write_is_never_retried() {
     );
 }
 
-/// Found by the property (a legal hold lifted while its hold was active). A hold selects by tag
+/// Found by the property (fixed; a legal hold lifted while its hold was active). A hold selects by tag
 /// (or subject), and the link pass cannot read the tags of the one object it selects directly
 /// (one failed GetObjectTagging). The pass then cannot link the hold to that object's
 /// recording id, and plans the recording's other artifacts as not held. It notices
 /// (`HoldsUnlinked`) and blocks its own deletions, but still applies the plan otherwise: it
 /// replaces their `held` tag with an `expire-<N>d` tag that lets S3 lifecycle expire them at
 /// its next run, and lifts the legal hold gallring set, while the hold is active. The next
-/// pass that reads the tags puts both back. Fix: in a pass whose link pass had unreadable
-/// objects, write nothing that lowers protection (no tag replacing `held`, no legal-hold lift),
-/// or stop the pass before the per-object writes.
+/// pass that reads the tags puts both back. The fix: a pass whose link pass had unreadable
+/// objects only protects (legal holds, `held` tags) and writes nothing else.
 #[tokio::test]
-async fn known_bug_an_unreadable_object_in_the_link_pass_unholds_its_linked_artifacts() {
+async fn an_unreadable_object_in_the_link_pass_does_not_unhold_its_linked_artifacts() {
     let store = MemoryStore::new("calls").object_lock();
     store.set_clock(start());
     // The audio carries the case tag the hold selects; the transcript of the same call is held
