@@ -257,8 +257,11 @@ impl Hold {
             (a, b) => a.or(b),
         }
     }
+    /// In effect at `now`. A release is a recorded fact, never a schedule: once a hold carries
+    /// one it no longer protects, even if `now` reads earlier (two clocks a second apart), and
+    /// its floor counts from the release time.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.ends_at().is_none_or(|end| now < end)
+        self.released_at.is_none() && self.expires.is_none_or(|end| now < end)
     }
     pub fn needs_review(&self, now: DateTime<Utc>) -> bool {
         self.is_active(now) && self.review_by.is_some_and(|r| now >= r)

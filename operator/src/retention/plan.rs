@@ -355,7 +355,7 @@ impl<'a> Planner<'a> {
 
         // Floors: released holds keep the object until release + holdRelease.
         for h in &selecting {
-            if let Some(end) = h.ends_at().filter(|e| *e <= self.now) {
+            if let Some(end) = h.ends_at().filter(|_| !h.is_active(self.now)) {
                 let keep = self
                     .policy
                     .hold_release

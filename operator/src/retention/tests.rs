@@ -264,6 +264,33 @@ fn a_released_hold_keeps_the_object_for_the_hold_release_period() {
 }
 
 #[test]
+fn a_release_dated_a_moment_ahead_of_now_is_a_release_with_its_floor() {
+    // Two clocks a second apart: the journal dated the release after this pass's `now`.
+    let mut p = standard_policy();
+    p.hold_release
+        .insert(HoldReason::Dispute, IsoDuration::months(36));
+    let o = object("a/r1/audio.wav", at(2020, 1, 10), &[]);
+    let mut h = hold(
+        "dispute",
+        HoldReason::Dispute,
+        HoldSelector {
+            recording_ids: ["r1".to_string()].into(),
+            ..Default::default()
+        },
+    );
+    let now = at(2027, 6, 1);
+    h.released_at = Some(now + chrono::Duration::seconds(1));
+    assert!(!h.is_active(now), "a recorded release is final");
+    let plan = plan_one(&p, &bucket(), vec![h], &o, now);
+    assert_eq!(plan.decision, Decision::Keep, "released, not held again");
+    assert_eq!(
+        plan.keep_until,
+        Some(at(2030, 6, 1) + chrono::Duration::seconds(1)),
+        "the floor counts from the release as recorded"
+    );
+}
+
+#[test]
 fn an_object_with_ten_foreign_tags_gets_no_tag_and_operator_deletion() {
     let p = standard_policy();
     let tags: Vec<(String, String)> = (0..10).map(|i| (format!("t{i}"), "v".into())).collect();
