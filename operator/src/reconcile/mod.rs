@@ -385,6 +385,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     let mut journal = Journal::load(state, &config.state.prefix)
         .await?
         .retain_for(config.state.retention);
+    // Records are dated by the pass's clock, a lower bound of the store's: the store's clock
+    // has moved on since, so a later pass never decides by an earlier time than an earlier
+    // pass wrote (the `Date` header has whole seconds; two passes within one second would
+    // otherwise see a release a moment "in the future").
+    let early = journal.last_at().map_or(early, |t| early.max(t.min(now)));
     let facts = hold_facts(journal.state(), &holds, early);
     let mut journal_facts = 0u64;
     if writes && !facts.is_empty() {
@@ -392,7 +397,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             return Err(PassError::Fenced);
         }
         journal_facts += facts.len() as u64;
-        journal.append(state, now, facts).await?;
+        journal.append(state, early, facts).await?;
     }
     let host_holds = holds.clone();
     let holds = engine_holds(journal.state(), holds, policy, rules.grace, early, writes);
@@ -561,7 +566,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 return Err(PassError::Fenced);
             }
             journal
-                .append(state, now, vec![Fact::ObjectsFirstSeen { objects: unseen }])
+                .append(
+                    state,
+                    early,
+                    vec![Fact::ObjectsFirstSeen { objects: unseen }],
+                )
                 .await?;
             journal_facts += 1;
         }
@@ -597,7 +606,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 return Err(PassError::Fenced);
             }
             journal
-                .append(state, now, vec![Fact::LegalHoldsSet { objects: intents }])
+                .append(state, early, vec![Fact::LegalHoldsSet { objects: intents }])
                 .await?;
             journal_facts += 1;
             let state = journal.state();
@@ -635,7 +644,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         if !lifted.is_empty() {
             journal_facts += 1;
             journal
-                .append(state, now, vec![Fact::LegalHoldsLifted { objects: lifted }])
+                .append(
+                    state,
+                    early,
+                    vec![Fact::LegalHoldsLifted { objects: lifted }],
+                )
                 .await?;
         }
         // Withdrawals read from tags become facts; they count from the next pass on.
@@ -652,7 +665,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             journal
                 .append(
                     state,
-                    now,
+                    early,
                     vec![Fact::WithdrawalsObserved {
                         objects: withdrawals,
                     }],
@@ -720,7 +733,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         }
         journal_facts += 1;
         journal
-            .append(state, now, vec![Fact::ObjectsGone { objects: gone }])
+            .append(state, early, vec![Fact::ObjectsGone { objects: gone }])
             .await?;
     }
     report.journal_facts += journal_facts;
@@ -1015,7 +1028,7 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
         journal
             .append(
                 self.state,
-                report.now,
+                self.now,
                 vec![Fact::DeletionsIntended { objects: intended }],
             )
             .await?;
@@ -1053,7 +1066,7 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
             journal
                 .append(
                     self.state,
-                    report.now,
+                    self.now,
                     vec![Fact::DeletionsConfirmed { objects: confirmed }],
                 )
                 .await?;

@@ -388,6 +388,9 @@ struct Checkpoint {
     head: String,
     /// The last folded segment's key.
     last_segment: Option<String>,
+    /// The time of the last folded record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_at: Option<DateTime<Utc>>,
     state: JournalState,
 }
 
@@ -431,6 +434,11 @@ impl Journal {
         &self.state
     }
 
+    /// The latest record time: the pass's clock never reads earlier than what it already wrote.
+    pub fn last_at(&self) -> Option<DateTime<Utc>> {
+        self.last_at
+    }
+
     /// Gives every object written from now on an Object Lock retention of `keep`.
     pub fn retain_for(mut self, keep: Option<crate::retention::IsoDuration>) -> Self {
         self.retention = keep;
@@ -468,7 +476,7 @@ impl Journal {
             Some(c) => Journal {
                 prefix: prefix.to_string(),
                 retention: None,
-                last_at: None,
+                last_at: c.last_at,
                 next_seq: c.next_seq,
                 head: c.head,
                 segments_since_checkpoint: 0,
@@ -547,6 +555,7 @@ impl Journal {
                 ));
             }
             self.state.apply(&record.fact, record.at);
+            self.last_at = Some(self.last_at.map_or(record.at, |t| t.max(record.at)));
             self.head = hash(line);
             self.next_seq += 1;
         }
@@ -588,7 +597,7 @@ impl Journal {
         store
             .put_object(&key, body, "application/x-ndjson", self.retain_until(at))
             .await?;
-        self.last_at = Some(at);
+        self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
         for fact in &facts {
             self.state.apply(fact, at);
         }
@@ -608,6 +617,7 @@ impl Journal {
             next_seq: self.next_seq,
             head: self.head.clone(),
             last_segment: self.last_segment.clone(),
+            last_at: self.last_at,
             state: self.state.clone(),
         };
         let key = Self::checkpoint_key(&self.prefix);
