@@ -1213,10 +1213,7 @@ fn listed_ref(o: &crate::store::ListedObject) -> VersionRef {
 }
 
 fn version_ref(p: &ObjectPlan) -> VersionRef {
-    VersionRef {
-        key: p.key.clone(),
-        version_id: p.version_id.clone(),
-    }
+    VersionRef::from(&object_id(p))
 }
 
 /// What the engine plans with: the object as listed, but with the creation time gallring first

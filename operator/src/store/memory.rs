@@ -106,6 +106,14 @@ impl Version {
     }
 }
 
+/// The version a request addresses: the given one, or the latest without an id.
+fn addressed<'a>(versions: &'a [Version], version_id: Option<&str>) -> Option<&'a Version> {
+    match version_id {
+        None => versions.last(),
+        v => versions.iter().find(|x| x.matches(v)),
+    }
+}
+
 /// A fault to inject: the next `times` calls of `operation` (for `key`, if given) fail.
 #[derive(Debug, Clone)]
 pub struct Fault {
@@ -382,10 +390,7 @@ impl MemoryStore {
         self.lock()
             .objects
             .get(&id.key)
-            .and_then(|vs| match id.version_id.as_deref() {
-                None => vs.last(),
-                v => vs.iter().find(|x| x.matches(v)),
-            })
+            .and_then(|vs| addressed(vs, id.version_id.as_deref()))
             .and_then(|v| v.retain_until)
     }
 
@@ -790,10 +795,7 @@ impl ObjectStore for MemoryStore {
         let found = s
             .objects
             .get(&id.key)
-            .and_then(|vs| match id.version_id.as_deref() {
-                None => vs.last(),
-                v => vs.iter().find(|x| x.matches(v)),
-            })
+            .and_then(|vs| addressed(vs, id.version_id.as_deref()))
             .filter(|v| !v.delete_marker);
         Ok(found.map(|v| ObjectHead {
             etag: v.etag.clone(),
@@ -904,10 +906,7 @@ impl ObjectStore for MemoryStore {
             let current = s
                 .objects
                 .get(&id.key)
-                .and_then(|vs| match id.version_id.as_deref() {
-                    None => vs.last(),
-                    v => vs.iter().find(|x| x.matches(v)),
-                })
+                .and_then(|vs| addressed(vs, id.version_id.as_deref()))
                 .filter(|v| !v.delete_marker);
             if let Some(v) = current
                 && expected != "*"
