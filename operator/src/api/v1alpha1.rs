@@ -612,6 +612,12 @@ pub struct RecordingBucketStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]
     pub last_scan: Option<DateTime<Utc>>,
+    /// The time the last scan decided by: the earlier of this host's clock and the store's
+    /// (whole seconds), never before the journal's last record. Deadlines are compared with
+    /// it, so an object due between it and lastScan waits for the next scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------------------------

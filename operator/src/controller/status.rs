@@ -90,6 +90,7 @@ pub fn bucket_status(
             s.unclassified = Some(sum.unclassified);
             s.next_deadline = sum.next_deadline;
             s.last_scan = Some(r.now);
+            s.decided_at = Some(r.decided_at);
             let lifecycle_ok = r.lifecycle.in_sync();
             let lifecycle_msg = match &r.lifecycle {
                 crate::reconcile::LifecycleOutcome::Untouched { reason } => reason.clone(),
