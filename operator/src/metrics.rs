@@ -692,6 +692,7 @@ mod tests {
             clock_skew_seconds: None,
             last_modified_moved: 0,
             withdrawals_journaled: 0,
+            index: Default::default(),
         }
     }
 

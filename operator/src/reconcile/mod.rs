@@ -10,6 +10,7 @@
 //! - lifecycle rules only ever match `expire-<N>d` tags, and such a tag is only written when
 //!   creation + N days is not before the object's deadline.
 
+pub mod cache;
 pub mod fence;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::store::{
     lifecycle_map,
 };
 
+pub use cache::{IndexConfig, IndexReport};
 pub use fence::Fence;
 
 /// Tuning for a pass.
@@ -51,6 +53,8 @@ pub struct PassConfig {
     pub max_clock_skew: chrono::Duration,
     /// Where the journal is (`spec.state`).
     pub state: crate::retention::StateLocation,
+    /// The local index: without one, every object is read in every pass.
+    pub index: Option<IndexConfig>,
 }
 
 impl Default for PassConfig {
@@ -62,6 +66,7 @@ impl Default for PassConfig {
             holds_now: None,
             max_clock_skew: chrono::Duration::seconds(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
             state: crate::retention::StateLocation::default(),
+            index: None,
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct PassReport {
     pub last_modified_moved: u64,
     /// Withdrawals read from tags and journaled in this pass (effective from the next pass).
     pub withdrawals_journaled: u64,
+    /// What the index saved and cost.
+    pub index: IndexReport,
 }
 
 /// Why a pass made no operator deletions.
@@ -273,6 +280,13 @@ struct ObjectOutcome {
     new_withdrawal: Option<WithdrawalSeen>,
     etag: Option<String>,
     listed_modified: DateTime<Utc>,
+    /// The object as read in this pass (tags as written when this pass wrote them): the
+    /// index entry. `None` when it was decided from the index or could not be read.
+    seen: Option<ObjectInfo>,
+    /// What the index said (`None` without an index).
+    lookup: Option<cache::Lookup>,
+    /// Decided from the index, without a request.
+    hit: bool,
 }
 
 impl ObjectOutcome {
@@ -290,6 +304,9 @@ impl ObjectOutcome {
             new_withdrawal: None,
             etag: listed.etag.clone(),
             listed_modified: listed.last_modified,
+            seen: None,
+            lookup: None,
+            hit: false,
         }
     }
 }
@@ -442,7 +459,16 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         clock_skew_seconds: clock_skew,
         last_modified_moved: 0,
         withdrawals_journaled: 0,
+        index: IndexReport::default(),
     };
+    // A cold local index starts from the last snapshot (a new leader, a new host).
+    let snapshot_key = cache::snapshot_key(&config.state.prefix);
+    if let Some(ix) = &config.index {
+        match cache::restore_if_empty(&ix.index, state, &snapshot_key).await {
+            Ok(n) => report.index.restored = n,
+            Err(e) => report.index.error(&e),
+        }
+    }
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
     let prefix = rules.prefix.as_deref();
@@ -453,6 +479,13 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 || !h.select.tags.is_empty()
                 || !h.select.subjects.is_empty()
         });
+    // A hold that selects by tags (or by subject, a tag) must see tags as they are now:
+    // with one, every object is read, as without an index.
+    let index = config.index.as_ref().filter(|_| {
+        !holds
+            .iter()
+            .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
+    });
     let mut linker = HoldLinker::new(rules, holds);
     let mut link_incomplete = false;
     if link_needed {
@@ -468,6 +501,19 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 .iter()
                 .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             {
+                if let Some(ix) = index.filter(|_| with_tags) {
+                    match ix.index.get(&o.key, o.version_id.as_deref()) {
+                        Ok(Some(e))
+                            if cache::lookup(Some(&e), o, rules, early, ix.verify_interval)
+                                == cache::Lookup::Fresh =>
+                        {
+                            linker.observe(&cache::object_of(&e, o));
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => report.index.error(&e),
+                    }
+                }
                 match fetch_object(store, rules, o, with_tags).await {
                     Ok(obj) => linker.observe(&obj),
                     Err(e) if e.category == ErrorCategory::NotFound => {}
@@ -574,6 +620,38 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 .await?;
             journal_facts += 1;
         }
+        // Decided from the index where it can be (see `cache`); the rest is read. The entries
+        // of objects about to be read (and perhaps written) are dropped first, so that a crash
+        // mid-page never leaves an entry that disagrees with tags written after it.
+        let mut outcomes: Vec<ObjectOutcome> = Vec::new();
+        let mut to_read: Vec<(crate::store::ListedObject, Option<cache::Lookup>)> = Vec::new();
+        match index {
+            Some(ix) => {
+                let entries = cache::entries_for(&ix.index, &objects, &mut report.index);
+                let mut stale = Vec::new();
+                for (o, e) in objects.into_iter().zip(entries) {
+                    let lookup = cache::lookup(e.as_ref(), &o, rules, early, ix.verify_interval);
+                    let hit = e
+                        .as_ref()
+                        .filter(|_| lookup == cache::Lookup::Fresh)
+                        .and_then(|e| {
+                            cached_outcome(&planner, journal.state(), info.object_lock, e, &o)
+                        });
+                    if let Some(hit) = hit {
+                        outcomes.push(hit);
+                        continue;
+                    }
+                    if e.is_some() {
+                        stale.push((o.key.clone(), o.version_id.clone()));
+                    }
+                    to_read.push((o, Some(lookup)));
+                }
+                if let Err(e) = ix.index.remove_many(&stale) {
+                    report.index.error(&e);
+                }
+            }
+            None => to_read = objects.into_iter().map(|o| (o, None)).collect(),
+        }
         let cx = &ObjectContext {
             store,
             planner: &planner,
@@ -584,18 +662,22 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             journal: journal.state(),
             protect_only: link_incomplete,
         };
-        let outcomes: Vec<ObjectOutcome> = futures::stream::iter(objects)
-            .map(move |o| async move { handle_object(cx, &o).await })
+        let read: Vec<ObjectOutcome> = futures::stream::iter(to_read)
+            .map(move |(o, lookup)| async move {
+                let mut out = handle_object(cx, &o).await?;
+                out.lookup = lookup;
+                Some(out)
+            })
             .buffered(config.concurrency.max(1))
             .filter_map(futures::future::ready)
             .collect()
             .await;
+        outcomes.extend(read);
         if outcomes.iter().any(|o| o.fenced) {
             return Err(PassError::Fenced);
         }
         // Legal holds gallring is about to set: their intent is durable first, then they are
         // set and the objects tagged `held`.
-        let mut outcomes = outcomes;
         let intents: Vec<VersionRef> = outcomes
             .iter()
             .filter(|o| o.deferred.is_some())
@@ -672,6 +754,38 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 )
                 .await?;
         }
+        if let Some(ix) = index {
+            // An object whose write failed gets no entry (the write may have been applied):
+            // the next pass reads it.
+            let fresh: Vec<crate::state::index::Entry> = outcomes
+                .iter()
+                .filter(|o| !o.unknown && o.error.is_none())
+                .filter_map(|o| {
+                    let seen = o.seen.as_ref()?;
+                    Some(cache::entry_of(
+                        seen,
+                        o.etag.clone(),
+                        o.listed_modified,
+                        rules,
+                        &o.plan,
+                        early,
+                    ))
+                })
+                .collect();
+            for o in &outcomes {
+                let r = &mut report.index;
+                match o.lookup {
+                    _ if o.hit => r.hits += 1,
+                    Some(cache::Lookup::Due) => r.verified += 1,
+                    Some(cache::Lookup::Changed) => r.changed += 1,
+                    Some(cache::Lookup::Fresh) => r.read_for_writes += 1,
+                    None => {}
+                }
+            }
+            if let Err(e) = ix.index.put_many(&fresh) {
+                report.index.error(&e);
+            }
+        }
         let mut batch: Vec<Candidate> = Vec::new();
         for o in outcomes {
             if let Some(e) = o.error {
@@ -735,6 +849,28 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         journal
             .append(state, early, vec![Fact::ObjectsGone { objects: gone }])
             .await?;
+    }
+    // The listing was complete: the index forgets what it did not show, and a new leader
+    // can start from a recent copy of it.
+    if let Some(ix) = &config.index {
+        match cache::sweep(&ix.index, &seen_now) {
+            Ok(n) => report.index.swept = n,
+            Err(e) => report.index.error(&e),
+        }
+        if writes && config.fence.allows() {
+            match cache::snapshot_if_stale(
+                &ix.index,
+                state,
+                &snapshot_key,
+                early,
+                ix.snapshot_interval,
+            )
+            .await
+            {
+                Ok(n) => report.index.snapshot_entries = n,
+                Err(e) => report.index.error(&e),
+            }
+        }
     }
     report.journal_facts += journal_facts;
     report.deletes_blocked = deletes_blocked;
@@ -826,6 +962,9 @@ async fn finish_object<S: ObjectStore>(
             return;
         }
         out.tags_written = true;
+        if let Some(seen) = out.seen.as_mut() {
+            seen.tags = tags;
+        }
     }
     let held = out.plan.decision == Decision::Held;
     if !held && object_lock && journal.set_by_gallring(id) {
@@ -892,6 +1031,7 @@ async fn handle_object<S: ObjectStore>(
     let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
     let mut out = ObjectOutcome::new(planner.plan(&view), listed);
     out.new_withdrawal = new_withdrawal;
+    out.seen = Some(obj.clone());
     if !writes {
         return Some(out);
     }
@@ -955,6 +1095,31 @@ async fn handle_object<S: ObjectStore>(
         && rules.enforcement.operator_deletes()
         && (out.plan.deleter == Deleter::Operator || out.plan.overdue);
     Some(out)
+}
+
+/// The outcome of an object decided from its index entry, when that decision needs nothing
+/// written, now or at the end of the pass (any write is merged into tags read just before it,
+/// and holds and deletions are always decided on what the store says now).
+fn cached_outcome(
+    planner: &Planner<'_>,
+    journal: &JournalState,
+    object_lock: bool,
+    entry: &crate::state::index::Entry,
+    listed: &crate::store::ListedObject,
+) -> Option<ObjectOutcome> {
+    let obj = cache::object_of(entry, listed);
+    let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
+    let plan = planner.plan(&view);
+    let settled = new_withdrawal.is_none()
+        && matches!(plan.decision, Decision::Keep | Decision::Unclassified)
+        && merge_tags(&obj.tags, &plan).is_none()
+        && !(object_lock && journal.set_by_gallring(&listed_id(listed)));
+    settled.then(|| {
+        let mut out = ObjectOutcome::new(plan, listed);
+        out.lookup = Some(cache::Lookup::Fresh);
+        out.hit = true;
+        out
+    })
 }
 
 /// A deletion the pass planned, with what the listing said about the object.
@@ -1202,6 +1367,13 @@ fn object_id(p: &ObjectPlan) -> ObjectId {
     ObjectId {
         key: p.key.clone(),
         version_id: p.version_id.clone(),
+    }
+}
+
+fn listed_id(o: &crate::store::ListedObject) -> ObjectId {
+    ObjectId {
+        key: o.key.clone(),
+        version_id: o.version_id.clone(),
     }
 }
 

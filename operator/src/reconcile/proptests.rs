@@ -441,6 +441,9 @@ enum Step {
         clocks: Clocks,
         holds_now: HoldsNow,
     },
+    /// The local index is lost (a new leader, a new disk): the next pass restores the last
+    /// snapshot, which may be stale.
+    LoseIndex,
 }
 
 #[derive(Debug, Clone)]
@@ -460,6 +463,8 @@ struct World {
     moves_last_modified: bool,
     page_size: i32,
     concurrency: usize,
+    /// Passes use an index kept between them, with this verification interval in hours.
+    index: Option<u32>,
     steps: Vec<Step>,
 }
 
@@ -567,6 +572,7 @@ fn step() -> impl Strategy<Value = Step> {
             clocks,
             holds_now
         }),
+        1 => Just(Step::LoseIndex),
     ]
 }
 
@@ -576,6 +582,7 @@ fn world() -> impl Strategy<Value = World> {
         (period(), period(), period(), period()),
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         (1i32..8, 1usize..4, any::<bool>()),
+        prop::option::of(1u32..400),
         prop::collection::vec(step(), 1..30),
     )
         .prop_map(
@@ -584,8 +591,10 @@ fn world() -> impl Strategy<Value = World> {
                 (audio, transcript, complaint_release, dispute_release),
                 (object_lock, versioned, operator_only, recorded_at_metadata),
                 (page_size, concurrency, moves_last_modified),
+                index,
                 steps,
             )| World {
+                index,
                 objects,
                 audio,
                 transcript,
@@ -768,6 +777,8 @@ struct Run<'w> {
     tags: BTreeMap<String, Option<String>>,
     /// What happened so far, for the failure message.
     history: Vec<String>,
+    /// The local index passes share (with `World::index`).
+    index: Option<Arc<crate::state::index::Index>>,
 }
 
 impl<'w> Run<'w> {
@@ -842,6 +853,7 @@ impl<'w> Run<'w> {
             legal_holds: BTreeSet::new(),
             tags: BTreeMap::new(),
             history: Vec::new(),
+            index: w.index.map(|_| Arc::new(new_index())),
         };
         run.store.set_clock(run.now);
         run.visible = run.current_keys().await;
@@ -1046,6 +1058,11 @@ impl<'w> Run<'w> {
                     let answer = answer.clone();
                     Box::pin(async move { answer })
                 }))
+            }),
+            index: self.index.as_ref().map(|ix| IndexConfig {
+                index: ix.clone(),
+                verify_interval: TimeDelta::hours(i64::from(self.w.index.unwrap_or(1))),
+                snapshot_interval: TimeDelta::hours(12),
             }),
             ..PassConfig::default()
         };
@@ -1275,6 +1292,14 @@ async fn play(w: &World) -> Result<(), TestCaseError> {
                 run.now += TimeDelta::hours(i64::from(*hours));
                 After::Other
             }
+            Step::LoseIndex => {
+                if run.index.is_some() {
+                    run.index = Some(Arc::new(new_index()));
+                    run.history
+                        .push(format!("{}: the local index is lost", run.now));
+                }
+                After::Other
+            }
             Step::Pass {
                 faults,
                 clocks,
@@ -1314,6 +1339,10 @@ fn cases() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64)
+}
+
+fn new_index() -> crate::state::index::Index {
+    crate::state::index::Index::in_memory().expect("an in-memory index")
 }
 
 fn block_on<T>(f: impl Future<Output = T>) -> T {
@@ -1368,6 +1397,7 @@ async fn a_failed_legal_hold_write_is_retried_by_the_next_pass() {
         operator_only: false,
         recorded_at_metadata: false,
         moves_last_modified: false,
+        index: None,
         page_size: 1000,
         concurrency: 1,
         steps: Vec::new(),
@@ -1452,6 +1482,7 @@ async fn an_unreadable_object_in_the_link_pass_does_not_unhold_its_linked_artifa
         operator_only: false,
         recorded_at_metadata: false,
         moves_last_modified: false,
+        index: None,
         page_size: 1000,
         concurrency: 1,
         steps: Vec::new(),

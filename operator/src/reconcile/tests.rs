@@ -1070,3 +1070,270 @@ async fn versions_gone_from_the_listing_are_forgotten_by_the_journal() {
     assert_eq!(j.first_seen.len(), 3);
     assert!(j.first_seen.keys().all(|v| v.key != "text/r1.json"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The index (issue 9)
+
+fn with_index(ix: &std::sync::Arc<crate::state::index::Index>, days: i64) -> PassConfig {
+    PassConfig {
+        index: Some(IndexConfig {
+            index: ix.clone(),
+            verify_interval: chrono::Duration::days(days),
+            snapshot_interval: chrono::Duration::hours(1),
+        }),
+        ..PassConfig::default()
+    }
+}
+
+fn new_index() -> std::sync::Arc<crate::state::index::Index> {
+    std::sync::Arc::new(crate::state::index::Index::in_memory().expect("in-memory index"))
+}
+
+/// Requests about single objects (everything but listings, bucket calls and the state).
+fn object_reads(ops: &[Operation]) -> usize {
+    ops.iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Operation::GetObjectTagging | Operation::HeadObject | Operation::GetObjectLegalHold
+            )
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_steady_pass_with_an_index_reads_no_object() {
+    let s = seeded();
+    let ix = new_index();
+    let cold = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&ix, 7),
+    )
+    .await;
+    assert_eq!(cold.index.changed, 4, "{:?}", cold.index);
+    assert_eq!(cold.tags_written, 3);
+    s.clear_requests();
+    let warm = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        with_index(&ix, 7),
+    )
+    .await;
+    let ops = s.requests();
+    assert_eq!(object_reads(&ops), 1, "only the snapshot's HEAD: {ops:?}");
+    assert_eq!(writes(&ops), vec![]);
+    assert_eq!(warm.index.hits, 4, "{:?}", warm.index);
+    // The same counts as a pass that reads everything.
+    let cold_again = pass(&s, Enforcement::Both, vec![], day(2026, 2, 2)).await;
+    assert_eq!(warm.summary, cold_again.summary);
+}
+
+#[tokio::test]
+async fn a_tag_changed_behind_gallrings_back_is_read_again_within_the_verify_interval() {
+    let s = seeded();
+    let ix = new_index();
+    pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&ix, 7),
+    )
+    .await;
+    // Consent given after the fact: the quality purpose keeps the audio 18 months.
+    let id = crate::store::ObjectId {
+        key: "audio/r1.wav".into(),
+        version_id: None,
+    };
+    let mut tags = s.tags("audio/r1.wav").expect("exists");
+    tags.insert("consent".into(), "given".into());
+    s.put_tags(&id, &tags).await.expect("tag write");
+    let retention = |s: &MemoryStore| {
+        s.tags("audio/r1.wav")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+    };
+    // The tag write moved nothing the listing shows: the next day's pass trusts the index.
+    let next_day = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        with_index(&ix, 7),
+    )
+    .await;
+    assert_eq!(retention(&s).as_deref(), Some("expire-365d"));
+    assert_eq!(next_day.index.hits, 4);
+    // Within the interval every object is read again and the change is acted on.
+    let week = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 8),
+        with_index(&ix, 7),
+    )
+    .await;
+    assert_eq!(retention(&s).as_deref(), Some("expire-546d"));
+    assert_eq!(week.index.verified, 4, "{:?}", week.index);
+    assert_eq!(
+        s.tags("audio/r1.wav")
+            .and_then(|t| t.get("team").cloned())
+            .as_deref(),
+        Some("claims"),
+        "foreign tags kept"
+    );
+}
+
+async fn delete_key(s: &MemoryStore, key: &str) {
+    let id = crate::store::ObjectId {
+        key: key.into(),
+        version_id: None,
+    };
+    s.delete_object(&id, None).await.expect("delete");
+}
+
+/// Two identical buckets where objects changed behind gallring's back (replaced, deleted,
+/// added); one is reconciled with an index that knew the old state, one cold.
+async fn changed_behind_gallrings_back(
+    ix: Option<&std::sync::Arc<crate::state::index::Index>>,
+) -> (MemoryStore, PassReport) {
+    let s = seeded();
+    s.put("audio/r3.wav", day(2025, 1, 25), 100, &[]);
+    let config = |ix: Option<&std::sync::Arc<_>>| {
+        ix.map_or_else(PassConfig::default, |ix| with_index(ix, 30))
+    };
+    pass_with(&s, Enforcement::Both, vec![], day(2026, 1, 20), config(ix)).await;
+    // A new recording under an old key (recorded 2025-01-01: past its year), one removed by
+    // someone else, one new.
+    s.put("audio/r1.wav", day(2025, 1, 1), 120, &[("team", "claims")]);
+    delete_key(&s, "text/r1.json").await;
+    s.put("audio/r4.wav", day(2026, 1, 15), 100, &[]);
+    let r = pass_with(
+        &s,
+        Enforcement::Operator,
+        vec![],
+        day(2026, 2, 1),
+        config(ix),
+    )
+    .await;
+    (s, r)
+}
+
+#[tokio::test]
+async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pass() {
+    let ix = new_index();
+    let (warm, wr) = changed_behind_gallrings_back(Some(&ix)).await;
+    let (cold, cr) = changed_behind_gallrings_back(None).await;
+    assert_eq!(wr.summary, cr.summary);
+    assert_eq!(wr.deleted, cr.deleted);
+    assert!(
+        wr.deleted >= 2,
+        "the replaced r1 and the old r3 are past their year: {wr:?}"
+    );
+    let recordings = |s: &MemoryStore| -> std::collections::BTreeSet<String> {
+        s.live_keys()
+            .into_iter()
+            .filter(|k| !k.starts_with(crate::retention::DEFAULT_STATE_PREFIX))
+            .collect()
+    };
+    assert_eq!(recordings(&warm), recordings(&cold));
+    for k in recordings(&warm) {
+        assert_eq!(warm.tags(&k), cold.tags(&k), "{k}");
+    }
+    // r1's entry was replaced (same key, no versions); r3 is swept by the next pass.
+    assert_eq!(wr.index.swept, 1, "text/r1: {:?}", wr.index);
+    // Read: r1 (replaced) and r4 (new), and r3, whose deletion is decided on what the store
+    // says now; from the index: r2 and the unclassified readme.
+    assert_eq!(
+        (wr.index.changed, wr.index.read_for_writes, wr.index.hits),
+        (2, 1, 2),
+        "{:?}",
+        wr.index
+    );
+}
+
+#[tokio::test]
+async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_pass() {
+    let s = seeded();
+    let first = new_index();
+    let r = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&first, 7),
+    )
+    .await;
+    assert_eq!(r.index.snapshot_entries, Some(4), "{:?}", r.index);
+    // A new leader with an empty disk: warm from the snapshot, no object read.
+    let second = new_index();
+    s.clear_requests();
+    let r = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        with_index(&second, 7),
+    )
+    .await;
+    assert_eq!(r.index.restored, 4);
+    assert_eq!(r.index.hits, 4);
+    assert_eq!(object_reads(&s.requests()), 1, "{:?}", s.requests());
+    // No snapshot and no index: a cold pass, the same decisions.
+    let key = cache::snapshot_key(crate::retention::DEFAULT_STATE_PREFIX);
+    delete_key(&s, &key).await;
+    let third = new_index();
+    let cold = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        with_index(&third, 7),
+    )
+    .await;
+    assert_eq!(cold.index.restored, 0);
+    assert_eq!(cold.index.changed, 4);
+    assert_eq!(cold.summary, r.summary);
+    let ops = s.requests();
+    assert_eq!(writes(&ops), vec![], "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| **o == Operation::PutObject).count(),
+        1,
+        "the new snapshot: {ops:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hold_is_decided_on_what_the_store_says_now() {
+    let s = seeded();
+    let ix = new_index();
+    pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&ix, 7),
+    )
+    .await;
+    let r = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![complaint_on("r1")],
+        day(2026, 2, 2),
+        with_index(&ix, 7),
+    )
+    .await;
+    assert_eq!(r.summary.held, 2, "audio and transcript of r1");
+    assert_eq!(
+        s.tags("text/r1.json")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
+        Some("held")
+    );
+    assert_eq!(r.index.read_for_writes, 2, "{:?}", r.index);
+    assert_eq!(r.index.hits, 2);
+}

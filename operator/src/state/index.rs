@@ -315,6 +315,37 @@ impl Index {
         Ok(out)
     }
 
+    /// Up to `limit` entries in listing order strictly after the version `after` (from the
+    /// start with `None`): resumable over keys with any number of versions, for sweeps.
+    pub fn scan_after(
+        &self,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, IndexError> {
+        let start = match after {
+            Some((k, v)) => std::ops::Bound::Excluded(encode_id(k, v)?),
+            None => std::ops::Bound::Unbounded,
+        };
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(ENTRIES).map_err(db("open entries"))?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let range = (
+            start.as_ref().map(Vec::as_slice),
+            std::ops::Bound::<&[u8]>::Unbounded,
+        );
+        for item in table.range::<&[u8]>(range).map_err(db("range"))? {
+            let (k, v) = item.map_err(db("range"))?;
+            out.push(decode(k.value(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Every entry the selection selects, in listing order, each once. Keys, a prefix (a
     /// range scan), recording ids and subjects (secondary tables) read only what they select;
     /// tags scan every entry. A key or prefix with NUL selects nothing (no stored key has one).

@@ -1,0 +1,292 @@
+//! How a pass uses the index ([`crate::state::index`]): which listed objects it may decide
+//! from what it saw last, without a request, and how the index follows the listing.
+//!
+//! An object is decided from its entry only when the listing shows it unchanged (same version,
+//! ETag, LastModified and size), its tags were read within the verification interval, and the
+//! decision from the entry needs no write: no tag to change (a tag write replaces the whole
+//! set, so it is always merged into tags read just before), no legal hold to set or lift, no
+//! hold on it, no deletion. Everything else is read from the store as in a cold pass. So the
+//! index can only ever delay noticing a tag someone else changed (by at most the interval),
+//! never decide a deletion or a write on what it remembers.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::retention::{BucketRules, Decision, ObjectInfo, ObjectPlan, RecordedAtSource, classify};
+use crate::state::index::{Entry, Index, IndexError};
+use crate::state::journal::VersionRef;
+use crate::store::{ListedObject, ObjectId, ObjectStore};
+
+/// The default `verifyInterval`: every object's tags are read at least this often.
+pub const DEFAULT_VERIFY_INTERVAL_DAYS: i64 = 7;
+/// The default minimum time between two snapshots of the index to the state location.
+pub const DEFAULT_SNAPSHOT_INTERVAL_MINUTES: i64 = 60;
+/// Entries read per step when the index is swept after a complete listing.
+const SWEEP_BATCH: usize = 1000;
+
+/// What the index did in one pass (all zero without an index).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexReport {
+    /// Objects decided from the index, without a request.
+    pub hits: u64,
+    /// Objects read again because their verification was due (the rotating budget).
+    pub verified: u64,
+    /// Objects read because the listing showed them new or changed.
+    pub changed: u64,
+    /// Objects unchanged and not due, read anyway because their decision needs a write (or
+    /// a hold selects by tags, which change behind gallring's back).
+    pub read_for_writes: u64,
+    /// Entries dropped because their version was not listed any more.
+    pub swept: u64,
+    /// Entries loaded from the snapshot in the state location (a cold local index).
+    pub restored: u64,
+    /// Entries written to the snapshot by this pass, when it wrote one.
+    pub snapshot_entries: Option<u64>,
+    /// Index operations that failed: the pass read the store instead.
+    pub errors: u64,
+    /// The first index error, for logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+impl IndexReport {
+    pub(super) fn error(&mut self, e: &IndexError) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+}
+
+/// The index and how a pass uses it.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    pub index: std::sync::Arc<Index>,
+    /// Every object's tags are read at least this often (`verifyInterval`).
+    pub verify_interval: chrono::Duration,
+    /// A snapshot is written after a complete pass when the last one is older than this.
+    pub snapshot_interval: chrono::Duration,
+}
+
+impl IndexConfig {
+    pub fn new(index: std::sync::Arc<Index>) -> Self {
+        IndexConfig {
+            index,
+            verify_interval: chrono::Duration::days(DEFAULT_VERIFY_INTERVAL_DAYS),
+            snapshot_interval: chrono::Duration::minutes(DEFAULT_SNAPSHOT_INTERVAL_MINUTES),
+        }
+    }
+}
+
+/// What the entry says about a listed object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    /// Usable: unchanged and verified recently enough.
+    Fresh,
+    /// Unchanged, but its verification is due.
+    Due,
+    /// No entry, or the listing shows another object.
+    Changed,
+}
+
+/// A fraction in [0, 0.5) fixed per object: objects first seen together fall due for
+/// verification spread over half an interval, not all in the same pass.
+fn spread(key: &str, version: Option<&str>) -> f64 {
+    // FNV-1a: stable across builds and processes (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(version.unwrap_or("").bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % 10_000) as f64 / 20_000.0
+}
+
+/// Compares the entry with the listing (and what the rules need read).
+pub(super) fn lookup(
+    entry: Option<&Entry>,
+    listed: &ListedObject,
+    rules: &BucketRules,
+    now: DateTime<Utc>,
+    verify_interval: chrono::Duration,
+) -> Lookup {
+    let Some(e) = entry else {
+        return Lookup::Changed;
+    };
+    let same = e.version_id == listed.version_id
+        && e.etag == listed.etag
+        && e.last_modified == listed.last_modified
+        && e.size == listed.size;
+    // An entry written when the rules read no metadata cannot answer for rules that do.
+    let metadata_missing =
+        matches!(rules.recorded_at, RecordedAtSource::Metadata(_)) && e.metadata.is_empty();
+    if !same || metadata_missing {
+        return Lookup::Changed;
+    }
+    let interval_ms = verify_interval.num_milliseconds() as f64;
+    let due_after = chrono::Duration::milliseconds(
+        (interval_ms * (1.0 - spread(&e.key, e.version_id.as_deref()))) as i64,
+    );
+    if now - e.verified_at >= due_after {
+        Lookup::Due
+    } else {
+        Lookup::Fresh
+    }
+}
+
+/// The object as the entry remembers it.
+pub(super) fn object_of(entry: &Entry, listed: &ListedObject) -> ObjectInfo {
+    ObjectInfo {
+        key: listed.key.clone(),
+        version_id: listed.version_id.clone(),
+        last_modified: listed.last_modified,
+        size: listed.size,
+        tags: entry.tags.clone(),
+        metadata: entry.metadata.clone(),
+    }
+}
+
+/// The entry for an object read (and perhaps tagged) in this pass.
+pub(super) fn entry_of(
+    obj: &ObjectInfo,
+    etag: Option<String>,
+    listed_modified: DateTime<Utc>,
+    rules: &BucketRules,
+    plan: &ObjectPlan,
+    verified_at: DateTime<Utc>,
+) -> Entry {
+    Entry {
+        key: obj.key.clone(),
+        version_id: obj.version_id.clone(),
+        etag,
+        last_modified: listed_modified,
+        size: obj.size,
+        tags: obj.tags.clone(),
+        metadata: obj.metadata.clone(),
+        recording_id: classify::recording_id(rules, obj),
+        subject: classify::subject(rules, obj),
+        decision: decision_label(plan.decision).to_string(),
+        verified_at,
+    }
+}
+
+fn decision_label(d: Decision) -> &'static str {
+    match d {
+        Decision::Keep => "keep",
+        Decision::Held => "held",
+        Decision::Delete => "delete",
+        Decision::Unclassified => "unclassified",
+    }
+}
+
+/// The entries of one listing page, in its order (`None` where the index has none or failed).
+pub(super) fn entries_for(
+    index: &Index,
+    objects: &[ListedObject],
+    report: &mut IndexReport,
+) -> Vec<Option<Entry>> {
+    objects
+        .iter()
+        .map(|o| match index.get(&o.key, o.version_id.as_deref()) {
+            Ok(e) => e,
+            Err(e) => {
+                report.error(&e);
+                None
+            }
+        })
+        .collect()
+}
+
+/// Drops every entry whose version the complete listing did not show (deleted by gallring,
+/// by a lifecycle rule or by others, or outside the governed prefix now).
+pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<u64, IndexError> {
+    let mut after: Option<(String, Option<String>)> = None;
+    let mut swept = 0u64;
+    loop {
+        let batch = index.scan_after(
+            after.as_ref().map(|(k, v)| (k.as_str(), v.as_deref())),
+            SWEEP_BATCH,
+        )?;
+        let Some(last) = batch.last() else {
+            return Ok(swept);
+        };
+        after = Some((last.key.clone(), last.version_id.clone()));
+        let gone: Vec<(String, Option<String>)> = batch
+            .into_iter()
+            .filter(|e| {
+                !listed.contains(&VersionRef {
+                    key: e.key.clone(),
+                    version_id: e.version_id.clone(),
+                })
+            })
+            .map(|e| (e.key, e.version_id))
+            .collect();
+        swept += gone.len() as u64;
+        index.remove_many(&gone)?;
+    }
+}
+
+/// Where the snapshot of the index lives in the state location.
+pub fn snapshot_key(state_prefix: &str) -> String {
+    format!("{state_prefix}index/snapshot.jsonl")
+}
+
+/// Loads the snapshot into an empty index (a new leader, a new host, a lost disk).
+pub(super) async fn restore_if_empty<J: ObjectStore>(
+    index: &Index,
+    state: &J,
+    key: &str,
+) -> Result<u64, IndexError> {
+    if index.len()? > 0 {
+        return Ok(0);
+    }
+    Index::restore(state, key, index).await
+}
+
+/// Writes a snapshot when none is there or the last one is older than `interval`.
+pub(super) async fn snapshot_if_stale<J: ObjectStore>(
+    index: &Index,
+    state: &J,
+    key: &str,
+    now: DateTime<Utc>,
+    interval: chrono::Duration,
+) -> Result<Option<u64>, IndexError> {
+    let id = ObjectId {
+        key: key.to_string(),
+        version_id: None,
+    };
+    let head = state
+        .head_object(&id)
+        .await
+        .map_err(|source| IndexError::Snapshot {
+            key: key.to_string(),
+            source: Box::new(source),
+        })?;
+    if head.is_some_and(|h| now - h.last_modified < interval) {
+        return Ok(None);
+    }
+    index.snapshot(state, key).await.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_is_below_half_and_differs_between_keys() {
+        let values: Vec<f64> = (0..200)
+            .map(|i| spread(&format!("calls/{i}.wav"), None))
+            .collect();
+        assert!(values.iter().all(|v| (0.0..0.5).contains(v)));
+        let distinct: std::collections::BTreeSet<u64> =
+            values.iter().map(|v| (v * 1e6) as u64).collect();
+        assert!(distinct.len() > 150, "{} distinct of 200", distinct.len());
+        assert_eq!(spread("a", Some("v1")), spread("a", Some("v1")));
+    }
+}
