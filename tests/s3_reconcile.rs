@@ -78,6 +78,7 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
         recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
+        verify_interval: IsoDuration::days(7),
         enforcement,
     };
     (policy, rules)

@@ -128,6 +128,7 @@ fn bench_policy() -> (Policy, BucketRules) {
         recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
+        verify_interval: IsoDuration::days(7),
         enforcement: Enforcement::Lifecycle,
     };
     (policy, rules)

@@ -71,6 +71,11 @@ enum Command {
         /// Timeout of one S3 request attempt, in seconds.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
         request_timeout: u64,
+        /// Directory for each bucket's local index (a cache of what gallring last saw of every
+        /// object, so that a steady pass costs a listing). Default: in memory, warm from the
+        /// snapshot in the state location at start.
+        #[arg(long, env = "GALLRING_INDEX_DIR")]
+        index_dir: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -127,6 +132,11 @@ enum Command {
         /// Timeout of one S3 request attempt, in seconds.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
         request_timeout: u64,
+        /// Directory for each bucket's local index (a cache of what gallring last saw of every
+        /// object, so that a steady pass costs a listing). Default: in memory, warm from the
+        /// snapshot in the state location at start.
+        #[arg(long, env = "GALLRING_INDEX_DIR")]
+        index_dir: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -171,6 +181,7 @@ fn main() -> ExitCode {
             retry_period_seconds,
             max_attempts,
             request_timeout,
+            index_dir,
             json_logs,
         } => {
             let lease = gallring::controller::leader::LeaseTiming {
@@ -217,6 +228,9 @@ fn main() -> ExitCode {
                         },
                         max_attempts,
                         request_timeout: std::time::Duration::from_secs(request_timeout),
+                        indexes: std::sync::Arc::new(gallring::state::index::Indexes::new(
+                            index_dir,
+                        )),
                     };
                     run_operator(metrics_addr, opts)
                 }
@@ -231,6 +245,7 @@ fn main() -> ExitCode {
             max_clock_skew_seconds,
             max_attempts,
             request_timeout,
+            index_dir,
             json_logs,
         } => run_host(
             &manifests,
@@ -241,6 +256,7 @@ fn main() -> ExitCode {
             max_clock_skew_seconds,
             max_attempts,
             request_timeout,
+            index_dir,
             json_logs,
         ),
         Command::Crd => api::crds_yaml()
@@ -309,6 +325,7 @@ fn run_host(
     max_clock_skew_seconds: u32,
     max_attempts: u32,
     request_timeout: u64,
+    index_dir: Option<PathBuf>,
     json_logs: bool,
 ) -> Result<(), String> {
     let metrics_addr = match metrics_addr {
@@ -329,6 +346,7 @@ fn run_host(
         },
         max_attempts,
         request_timeout: std::time::Duration::from_secs(request_timeout),
+        indexes: std::sync::Arc::new(gallring::state::index::Indexes::new(index_dir)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -48,6 +48,7 @@ pub struct Metrics {
     retry_backoff: GaugeVec,
     dangerous_rules: IntGaugeVec,
     unknown_objects: IntGaugeVec,
+    index_objects: IntGaugeVec,
     deletions_blocked: IntGaugeVec,
     clock_skew: GaugeVec,
     last_modified_moved: IntGaugeVec,
@@ -239,6 +240,12 @@ impl Metrics {
                 "Objects whose state could not be read in the last pass (tags or metadata unreadable): neither decided nor counted as overdue; some may be. Alert when above 0 for long.",
                 BUCKET,
             )?,
+            index_objects: gauge(
+                &r,
+                "gallring_index_objects",
+                "Objects of the last pass by how they were decided: hit (from the local index, no request), verified (read again: verifyInterval was due), changed (new or changed in the listing), read_for_writes (read because the decision needed a write, a hold or a deletion).",
+                &["namespace", "bucket", "source"],
+            )?,
             deletions_blocked: gauge(
                 &r,
                 "gallring_deletions_blocked",
@@ -363,6 +370,17 @@ impl Metrics {
         self.deletions_blocked
             .with_label_values(&b)
             .set(i64::from(report.deletes_blocked.is_some()));
+        let ix = &report.index;
+        for (source, n) in [
+            ("hit", ix.hits),
+            ("verified", ix.verified),
+            ("changed", ix.changed),
+            ("read_for_writes", ix.read_for_writes),
+        ] {
+            self.index_objects
+                .with_label_values(&[namespace, bucket, source])
+                .set(clamp(n));
+        }
         self.clock_skew
             .with_label_values(&b)
             .set(report.clock_skew_seconds.map_or(0.0, |k| k as f64));
@@ -451,6 +469,11 @@ impl Metrics {
         let _ = self.dangerous_rules.remove_label_values(&b);
         let _ = self.unknown_objects.remove_label_values(&b);
         let _ = self.deletions_blocked.remove_label_values(&b);
+        for source in ["hit", "verified", "changed", "read_for_writes"] {
+            let _ = self
+                .index_objects
+                .remove_label_values(&[namespace, bucket, source]);
+        }
         let _ = self.clock_skew.remove_label_values(&b);
         let _ = self.last_modified_moved.remove_label_values(&b);
         for issue in crate::retention::RecordedAtIssue::ALL {

@@ -663,6 +663,7 @@ fn deployment_passes_only_flags_gallring_operator_accepts() {
         "--secrets-cluster-wide",
         "--allow-ambient-credentials",
         "--json-logs",
+        "--index-dir",
     ] {
         assert!(
             flags.contains(expected),
@@ -1325,6 +1326,7 @@ fn deployment_passes_the_flags_of_the_values() {
         ("--retry-period-seconds", "2"),
         ("--metrics-addr", "0.0.0.0:9090"),
         ("--json-logs", ""),
+        ("--index-dir", "/var/lib/gallring/index"),
     ] {
         assert_eq!(flag(&args, f).as_deref(), Some(value), "{f} in {args:?}");
     }

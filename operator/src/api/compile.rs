@@ -381,6 +381,13 @@ pub fn bucket(
     if scan.is_zero() {
         c.push("spec.scanInterval", "must be longer than zero");
     }
+    let verify = c.duration("spec.verifyInterval".into(), &spec.verify_interval);
+    if verify.is_zero() {
+        c.push(
+            "spec.verifyInterval",
+            "must be longer than zero (P7D by default)",
+        );
+    }
     c.finish(
         resource.to_string(),
         r::BucketRules {
@@ -393,6 +400,7 @@ pub fn bucket(
             recorded_at_max_age,
             grace,
             scan_interval: scan,
+            verify_interval: verify,
             enforcement: enforcement(spec.enforcement),
         },
     )

@@ -339,6 +339,12 @@ pub struct RecordingBucketSpec {
     /// How often the bucket is listed and reconciled.
     #[serde(default = "default_scan_interval")]
     pub scan_interval: DurationText,
+    /// How long gallring may decide an unchanged object from its local index before it reads
+    /// the object's tags again (ISO 8601, default `P7D`). A tag someone else changes without
+    /// changing the object (consent given, a retention tag removed) is noticed within this
+    /// time; deletions, holds and tag writes are always decided on tags read just before.
+    #[serde(default = "default_verify_interval")]
+    pub verify_interval: DurationText,
     /// What happens to the bucket's lifecycle rules when this RecordingBucket is deleted:
     ///
     /// - `Remove` (default): gallring removes the lifecycle rules it owns (ids starting
@@ -383,6 +389,9 @@ fn default_grace() -> DurationText {
 }
 fn default_scan_interval() -> DurationText {
     DurationText("PT1H".into())
+}
+fn default_verify_interval() -> DurationText {
+    DurationText("P7D".into())
 }
 
 /// A reference to an object in the same namespace.

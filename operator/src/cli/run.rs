@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub pass: PassConfig,
     pub max_attempts: u32,
     pub request_timeout: Duration,
+    /// Each bucket's local index (issue 9).
+    pub indexes: std::sync::Arc<crate::state::index::Indexes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +195,7 @@ async fn pass_once(
     let mut pass = opts.pass.clone();
     pass.holds_now = Some(manifest_holds(manifests, &b.key));
     pass.state = b.state.clone();
+    pass.index = reconcile::IndexConfig::for_bucket(&opts.indexes, &b.key, &b.rules);
     // Boxed: the pass is a large future, kept off the caller's stack.
     match Box::pin(reconcile::reconcile_in(
         store,
@@ -215,9 +218,14 @@ async fn pass_once(
                 overdue = report.summary.overdue,
                 deleted = report.deleted,
                 seconds = secs,
+                index_hits = report.index.hits,
+                index_verified = report.index.verified,
                 "{}",
                 describe(&b.key, &report)
             );
+            if let Some(e) = &report.index.first_error {
+                warn!(bucket = %b.key, errors = report.index.errors, error = %e, "index unusable for part of the pass: those objects were read");
+            }
             if let LifecycleOutcome::Updated { .. } = report.lifecycle {
                 for r in &report.lifecycle_rules {
                     info!(bucket = %b.key, rule = %r.id, "lifecycle rule: {}", crate::retention::lifecycle::describe_rule(r));

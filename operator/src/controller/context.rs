@@ -78,6 +78,8 @@ pub struct Context<F: StoreFactory> {
     pub pass: PassConfig,
     /// Where credential Secrets may be read.
     pub access: SecretAccess,
+    /// Each bucket's local index.
+    pub indexes: Arc<crate::state::index::Indexes>,
     /// Every RecordingBucket the operator sees (for conflicts), when running controllers.
     buckets: Option<Store<DeserializeGuard<RecordingBucket>>>,
     /// Consecutive failures per object, for exponential backoff.
@@ -100,6 +102,7 @@ impl<F: StoreFactory> Context<F> {
             clock: Arc::new(Utc::now),
             pass: PassConfig::default(),
             access: SecretAccess::default(),
+            indexes: Arc::new(crate::state::index::Indexes::new(None)),
             buckets: None,
             failures: Mutex::new(HashMap::new()),
             passes: Mutex::new(HashMap::new()),
@@ -109,6 +112,11 @@ impl<F: StoreFactory> Context<F> {
 
     pub fn with_clock(mut self, clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_indexes(mut self, indexes: Arc<crate::state::index::Indexes>) -> Self {
+        self.indexes = indexes;
         self
     }
 

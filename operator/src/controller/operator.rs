@@ -45,6 +45,8 @@ pub struct OperatorOptions {
     pub secrets: SecretAccess,
     pub max_attempts: u32,
     pub request_timeout: Duration,
+    /// Each bucket's local index (issue 9).
+    pub indexes: std::sync::Arc<crate::state::index::Indexes>,
 }
 
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -231,6 +233,7 @@ async fn run_controllers(
             ..opts.pass.clone()
         })
         .with_secret_access(opts.secrets.clone())
+        .with_indexes(opts.indexes.clone())
         .with_buckets(bucket_store.clone()),
     );
 

@@ -111,6 +111,20 @@ pub async fn pass<F: StoreFactory>(
     let now = report.now;
     ctx.metrics
         .record_pass(&key.namespace, &key.name, report, took.as_secs_f64());
+    tracing::info!(
+        bucket = %key,
+        objects = report.summary.objects,
+        overdue = report.summary.overdue,
+        deleted = report.deleted,
+        index_hits = report.index.hits,
+        index_verified = report.index.verified,
+        index_changed = report.index.changed,
+        seconds = took.as_secs_f64(),
+        "pass complete"
+    );
+    if let Some(e) = &report.index.first_error {
+        tracing::warn!(bucket = %key, errors = report.index.errors, error = %e, "index unusable for part of the pass: those objects were read");
+    }
     write_bucket_status(ctx, bucket, &BucketOutcome::Pass(report), now).await?;
     for (type_, reason, action, note) in pass_events(report) {
         publish(&ctx.recorder, bucket, type_, reason, action, note).await;

@@ -116,6 +116,7 @@ fn bucket(policy: &str) -> RecordingBucket {
             enforcement: EnforcementMode::Both,
             grace_period: "P2D".into(),
             scan_interval: "PT1H".into(),
+            verify_interval: "P7D".into(),
             lifecycle_rules_on_delete: LifecycleRulesOnDelete::Remove,
             state: None,
         },

@@ -81,6 +81,30 @@ impl IndexConfig {
     }
 }
 
+impl IndexConfig {
+    /// The bucket's index from the host's set, with the bucket's `verifyInterval`; `None` (a
+    /// pass without an index, logged) when it cannot be opened.
+    pub fn for_bucket(
+        indexes: &crate::state::index::Indexes,
+        key: &str,
+        rules: &BucketRules,
+    ) -> Option<IndexConfig> {
+        match indexes.get(key) {
+            Ok(index) => {
+                let mut config = IndexConfig::new(index);
+                if let Ok(d) = chrono::Duration::from_std(rules.verify_interval.approx_std()) {
+                    config.verify_interval = d;
+                }
+                Some(config)
+            }
+            Err(e) => {
+                tracing::warn!(bucket = key, error = %e, "no index for this pass: every object is read");
+                None
+            }
+        }
+    }
+}
+
 /// What the entry says about a listed object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lookup {

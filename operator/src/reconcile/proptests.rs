@@ -677,6 +677,7 @@ fn rules(w: &World) -> BucketRules {
         recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
+        verify_interval: IsoDuration::days(7),
         enforcement: if w.operator_only {
             Enforcement::Operator
         } else {

@@ -72,6 +72,7 @@ fn rules(enforcement: Enforcement) -> BucketRules {
         recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
+        verify_interval: IsoDuration::days(7),
         enforcement,
     }
 }

@@ -208,6 +208,9 @@ pub struct BucketRules {
     pub grace: IsoDuration,
     /// How often the host reconciles the bucket.
     pub scan_interval: IsoDuration,
+    /// Every object's tags are read at least this often, even when the listing shows it
+    /// unchanged (the index otherwise answers for it).
+    pub verify_interval: IsoDuration,
     pub enforcement: Enforcement,
 }
 

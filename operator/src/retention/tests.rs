@@ -71,6 +71,7 @@ fn bucket() -> BucketRules {
         recorded_at_max_age: None,
         grace: IsoDuration::days(2),
         scan_interval: IsoDuration::days(1),
+        verify_interval: IsoDuration::days(7),
         enforcement: Enforcement::Both,
     }
 }

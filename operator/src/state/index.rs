@@ -135,6 +135,8 @@ pub enum IndexError {
         key: String,
         source: Box<StoreError>,
     },
+    #[error("index {}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
     #[error("index snapshot {key} line {line}: {message}")]
     CorruptSnapshot {
         key: String,
@@ -692,6 +694,75 @@ fn parse_line(key: &str, line: usize, text: &[u8]) -> Result<Entry, IndexError> 
     let entry: Entry = serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
     encode_id(&entry.key, entry.version_id.as_deref()).map_err(|e| corrupt(e.to_string()))?;
     Ok(entry)
+}
+
+/// The hosts' indexes, one per bucket, each opened once per process (redb allows one open
+/// database per file): files under `dir`, or in memory without one.
+#[derive(Debug, Default)]
+pub struct Indexes {
+    dir: Option<PathBuf>,
+    open: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Index>>>,
+}
+
+impl Indexes {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Indexes {
+            dir,
+            open: Default::default(),
+        }
+    }
+
+    /// The index of the bucket named `key` (`namespace/name`). A file that cannot be opened
+    /// (corrupt, written by something else) is removed and created again: the index is a
+    /// cache, and a new one costs one cold pass.
+    pub fn get(&self, key: &str) -> Result<std::sync::Arc<Index>, IndexError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ix) = open.get(key) {
+            return Ok(ix.clone());
+        }
+        let index = match &self.dir {
+            None => Index::in_memory()?,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| IndexError::Io {
+                    path: dir.clone(),
+                    message: e.to_string(),
+                })?;
+                let path = dir.join(file_name(key));
+                match Index::open(&path) {
+                    Ok(ix) => ix,
+                    Err(first) => {
+                        tracing::warn!(path = %path.display(), error = %first, "index unreadable: starting a new one");
+                        std::fs::remove_file(&path).map_err(|e| IndexError::Io {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                        Index::open(&path)?
+                    }
+                }
+            }
+        };
+        let index = std::sync::Arc::new(index);
+        open.insert(key.to_string(), index.clone());
+        Ok(index)
+    }
+}
+
+/// `namespace/name` as a file name: Kubernetes names have no `_`, so `/` becomes `__`; any
+/// other character outside `[A-Za-z0-9.-]` becomes `_`.
+fn file_name(key: &str) -> String {
+    let mut name: String = key
+        .replace('/', "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.push_str(".redb");
+    name
 }
 
 #[cfg(test)]
