@@ -541,3 +541,119 @@ async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_
     );
     assert!(keys(&c, &bucket).await.is_empty(), "the recording is gone");
 }
+
+#[tokio::test]
+async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot() {
+    let c = raw().await;
+    let bucket = unique("it-index");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let recent = (Utc::now() - TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    for i in 0..6 {
+        put(
+            &c,
+            &bucket,
+            &format!("audio/a{i}.wav"),
+            &format!("recorded-at={recent}"),
+        )
+        .await;
+    }
+    put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let s = store(&bucket, metrics.clone()).await;
+    let dir = std::env::temp_dir().join(unique("gallring-index"));
+    let first = gallring::state::index::Indexes::new(Some(dir.join("first")));
+    let with = |ix: &gallring::state::index::Indexes| PassConfig {
+        page_size: 2,
+        concurrency: 4,
+        index: gallring::reconcile::IndexConfig::for_bucket(ix, "it/b", &r),
+        ..PassConfig::default()
+    };
+    let run = |config: PassConfig| {
+        let (s, p, r) = (&s, &p, &r);
+        async move {
+            // Boxed, as the hosts do: the pass is a large future in a debug build.
+            Box::pin(reconcile(s, p, r, vec![], Utc::now(), config, &|_| {}))
+                .await
+                .expect("the pass runs")
+        }
+    };
+    let reads = || {
+        let text = metrics.render();
+        ["GetObjectTagging", "HeadObject"]
+            .iter()
+            .map(|op| {
+                text.lines()
+                    .filter(|l| l.starts_with("gallring_s3_requests_total") && l.contains(op))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+    };
+
+    let cold = run(with(&first)).await;
+    assert_eq!(
+        (cold.index.changed, cold.deleted),
+        (7, 1),
+        "{:?}",
+        cold.index
+    );
+    assert!(cold.index.snapshot_entries.is_some(), "{:?}", cold.index);
+
+    let before = reads();
+    let steady = run(with(&first)).await;
+    assert_eq!(steady.index.hits, 6, "{:?}", steady.index);
+    assert_eq!(
+        reads() - before,
+        1.0,
+        "only the snapshot's HEAD: {:?}",
+        steady.index
+    );
+    assert_eq!(steady.tags_written, 0);
+
+    // Replaced behind gallring's back with a recording from 2020: read and deleted.
+    c.put_object()
+        .bucket(&bucket)
+        .key("audio/a0.wav")
+        .body(ByteStream::from_static(b"another recording"))
+        .tagging("recorded-at=2020-01-01")
+        .send()
+        .await
+        .expect("replace");
+    let changed = run(with(&first)).await;
+    assert_eq!(
+        (changed.index.changed, changed.index.hits, changed.deleted),
+        (1, 5, 1),
+        "{:?}",
+        changed.index
+    );
+
+    // A new host with an empty disk: warm from the (older) snapshot, same decisions as a
+    // pass without any index.
+    let second = gallring::state::index::Indexes::new(Some(dir.join("second")));
+    let warm = run(with(&second)).await;
+    assert!(warm.index.restored >= 6, "{:?}", warm.index);
+    assert_eq!(warm.index.hits, 5, "{:?}", warm.index);
+    let none = run(PassConfig {
+        page_size: 2,
+        concurrency: 4,
+        ..PassConfig::default()
+    })
+    .await;
+    assert_eq!(warm.summary, none.summary);
+    assert_eq!(
+        keys(&c, &bucket)
+            .await
+            .iter()
+            .filter(|k| k.starts_with("audio/"))
+            .count(),
+        5
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

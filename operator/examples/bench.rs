@@ -33,6 +33,9 @@ struct Args {
     bucket: String,
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// `pass` with the local index in this directory (issue 9); without it, no index.
+    #[arg(long)]
+    index_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,9 +205,13 @@ async fn main() -> std::process::ExitCode {
             settings.request_timeout = Duration::from_secs(30);
             let store = S3Store::connect(settings, counter.clone()).await;
             let (policy, rules) = bench_policy();
+            let indexes = gallring::state::index::Indexes::new(args.index_dir.clone());
             let config = PassConfig {
                 page_size: 1000,
                 concurrency: args.concurrency,
+                index: args.index_dir.as_ref().and_then(|_| {
+                    gallring::reconcile::IndexConfig::for_bucket(&indexes, "bench/bench", &rules)
+                }),
                 ..PassConfig::default()
             };
             let progress = |p: gallring::reconcile::Progress| {
@@ -224,7 +231,10 @@ async fn main() -> std::process::ExitCode {
             .await
             {
                 Ok(report) => Ok((
-                    report.summary.objects,
+                    {
+                        eprintln!("pass: index {:?}", report.index);
+                        report.summary.objects
+                    },
                     counter.requests.load(Ordering::Relaxed),
                 )),
                 Err(e) => Err(e.to_string()),

@@ -144,7 +144,11 @@ pub async fn run_pipeline<F: StoreFactory>(
     pass.state = validated.state.clone();
     pass.index = reconcile::IndexConfig::for_bucket(
         &ctx.indexes,
-        &format!("{}/{}", bucket.namespace().unwrap_or_default(), bucket.name_any()),
+        &format!(
+            "{}/{}",
+            bucket.namespace().unwrap_or_default(),
+            bucket.name_any()
+        ),
         &validated.rules,
     );
     // The journal in another bucket: same endpoint, same credentials.

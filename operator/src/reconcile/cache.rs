@@ -145,8 +145,8 @@ pub(super) fn lookup(
     };
     let same = e.version_id == listed.version_id
         && e.etag == listed.etag
-        && e.last_modified == listed.last_modified
-        && e.size == listed.size;
+        && e.size == listed.size
+        && last_modified_agrees(e, listed);
     // An entry written when the rules read no metadata cannot answer for rules that do.
     let metadata_missing =
         matches!(rules.recorded_at, RecordedAtSource::Metadata(_)) && e.metadata.is_empty();
@@ -162,6 +162,25 @@ pub(super) fn lookup(
     } else {
         Lookup::Fresh
     }
+}
+
+/// The listed `LastModified` is the entry's, or moved forward by gallring's own last write
+/// (same version, content and size; no later than that write).
+fn last_modified_agrees(e: &Entry, listed: &ListedObject) -> bool {
+    e.last_modified == listed.last_modified
+        || e.written_before.is_some_and(|bound| {
+            listed.last_modified > e.last_modified && listed.last_modified <= bound
+        })
+}
+
+/// The entry as the listing shows it now, when only a `LastModified` moved by gallring's own
+/// write differs (to be stored, so the move is accepted once).
+pub(super) fn moved(entry: &Entry, listed: &ListedObject) -> Option<Entry> {
+    (entry.last_modified != listed.last_modified).then(|| Entry {
+        last_modified: listed.last_modified,
+        written_before: None,
+        ..entry.clone()
+    })
 }
 
 /// The object as the entry remembers it.
@@ -184,6 +203,7 @@ pub(super) fn entry_of(
     rules: &BucketRules,
     plan: &ObjectPlan,
     verified_at: DateTime<Utc>,
+    written_before: Option<DateTime<Utc>>,
 ) -> Entry {
     Entry {
         key: obj.key.clone(),
@@ -197,6 +217,7 @@ pub(super) fn entry_of(
         subject: classify::subject(rules, obj),
         decision: decision_label(plan.decision).to_string(),
         verified_at,
+        written_before,
     }
 }
 

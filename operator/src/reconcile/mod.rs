@@ -629,6 +629,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             Some(ix) => {
                 let entries = cache::entries_for(&ix.index, &objects, &mut report.index);
                 let mut stale = Vec::new();
+                let mut moved = Vec::new();
                 for (o, e) in objects.into_iter().zip(entries) {
                     let lookup = cache::lookup(e.as_ref(), &o, rules, early, ix.verify_interval);
                     let hit = e
@@ -638,6 +639,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                             cached_outcome(&planner, journal.state(), info.object_lock, e, &o)
                         });
                     if let Some(hit) = hit {
+                        moved.extend(e.as_ref().and_then(|e| cache::moved(e, &o)));
                         outcomes.push(hit);
                         continue;
                     }
@@ -647,6 +649,9 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                     to_read.push((o, Some(lookup)));
                 }
                 if let Err(e) = ix.index.remove_many(&stale) {
+                    report.index.error(&e);
+                }
+                if let Err(e) = ix.index.put_many(&moved) {
                     report.index.error(&e);
                 }
             }
@@ -755,6 +760,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 .await?;
         }
         if let Some(ix) = index {
+            // The store's clock after this page's writes (its `Date` has whole seconds): a
+            // `LastModified` they moved is no later.
+            let written_before = store
+                .server_time()
+                .map(|t| t + chrono::Duration::seconds(1));
             // An object whose write failed gets no entry (the write may have been applied):
             // the next pass reads it.
             let fresh: Vec<crate::state::index::Entry> = outcomes
@@ -769,6 +779,9 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                         rules,
                         &o.plan,
                         early,
+                        (o.tags_written || o.legal_hold_set || o.legal_hold_cleared)
+                            .then_some(written_before)
+                            .flatten(),
                     ))
                 })
                 .collect();

@@ -96,6 +96,11 @@ pub struct Entry {
     pub decision: String,
     /// When the tags were last read from the store.
     pub verified_at: DateTime<Utc>,
+    /// A bound on the store's clock right after gallring last wrote to this version (tags or
+    /// legal hold): some stores (Ceph RGW 16) move `LastModified` on such writes, so the next
+    /// listing may show it moved up to this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_before: Option<DateTime<Utc>>,
 }
 
 /// Which entries a hold selects: an entry matches when ANY selector matches (the engine's
@@ -790,6 +795,7 @@ mod tests {
             subject: None,
             decision: "keep".to_string(),
             verified_at: at(0),
+            written_before: None,
         }
     }
 
@@ -1432,6 +1438,7 @@ mod tests {
                 subject,
                 decision: "keep".to_string(),
                 verified_at: at(secs),
+                written_before: None,
             })
     }
 
