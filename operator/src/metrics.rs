@@ -716,6 +716,7 @@ mod tests {
             last_modified_moved: 0,
             withdrawals_journaled: 0,
             index: Default::default(),
+            protected_ahead: 0,
         }
     }
 

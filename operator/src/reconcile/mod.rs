@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod fence;
+mod protect;
 
 use std::collections::BTreeMap;
 
@@ -165,6 +166,8 @@ pub struct PassReport {
     pub withdrawals_journaled: u64,
     /// What the index saved and cost.
     pub index: IndexReport,
+    /// Objects a hold applied in this pass protected through the index, before the listing.
+    pub protected_ahead: u64,
 }
 
 /// Why a pass made no operator deletions.
@@ -221,6 +224,9 @@ impl PassError {
 pub struct Progress {
     pub listed: u64,
     pub pages: u64,
+    /// Objects protected ahead of the listing for holds applied in this pass (reported once,
+    /// before the first page).
+    pub protected: u64,
 }
 
 const MAX_SAMPLE_ERRORS: usize = 5;
@@ -408,6 +414,14 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     // otherwise see a release a moment "in the future").
     let early = journal.last_at().map_or(early, |t| early.max(t.min(now)));
     let facts = hold_facts(journal.state(), &holds, early);
+    // Holds applied (or changed) now: protected first, through the index, before the listing.
+    let applied_now: std::collections::BTreeSet<String> = facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::HoldApplied(r) => Some(r.hold.clone()),
+            _ => None,
+        })
+        .collect();
     let mut journal_facts = 0u64;
     if writes && !facts.is_empty() {
         if !config.fence.allows() {
@@ -460,6 +474,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         last_modified_moved: 0,
         withdrawals_journaled: 0,
         index: IndexReport::default(),
+        protected_ahead: 0,
     };
     // A cold local index starts from the last snapshot (a new leader, a new host).
     let snapshot_key = cache::snapshot_key(&config.state.prefix);
@@ -468,6 +483,32 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             Ok(n) => report.index.restored = n,
             Err(e) => report.index.error(&e),
         }
+    }
+    if let Some(ix) = config
+        .index
+        .as_ref()
+        .filter(|_| writes && !applied_now.is_empty())
+    {
+        report.protected_ahead = protect::protect_new_holds(
+            store,
+            state,
+            &mut journal,
+            policy,
+            rules,
+            &holds,
+            &applied_now,
+            &ix.index,
+            early,
+            info.object_lock,
+            &config,
+            &mut report,
+        )
+        .await?;
+        progress(Progress {
+            listed: 0,
+            pages: 0,
+            protected: report.protected_ahead,
+        });
     }
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
@@ -683,45 +724,16 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         }
         // Legal holds gallring is about to set: their intent is durable first, then they are
         // set and the objects tagged `held`.
-        let intents: Vec<VersionRef> = outcomes
-            .iter()
-            .filter(|o| o.deferred.is_some())
-            .map(|o| version_ref(&o.plan))
-            .collect();
-        if !intents.is_empty() {
-            if !config.fence.allows() {
-                return Err(PassError::Fenced);
-            }
-            journal
-                .append(state, early, vec![Fact::LegalHoldsSet { objects: intents }])
-                .await?;
-            journal_facts += 1;
-            let state = journal.state();
-            let object_lock = info.object_lock;
-            let fence = &config.fence;
-            futures::stream::iter(outcomes.iter_mut().filter(|o| o.deferred.is_some()))
-                .for_each_concurrent(config.concurrency.max(1), |o| async move {
-                    let Some(obj) = o.deferred.take() else { return };
-                    if !fence.allows() {
-                        o.fenced = true;
-                        return;
-                    }
-                    let id = ObjectId {
-                        key: obj.key.clone(),
-                        version_id: obj.version_id.clone(),
-                    };
-                    if let Err(e) = store.set_legal_hold(&id, true).await {
-                        o.error = Some(e);
-                        return;
-                    }
-                    o.legal_hold_set = true;
-                    finish_object(store, &obj, &id, o, object_lock, state).await;
-                })
-                .await;
-            if outcomes.iter().any(|o| o.fenced) {
-                return Err(PassError::Fenced);
-            }
-        }
+        journal_facts += set_deferred_legal_holds(
+            store,
+            state,
+            &mut journal,
+            &mut outcomes,
+            early,
+            info.object_lock,
+            &config,
+        )
+        .await?;
         // Lifts are journaled per page, even if the pass stops after it.
         let lifted: Vec<VersionRef> = outcomes
             .iter()
@@ -828,7 +840,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         // Deletions never wait past the next page's listing: the check right before them
         // stays fresh.
         pending = batch;
-        progress(Progress { listed, pages });
+        progress(Progress {
+            listed,
+            pages,
+            protected: report.protected_ahead,
+        });
         token = next;
         if token.is_none() {
             break;
@@ -888,6 +904,59 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     report.journal_facts += journal_facts;
     report.deletes_blocked = deletes_blocked;
     Ok(report)
+}
+
+/// Sets the legal holds that objects' handling deferred: the intent is made durable in the
+/// journal first (so a crash right after a set never leaves a legal hold gallring does not
+/// know it owns), then each is set and its object tagged. Returns the journal facts written.
+async fn set_deferred_legal_holds<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    journal: &mut Journal,
+    outcomes: &mut [ObjectOutcome],
+    early: DateTime<Utc>,
+    object_lock: bool,
+    config: &PassConfig,
+) -> Result<u64, PassError> {
+    let intents: Vec<VersionRef> = outcomes
+        .iter()
+        .filter(|o| o.deferred.is_some())
+        .map(|o| version_ref(&o.plan))
+        .collect();
+    if intents.is_empty() {
+        return Ok(0);
+    }
+    if !config.fence.allows() {
+        return Err(PassError::Fenced);
+    }
+    journal
+        .append(state, early, vec![Fact::LegalHoldsSet { objects: intents }])
+        .await?;
+    let journal_state = journal.state();
+    let fence = &config.fence;
+    futures::stream::iter(outcomes.iter_mut().filter(|o| o.deferred.is_some()))
+        .for_each_concurrent(config.concurrency.max(1), |o| async move {
+            let Some(obj) = o.deferred.take() else { return };
+            if !fence.allows() {
+                o.fenced = true;
+                return;
+            }
+            let id = ObjectId {
+                key: obj.key.clone(),
+                version_id: obj.version_id.clone(),
+            };
+            if let Err(e) = store.set_legal_hold(&id, true).await {
+                o.error = Some(e);
+                return;
+            }
+            o.legal_hold_set = true;
+            finish_object(store, &obj, &id, o, object_lock, journal_state).await;
+        })
+        .await;
+    if outcomes.iter().any(|o| o.fenced) {
+        return Err(PassError::Fenced);
+    }
+    Ok(1)
 }
 
 async fn sync_lifecycle<S: ObjectStore>(

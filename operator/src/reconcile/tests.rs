@@ -1338,3 +1338,58 @@ async fn a_hold_is_decided_on_what_the_store_says_now() {
     assert_eq!(r.index.read_for_writes, 2, "{:?}", r.index);
     assert_eq!(r.index.hits, 2);
 }
+
+#[tokio::test]
+async fn a_new_hold_protects_what_the_index_selects_before_the_listing() {
+    let s = MemoryStore::new("calls").object_lock();
+    s.put("audio/r1.wav", day(2025, 6, 1), 100, &[]);
+    s.put("text/r1.json", day(2025, 6, 1), 100, &[]);
+    s.put("audio/r2.wav", day(2025, 6, 1), 100, &[]);
+    let ix = new_index();
+    pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&ix, 7),
+    )
+    .await;
+    // What the store looked like when the pass reported the hold-first step.
+    let seen: std::sync::Mutex<Option<(bool, bool, Option<String>)>> = Default::default();
+    let progress = |p: Progress| {
+        if p.pages == 0 {
+            *seen.lock().expect("lock") = Some((
+                s.legal_hold("audio/r1.wav"),
+                s.legal_hold("text/r1.json"),
+                s.tags("text/r1.json")
+                    .and_then(|t| t.get(RETENTION_TAG).cloned()),
+            ));
+        }
+    };
+    let r = reconcile(
+        &s,
+        &policy(),
+        &rules(Enforcement::Both),
+        vec![complaint_on("r1")],
+        day(2026, 2, 2),
+        with_index(&ix, 7),
+        &progress,
+    )
+    .await
+    .expect("the pass runs");
+    assert_eq!(
+        r.protected_ahead, 2,
+        "the audio by id and its transcript by link"
+    );
+    assert_eq!(
+        seen.lock().expect("lock").clone(),
+        Some((true, true, Some("held".to_string()))),
+        "both protected before the first listing page"
+    );
+    assert_eq!(r.summary.held, 2);
+    assert!(!s.legal_hold("audio/r2.wav"));
+    // The legal holds are gallring's: journaled before they were set.
+    let j = journal_of(&s).await;
+    let ours: Vec<&str> = j.legal_holds.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(ours, vec!["audio/r1.wav", "text/r1.json"]);
+}

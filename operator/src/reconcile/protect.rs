@@ -1,0 +1,157 @@
+//! Holds without a scan (issue 9): a hold the journal has just recorded as applied (new, or
+//! its selector changed) is put on the objects the index says it selects, with their linked
+//! artifacts, before the pass lists the bucket. Its latency depends on the objects it selects,
+//! not on the size of the bucket.
+//!
+//! This step only raises protection (legal hold first, then the `held` tag, each read from the
+//! store just before: the index only says where to look). Anything the index does not know
+//! yet (an object uploaded since the last listing) is protected by the listing that follows in
+//! the same pass, as without an index.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::{
+    ObjectContext, ObjectOutcome, PassConfig, PassError, PassReport, cache, handle_object,
+    set_deferred_legal_holds,
+};
+use crate::retention::{BucketRules, Decision, Hold, HoldLinker, Planner, Policy};
+use crate::state::index::{Entry, Index, IndexError, Selection};
+use crate::state::journal::Journal;
+use crate::store::{ListedObject, ObjectStore};
+
+/// The entries the holds select directly, and those linked to them by recording id.
+fn targets(index: &Index, holds: &[&Hold], rules: &BucketRules) -> Result<Vec<Entry>, IndexError> {
+    let mut found: BTreeMap<(String, Option<String>), Entry> = BTreeMap::new();
+    for h in holds {
+        let s = &h.select;
+        let selection = Selection {
+            keys: s.keys.clone(),
+            prefix: s.prefix.clone(),
+            recording_ids: s.recording_ids.clone(),
+            subjects: s.subjects.clone(),
+            tags: s.tags.clone(),
+        };
+        for e in index.select(&selection)? {
+            found.insert((e.key.clone(), e.version_id.clone()), e);
+        }
+    }
+    if rules.recording_id.is_some() {
+        let ids: BTreeSet<String> = found
+            .values()
+            .filter_map(|e| e.recording_id.clone())
+            .collect();
+        if !ids.is_empty() {
+            let linked = Selection {
+                recording_ids: ids,
+                ..Selection::default()
+            };
+            for e in index.select(&linked)? {
+                found.insert((e.key.clone(), e.version_id.clone()), e);
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+fn listed(e: &Entry) -> ListedObject {
+    ListedObject {
+        key: e.key.clone(),
+        version_id: e.version_id.clone(),
+        last_modified: e.last_modified,
+        size: e.size,
+        delete_marker: false,
+        is_latest: true,
+        etag: e.etag.clone(),
+    }
+}
+
+/// Protects what the newly applied holds (`new`, by name) select according to the index.
+/// Returns how many objects it protected (legal hold and `held` tag in place).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    journal: &mut Journal,
+    policy: &Policy,
+    rules: &BucketRules,
+    holds: &[Hold],
+    new: &BTreeSet<String>,
+    index: &Index,
+    early: DateTime<Utc>,
+    object_lock: bool,
+    config: &PassConfig,
+    report: &mut PassReport,
+) -> Result<u64, PassError> {
+    let fresh: Vec<&Hold> = holds
+        .iter()
+        .filter(|h| new.contains(&h.name) && h.is_active(early))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let entries = match targets(index, &fresh, rules) {
+        Ok(e) => e,
+        Err(e) => {
+            // The listing that follows protects them instead.
+            report.index.error(&e);
+            return Ok(0);
+        }
+    };
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    // Link over the selected objects as the index knows them; every decision below is made
+    // on tags read again from the store.
+    let mut linker = HoldLinker::new(rules, holds.to_vec());
+    for e in &entries {
+        linker.observe(&cache::object_of(e, &listed(e)));
+    }
+    let linked = linker.finish();
+    let planner = Planner::new(policy, rules, &linked, early);
+    let cx = &ObjectContext {
+        store,
+        planner: &planner,
+        rules,
+        object_lock,
+        writes: true,
+        fence: &config.fence,
+        journal: journal.state(),
+        protect_only: true,
+    };
+    let mut outcomes: Vec<ObjectOutcome> = futures::stream::iter(entries.iter().map(listed))
+        .map(move |o| async move { handle_object(cx, &o).await })
+        .buffered(config.concurrency.max(1))
+        .filter_map(futures::future::ready)
+        .collect()
+        .await;
+    if outcomes.iter().any(|o| o.fenced) {
+        return Err(PassError::Fenced);
+    }
+    report.journal_facts += set_deferred_legal_holds(
+        store,
+        state,
+        journal,
+        &mut outcomes,
+        early,
+        object_lock,
+        config,
+    )
+    .await?;
+    let mut protected = 0u64;
+    for o in &outcomes {
+        report.tags_written += u64::from(o.tags_written);
+        report.legal_holds_set += u64::from(o.legal_hold_set);
+        if let Some(e) = &o.error {
+            report.object_errors += 1;
+            if report.sample_errors.len() < super::MAX_SAMPLE_ERRORS {
+                report.sample_errors.push(e.to_string());
+            }
+        } else if o.plan.decision == Decision::Held && !o.unknown {
+            protected += 1;
+        }
+    }
+    Ok(protected)
+}
