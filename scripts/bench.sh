@@ -35,6 +35,12 @@ warm="$(run pass)"
 restored="$(run pass --index-dir "$newhost")"
 steady2="$(run pass --index-dir "$index")"
 du_index="$(du -sk "$index" | cut -f1)"
+# Hold latency: a new hold on 1, 100 and 1,000 keys spread over the bucket; the time from the
+# start of the pass until the hold-first step has protected them (before the listing).
+holds=()
+for h in 1 100 1000; do
+  holds+=("${h}:$(run pass --index-dir "$index" --hold-keys "$h" --count "$n" | head -1)")
+done
 
 printf '\nN=%s objects, concurrency %s, Ceph RGW on loopback, release build\n\n' "$n" "$conc"
 printf '%-22s %10s %12s %14s %14s\n' phase seconds objects/s requests/obj "peak RSS MiB"
@@ -59,3 +65,7 @@ print(f"steady pass without index, time / raw listing time: {warm['seconds'] / l
 print(f"index on disk: {du_kib} KiB for {cold['objects']} objects = "
       f"{du_kib / 1024 / max(cold['objects'], 1) * 1e6 / 1024:.2f} GiB per million objects")
 PY
+printf '\nhold latency (pass start until protected, before the listing):\n'
+for row in "${holds[@]}"; do
+  printf '  %5s keys: %s\n' "${row%%:*}" "${row#*:}"
+done

@@ -36,6 +36,13 @@ struct Args {
     /// `pass` with the local index in this directory (issue 9); without it, no index.
     #[arg(long)]
     index_dir: Option<std::path::PathBuf>,
+    /// `pass` with a new hold on this many objects (keys spread over the bucket): reports
+    /// the time until the hold-first step has protected them (`protect_seconds`).
+    #[arg(long, default_value_t = 0)]
+    hold_keys: u32,
+    /// The bucket's object count (to spread the held keys).
+    #[arg(long, default_value_t = 20_000)]
+    count: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -214,22 +221,53 @@ async fn main() -> std::process::ExitCode {
                 }),
                 ..PassConfig::default()
             };
+            let protected_at: std::sync::Mutex<Option<(f64, u64)>> = Default::default();
             let progress = |p: gallring::reconcile::Progress| {
-                if p.pages.is_multiple_of(5) {
+                if p.pages == 0 {
+                    *protected_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((started.elapsed().as_secs_f64(), p.protected));
+                } else if p.pages.is_multiple_of(5) {
                     eprintln!("pass: {} objects listed", p.listed);
                 }
             };
-            match reconcile(
+            let holds = if args.hold_keys == 0 {
+                vec![]
+            } else {
+                let step = (args.count / args.hold_keys).max(1);
+                let keys = (0..args.hold_keys)
+                    .map(|j| {
+                        let i = j * step;
+                        format!("bench/{:03}/{i:08}.wav", i % 256)
+                    })
+                    .collect();
+                vec![gallring::retention::Hold {
+                    name: format!("bench/hold-{}-{}", args.hold_keys, Utc::now().timestamp()),
+                    reason: gallring::retention::HoldReason::Complaint,
+                    case: "BENCH".into(),
+                    select: gallring::retention::HoldSelector {
+                        keys,
+                        ..Default::default()
+                    },
+                    expires: None,
+                    review_by: None,
+                    released_at: None,
+                }]
+            };
+            let result = reconcile(
                 &store,
                 &policy,
                 &rules,
-                vec![],
+                holds,
                 Utc::now(),
                 config,
                 &progress,
             )
-            .await
-            {
+            .await;
+            if let Some((secs, n)) = *protected_at.lock().unwrap_or_else(|e| e.into_inner()) {
+                eprintln!("pass: {n} objects protected ahead of the listing");
+                println!("{{\"protect_seconds\":{secs:.3},\"protected\":{n}}}");
+            }
+            match result {
                 Ok(report) => Ok((
                     {
                         eprintln!("pass: index {:?}", report.index);

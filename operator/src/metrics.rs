@@ -32,6 +32,7 @@ pub struct Metrics {
     held_objects: IntGaugeVec,
     objects_by_kind: IntGaugeVec,
     deletions: IntCounterVec,
+    gone: IntCounterVec,
     deletion_failures: IntCounterVec,
     tags_written: IntCounterVec,
     object_errors: IntCounterVec,
@@ -154,6 +155,12 @@ impl Metrics {
                 "gallring_deletions_total",
                 "Object versions deleted by the operator, by artifact kind.",
                 &["namespace", "bucket", "kind"],
+            )?,
+            gone: counter(
+                &r,
+                "gallring_objects_gone_total",
+                "Object versions gallring did not delete that a complete listing no longer showed (with the index), by cause: lifecycle (expiry tag, its time had come) or others (anything else: alert on it). Each is journaled.",
+                &["namespace", "bucket", "cause"],
             )?,
             deletion_failures: counter(
                 &r,
@@ -347,6 +354,14 @@ impl Metrics {
                 .with_label_values(&[namespace, bucket, kind])
                 .inc_by(*n);
         }
+        for (cause, n) in [
+            ("lifecycle", report.gone_by_lifecycle),
+            ("others", report.gone_by_others),
+        ] {
+            self.gone
+                .with_label_values(&[namespace, bucket, cause])
+                .inc_by(n);
+        }
         self.deletion_failures
             .with_label_values(&b)
             .inc_by(report.delete_failures);
@@ -469,6 +484,9 @@ impl Metrics {
         let _ = self.dangerous_rules.remove_label_values(&b);
         let _ = self.unknown_objects.remove_label_values(&b);
         let _ = self.deletions_blocked.remove_label_values(&b);
+        for cause in ["lifecycle", "others"] {
+            let _ = self.gone.remove_label_values(&[namespace, bucket, cause]);
+        }
         for source in ["hit", "verified", "changed", "read_for_writes"] {
             let _ = self
                 .index_objects
@@ -717,6 +735,8 @@ mod tests {
             withdrawals_journaled: 0,
             index: Default::default(),
             protected_ahead: 0,
+            gone_by_lifecycle: 0,
+            gone_by_others: 0,
         }
     }
 

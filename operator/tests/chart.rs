@@ -435,8 +435,9 @@ fn chart_yaml_declares_a_v2_chart_of_this_version() {
     assert!(field("kubeVersion").is_some(), "Chart.yaml kubeVersion");
 }
 
-const ALERTS: [&str; 11] = [
+const ALERTS: [&str; 12] = [
     "GallringRetentionBreach",
+    "GallringObjectsRemovedByOthers",
     "GallringDangerousLifecycleRule",
     "GallringUnknownObjects",
     "GallringDeletionsBlocked",

@@ -250,9 +250,9 @@ pub(super) fn entries_for(
 
 /// Drops every entry whose version the complete listing did not show (deleted by gallring,
 /// by a lifecycle rule or by others, or outside the governed prefix now).
-pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<u64, IndexError> {
+pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<Vec<Entry>, IndexError> {
     let mut after: Option<(String, Option<String>)> = None;
-    let mut swept = 0u64;
+    let mut swept = Vec::new();
     loop {
         let batch = index.scan_after(
             after.as_ref().map(|(k, v)| (k.as_str(), v.as_deref())),
@@ -262,7 +262,7 @@ pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<u64, 
             return Ok(swept);
         };
         after = Some((last.key.clone(), last.version_id.clone()));
-        let gone: Vec<(String, Option<String>)> = batch
+        let gone: Vec<Entry> = batch
             .into_iter()
             .filter(|e| {
                 !listed.contains(&VersionRef {
@@ -270,10 +270,51 @@ pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<u64, 
                     version_id: e.version_id.clone(),
                 })
             })
-            .map(|e| (e.key, e.version_id))
             .collect();
-        swept += gone.len() as u64;
-        index.remove_many(&gone)?;
+        let ids: Vec<(String, Option<String>)> = gone
+            .iter()
+            .map(|e| (e.key.clone(), e.version_id.clone()))
+            .collect();
+        index.remove_many(&ids)?;
+        swept.extend(gone);
+    }
+}
+
+/// What removed a version gallring did not delete, from what it last knew of it.
+pub(super) fn gone_object(
+    e: &Entry,
+    created: DateTime<Utc>,
+    rules: &[crate::retention::lifecycle::LifecycleRule],
+    now: DateTime<Utc>,
+) -> crate::state::journal::GoneObject {
+    use crate::state::journal::{GoneCause, GoneObject};
+    let tag = e.tags.get(crate::retention::RETENTION_TAG).cloned();
+    let days = tag
+        .as_deref()
+        .and_then(crate::retention::lifecycle::parse_expire_tag);
+    let rule = tag.as_ref().and_then(|t| {
+        rules
+            .iter()
+            .find(|r| {
+                r.tag
+                    .as_ref()
+                    .is_some_and(|(k, v)| k == crate::retention::RETENTION_TAG && v == t)
+            })
+            .map(|r| r.id.clone())
+    });
+    // Lifecycle counts whole days from creation and runs about daily: never before N days.
+    let due = days.is_some_and(|d| now >= created + chrono::Duration::days(i64::from(d)));
+    GoneObject {
+        key: e.key.clone(),
+        version_id: e.version_id.clone(),
+        etag: e.etag.clone(),
+        cause: if due {
+            GoneCause::Lifecycle
+        } else {
+            GoneCause::Others
+        },
+        tag,
+        rule,
     }
 }
 

@@ -168,6 +168,10 @@ pub struct PassReport {
     pub index: IndexReport,
     /// Objects a hold applied in this pass protected through the index, before the listing.
     pub protected_ahead: u64,
+    /// Versions gallring did not delete that a complete listing no longer shows (with an
+    /// index): expired by a lifecycle rule, or removed by others (journaled either way).
+    pub gone_by_lifecycle: u64,
+    pub gone_by_others: u64,
 }
 
 /// Why a pass made no operator deletions.
@@ -475,6 +479,8 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         withdrawals_journaled: 0,
         index: IndexReport::default(),
         protected_ahead: 0,
+        gone_by_lifecycle: 0,
+        gone_by_others: 0,
     };
     // A cold local index starts from the last snapshot (a new leader, a new host).
     let snapshot_key = cache::snapshot_key(&config.state.prefix);
@@ -595,6 +601,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         host_holds: &host_holds,
         now: early,
         versioned: info.versioned,
+        index: config.index.as_ref().map(|ix| ix.index.as_ref()),
     };
     let mut listed = 0u64;
     let mut pages = 0u64;
@@ -882,8 +889,52 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     // The listing was complete: the index forgets what it did not show, and a new leader
     // can start from a recent copy of it.
     if let Some(ix) = &config.index {
+        let since = ix.index.listed_at().unwrap_or(None);
         match cache::sweep(&ix.index, &seen_now) {
-            Ok(n) => report.index.swept = n,
+            Ok(gone) => {
+                report.index.swept = gone.len() as u64;
+                let observed: Vec<crate::state::journal::GoneObject> = gone
+                    .iter()
+                    .map(|e| {
+                        let id = VersionRef {
+                            key: e.key.clone(),
+                            version_id: e.version_id.clone(),
+                        };
+                        let created =
+                            journal
+                                .state()
+                                .created(&id, e.etag.as_deref(), e.last_modified);
+                        cache::gone_object(e, created, &report.lifecycle_rules, early)
+                    })
+                    .collect();
+                for g in &observed {
+                    match g.cause {
+                        crate::state::journal::GoneCause::Lifecycle => {
+                            report.gone_by_lifecycle += 1
+                        }
+                        crate::state::journal::GoneCause::Others => report.gone_by_others += 1,
+                    }
+                }
+                if writes && !observed.is_empty() {
+                    if !config.fence.allows() {
+                        return Err(PassError::Fenced);
+                    }
+                    journal_facts += 1;
+                    journal
+                        .append(
+                            state,
+                            early,
+                            vec![Fact::ObjectsGoneObserved {
+                                since,
+                                objects: observed,
+                            }],
+                        )
+                        .await?;
+                }
+                if let Err(e) = ix.index.set_listed_at(early) {
+                    report.index.error(&e);
+                }
+            }
             Err(e) => report.index.error(&e),
         }
         if writes && config.fence.allows() {
@@ -1224,6 +1275,9 @@ struct Deletions<'a, S, J> {
     host_holds: &'a [Hold],
     now: DateTime<Utc>,
     versioned: bool,
+    /// Entries of versions gallring deleted are dropped at once: a later listing that misses
+    /// them is not "removed by others".
+    index: Option<&'a crate::state::index::Index>,
 }
 
 impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
@@ -1310,6 +1364,15 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
             .map(VersionRef::from)
             .collect();
         if !confirmed.is_empty() {
+            if let Some(ix) = self.index {
+                let ids: Vec<(String, Option<String>)> = confirmed
+                    .iter()
+                    .map(|v| (v.key.clone(), v.version_id.clone()))
+                    .collect();
+                if let Err(e) = ix.remove_many(&ids) {
+                    report.index.error(&e);
+                }
+            }
             journal
                 .append(
                     self.state,

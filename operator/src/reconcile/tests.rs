@@ -1245,8 +1245,10 @@ async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pas
     for k in recordings(&warm) {
         assert_eq!(warm.tags(&k), cold.tags(&k), "{k}");
     }
-    // r1's entry was replaced (same key, no versions); r3 is swept by the next pass.
+    // r1's entry was replaced (same key, no versions); r3, deleted by gallring, is dropped
+    // at once; text/r1, gone 12 days into its three years, was removed by someone else.
     assert_eq!(wr.index.swept, 1, "text/r1: {:?}", wr.index);
+    assert_eq!((wr.gone_by_others, wr.gone_by_lifecycle), (1, 0));
     // Read: r1 (replaced) and r4 (new), and r3, whose deletion is decided on what the store
     // says now; from the index: r2 and the unclassified readme.
     assert_eq!(
@@ -1392,4 +1394,71 @@ async fn a_new_hold_protects_what_the_index_selects_before_the_listing() {
     let j = journal_of(&s).await;
     let ours: Vec<&str> = j.legal_holds.iter().map(|v| v.key.as_str()).collect();
     assert_eq!(ours, vec!["audio/r1.wav", "text/r1.json"]);
+}
+
+#[tokio::test]
+async fn a_version_lifecycle_expired_and_one_removed_early_are_told_apart_in_the_journal() {
+    let s = seeded();
+    let ix = new_index();
+    pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        with_index(&ix, 400),
+    )
+    .await;
+    // A year on, lifecycle expires audio/r1 (expire-365d from 2026-01-10); someone deletes
+    // audio/r2 (expire-546d) early.
+    delete_key(&s, "audio/r1.wav").await;
+    delete_key(&s, "audio/r2.wav").await;
+    let r = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2027, 1, 12),
+        with_index(&ix, 400),
+    )
+    .await;
+    assert_eq!(
+        (r.gone_by_lifecycle, r.gone_by_others),
+        (1, 1),
+        "{:?}",
+        r.index
+    );
+    let key = format!("{}journal/", crate::state::journal::DEFAULT_PREFIX);
+    let page = s
+        .list_page(Some(&key), false, None, 1000)
+        .await
+        .expect("list");
+    let mut records: Vec<crate::state::journal::Record> = Vec::new();
+    for o in page.objects {
+        let body = s.get_object(&o.key).await.expect("read").expect("exists");
+        for line in String::from_utf8(body).expect("utf-8").lines() {
+            records.push(serde_json::from_str(line).expect("a record"));
+        }
+    }
+    let gone: Vec<crate::state::journal::GoneObject> = records
+        .iter()
+        .filter_map(|rec| match &rec.fact {
+            crate::state::journal::Fact::ObjectsGoneObserved { since, objects } => {
+                assert_eq!(*since, Some(day(2026, 2, 1)));
+                Some(objects.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let by_key: BTreeMap<&str, (crate::state::journal::GoneCause, Option<&str>)> = gone
+        .iter()
+        .map(|g| (g.key.as_str(), (g.cause, g.rule.as_deref())))
+        .collect();
+    use crate::state::journal::GoneCause;
+    assert_eq!(by_key["audio/r1.wav"].0, GoneCause::Lifecycle);
+    assert!(
+        by_key["audio/r1.wav"]
+            .1
+            .is_some_and(|r| r.starts_with("gallring-"))
+    );
+    assert_eq!(by_key["audio/r2.wav"].0, GoneCause::Others);
 }

@@ -60,6 +60,7 @@ const BY_RECORDING_ID: MultimapTableDefinition<&str, &[u8]> =
 const BY_SUBJECT: MultimapTableDefinition<&str, &[u8]> = MultimapTableDefinition::new("by_subject");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LAYOUT_KEY: &str = "layout";
+const LISTED_AT_KEY: &str = "listed_at";
 /// Bump when the table layout or the stored [`Entry`] form changes incompatibly.
 const LAYOUT: u64 = 1;
 /// redb's page cache defaults to 1 GiB and grows as pages are read: bound it, so that the
@@ -415,6 +416,29 @@ impl Index {
     /// How many object versions the index holds.
     // The API the pass is wired against is fixed and small; `len()? == 0` says the same as an
     // `is_empty` would.
+    /// When the last complete listing was swept into the index (`None` before the first).
+    pub fn listed_at(&self) -> Result<Option<DateTime<Utc>>, IndexError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let meta = txn.open_table(META).map_err(db("open meta"))?;
+        let millis = meta
+            .get(LISTED_AT_KEY)
+            .map_err(db("read listed_at"))?
+            .map(|g| g.value());
+        Ok(millis.and_then(|m| DateTime::from_timestamp_millis(i64::try_from(m).ok()?)))
+    }
+
+    /// Records the time of a complete listing.
+    pub fn set_listed_at(&self, at: DateTime<Utc>) -> Result<(), IndexError> {
+        let txn = self.db.begin_write().map_err(db("begin write"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(db("open meta"))?;
+            let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+            meta.insert(LISTED_AT_KEY, millis)
+                .map_err(db("write listed_at"))?;
+        }
+        txn.commit().map_err(db("commit"))
+    }
+
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> Result<u64, IndexError> {
         let txn = self.db.begin_read().map_err(db("begin read"))?;

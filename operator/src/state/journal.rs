@@ -189,6 +189,44 @@ pub enum Fact {
     /// Withdrawals read from tags; they take effect from this record's time.
     #[serde(rename_all = "camelCase")]
     WithdrawalsObserved { objects: Vec<WithdrawalSeen> },
+    /// Versions a complete listing no longer shows that gallring did not delete, and what
+    /// removed them as far as gallring can tell, observed between the previous complete
+    /// listing (`since`) and this record: the evidence neither S3 nor CloudTrail gives.
+    #[serde(rename_all = "camelCase")]
+    ObjectsGoneObserved {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<DateTime<Utc>>,
+        objects: Vec<GoneObject>,
+    },
+}
+
+/// A version that disappeared between two listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoneObject {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub cause: GoneCause,
+    /// Its `gallring.io/retention` tag when last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The gallring lifecycle rule that matches that tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// Who removed a version gallring did not delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GoneCause {
+    /// It carried an `expire-<N>d` tag and at least N days had passed since its creation: a
+    /// lifecycle rule expired it.
+    Lifecycle,
+    /// Anything else: no expiry tag, or gone before its tag allowed (someone deleted it).
+    Others,
 }
 
 /// One line of a segment.
@@ -304,6 +342,7 @@ impl JournalState {
                     );
                 }
             }
+            Fact::ObjectsGoneObserved { .. } => {}
             Fact::WithdrawalsObserved { objects } => {
                 for o in objects {
                     let id = VersionRef {
