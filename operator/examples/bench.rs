@@ -233,7 +233,7 @@ async fn main() -> std::process::ExitCode {
             let holds = if args.hold_keys == 0 {
                 vec![]
             } else {
-                let step = (args.count / args.hold_keys).max(1);
+                let step = args.count.checked_div(args.hold_keys).unwrap_or(1).max(1);
                 let keys = (0..args.hold_keys)
                     .map(|j| {
                         let i = j * step;
