@@ -18,6 +18,7 @@
 //! - `faults/cases.rs`: the cases of issue 8, one named test each.
 //! - `faults/trust.rs`: the cases of README "Trust and time" (re-uploads, holds added and
 //!   clocks off mid-pass, withdrawals, unreadable tags, lost or refused delete batches).
+//! - `faults/explain.rs`: `gallring explain` on a kept, a held and a deleted recording.
 //! - `faults/selftest.rs`: the proxy forwards byte for byte; the checker reports each kind of
 //!   damage it guards against.
 //!
@@ -46,6 +47,8 @@ mod world;
 mod cases;
 #[path = "faults/chaos.rs"]
 mod chaos;
+#[path = "faults/explain.rs"]
+mod explain;
 #[path = "faults/selftest.rs"]
 mod selftest;
 #[path = "faults/trust.rs"]

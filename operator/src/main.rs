@@ -41,6 +41,25 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Why one recording is still in the bucket (kind, purposes, deadline and its rule, holds
+    /// and floors, its tag and the lifecycle rule that expires it), or when and by whom it was
+    /// removed, from gallring's journal. Read-only. Credentials: the default AWS chain.
+    Explain {
+        /// A manifest file or a directory of *.yaml files.
+        #[arg(long, short = 'm')]
+        manifests: PathBuf,
+        /// The object key.
+        key: String,
+        /// Which RecordingBucket (`name` or `namespace/name`) when the manifests hold several.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// A version id (versioned buckets); default: the latest version.
+        #[arg(long)]
+        version_id: Option<String>,
+        /// The moment to explain for (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+    },
     /// Reconcile every RecordingBucket in the manifests against its S3 store, on each bucket's
     /// scan interval, serving /metrics, /healthz and /readyz. Credentials come from the
     /// default AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, web identity).
@@ -259,6 +278,31 @@ fn main() -> ExitCode {
             index_dir,
             json_logs,
         ),
+        Command::Explain {
+            manifests,
+            key,
+            bucket,
+            version_id,
+            at,
+        } => {
+            let now = at.unwrap_or_else(Utc::now);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(WORKER_STACK)
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))
+                .and_then(|rt| {
+                    rt.block_on(gallring::cli::explain::run(
+                        &manifests,
+                        bucket.as_deref(),
+                        &key,
+                        version_id.as_deref(),
+                        now,
+                    ))
+                    .map_err(|e| e.to_string())
+                })
+                .and_then(|text| write_stdout(&text))
+        }
         Command::Crd => api::crds_yaml()
             .map_err(|e| format!("cannot render CRDs: {e}"))
             .and_then(|y| write_stdout(&y)),

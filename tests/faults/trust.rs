@@ -303,6 +303,9 @@ async fn a_withdrawal_tag_written_by_someone_else_takes_effect_only_after_it_is_
         "withdrawal",
         Options {
             consent: true,
+            // A tag someone else writes without changing the object is read at the latest
+            // after verifyInterval (the index answers until then): here, at the next pass.
+            verify_every_pass: true,
             ..Options::default()
         },
     )

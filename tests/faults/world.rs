@@ -258,6 +258,9 @@ pub struct Options {
     /// The policy also has the withdrawable purpose `quality` (consent): audio tagged
     /// `consent=given` is kept [`super::model::QUALITY_DAYS`] days unless consent is withdrawn.
     pub consent: bool,
+    /// `verifyInterval: PT1S`: every pass reads every object's tags again (the index decides
+    /// nothing from memory), for cases about tags someone else writes.
+    pub verify_every_pass: bool,
 }
 
 /// The scenario: bucket, proxy, manifests, model, checker and counts.
@@ -450,6 +453,14 @@ impl Scenario {
             )
         } else {
             (POLICY.to_string(), BUCKET.to_string())
+        };
+        let bucket = if self.options.verify_every_pass {
+            bucket.replace(
+                "  scanInterval: PT1S\n",
+                "  scanInterval: PT1S\n  verifyInterval: PT1S\n",
+            )
+        } else {
+            bucket
         };
         std::fs::write(dir.join("policy.yaml"), policy).expect("policy manifest");
         std::fs::write(

@@ -1,4 +1,5 @@
 //! Command implementations shared by the binary and tests.
 
+pub mod explain;
 pub mod plan;
 pub mod run;

@@ -75,6 +75,15 @@ fn interval(d: IsoDuration) -> Duration {
 }
 
 fn settings(b: &CompiledBucket, opts: &RunOptions) -> S3Settings {
+    store_settings(b, opts.max_attempts, opts.request_timeout)
+}
+
+/// How the standalone commands reach a bucket's store (default AWS credential chain).
+pub fn store_settings(
+    b: &CompiledBucket,
+    max_attempts: u32,
+    request_timeout: Duration,
+) -> S3Settings {
     let s3 = &b.spec.s3;
     if s3.credentials.is_some() {
         warn!(
@@ -88,8 +97,8 @@ fn settings(b: &CompiledBucket, opts: &RunOptions) -> S3Settings {
         region: s3.region.clone(),
         force_path_style: s3.force_path_style,
         static_credentials: None,
-        max_attempts: opts.max_attempts,
-        request_timeout: opts.request_timeout,
+        max_attempts,
+        request_timeout,
     }
 }
 

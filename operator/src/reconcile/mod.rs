@@ -321,7 +321,7 @@ impl ObjectOutcome {
     }
 }
 
-fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
+pub(crate) fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
     // Tags are always read in the main pass; for the linking pass only when holds or ids use them.
     matches!(rules.recording_id, Some(RecordingIdSource::Tag(_)))
         || holds
@@ -329,7 +329,7 @@ fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
             .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
 }
 
-async fn fetch_object<S: ObjectStore>(
+pub(crate) async fn fetch_object<S: ObjectStore>(
     store: &S,
     rules: &BucketRules,
     listed: &crate::store::ListedObject,
@@ -1536,7 +1536,7 @@ fn version_ref(p: &ObjectPlan) -> VersionRef {
 /// What the engine plans with: the object as listed, but with the creation time gallring first
 /// saw and only the withdrawals the journal holds (tags others can write never shorten
 /// retention on their own). Also the withdrawal the tag asks for that is not journaled yet.
-fn trusted_view(
+pub(crate) fn trusted_view(
     obj: &ObjectInfo,
     listed: &crate::store::ListedObject,
     journal: &JournalState,
@@ -1571,7 +1571,7 @@ fn trusted_view(
 }
 
 /// Keys of gallring's own state (the journal) in the bucket: never classified or counted.
-fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
+pub(crate) fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
     prefix.is_some_and(|p| key.starts_with(p))
 }
 
@@ -1619,7 +1619,7 @@ fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<F
 /// The holds the engine plans with: the host's holds in effect, plus every released hold from
 /// the journal whose floor has not yet passed. A hold the host marks released counts as
 /// released only once the journal says so (or when nothing is written, in Observe mode).
-fn engine_holds(
+pub(crate) fn engine_holds(
     state: &JournalState,
     host: Vec<Hold>,
     policy: &Policy,

@@ -1,0 +1,409 @@
+//! `gallring explain KEY`: why one recording is still there (kind, purposes, deadline and the
+//! rule that sets it, holds and floors, the tag and the lifecycle rule that will expire it), or,
+//! when it is gone, when and by whom, from the journal. Read-only: it never writes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::input::CompiledBucket;
+use crate::reconcile::{engine_holds, fetch_object, is_state_key, needs_tags, trusted_view};
+use crate::retention::lifecycle::{self, LifecycleRule};
+use crate::retention::{Decision, HoldLinker, ObjectInfo, Planner, RETENTION_TAG};
+use crate::state::journal::{Fact, Journal, JournalError, Record};
+use crate::store::{ListedObject, ObjectId, ObjectStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error(transparent)]
+    Plan(#[from] crate::cli::plan::PlanError),
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error("cannot set up metrics: {0}")]
+    Registry(#[from] prometheus::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("journal segment {key} line {line}: {message}")]
+    Segment {
+        key: String,
+        line: usize,
+        message: String,
+    },
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Every journal record that names `key`, oldest first, as `(at, what)`.
+async fn journal_lines<J: ObjectStore>(
+    state: &J,
+    prefix: &str,
+    key: &str,
+) -> Result<Vec<(DateTime<Utc>, String)>, ExplainError> {
+    let segments = format!("{prefix}journal/");
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = state.list_page(Some(&segments), false, token, 1000).await?;
+        for o in &page.objects {
+            let Some(body) = state.get_object(&o.key).await? else {
+                continue;
+            };
+            for (i, line) in String::from_utf8_lossy(&body).lines().enumerate() {
+                let r: Record = serde_json::from_str(line).map_err(|e| ExplainError::Segment {
+                    key: o.key.clone(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })?;
+                if let Some(what) = describe_fact(&r.fact, key) {
+                    out.push((r.at, format!("{what} (record {})", r.seq)));
+                }
+            }
+        }
+        token = page.next;
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+fn version(v: &Option<String>) -> String {
+    v.as_deref()
+        .map(|v| format!(" version {v}"))
+        .unwrap_or_default()
+}
+
+/// What a fact says about `key`, if anything.
+fn describe_fact(fact: &Fact, key: &str) -> Option<String> {
+    let mine = |k: &str| k == key;
+    match fact {
+        Fact::ObjectsFirstSeen { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            format!(
+                "first seen{}: created {}",
+                version(&o.version_id),
+                ts(o.last_modified)
+            )
+        }),
+        Fact::DeletionsIntended { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            format!(
+                "deletion intended{} by gallring: {}",
+                version(&o.version_id),
+                o.reason
+            )
+        }),
+        Fact::DeletionsConfirmed { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            format!(
+                "deleted by gallring{} (the store confirmed)",
+                version(&o.version_id)
+            )
+        }),
+        Fact::LegalHoldsSet { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            format!(
+                "Object Lock legal hold set by gallring{}",
+                version(&o.version_id)
+            )
+        }),
+        Fact::LegalHoldsLifted { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            format!(
+                "Object Lock legal hold lifted by gallring{}",
+                version(&o.version_id)
+            )
+        }),
+        Fact::WithdrawalsObserved { objects } => objects.iter().find(|o| mine(&o.key)).map(|o| {
+            let purposes: Vec<&str> = o.purposes.iter().map(String::as_str).collect();
+            format!("consent withdrawn for {}", purposes.join(", "))
+        }),
+        Fact::ObjectsGoneObserved { since, objects } => {
+            objects.iter().find(|o| mine(&o.key)).map(|o| {
+                let window = since
+                    .map(|s| format!(" since {}", ts(s)))
+                    .unwrap_or_default();
+                let by = match (o.cause, &o.rule) {
+                    (crate::state::journal::GoneCause::Lifecycle, Some(r)) => {
+                        format!("expired by lifecycle rule {r}")
+                    }
+                    (crate::state::journal::GoneCause::Lifecycle, None) => {
+                        "expired by a lifecycle rule".to_string()
+                    }
+                    (crate::state::journal::GoneCause::Others, _) => {
+                        "removed by someone other than gallring".to_string()
+                    }
+                };
+                let tag = o
+                    .tag
+                    .as_deref()
+                    .map(|t| format!(", last tag {RETENTION_TAG}={t}"))
+                    .unwrap_or_default();
+                format!("gone{}{window}: {by}{tag}", version(&o.version_id))
+            })
+        }
+        Fact::ObjectsGone { .. } | Fact::HoldApplied(_) | Fact::HoldReleased { .. } => None,
+    }
+}
+
+/// The lifecycle rule gallring compiles for a tag value, if any.
+fn rule_for<'a>(rules: &'a [LifecycleRule], tag: &str) -> Option<&'a LifecycleRule> {
+    rules.iter().find(|r| {
+        r.tag
+            .as_ref()
+            .is_some_and(|(k, v)| k == RETENTION_TAG && v == tag)
+    })
+}
+
+/// Explains `key` (the latest version, or `version_id`) of bucket `b` as of `now`.
+pub async fn explain<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    b: &CompiledBucket,
+    key: &str,
+    version_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, ExplainError> {
+    let journal = Journal::load(state, &b.state.prefix).await?;
+    let js = journal.state();
+    let info = store.bucket_info().await?;
+    let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
+    let holds = engine_holds(js, b.holds.clone(), &b.policy, b.rules.grace, now, true);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<11} {key}", "key");
+    let _ = writeln!(out, "{:<11} {} ({})", "bucket", b.key, store.bucket());
+
+    // The listing gives the version and its LastModified to the millisecond; linking holds to
+    // recording ids needs the bucket's (or the prefix's) objects, as a pass does.
+    let with_tags = needs_tags(&b.rules, &holds);
+    let mut linker = HoldLinker::new(&b.rules, holds.clone());
+    let mut found: Option<ListedObject> = None;
+    let mut token = None;
+    loop {
+        let page = store
+            .list_page(b.rules.prefix.as_deref(), info.versioned, token, 1000)
+            .await?;
+        for o in page
+            .objects
+            .iter()
+            .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
+        {
+            if o.key == key
+                && match version_id {
+                    Some(v) => o.version_id.as_deref() == Some(v),
+                    None => o.is_latest,
+                }
+            {
+                found = Some(o.clone());
+            }
+            if let Ok(obj) = fetch_object(store, &b.rules, o, with_tags).await {
+                linker.observe(&obj);
+            }
+        }
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    let records = journal_lines(state, &b.state.prefix, key).await?;
+    let Some(listed) = found else {
+        let _ = writeln!(out, "{:<11} no: not in the bucket now", "present");
+        if records.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<11} gallring's journal has no record of this key (never listed by a pass, or outside the governed prefix)",
+                "history"
+            );
+        }
+        render_records(&mut out, &records);
+        return Ok(out);
+    };
+    let linked = linker.finish();
+    let planner = Planner::new(&b.policy, &b.rules, &linked, now);
+    let obj: ObjectInfo = fetch_object(store, &b.rules, &listed, true).await?;
+    let (view, pending) = trusted_view(&obj, &listed, js);
+    let plan = planner.plan(&view);
+    let _ = writeln!(
+        out,
+        "{:<11} yes{}: {} bytes, created {}{}",
+        "present",
+        version(&listed.version_id),
+        listed.size,
+        ts(view.last_modified),
+        if view.last_modified < listed.last_modified {
+            " (as gallring first saw it; LastModified has moved since)"
+        } else {
+            ""
+        }
+    );
+    match (&plan.kind, &plan.rule) {
+        (Some(kind), Some(rule)) => {
+            let _ = writeln!(out, "{:<11} {kind} (classify rule {rule})", "kind");
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "{:<11} none: no classify rule matches (never deleted)",
+                "kind"
+            );
+        }
+    }
+    if !plan.purposes.is_empty() {
+        let purposes: Vec<String> = plan
+            .purposes
+            .iter()
+            .map(|p| {
+                let keep = plan
+                    .kind
+                    .as_ref()
+                    .and_then(|k| b.policy.purposes.get(p)?.retain.get(k))
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                format!("{p}{keep}")
+            })
+            .collect();
+        let _ = writeln!(out, "{:<11} {}", "purposes", purposes.join(", "));
+    }
+    if let Some(r) = plan.recorded_at {
+        let _ = writeln!(out, "{:<11} {}", "recorded", ts(r));
+    }
+    let decision = match plan.decision {
+        Decision::Keep => "keep",
+        Decision::Held => "held",
+        Decision::Delete => "delete",
+        Decision::Unclassified => "unclassified",
+    };
+    let _ = writeln!(out, "{:<11} {decision}: {}", "decision", plan.reason);
+    if let Some(d) = plan.deadline {
+        let _ = writeln!(out, "{:<11} {}", "deadline", ts(d));
+    }
+    if !plan.holds.is_empty() {
+        let _ = writeln!(out, "{:<11} {}", "holds", plan.holds.join(", "));
+    }
+    if let Some(floor) = plan.keep_until {
+        let _ = writeln!(
+            out,
+            "{:<11} kept at least until {} (released holds)",
+            "floor",
+            ts(floor)
+        );
+    }
+    if let Some(p) = pending {
+        let purposes: Vec<&str> = p.purposes.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "{:<11} the object's tag asks to withdraw {}: not journaled yet, effective from the pass after the next",
+            "withdrawal",
+            purposes.join(", ")
+        );
+    }
+    let current = obj.tags.get(RETENTION_TAG).cloned();
+    let rules = lifecycle::compile(&b.policy, &b.rules, info.versioned, 0).unwrap_or_default();
+    match (&current, &plan.tag) {
+        (Some(t), _) => {
+            let expiry = match (lifecycle::parse_expire_tag(t), rule_for(&rules, t)) {
+                (Some(days), Some(r)) => format!(
+                    ": lifecycle rule {} expires it {days} days after creation, about {}",
+                    r.id,
+                    ts(view.last_modified + chrono::Duration::days(i64::from(days)))
+                ),
+                (Some(_), None) => ": no gallring lifecycle rule matches it now".to_string(),
+                (None, _) if t == lifecycle::OPERATOR_TAG_VALUE => {
+                    ": no lifecycle rule matches it; gallring deletes it itself when due"
+                        .to_string()
+                }
+                (None, _) if t == lifecycle::HELD_TAG_VALUE => {
+                    ": no lifecycle rule matches it while it is held".to_string()
+                }
+                (None, _) => ": no lifecycle rule matches it".to_string(),
+            };
+            let _ = writeln!(out, "{:<11} {RETENTION_TAG}={t}{expiry}", "tag");
+            if plan.tag.as_ref().is_some_and(|want| want != t) {
+                let _ = writeln!(
+                    out,
+                    "{:<11} the next pass writes {RETENTION_TAG}={}",
+                    "",
+                    plan.tag.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        (None, Some(want)) => {
+            let _ = writeln!(
+                out,
+                "{:<11} none yet; the next pass writes {RETENTION_TAG}={want}",
+                "tag"
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(out, "{:<11} none", "tag");
+        }
+    }
+    if info.object_lock {
+        let id = ObjectId {
+            key: listed.key.clone(),
+            version_id: listed.version_id.clone(),
+        };
+        let on = store.get_legal_hold(&id).await?;
+        let whose = if js.set_by_gallring(&id) {
+            "set by gallring"
+        } else if on {
+            "set by someone else: gallring never lifts it"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<11} {}{}",
+            "legal hold",
+            if on { "on" } else { "off" },
+            if whose.is_empty() {
+                String::new()
+            } else {
+                format!(" ({whose})")
+            }
+        );
+    }
+    render_records(&mut out, &records);
+    Ok(out)
+}
+
+fn render_records(out: &mut String, records: &[(DateTime<Utc>, String)]) {
+    let mut first = true;
+    // Grouped by time, oldest first.
+    let mut by_time: BTreeMap<DateTime<Utc>, Vec<&str>> = BTreeMap::new();
+    for (at, what) in records {
+        by_time.entry(*at).or_default().push(what);
+    }
+    for (at, whats) in by_time {
+        for what in whats {
+            let label = if first { "journal" } else { "" };
+            first = false;
+            let _ = writeln!(out, "{label:<11} {} {what}", ts(at));
+        }
+    }
+}
+
+/// The host side: the bucket from the manifests, its store (and state store) reached with the
+/// default AWS credential chain, as `gallring run` does.
+pub async fn run(
+    manifests: &std::path::Path,
+    bucket: Option<&str>,
+    key: &str,
+    version_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, ExplainError> {
+    use crate::store::s3::S3Store;
+    let compiled = crate::input::Manifests::load(manifests)?.compile()?;
+    let b = crate::cli::plan::select_bucket(compiled, bucket)?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
+    let settings = crate::cli::run::store_settings(&b, 4, std::time::Duration::from_secs(30));
+    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
+    match &b.state.bucket {
+        Some(name) => {
+            let mut s = settings;
+            s.bucket = name.clone();
+            let state = S3Store::connect(s, metrics).await;
+            explain(&store, &state, &b, key, version_id, now).await
+        }
+        None => explain(&store, &store, &b, key, version_id, now).await,
+    }
+}
