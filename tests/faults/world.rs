@@ -766,6 +766,34 @@ impl Drop for Guard {
     }
 }
 
+/// A finished scenario takes its bucket off RGW's lifecycle list: RGW's one lifecycle worker
+/// walks every bucket with a configuration, and dozens of finished scenarios would delay the
+/// lifecycle cases of the other suites (tests/s3_reconcile.rs) past their deadline. Best
+/// effort: the bucket and its objects stay for inspection.
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        // A client of its own on a runtime of its own: the test's runtime may be gone.
+        let bucket = self.bucket.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let s3 = S3Store::sdk_client(Some(endpoint())).await;
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    s3.delete_bucket_lifecycle().bucket(&bucket).send(),
+                )
+                .await
+                .ok()?
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
 fn hold_manifest(h: &HoldDef) -> String {
     let list = |items: &[String]| {
         items
