@@ -39,7 +39,8 @@ du_index="$(du -sk "$index" | cut -f1)"
 # start of the pass until the hold-first step has protected them (before the listing).
 holds=()
 for h in 1 100 1000; do
-  holds+=("${h}:$(run pass --index-dir "$index" --hold-keys "$h" --count "$n" | head -1)")
+  out="$(run pass --index-dir "$index" --hold-keys "$h" --count "$n")"
+  holds+=("${h}:${out%%$'\n'*}")
 done
 
 printf '\nN=%s objects, concurrency %s, Ceph RGW on loopback, release build\n\n' "$n" "$conc"
