@@ -671,9 +671,11 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         // Decided from the index where it can be (see `cache`); the rest is read. The entries
         // of objects about to be read (and perhaps written) are dropped first, so that a crash
         // mid-page never leaves an entry that disagrees with tags written after it.
+        // With a hold by tag no object is decided from the index, but the index is kept in
+        // step all the same.
         let mut outcomes: Vec<ObjectOutcome> = Vec::new();
         let mut to_read: Vec<(crate::store::ListedObject, Option<cache::Lookup>)> = Vec::new();
-        match index {
+        match config.index.as_ref() {
             Some(ix) => {
                 let entries = cache::entries_for(&ix.index, &objects, &mut report.index);
                 let mut stale = Vec::new();
@@ -682,7 +684,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                     let lookup = cache::lookup(e.as_ref(), &o, rules, early, ix.verify_interval);
                     let hit = e
                         .as_ref()
-                        .filter(|_| lookup == cache::Lookup::Fresh)
+                        .filter(|_| index.is_some() && lookup == cache::Lookup::Fresh)
                         .and_then(|e| {
                             cached_outcome(&planner, journal.state(), info.object_lock, e, &o)
                         });
@@ -778,7 +780,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 )
                 .await?;
         }
-        if let Some(ix) = index {
+        if let Some(ix) = config.index.as_ref() {
             // The store's clock after this page's writes (its `Date` has whole seconds): a
             // `LastModified` they moved is no later.
             let written_before = store
