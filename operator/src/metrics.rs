@@ -64,6 +64,10 @@ pub struct Metrics {
 
 const BUCKET: &[&str] = &["namespace", "bucket"];
 
+/// Label values of `gallring_objects_gone_total{cause}` and `gallring_index_objects{source}`.
+const GONE_CAUSES: [&str; 2] = ["lifecycle", "others"];
+const INDEX_SOURCES: [&str; 4] = ["hit", "verified", "changed", "read_for_writes"];
+
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(g.clone()))?;
@@ -354,10 +358,10 @@ impl Metrics {
                 .with_label_values(&[namespace, bucket, kind])
                 .inc_by(*n);
         }
-        for (cause, n) in [
-            ("lifecycle", report.gone_by_lifecycle),
-            ("others", report.gone_by_others),
-        ] {
+        for (cause, n) in GONE_CAUSES
+            .into_iter()
+            .zip([report.gone_by_lifecycle, report.gone_by_others])
+        {
             self.gone
                 .with_label_values(&[namespace, bucket, cause])
                 .inc_by(n);
@@ -386,12 +390,11 @@ impl Metrics {
             .with_label_values(&b)
             .set(i64::from(report.deletes_blocked.is_some()));
         let ix = &report.index;
-        for (source, n) in [
-            ("hit", ix.hits),
-            ("verified", ix.verified),
-            ("changed", ix.changed),
-            ("read_for_writes", ix.read_for_writes),
-        ] {
+        for (source, n) in
+            INDEX_SOURCES
+                .into_iter()
+                .zip([ix.hits, ix.verified, ix.changed, ix.read_for_writes])
+        {
             self.index_objects
                 .with_label_values(&[namespace, bucket, source])
                 .set(clamp(n));
@@ -484,10 +487,10 @@ impl Metrics {
         let _ = self.dangerous_rules.remove_label_values(&b);
         let _ = self.unknown_objects.remove_label_values(&b);
         let _ = self.deletions_blocked.remove_label_values(&b);
-        for cause in ["lifecycle", "others"] {
+        for cause in GONE_CAUSES {
             let _ = self.gone.remove_label_values(&[namespace, bucket, cause]);
         }
-        for source in ["hit", "verified", "changed", "read_for_writes"] {
+        for source in INDEX_SOURCES {
             let _ = self
                 .index_objects
                 .remove_label_values(&[namespace, bucket, source]);

@@ -1086,6 +1086,18 @@ fn with_index(ix: &std::sync::Arc<crate::state::index::Index>, days: i64) -> Pas
     }
 }
 
+/// A pass with the shared index `ix` and a verification interval of `days`.
+async fn warm(
+    s: &MemoryStore,
+    ix: &std::sync::Arc<crate::state::index::Index>,
+    enforcement: Enforcement,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+    days: i64,
+) -> PassReport {
+    pass_with(s, enforcement, holds, now, with_index(ix, days)).await
+}
+
 fn new_index() -> std::sync::Arc<crate::state::index::Index> {
     std::sync::Arc::new(crate::state::index::Index::in_memory().expect("in-memory index"))
 }
@@ -1106,25 +1118,11 @@ fn object_reads(ops: &[Operation]) -> usize {
 async fn a_steady_pass_with_an_index_reads_no_object() {
     let s = seeded();
     let ix = new_index();
-    let cold = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&ix, 7),
-    )
-    .await;
+    let cold = warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
     assert_eq!(cold.index.changed, 4, "{:?}", cold.index);
     assert_eq!(cold.tags_written, 3);
     s.clear_requests();
-    let warm = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        with_index(&ix, 7),
-    )
-    .await;
+    let warm = warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 2), 7).await;
     let ops = s.requests();
     assert_eq!(object_reads(&ops), 1, "only the snapshot's HEAD: {ops:?}");
     assert_eq!(writes(&ops), vec![]);
@@ -1138,14 +1136,7 @@ async fn a_steady_pass_with_an_index_reads_no_object() {
 async fn a_tag_changed_behind_gallrings_back_is_read_again_within_the_verify_interval() {
     let s = seeded();
     let ix = new_index();
-    pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&ix, 7),
-    )
-    .await;
+    warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
     // Consent given after the fact: the quality purpose keeps the audio 18 months.
     let id = crate::store::ObjectId {
         key: "audio/r1.wav".into(),
@@ -1159,25 +1150,11 @@ async fn a_tag_changed_behind_gallrings_back_is_read_again_within_the_verify_int
             .and_then(|t| t.get(RETENTION_TAG).cloned())
     };
     // The tag write moved nothing the listing shows: the next day's pass trusts the index.
-    let next_day = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        with_index(&ix, 7),
-    )
-    .await;
+    let next_day = warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 2), 7).await;
     assert_eq!(retention(&s).as_deref(), Some("expire-365d"));
     assert_eq!(next_day.index.hits, 4);
     // Within the interval every object is read again and the change is acted on.
-    let week = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 8),
-        with_index(&ix, 7),
-    )
-    .await;
+    let week = warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 8), 7).await;
     assert_eq!(retention(&s).as_deref(), Some("expire-546d"));
     assert_eq!(week.index.verified, 4, "{:?}", week.index);
     assert_eq!(
@@ -1263,26 +1240,12 @@ async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pas
 async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_pass() {
     let s = seeded();
     let first = new_index();
-    let r = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&first, 7),
-    )
-    .await;
+    let r = warm(&s, &first, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
     assert_eq!(r.index.snapshot_entries, Some(4), "{:?}", r.index);
     // A new leader with an empty disk: warm from the snapshot, no object read.
     let second = new_index();
     s.clear_requests();
-    let r = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        with_index(&second, 7),
-    )
-    .await;
+    let r = warm(&s, &second, Enforcement::Both, vec![], day(2026, 2, 2), 7).await;
     assert_eq!(r.index.restored, 4);
     assert_eq!(r.index.hits, 4);
     assert_eq!(object_reads(&s.requests()), 1, "{:?}", s.requests());
@@ -1290,14 +1253,7 @@ async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_p
     let key = cache::snapshot_key(crate::retention::DEFAULT_STATE_PREFIX);
     delete_key(&s, &key).await;
     let third = new_index();
-    let cold = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        with_index(&third, 7),
-    )
-    .await;
+    let cold = warm(&s, &third, Enforcement::Both, vec![], day(2026, 2, 2), 7).await;
     assert_eq!(cold.index.restored, 0);
     assert_eq!(cold.index.changed, 4);
     assert_eq!(cold.summary, r.summary);
@@ -1314,20 +1270,14 @@ async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_p
 async fn a_hold_is_decided_on_what_the_store_says_now() {
     let s = seeded();
     let ix = new_index();
-    pass_with(
+    warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
+    let r = warm(
         &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&ix, 7),
-    )
-    .await;
-    let r = pass_with(
-        &s,
+        &ix,
         Enforcement::Both,
         vec![complaint_on("r1")],
         day(2026, 2, 2),
-        with_index(&ix, 7),
+        7,
     )
     .await;
     assert_eq!(r.summary.held, 2, "audio and transcript of r1");
@@ -1348,14 +1298,7 @@ async fn a_new_hold_protects_what_the_index_selects_before_the_listing() {
     s.put("text/r1.json", day(2025, 6, 1), 100, &[]);
     s.put("audio/r2.wav", day(2025, 6, 1), 100, &[]);
     let ix = new_index();
-    pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&ix, 7),
-    )
-    .await;
+    warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
     // What the store looked like when the pass reported the hold-first step.
     let seen: std::sync::Mutex<Option<(bool, bool, Option<String>)>> = Default::default();
     let progress = |p: Progress| {
@@ -1400,26 +1343,12 @@ async fn a_new_hold_protects_what_the_index_selects_before_the_listing() {
 async fn a_version_lifecycle_expired_and_one_removed_early_are_told_apart_in_the_journal() {
     let s = seeded();
     let ix = new_index();
-    pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        with_index(&ix, 400),
-    )
-    .await;
+    warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 400).await;
     // A year on, lifecycle expires audio/r1 (expire-365d from 2026-01-10); someone deletes
     // audio/r2 (expire-546d) early.
     delete_key(&s, "audio/r1.wav").await;
     delete_key(&s, "audio/r2.wav").await;
-    let r = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2027, 1, 12),
-        with_index(&ix, 400),
-    )
-    .await;
+    let r = warm(&s, &ix, Enforcement::Both, vec![], day(2027, 1, 12), 400).await;
     assert_eq!(
         (r.gone_by_lifecycle, r.gone_by_others),
         (1, 1),
