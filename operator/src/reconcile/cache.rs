@@ -23,8 +23,6 @@ use crate::store::{ListedObject, ObjectId, ObjectStore};
 pub const DEFAULT_VERIFY_INTERVAL_DAYS: i64 = 7;
 /// The default minimum time between two snapshots of the index to the state location.
 pub const DEFAULT_SNAPSHOT_INTERVAL_MINUTES: i64 = 60;
-/// Entries read per step when the index is swept after a complete listing.
-const SWEEP_BATCH: usize = 1000;
 
 /// What the index did in one pass (all zero without an index).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -230,54 +228,116 @@ fn decision_label(d: Decision) -> &'static str {
     }
 }
 
-/// The entries of one listing page, in its order (`None` where the index has none or failed).
-pub(super) fn entries_for(
-    index: &Index,
-    objects: &[ListedObject],
-    report: &mut IndexReport,
-) -> Vec<Option<Entry>> {
-    objects
-        .iter()
-        .map(|o| match index.get(&o.key, o.version_id.as_deref()) {
-            Ok(e) => e,
-            Err(e) => {
-                report.error(&e);
-                None
-            }
-        })
-        .collect()
+/// The keys a listing has shown completely so far, page by page: the merge-joins that find
+/// versions gone (from the index, from the journal's memory) compare only complete keys,
+/// because a version listing can split one key's versions over two pages.
+#[derive(Debug, Default)]
+pub(super) struct Coverage {
+    /// The last key listed so far and its versions listed so far (it may go on next page).
+    open: Option<(String, Vec<Option<String>>)>,
 }
 
-/// Drops every entry whose version the complete listing did not show (deleted by gallring,
-/// by a lifecycle rule or by others, or outside the governed prefix now).
-pub(super) fn sweep(index: &Index, listed: &HashSet<VersionRef>) -> Result<Vec<Entry>, IndexError> {
-    let mut after: Option<(String, Option<String>)> = None;
-    let mut swept = Vec::new();
-    loop {
-        let batch = index.scan_after(
-            after.as_ref().map(|(k, v)| (k.as_str(), v.as_deref())),
-            SWEEP_BATCH,
-        )?;
-        let Some(last) = batch.last() else {
-            return Ok(swept);
+/// What one page completed: every key at or after `from` (from the start with `None`) and
+/// before `until` (to the end with `None`) has been listed in full, as `listed`.
+#[derive(Debug)]
+pub(super) struct Window {
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub listed: HashSet<VersionRef>,
+}
+
+impl Window {
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.from.as_deref().is_none_or(|f| key >= f)
+            && self.until.as_deref().is_none_or(|u| key < u)
+    }
+
+    /// A version whose key this window completed and that the listing did not show.
+    pub fn gone(&self, v: &VersionRef) -> bool {
+        self.contains_key(&v.key) && !self.listed.contains(v)
+    }
+}
+
+impl Coverage {
+    /// The window a page completes (`objects` in listing order; `last` for the final page).
+    pub fn next(&mut self, objects: &[ListedObject], last: bool) -> Window {
+        let (from, carried) = match self.open.take() {
+            Some((k, versions)) => (Some(k), versions),
+            None => (None, Vec::new()),
         };
-        after = Some((last.key.clone(), last.version_id.clone()));
-        let gone: Vec<Entry> = batch
+        let mut listed: HashSet<VersionRef> = carried
             .into_iter()
-            .filter(|e| {
-                !listed.contains(&VersionRef {
-                    key: e.key.clone(),
-                    version_id: e.version_id.clone(),
+            .filter_map(|version_id| {
+                Some(VersionRef {
+                    key: from.clone()?,
+                    version_id,
                 })
             })
             .collect();
-        let ids: Vec<(String, Option<String>)> = gone
+        listed.extend(objects.iter().map(|o| VersionRef {
+            key: o.key.clone(),
+            version_id: o.version_id.clone(),
+        }));
+        if last {
+            return Window {
+                from,
+                until: None,
+                listed,
+            };
+        }
+        // The page's last key may go on: it stays open. An empty page completes nothing.
+        let until = objects
+            .last()
+            .map(|o| o.key.clone())
+            .or_else(|| from.clone())
+            .unwrap_or_default();
+        let open_versions: Vec<Option<String>> = listed
             .iter()
-            .map(|e| (e.key.clone(), e.version_id.clone()))
+            .filter(|v| v.key == until)
+            .map(|v| v.version_id.clone())
             .collect();
-        index.remove_many(&ids)?;
-        swept.extend(gone);
+        listed.retain(|v| v.key < until);
+        self.open = Some((until.clone(), open_versions));
+        Window {
+            from,
+            until: Some(until),
+            listed,
+        }
     }
+}
+
+/// The entries of one listing page (`None` where the index has none), read in one range with
+/// the page's window, and the entries of versions the window completed without listing them
+/// (gone: deleted by gallring, by a lifecycle rule or by others, or outside the governed
+/// prefix now).
+pub(super) fn join_page(
+    index: &Index,
+    objects: &[ListedObject],
+    window: &Window,
+) -> Result<(Vec<Option<Entry>>, Vec<Entry>), IndexError> {
+    let through = match &window.until {
+        None => None,
+        Some(u) => Some(objects.last().map_or(u.as_str(), |o| o.key.as_str())),
+    };
+    let mut found: std::collections::HashMap<(String, Option<String>), Entry> =
+        std::collections::HashMap::with_capacity(objects.len());
+    let mut gone = Vec::new();
+    index.for_each_between(window.from.as_deref(), through, |e| {
+        let id = VersionRef {
+            key: e.key.clone(),
+            version_id: e.version_id.clone(),
+        };
+        if window.gone(&id) {
+            gone.push(e);
+        } else {
+            found.insert((id.key, id.version_id), e);
+        }
+    })?;
+    let entries = objects
+        .iter()
+        .map(|o| found.remove(&(o.key.clone(), o.version_id.clone())))
+        .collect();
+    Ok((entries, gone))
 }
 
 /// What removed a version gallring did not delete, from what it last knew of it.
@@ -363,6 +423,132 @@ pub(super) async fn snapshot_if_stale<J: ObjectStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(key: &str, version: Option<&str>) -> ListedObject {
+        ListedObject {
+            key: key.into(),
+            version_id: version.map(str::to_string),
+            last_modified: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            size: 1,
+            delete_marker: false,
+            is_latest: true,
+            etag: Some("e".into()),
+        }
+    }
+
+    fn vref(key: &str, version: Option<&str>) -> VersionRef {
+        VersionRef {
+            key: key.into(),
+            version_id: version.map(str::to_string),
+        }
+    }
+
+    /// Pages of a version listing where `b`'s versions span three pages (one of them holds
+    /// nothing else), and an empty page: every remembered version is judged exactly once,
+    /// gone only when its key was completed without it.
+    #[test]
+    fn windows_judge_each_key_once_and_only_when_complete() {
+        let pages: Vec<Vec<ListedObject>> = vec![
+            vec![listed("a", Some("1")), listed("b", Some("3"))],
+            vec![listed("b", Some("2"))],
+            vec![],
+            vec![listed("b", Some("1")), listed("d", Some("1"))],
+            vec![listed("f", Some("1"))],
+        ];
+        let remembered = [
+            vref("0", Some("1")), // before the first listed key: gone
+            vref("a", Some("1")),
+            vref("a", Some("0")), // an older version of a listed key: gone
+            vref("b", Some("1")), // listed on the fourth page
+            vref("b", Some("3")),
+            vref("c", Some("1")), // between two listed keys: gone
+            vref("d", Some("1")),
+            vref("e", None),      // between the last two pages: gone
+            vref("g", Some("1")), // after the last listed key: gone
+        ];
+        let mut coverage = Coverage::default();
+        let mut judged: Vec<(VersionRef, bool)> = Vec::new();
+        let last = pages.len() - 1;
+        for (i, page) in pages.iter().enumerate() {
+            let w = coverage.next(page, i == last);
+            for v in remembered.iter().filter(|v| w.contains_key(&v.key)) {
+                judged.push((v.clone(), w.gone(v)));
+            }
+        }
+        let gone: Vec<&VersionRef> = judged.iter().filter(|(_, g)| *g).map(|(v, _)| v).collect();
+        assert_eq!(
+            gone,
+            vec![
+                &vref("0", Some("1")),
+                &vref("a", Some("0")),
+                &vref("c", Some("1")),
+                &vref("e", None),
+                &vref("g", Some("1"))
+            ]
+        );
+        // Each remembered version was judged by exactly one window.
+        assert_eq!(judged.len(), remembered.len());
+    }
+
+    #[test]
+    fn an_empty_first_page_completes_nothing() {
+        let mut coverage = Coverage::default();
+        let w = coverage.next(&[], false);
+        assert!(!w.contains_key("a") && !w.contains_key(""));
+        let w = coverage.next(&[listed("b", None)], true);
+        assert!(w.gone(&vref("a", None)) && !w.gone(&vref("b", None)));
+    }
+
+    #[test]
+    fn a_page_join_reads_the_entries_and_the_gone_of_its_window() {
+        let index = Index::in_memory().expect("index");
+        let entry = |key: &str| Entry {
+            key: key.into(),
+            version_id: None,
+            etag: Some("e".into()),
+            last_modified: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            size: 1,
+            tags: Default::default(),
+            metadata: Default::default(),
+            recording_id: None,
+            subject: None,
+            decision: "keep".into(),
+            verified_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+            written_before: None,
+        };
+        index
+            .put_many(&["a", "b", "c", "d", "e"].map(entry))
+            .expect("put");
+        let mut coverage = Coverage::default();
+        let page1 = [listed("b", None), listed("c", None)];
+        let (entries, gone) =
+            join_page(&index, &page1, &coverage.next(&page1, false)).expect("join");
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| e.as_ref().map(|e| e.key.as_str()))
+                .collect::<Vec<_>>(),
+            vec![Some("b"), Some("c")]
+        );
+        assert_eq!(
+            gone.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let page2 = [listed("e", None), listed("f", None)];
+        let (entries, gone) =
+            join_page(&index, &page2, &coverage.next(&page2, true)).expect("join");
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| e.as_ref().map(|e| e.key.as_str()))
+                .collect::<Vec<_>>(),
+            vec![Some("e"), None]
+        );
+        assert_eq!(
+            gone.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            vec!["d"]
+        );
+    }
 
     #[test]
     fn the_spread_is_below_half_and_differs_between_keys() {

@@ -233,6 +233,8 @@ pub struct Progress {
     pub protected: u64,
 }
 
+/// Listing pages the lister may run ahead of the pass.
+const LIST_AHEAD: usize = 4;
 const MAX_SAMPLE_ERRORS: usize = 5;
 const MAX_SAMPLE_DELETED: usize = 8;
 
@@ -385,6 +387,83 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<PassReport, PassError> {
     let info = store.bucket_info().await?;
+    // The listing runs ahead of the pass from the start (up to `LIST_AHEAD` pages), beside
+    // the journal's load and the hold-first step: a pass with nothing to do costs about its
+    // listing. Listing is only reading; every decision waits for the journal.
+    let (pages_tx, pages_rx) = futures::channel::mpsc::channel(LIST_AHEAD);
+    let lister = list_ahead(
+        store,
+        rules.prefix.as_deref(),
+        info.versioned,
+        config.page_size,
+        pages_tx,
+    );
+    let pass = pass(
+        store, state, policy, rules, holds, now, config, progress, info, pages_rx,
+    );
+    let ((), report) = futures::join!(lister, pass);
+    report
+}
+
+/// Pages listed ahead of the pass that reads them.
+type PagesRx = futures::channel::mpsc::Receiver<Result<crate::store::Page, StoreError>>;
+
+/// Lists the bucket page by page into `tx`, until the last page, an error (sent too) or the
+/// pass hanging up.
+async fn list_ahead<S: ObjectStore>(
+    store: &S,
+    prefix: Option<&str>,
+    versioned: bool,
+    page_size: i32,
+    mut tx: futures::channel::mpsc::Sender<Result<crate::store::Page, StoreError>>,
+) {
+    use futures::SinkExt;
+    let mut token = None;
+    loop {
+        let page = store.list_page(prefix, versioned, token, page_size).await;
+        let next = page.as_ref().ok().and_then(|p| p.next.clone());
+        let stop = next.is_none();
+        if tx.send(page).await.is_err() || stop {
+            return;
+        }
+        token = next;
+    }
+}
+
+/// The next page the lister sent.
+async fn next_page(
+    rx: &mut PagesRx,
+    store: &impl ObjectStore,
+) -> Result<crate::store::Page, StoreError> {
+    use futures::StreamExt;
+    match rx.next().await {
+        Some(page) => page,
+        // The lister sends until the last page or an error: only a panic ends it before.
+        None => Err(StoreError {
+            bucket: store.bucket().to_string(),
+            operation: crate::store::Operation::ListObjects,
+            key: None,
+            category: ErrorCategory::Other,
+            message: "the listing stopped before its last page".into(),
+            request_id: None,
+        }),
+    }
+}
+
+/// The pass proper, reading the listing from `pages`.
+#[allow(clippy::too_many_arguments)]
+async fn pass<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    policy: &Policy,
+    rules: &BucketRules,
+    holds: Vec<Hold>,
+    now: DateTime<Utc>,
+    config: PassConfig,
+    progress: &(dyn Fn(Progress) + Sync),
+    info: crate::store::BucketInfo,
+    mut listing: PagesRx,
+) -> Result<PassReport, PassError> {
     // The journal's prefix in the recordings bucket, when it is there: never governed.
     let own_prefix = (state.bucket() == store.bucket()).then_some(config.state.prefix.as_str());
     let enforcement = rules.enforcement;
@@ -605,16 +684,20 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     };
     let mut listed = 0u64;
     let mut pages = 0u64;
-    // Every version this pass lists: what the journal remembers of others is dropped after.
-    let mut seen_now: std::collections::HashSet<VersionRef> = std::collections::HashSet::new();
+    // What each page completes of the listing: versions the journal or the index remember
+    // and the listing did not show are gone (acted on once the listing is complete).
+    let mut coverage = cache::Coverage::default();
+    let mut journal_gone: std::collections::BTreeSet<VersionRef> = Default::default();
+    let mut index_gone: Vec<crate::state::index::Entry> = Vec::new();
     // The previous page's deletions, made once the next page is listed: Ceph RGW ends a
     // version listing early when the version its marker names was deleted.
     let mut pending: Vec<Candidate> = Vec::new();
-    let mut token = None;
     loop {
-        let page = store
-            .list_page(prefix, info.versioned, token, config.page_size)
-            .await?;
+        let crate::store::Page {
+            objects: page_objects,
+            next: next_token,
+        } = next_page(&mut listing, store).await?;
+        let last_page = next_token.is_none();
         if !pending.is_empty() {
             deleter
                 .run(
@@ -626,15 +709,19 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
                 .await?;
         }
         pages += 1;
-        listed += page.objects.len() as u64;
-        let next = page.next.clone();
+        listed += page_objects.len() as u64;
         // Owned items keep the futures free of higher-ranked borrows, so the pass stays `Send`.
-        let objects: Vec<crate::store::ListedObject> = page
-            .objects
+        let objects: Vec<crate::store::ListedObject> = page_objects
             .into_iter()
             .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             .collect();
-        seen_now.extend(objects.iter().map(listed_ref));
+        let window = coverage.next(&objects, last_page);
+        journal_gone.extend(
+            forgotten_in(journal.state(), &window)
+                .into_iter()
+                .filter(|v| prefix.is_none_or(|p| v.key.starts_with(p)))
+                .filter(|v| !is_state_key(&v.key, own_prefix)),
+        );
         // Creation times as first seen, durable before any tag write can move them.
         let unseen: Vec<FirstSeen> = objects
             .iter()
@@ -677,7 +764,16 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         let mut to_read: Vec<(crate::store::ListedObject, Option<cache::Lookup>)> = Vec::new();
         match config.index.as_ref() {
             Some(ix) => {
-                let entries = cache::entries_for(&ix.index, &objects, &mut report.index);
+                let entries = match cache::join_page(&ix.index, &objects, &window) {
+                    Ok((entries, gone)) => {
+                        index_gone.extend(gone);
+                        entries
+                    }
+                    Err(e) => {
+                        report.index.error(&e);
+                        vec![None; objects.len()]
+                    }
+                };
                 let mut stale = Vec::new();
                 let mut moved = Vec::new();
                 for (o, e) in objects.into_iter().zip(entries) {
@@ -854,8 +950,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             pages,
             protected: report.protected_ahead,
         });
-        token = next;
-        if token.is_none() {
+        if last_page {
             break;
         }
     }
@@ -866,19 +961,13 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     }
     // The listing was complete: versions the journal remembers that are gone (lifecycle,
     // others) are forgotten, so its state does not grow with every object ever stored.
-    let gone: Vec<VersionRef> = {
-        let state = journal.state();
-        state
-            .first_seen
-            .keys()
-            .chain(state.withdrawals.keys())
-            .filter(|v| prefix.is_none_or(|p| v.key.starts_with(p)))
-            .filter(|v| !is_state_key(&v.key, own_prefix) && !seen_now.contains(*v))
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    };
+    let gone: Vec<VersionRef> = journal_gone
+        .into_iter()
+        .filter(|v| {
+            let state = journal.state();
+            state.first_seen.contains_key(v) || state.withdrawals.contains_key(v)
+        })
+        .collect();
     if writes && !gone.is_empty() {
         if !config.fence.allows() {
             return Err(PassError::Fenced);
@@ -888,15 +977,21 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
             .append(state, early, vec![Fact::ObjectsGone { objects: gone }])
             .await?;
     }
-    // The listing was complete: the index forgets what it did not show, and a new leader
-    // can start from a recent copy of it.
+    // The listing was complete: the index forgets what it did not show (journaled as removed
+    // by lifecycle or by others, when it was governed), and a new leader can start from a
+    // recent copy of it.
     if let Some(ix) = &config.index {
         let since = ix.index.listed_at().unwrap_or(None);
-        match cache::sweep(&ix.index, &seen_now) {
-            Ok(gone) => {
-                report.index.swept = gone.len() as u64;
-                let observed: Vec<crate::state::journal::GoneObject> = gone
+        let ids: Vec<(String, Option<String>)> = index_gone
+            .iter()
+            .map(|e| (e.key.clone(), e.version_id.clone()))
+            .collect();
+        match ix.index.remove_many(&ids) {
+            Ok(()) => {
+                report.index.swept = index_gone.len() as u64;
+                let observed: Vec<crate::state::journal::GoneObject> = index_gone
                     .iter()
+                    .filter(|e| prefix.is_none_or(|p| e.key.starts_with(p)))
                     .map(|e| {
                         let id = VersionRef {
                             key: e.key.clone(),
@@ -957,6 +1052,31 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     report.journal_facts += journal_facts;
     report.deletes_blocked = deletes_blocked;
     Ok(report)
+}
+
+/// Versions the journal remembers (first seen, withdrawn) whose keys `window` completed
+/// without listing them.
+fn forgotten_in(state: &JournalState, window: &cache::Window) -> Vec<VersionRef> {
+    let from = VersionRef {
+        key: window.from.clone().unwrap_or_default(),
+        version_id: None,
+    };
+    let before_until = |v: &&VersionRef| window.until.as_deref().is_none_or(|u| v.key.as_str() < u);
+    state
+        .first_seen
+        .range(from.clone()..)
+        .map(|(v, _)| v)
+        .take_while(before_until)
+        .chain(
+            state
+                .withdrawals
+                .range(from..)
+                .map(|(v, _)| v)
+                .take_while(before_until),
+        )
+        .filter(|v| window.gone(v))
+        .cloned()
+        .collect()
 }
 
 /// Sets the legal holds that objects' handling deferred: the intent is made durable in the

@@ -323,6 +323,45 @@ impl Index {
         Ok(out)
     }
 
+    /// Every entry, in listing order, whose key is at or after `from` and at or before
+    /// `through` (every version of both; `None`: from the start, to the end), handed to `f`
+    /// one at a time in one read transaction: the index side of a merge-join with one
+    /// listing page. A bound with NUL is refused (it cannot be a listed key).
+    pub fn for_each_between(
+        &self,
+        from: Option<&str>,
+        through: Option<&str>,
+        mut f: impl FnMut(Entry),
+    ) -> Result<(), IndexError> {
+        let start = match from {
+            Some(k) => std::ops::Bound::Included(encode_id(k, None)?),
+            None => std::ops::Bound::Unbounded,
+        };
+        let end = match through {
+            // `k`'s versions are `k` 0x00 ...; everything before `k` 0x01 (no stored key has
+            // NUL, so nothing else lies between).
+            Some(k) => {
+                let mut e = encode_id(k, None)?;
+                if let Some(last) = e.last_mut() {
+                    *last = SEP + 1;
+                }
+                std::ops::Bound::Excluded(e)
+            }
+            None => std::ops::Bound::Unbounded,
+        };
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(ENTRIES).map_err(db("open entries"))?;
+        let range = (
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
+        );
+        for item in table.range::<&[u8]>(range).map_err(db("range"))? {
+            let (k, v) = item.map_err(db("range"))?;
+            f(decode(k.value(), v.value())?);
+        }
+        Ok(())
+    }
+
     /// Up to `limit` entries in listing order strictly after the version `after` (from the
     /// start with `None`): resumable over keys with any number of versions, for sweeps.
     pub fn scan_after(

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,6 +23,8 @@ use crate::store::{ObjectId, ObjectStore, StoreError};
 pub const DEFAULT_PREFIX: &str = crate::retention::DEFAULT_STATE_PREFIX;
 /// Fold a checkpoint after this many segments, so a load reads few segments.
 const CHECKPOINT_EVERY: u64 = 32;
+/// Segments fetched at once when the journal is loaded.
+const LOAD_IN_FLIGHT: usize = 8;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A hold selector as recorded (the engine's `HoldSelector`, serialisable).
@@ -552,11 +555,16 @@ impl Journal {
             }
         }
         keys.sort();
-        for key in keys {
-            if journal.last_segment.as_ref().is_some_and(|l| key <= *l) {
-                continue;
-            }
-            let Some(bytes) = store.get_object(&key).await? else {
+        keys.retain(|key| journal.last_segment.as_ref().is_none_or(|l| key > l));
+        // Fetched several at a time (a pass starts with this), folded strictly in order.
+        let mut fetched = futures::stream::iter(keys)
+            .map(|key| async move {
+                let bytes = store.get_object(&key).await;
+                (key, bytes)
+            })
+            .buffered(LOAD_IN_FLIGHT);
+        while let Some((key, bytes)) = fetched.next().await {
+            let Some(bytes) = bytes? else {
                 continue;
             };
             journal.fold_segment(&key, &bytes)?;
