@@ -315,10 +315,11 @@ pub(super) fn join_page(
     objects: &[ListedObject],
     window: &Window,
 ) -> Result<(Vec<Option<Entry>>, Vec<Entry>), IndexError> {
-    let through = match &window.until {
-        None => None,
-        Some(u) => Some(objects.last().map_or(u.as_str(), |o| o.key.as_str())),
-    };
+    // Through the page's last key (which may go on), or to the end on the last page.
+    let through = window
+        .until
+        .as_ref()
+        .map(|u| objects.last().map_or(u.as_str(), |o| o.key.as_str()));
     let mut found: std::collections::HashMap<(String, Option<String>), Entry> =
         std::collections::HashMap::with_capacity(objects.len());
     let mut gone = Vec::new();
