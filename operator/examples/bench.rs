@@ -4,8 +4,9 @@
 //!
 //! Phases:
 //! - `raw-list`: ListObjectsV2 over the bucket, page by page (the floor for any scan).
-//! - `raw-tag`: PutObjectTagging on every object with N requests in flight (the floor for a
-//!   pass that must tag every object).
+//! - `raw-tag`: GetObjectTagging then PutObjectTagging (the tags read plus one) on every
+//!   object with N in flight: the floor for a pass that must tag every object and keep the
+//!   tags others put there (a tag write replaces the whole set).
 //! - `pass`: one gallring reconcile pass (classify + tag; run twice: cold, then warm).
 
 use std::collections::BTreeMap;
@@ -40,6 +41,9 @@ struct Args {
     /// the time until the hold-first step has protected them (`protect_seconds`).
     #[arg(long, default_value_t = 0)]
     hold_keys: u32,
+    /// Shifts the held keys (so that holds of one run select disjoint, untagged objects).
+    #[arg(long, default_value_t = 0)]
+    hold_offset: u32,
     /// The bucket's object count (to spread the held keys).
     #[arg(long, default_value_t = 20_000)]
     count: u32,
@@ -168,14 +172,28 @@ async fn main() -> std::process::ExitCode {
                             let c = c.clone();
                             let bucket = args.bucket.clone();
                             async move {
+                                let current = c
+                                    .get_object_tagging()
+                                    .bucket(&bucket)
+                                    .key(&k)
+                                    .send()
+                                    .await
+                                    .map_err(|e| format!("{k}: {e:?}"))?;
+                                let mut tags: Vec<Tag> = current
+                                    .tag_set()
+                                    .iter()
+                                    .filter(|t| t.key() != "baseline")
+                                    .cloned()
+                                    .collect();
+                                tags.push(
+                                    Tag::builder()
+                                        .key("baseline")
+                                        .value("1")
+                                        .build()
+                                        .map_err(|e| e.to_string())?,
+                                );
                                 let tagging = Tagging::builder()
-                                    .tag_set(
-                                        Tag::builder()
-                                            .key("baseline")
-                                            .value("1")
-                                            .build()
-                                            .map_err(|e| e.to_string())?,
-                                    )
+                                    .set_tag_set(Some(tags))
                                     .build()
                                     .map_err(|e| e.to_string())?;
                                 c.put_object_tagging()
@@ -198,9 +216,9 @@ async fn main() -> std::process::ExitCode {
                         t0.elapsed().as_secs_f64()
                     );
                     if failures > 0 {
-                        Err(format!("{failures} PutObjectTagging failures"))
+                        Err(format!("{failures} tagging failures"))
                     } else {
-                        Ok((n, list_requests + n))
+                        Ok((n, list_requests + 2 * n))
                     }
                 }
             }
@@ -236,7 +254,7 @@ async fn main() -> std::process::ExitCode {
                 let step = args.count.checked_div(args.hold_keys).unwrap_or(1).max(1);
                 let keys = (0..args.hold_keys)
                     .map(|j| {
-                        let i = j * step;
+                        let i = (j * step + args.hold_offset) % args.count.max(1);
                         format!("bench/{:03}/{i:08}.wav", i % 256)
                     })
                     .collect();

@@ -379,9 +379,10 @@ pub(super) fn gone_object(
     }
 }
 
-/// Where the snapshot of the index lives in the state location.
+/// Where the snapshot's manifest lives in the state location (its parts under
+/// `index/snapshot/`).
 pub fn snapshot_key(state_prefix: &str) -> String {
-    format!("{state_prefix}index/snapshot.jsonl")
+    format!("{state_prefix}index/snapshot.json")
 }
 
 /// Loads the snapshot into an empty index (a new leader, a new host, a lost disk).

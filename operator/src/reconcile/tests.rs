@@ -1261,8 +1261,8 @@ async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_p
     assert_eq!(writes(&ops), vec![], "{ops:?}");
     assert_eq!(
         ops.iter().filter(|o| **o == Operation::PutObject).count(),
-        1,
-        "the new snapshot: {ops:?}"
+        2,
+        "the new snapshot, one part and its manifest: {ops:?}"
     );
 }
 

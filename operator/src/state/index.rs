@@ -39,9 +39,8 @@
 //! blocking is acceptable.
 //!
 //! **Snapshots** ([`Index::snapshot`], [`Index::restore`]) copy the index to the state location
-//! as one JSON Lines object, so that a new leader or a new cluster starts warm. One object
-//! means the whole snapshot is in memory once while it is written or read: a few hundred bytes
-//! per entry, so fine to a few million entries; beyond that it must become segments.
+//! as JSON Lines parts of at most 5,000 entries and a manifest naming them, so that a new leader
+//! or a new cluster starts warm; memory stays at one part whatever the index's size.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::{Path, PathBuf};
@@ -68,6 +67,8 @@ const LAYOUT: u64 = 1;
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Entries per write transaction when restoring a snapshot: a listing page's worth.
 const RESTORE_BATCH: usize = 1000;
+/// Entries per snapshot part (a part is written and read whole: about 300 bytes an entry).
+const SNAPSHOT_PART: usize = 5000;
 /// Separates key and version in `entries` keys; below every byte a stored key can contain.
 const SEP: u8 = 0x00;
 
@@ -526,64 +527,136 @@ impl Index {
             .collect())
     }
 
-    /// Writes every entry to `key` in the store as JSON Lines (one consistent read
-    /// transaction); returns how many. The whole body is in memory once (see the module doc).
+    /// Copies every entry to the state location: parts of at most `SNAPSHOT_PART` entries
+    /// under a new generation, then the manifest at `key` naming them (so a restore only ever
+    /// sees a complete snapshot), then the previous generation's parts are removed. Memory
+    /// stays at one part, whatever the index's size. Returns how many entries.
     pub async fn snapshot<S: ObjectStore>(&self, store: &S, key: &str) -> Result<u64, IndexError> {
-        let (body, count) = self.snapshot_body()?;
-        store
-            .put_object(key, body, "application/x-ndjson", None)
-            .await
-            .map_err(|source| IndexError::Snapshot {
-                key: key.to_string(),
+        let failed = |k: &str| {
+            let k = k.to_string();
+            move |source| IndexError::Snapshot {
+                key: k,
                 source: Box::new(source),
-            })?;
-        Ok(count)
-    }
-
-    fn snapshot_body(&self) -> Result<(Vec<u8>, u64), IndexError> {
-        let txn = self.db.begin_read().map_err(db("begin read"))?;
-        let table = txn.open_table(ENTRIES).map_err(db("open entries"))?;
-        let mut body = Vec::new();
-        let mut count = 0u64;
-        for item in table.iter().map_err(db("scan"))? {
-            let (k, v) = item.map_err(db("scan"))?;
-            // Decode and encode again rather than copy the stored bytes: a snapshot carries
-            // only entries that read back.
-            let e = decode(k.value(), v.value())?;
-            serde_json::to_writer(&mut body, &e).map_err(|err| IndexError::Encode {
-                key: e.key.clone(),
-                message: err.to_string(),
-            })?;
-            body.push(b'\n');
-            count += 1;
+            }
+        };
+        let previous = read_manifest(store, key).await.ok().flatten();
+        let generation = previous.as_ref().map_or(0, |m| m.generation + 1);
+        let mut manifest = Manifest {
+            layout: LAYOUT,
+            generation,
+            entries: 0,
+            parts: Vec::new(),
+        };
+        let mut after: Option<(String, Option<String>)> = None;
+        loop {
+            let batch = self.scan_after(
+                after.as_ref().map(|(k, v)| (k.as_str(), v.as_deref())),
+                SNAPSHOT_PART,
+            )?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = Some((last.key.clone(), last.version_id.clone()));
+            let mut body = Vec::new();
+            for e in &batch {
+                serde_json::to_writer(&mut body, e).map_err(|err| IndexError::Encode {
+                    key: e.key.clone(),
+                    message: err.to_string(),
+                })?;
+                body.push(b'\n');
+            }
+            let part = format!(
+                "{}{generation:08}/{:06}.jsonl",
+                parts_prefix(key),
+                manifest.parts.len()
+            );
+            store
+                .put_object(&part, body, "application/x-ndjson", None)
+                .await
+                .map_err(failed(&part))?;
+            manifest.entries += batch.len() as u64;
+            manifest.parts.push(part);
         }
-        Ok((body, count))
+        let body = serde_json::to_vec(&manifest).map_err(|err| IndexError::Encode {
+            key: key.to_string(),
+            message: err.to_string(),
+        })?;
+        store
+            .put_object(key, body, "application/json", None)
+            .await
+            .map_err(failed(key))?;
+        // The old parts are garbage now; one that cannot be removed costs only space.
+        if let Some(old) = previous {
+            let ids: Vec<crate::store::ObjectId> = old
+                .parts
+                .into_iter()
+                .filter(|p| !manifest.parts.contains(p))
+                .map(|key| crate::store::ObjectId {
+                    key,
+                    version_id: None,
+                })
+                .collect();
+            for chunk in ids.chunks(1000) {
+                if let Err(e) = store.delete_objects(chunk).await {
+                    tracing::warn!(error = %e, "an old index snapshot part could not be removed");
+                }
+            }
+        }
+        Ok(manifest.entries)
     }
 
-    /// Loads the snapshot at `key` into `into` (over what it holds: restore into an empty
-    /// index); returns how many entries. A missing snapshot is `Ok(0)`: a cold start. A corrupt
-    /// snapshot restores nothing and names its first bad line.
+    /// Loads the snapshot whose manifest is at `key` into `into` (restore into an empty
+    /// index), part by part; returns how many entries. A missing snapshot is `Ok(0)`: a cold
+    /// start. A corrupt or missing part names itself (and its first bad line) and leaves the
+    /// index empty: nothing half-restored.
     pub async fn restore<S: ObjectStore>(
         store: &S,
         key: &str,
         into: &Index,
     ) -> Result<u64, IndexError> {
-        let body = store
-            .get_object(key)
-            .await
-            .map_err(|source| IndexError::Snapshot {
-                key: key.to_string(),
-                source: Box::new(source),
-            })?;
-        match body {
-            Some(body) => into.load_lines(key, &body),
-            None => Ok(0),
+        let Some(manifest) = read_manifest(store, key).await? else {
+            return Ok(0);
+        };
+        let mut count = 0u64;
+        for part in &manifest.parts {
+            let loaded = match store.get_object(part).await {
+                Err(source) => Err(IndexError::Snapshot {
+                    key: part.clone(),
+                    source: Box::new(source),
+                }),
+                Ok(None) => Err(IndexError::CorruptSnapshot {
+                    key: part.clone(),
+                    line: 0,
+                    message: format!("named by {key} but missing"),
+                }),
+                Ok(Some(body)) => into.load_lines(part, &body),
+            };
+            match loaded {
+                Ok(n) => count += n,
+                Err(e) => {
+                    into.clear()?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Removes every entry (and its secondary links).
+    pub fn clear(&self) -> Result<(), IndexError> {
+        loop {
+            let batch = self.scan_after(None, RESTORE_BATCH)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<(String, Option<String>)> =
+                batch.into_iter().map(|e| (e.key, e.version_id)).collect();
+            self.remove_many(&ids)?;
         }
     }
 
     fn load_lines(&self, key: &str, body: &[u8]) -> Result<u64, IndexError> {
-        // Check every line before writing any, so that a corrupt snapshot leaves the index as
-        // it was; parsing twice keeps memory to the body plus one batch.
+        // Check every line of the part before writing any of it.
         for (line, text) in snapshot_lines(body) {
             parse_line(key, line, text)?;
         }
@@ -762,6 +835,48 @@ fn parse_line(key: &str, line: usize, text: &[u8]) -> Result<Entry, IndexError> 
     let entry: Entry = serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
     encode_id(&entry.key, entry.version_id.as_deref()).map_err(|e| corrupt(e.to_string()))?;
     Ok(entry)
+}
+
+/// The snapshot's manifest: which parts make it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    layout: u64,
+    generation: u64,
+    entries: u64,
+    parts: Vec<String>,
+}
+
+/// Where a manifest's parts live: `<prefix>index/snapshot.json` → `<prefix>index/snapshot/`.
+fn parts_prefix(manifest_key: &str) -> String {
+    format!(
+        "{}/",
+        manifest_key.strip_suffix(".json").unwrap_or(manifest_key)
+    )
+}
+
+async fn read_manifest<S: ObjectStore>(
+    store: &S,
+    key: &str,
+) -> Result<Option<Manifest>, IndexError> {
+    let Some(body) = store
+        .get_object(key)
+        .await
+        .map_err(|source| IndexError::Snapshot {
+            key: key.to_string(),
+            source: Box::new(source),
+        })?
+    else {
+        return Ok(None);
+    };
+    let manifest: Manifest =
+        serde_json::from_slice(&body).map_err(|e| IndexError::CorruptSnapshot {
+            key: key.to_string(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+    // A snapshot written under another layout is not misread: a cold start instead.
+    Ok((manifest.layout == LAYOUT).then_some(manifest))
 }
 
 /// The hosts' indexes, one per bucket, each opened once per process (redb allows one open
@@ -1297,8 +1412,15 @@ mod tests {
         let store = MemoryStore::new("calls");
         let index = Index::in_memory().unwrap();
         held_fixture(&index);
-        let key = ".gallring/index/snapshot.jsonl";
+        let key = ".gallring/index/snapshot.json";
         assert_eq!(index.snapshot(&store, key).await.unwrap(), 6);
+        assert!(
+            store
+                .get_object(".gallring/index/snapshot/00000000/000000.jsonl")
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         let warm = Index::in_memory().unwrap();
         assert_eq!(Index::restore(&store, key, &warm).await.unwrap(), 6);
@@ -1321,18 +1443,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_snapshot_larger_than_a_batch_restores_whole() {
+    async fn a_snapshot_of_several_parts_restores_whole_and_replaces_the_last() {
         let store = MemoryStore::new("calls");
         let index = Index::in_memory().unwrap();
-        let entries: Vec<Entry> = (0..RESTORE_BATCH * 2 + 7)
+        let entries: Vec<Entry> = (0..SNAPSHOT_PART * 2 + 7)
             .map(|i| entry(&format!("k/{i:05}"), None))
             .collect();
         index.put_many(&entries).unwrap();
-        index.snapshot(&store, "s.jsonl").await.unwrap();
+        index.snapshot(&store, "s.json").await.unwrap();
+        async fn parts(store: &MemoryStore) -> Vec<String> {
+            let page = store
+                .list_page(Some("s/"), false, None, 1000)
+                .await
+                .unwrap();
+            page.objects.into_iter().map(|o| o.key).collect()
+        }
+        assert_eq!(
+            parts(&store).await,
+            vec![
+                "s/00000000/000000.jsonl",
+                "s/00000000/000001.jsonl",
+                "s/00000000/000002.jsonl"
+            ]
+        );
         let warm = Index::in_memory().unwrap();
-        let n = Index::restore(&store, "s.jsonl", &warm).await.unwrap();
+        let n = Index::restore(&store, "s.json", &warm).await.unwrap();
         assert_eq!(n, entries.len() as u64);
         assert_eq!(warm.range_after(None, usize::MAX).unwrap(), entries);
+
+        // The next snapshot is a new generation; the old parts go once it is complete.
+        index.remove_many(&[("k/00000".into(), None)]).unwrap();
+        assert_eq!(
+            index.snapshot(&store, "s.json").await.unwrap(),
+            entries.len() as u64 - 1
+        );
+        assert_eq!(
+            parts(&store).await,
+            vec![
+                "s/00000001/000000.jsonl",
+                "s/00000001/000001.jsonl",
+                "s/00000001/000002.jsonl"
+            ]
+        );
+        let again = Index::in_memory().unwrap();
+        let n = Index::restore(&store, "s.json", &again).await.unwrap();
+        assert_eq!(n, entries.len() as u64 - 1);
     }
 
     #[tokio::test]
@@ -1340,8 +1495,9 @@ mod tests {
         let store = MemoryStore::new("calls");
         let index = Index::in_memory().unwrap();
         held_fixture(&index);
-        index.snapshot(&store, "s.jsonl").await.unwrap();
-        let body = store.get_object("s.jsonl").await.unwrap().unwrap();
+        index.snapshot(&store, "s.json").await.unwrap();
+        let part = "s/00000000/000000.jsonl";
+        let body = store.get_object(part).await.unwrap().unwrap();
         let mut lines: Vec<String> = String::from_utf8(body)
             .unwrap()
             .lines()
@@ -1350,7 +1506,7 @@ mod tests {
         lines[3] = lines[3].replace("\"size\":1234", "\"size\":\"big\"");
         store
             .put_object(
-                "s.jsonl",
+                part,
                 lines.join("\n").into_bytes(),
                 "application/x-ndjson",
                 None,
@@ -1358,32 +1514,38 @@ mod tests {
             .await
             .unwrap();
         let into = Index::in_memory().unwrap();
-        let err = Index::restore(&store, "s.jsonl", &into)
-            .await
-            .err()
-            .unwrap();
+        let err = Index::restore(&store, "s.json", &into).await.err().unwrap();
         assert!(
             matches!(err, IndexError::CorruptSnapshot { line: 4, .. }),
             "{err}"
         );
-        assert!(err.to_string().contains("s.jsonl line 4"), "{err}");
+        assert!(err.to_string().contains(&format!("{part} line 4")), "{err}");
+        assert_eq!(into.len().unwrap(), 0);
+
+        // A part the manifest names but the store lost: nothing restored, the part named.
+        held_fixture(&index);
+        index.snapshot(&store, "m.json").await.unwrap();
+        let lost = crate::store::ObjectId {
+            key: "m/00000000/000000.jsonl".into(),
+            version_id: None,
+        };
+        store.delete_objects(&[lost]).await.unwrap();
+        let err = Index::restore(&store, "m.json", &into).await.err().unwrap();
+        assert!(err.to_string().contains("m/00000000/000000.jsonl"), "{err}");
         assert_eq!(into.len().unwrap(), 0);
 
         // A line that parses but names a key the index cannot hold is corrupt too.
         let nul = serde_json::to_string(&entry("x\0y", None)).unwrap();
         store
             .put_object(
-                "n.jsonl",
+                "s/00000000/000000.jsonl",
                 format!("\n{nul}\n").into_bytes(),
                 "application/x-ndjson",
                 None,
             )
             .await
             .unwrap();
-        let err = Index::restore(&store, "n.jsonl", &into)
-            .await
-            .err()
-            .unwrap();
+        let err = Index::restore(&store, "s.json", &into).await.err().unwrap();
         assert!(
             matches!(err, IndexError::CorruptSnapshot { line: 2, .. }),
             "{err}"
@@ -1400,8 +1562,8 @@ mod tests {
             times: 1,
         });
         let index = Index::in_memory().unwrap();
-        let err = index.snapshot(&store, "s.jsonl").await.err().unwrap();
-        assert!(matches!(err, IndexError::Snapshot { ref key, .. } if key == "s.jsonl"));
+        let err = index.snapshot(&store, "s.json").await.err().unwrap();
+        assert!(matches!(err, IndexError::Snapshot { ref key, .. } if key == "s.json"));
     }
 
     #[test]
