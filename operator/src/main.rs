@@ -43,16 +43,23 @@ enum Command {
     },
     /// Why one recording is still in the bucket (kind, purposes, deadline and its rule, holds
     /// and floors, its tag and the lifecycle rule that expires it), or when and by whom it was
-    /// removed, from gallring's journal. Read-only. Credentials: the default AWS chain.
+    /// removed, from gallring's journal. Read-only. With --manifests, the bucket as the files
+    /// say and the default AWS credential chain; without, the RecordingBucket as the cluster
+    /// has it (current kubeconfig; installed as `kubectl-gallring`, this is
+    /// `kubectl gallring explain KEY --bucket NAME -n NAMESPACE`), with its Secret's credentials.
     Explain {
-        /// A manifest file or a directory of *.yaml files.
+        /// A manifest file or a directory of *.yaml files; without it, the cluster.
         #[arg(long, short = 'm')]
-        manifests: PathBuf,
+        manifests: Option<PathBuf>,
         /// The object key.
         key: String,
-        /// Which RecordingBucket (`name` or `namespace/name`) when the manifests hold several.
-        #[arg(long)]
+        /// Which RecordingBucket: with --manifests, `name` or `namespace/name` when they hold
+        /// several; from the cluster, its name (required).
+        #[arg(long, required_unless_present = "manifests")]
         bucket: Option<String>,
+        /// The RecordingBucket's namespace in the cluster (default: the kubeconfig's).
+        #[arg(long, short = 'n', conflicts_with = "manifests")]
+        namespace: Option<String>,
         /// A version id (versioned buckets); default: the latest version.
         #[arg(long)]
         version_id: Option<String>,
@@ -282,6 +289,7 @@ fn main() -> ExitCode {
             manifests,
             key,
             bucket,
+            namespace,
             version_id,
             at,
         } => {
@@ -292,13 +300,30 @@ fn main() -> ExitCode {
                 .build()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))
                 .and_then(|rt| {
-                    rt.block_on(gallring::cli::explain::run(
-                        &manifests,
-                        bucket.as_deref(),
-                        &key,
-                        version_id.as_deref(),
-                        now,
-                    ))
+                    rt.block_on(async {
+                        match (&manifests, &bucket) {
+                            (Some(m), _) => {
+                                gallring::cli::explain::run(
+                                    m,
+                                    bucket.as_deref(),
+                                    &key,
+                                    version_id.as_deref(),
+                                    now,
+                                )
+                                .await
+                            }
+                            (None, b) => {
+                                gallring::cli::explain::run_cluster(
+                                    namespace.as_deref(),
+                                    b.as_deref().unwrap_or_default(),
+                                    &key,
+                                    version_id.as_deref(),
+                                    now,
+                                )
+                                .await
+                            }
+                        }
+                    })
                     .map_err(|e| e.to_string())
                 })
                 .and_then(|text| write_stdout(&text))

@@ -92,6 +92,60 @@ async fn a_legal_hold_protects_its_objects_and_its_release_leaves_a_keep_until_f
         "{finalizers:?}"
     );
 
+    // Explained from the cluster, the kubectl way: `kubectl gallring explain` finds the
+    // binary as the plugin `kubectl-gallring`, reads the RecordingBucket, its policy and holds
+    // and its Secret's credentials (nothing ambient: no AWS_* variables).
+    let plugins = e.dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    let plugin = plugins.join("kubectl-gallring");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gallring"), &plugin).expect("plugin link");
+    let path = format!(
+        "{}:{}",
+        plugins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "gallring",
+            "explain",
+            held[0].as_str(),
+            "--bucket",
+            "calls",
+            "-n",
+        ])
+        .arg(&e.ns)
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", e.dir.join("home"))
+        .env(
+            "KUBECONFIG",
+            std::env::var("KUBECONFIG").expect("the admin kubeconfig"),
+        )
+        .output()
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kubectl gallring explain: {err}\n{text}"
+    );
+    assert!(text.contains(&format!("{}/complaint-1", e.ns)), "{text}");
+    assert!(text.contains("gallring.io/retention=held"), "{text}");
+    assert!(!err.contains("default AWS credential chain"), "{err}");
+    // A bucket that is not there is named, with a non-zero exit.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gallring"))
+        .args(["explain", held[0].as_str(), "--bucket", "no-such", "-n"])
+        .arg(&e.ns)
+        .output()
+        .expect("gallring runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("RecordingBucket {}/no-such not found", e.ns)),
+        "{err}"
+    );
+
     // Released: the LegalHold disappears only after its objects carry a keep-until floor
     // (release + the policy's holdRelease P3Y for Complaint) instead of `held`.
     let deleted = Instant::now();

@@ -26,6 +26,21 @@ pub enum ExplainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("cannot read {what} from the cluster: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot reach the cluster (KUBECONFIG, or in cluster): {0}")]
+    Cluster(#[source] kube::Error),
+    #[error("{kind} {namespace}/{name} not found{hint}")]
+    NotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        hint: &'static str,
+    },
     #[error("journal segment {key} line {line}: {message}")]
     Segment {
         key: String,
@@ -396,6 +411,124 @@ pub async fn run(
     let b = crate::cli::plan::select_bucket(compiled, bucket)?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
     let settings = crate::cli::run::store_settings(&b, 4, std::time::Duration::from_secs(30));
+    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
+    match &b.state.bucket {
+        Some(name) => {
+            let mut s = settings;
+            s.bucket = name.clone();
+            let state = S3Store::connect(s, metrics).await;
+            explain(&store, &state, &b, key, version_id, now).await
+        }
+        None => explain(&store, &store, &b, key, version_id, now).await,
+    }
+}
+
+/// The kubectl form (`kubectl gallring explain KEY --bucket NAME -n NAMESPACE`, with the binary
+/// installed as `kubectl-gallring`): the RecordingBucket, its RetentionPolicy, the LegalHolds
+/// that name it and its credentials Secret as the cluster has them, read with the current
+/// kubeconfig (or in cluster). Without permission to read the Secret, the default AWS chain.
+pub async fn run_cluster(
+    namespace: Option<&str>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, ExplainError> {
+    use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
+    use crate::input::{Loaded, Manifests, Origin};
+    use crate::store::s3::S3Store;
+    use kube::api::{Api, ListParams};
+
+    let client = kube::Client::try_default()
+        .await
+        .map_err(ExplainError::Cluster)?;
+    let ns = namespace
+        .map(str::to_string)
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let read = |what: String| move |source| ExplainError::Kube { what, source };
+    let rb = Api::<RecordingBucket>::namespaced(client.clone(), &ns)
+        .get_opt(bucket)
+        .await
+        .map_err(read(format!("RecordingBucket {ns}/{bucket}")))?
+        .ok_or_else(|| ExplainError::NotFound {
+            kind: "RecordingBucket",
+            namespace: ns.clone(),
+            name: bucket.to_string(),
+            hint: " (--bucket names a RecordingBucket; -n its namespace)",
+        })?;
+    let policy_name = rb.spec.policy_ref.name.clone();
+    let policy = Api::<RetentionPolicy>::namespaced(client.clone(), &ns)
+        .get_opt(&policy_name)
+        .await
+        .map_err(read(format!("RetentionPolicy {ns}/{policy_name}")))?
+        .ok_or_else(|| ExplainError::NotFound {
+            kind: "RetentionPolicy",
+            namespace: ns.clone(),
+            name: policy_name.clone(),
+            hint: " (named by the RecordingBucket's spec.policyRef)",
+        })?;
+    let holds = Api::<LegalHold>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(read(format!("LegalHolds in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|h| h.spec.bucket_ref.name == bucket);
+    let origin = |kind: &str, name: &str| Origin {
+        path: std::path::PathBuf::from(format!("{kind} {ns}/{name} (cluster)")),
+        doc: 1,
+        line: 1,
+    };
+    let loaded = |kind: &str, name: String| (origin(kind, &name), name);
+    let manifests = Manifests {
+        policies: vec![{
+            let (origin, name) = loaded("RetentionPolicy", policy_name.clone());
+            Loaded {
+                namespace: ns.clone(),
+                name,
+                origin,
+                spec: policy.spec,
+            }
+        }],
+        buckets: vec![{
+            let (origin, name) = loaded("RecordingBucket", bucket.to_string());
+            Loaded {
+                namespace: ns.clone(),
+                name,
+                origin,
+                spec: rb.spec.clone(),
+            }
+        }],
+        holds: Vec::new(),
+    };
+    let mut b = crate::cli::plan::select_bucket(manifests.compile()?, Some(bucket))?;
+    // Holds exactly as the operator names and applies them (a hold being deleted is released).
+    for h in holds {
+        match crate::controller::validate::engine_hold(&h) {
+            Ok(hold) => b.holds.push(hold),
+            Err(e) => eprintln!(
+                "gallring explain: LegalHold {ns}/{} is invalid and protects nothing: {e}",
+                kube::ResourceExt::name_any(&h)
+            ),
+        }
+    }
+    let access = crate::controller::dereference::SecretAccess {
+        namespaces: vec![ns.clone()],
+        cluster_wide: false,
+        allow_ambient: true,
+    };
+    let credentials = match crate::controller::dereference::credentials(&client, &rb, &access).await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gallring explain: {e}; using the default AWS credential chain instead");
+            None
+        }
+    };
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
+    let mut settings =
+        crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
+    settings.static_credentials = credentials;
     let store = S3Store::connect(settings.clone(), metrics.clone()).await;
     match &b.state.bucket {
         Some(name) => {

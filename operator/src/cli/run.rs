@@ -84,13 +84,22 @@ pub fn store_settings(
     max_attempts: u32,
     request_timeout: Duration,
 ) -> S3Settings {
-    let s3 = &b.spec.s3;
-    if s3.credentials.is_some() {
+    if b.spec.s3.credentials.is_some() {
         warn!(
             bucket = %b.key,
             "spec.s3.credentials.secretRef is resolved by the Kubernetes operator only; the standalone host uses the default AWS credential chain (environment, profile, web identity)"
         );
     }
+    store_settings_quiet(b, max_attempts, request_timeout)
+}
+
+/// The same, for a host that resolves `secretRef` itself.
+pub fn store_settings_quiet(
+    b: &CompiledBucket,
+    max_attempts: u32,
+    request_timeout: Duration,
+) -> S3Settings {
+    let s3 = &b.spec.s3;
     S3Settings {
         bucket: s3.bucket.clone(),
         endpoint: s3.endpoint.clone(),

@@ -813,17 +813,21 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             journal: journal.state(),
             protect_only: link_incomplete,
         };
-        let read: Vec<ObjectOutcome> = futures::stream::iter(to_read)
-            .map(move |(o, lookup)| async move {
-                let mut out = handle_object(cx, &o).await?;
-                out.lookup = lookup;
-                Some(out)
-            })
-            .buffered(config.concurrency.max(1))
-            .filter_map(futures::future::ready)
-            .collect()
-            .await;
-        outcomes.extend(read);
+        // Unordered, so that one slow object does not hold back the others' slots; put back in
+        // listing order after.
+        let mut read: Vec<(usize, ObjectOutcome)> =
+            futures::stream::iter(to_read.into_iter().enumerate())
+                .map(move |(i, (o, lookup))| async move {
+                    let mut out = handle_object(cx, &o).await?;
+                    out.lookup = lookup;
+                    Some((i, out))
+                })
+                .buffer_unordered(config.concurrency.max(1))
+                .filter_map(futures::future::ready)
+                .collect()
+                .await;
+        read.sort_by_key(|(i, _)| *i);
+        outcomes.extend(read.into_iter().map(|(_, o)| o));
         if outcomes.iter().any(|o| o.fenced) {
             return Err(PassError::Fenced);
         }
