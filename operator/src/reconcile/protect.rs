@@ -121,12 +121,15 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
         journal: journal.state(),
         protect_only: true,
     };
+    // Unordered (a slow object holds back no other), then in key order again.
     let mut outcomes: Vec<ObjectOutcome> = futures::stream::iter(entries.iter().map(listed))
         .map(move |o| async move { handle_object(cx, &o).await })
-        .buffered(config.concurrency.max(1))
+        .buffer_unordered(config.concurrency.max(1))
         .filter_map(futures::future::ready)
         .collect()
         .await;
+    outcomes
+        .sort_by(|a, b| (&a.plan.key, &a.plan.version_id).cmp(&(&b.plan.key, &b.plan.version_id)));
     if outcomes.iter().any(|o| o.fenced) {
         return Err(PassError::Fenced);
     }

@@ -283,11 +283,14 @@ pub struct ObjectInfo {
 }
 
 impl ObjectInfo {
-    /// Tags the operator does not own (it must never change them).
-    pub fn foreign_tag_count(&self) -> usize {
+    /// Whether `gallring.io/retention` fits beside every tag that stays: the owner's and the
+    /// `gallring.io/` tags others write (a withdrawal, a recorded-at) or gallring keeps (a
+    /// keep-until floor), none of which gallring may drop to make room.
+    pub fn room_for_retention_tag(&self) -> bool {
         self.tags
             .keys()
-            .filter(|k| !k.starts_with(TAG_PREFIX))
+            .filter(|k| k.as_str() != super::RETENTION_TAG)
             .count()
+            < MAX_TAGS
     }
 }

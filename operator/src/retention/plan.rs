@@ -14,7 +14,8 @@ use super::classify::{self, Classification, RecordedAt, RecordedAtIssue};
 use super::duration::IsoDuration;
 use super::lifecycle::{self, DayClasses};
 use super::model::{
-    BucketRules, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, WITHDRAWN_AT_TAG,
+    BucketRules, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, RETENTION_TAG,
+    WITHDRAWN_AT_TAG,
 };
 
 /// What happens to an object now.
@@ -255,7 +256,7 @@ impl<'a> Planner<'a> {
             overdue: false,
             keep_until: None,
         };
-        let room_for_tag = obj.foreign_tag_count() < super::model::MAX_TAGS;
+        let room_for_tag = obj.room_for_retention_tag();
 
         // Holds come first: a held object is protected even if it is unclassified.
         if !active.is_empty() {
@@ -413,6 +414,12 @@ impl<'a> Planner<'a> {
         } else {
             plan.decision = Decision::Keep;
             plan.reason = format!("{why} from {recorded}: keep until {until}");
+        }
+        if !room_for_tag {
+            notes.push(format!(
+                "no room for {RETENTION_TAG} beside {} tags: lifecycle cannot expire it",
+                obj.tags.len()
+            ));
         }
         if !notes.is_empty() {
             plan.reason = format!("{} ({})", plan.reason, notes.join("; "));

@@ -302,6 +302,41 @@ fn an_object_with_ten_foreign_tags_gets_no_tag_and_operator_deletion() {
     assert_eq!(plan.deleter, Deleter::Operator);
 }
 
+/// Issue 10 item 8: nine of the owner's tags and a withdrawal request leave no room either;
+/// the plan must not claim a tag the pass cannot write.
+#[test]
+fn nine_foreign_tags_and_a_gallring_request_tag_leave_no_room_for_the_retention_tag() {
+    let p = standard_policy();
+    let mut tags: Vec<(String, String)> = (0..9).map(|i| (format!("t{i}"), "v".into())).collect();
+    tags.push((crate::retention::WITHDRAWN_TAG.into(), "quality".into()));
+    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = object("a/r1/a.wav", at(2026, 1, 1), &tag_refs);
+    let plan = plan_one(&p, &bucket(), vec![], &o, at(2026, 2, 1));
+    assert_eq!(plan.tag, None);
+    assert_eq!(plan.deleter, Deleter::Operator);
+    assert!(
+        plan.reason
+            .contains("no room for gallring.io/retention beside 10 tags"),
+        "{}",
+        plan.reason
+    );
+    // With the retention tag already there, it stays writable (it is replaced, not added).
+    tags.push((RETENTION_TAG.into(), "expire-30d".into()));
+    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = object("a/r1/a.wav", at(2026, 1, 1), &tag_refs);
+    let plan = plan_one(&p, &bucket(), vec![], &o, at(2026, 2, 1));
+    assert!(
+        plan.tag.is_none(),
+        "11 tags: nothing fits, nothing is claimed"
+    );
+    let o = object("a/r1/a.wav", at(2026, 1, 1), &tag_refs[1..]);
+    let plan = plan_one(&p, &bucket(), vec![], &o, at(2026, 2, 1));
+    assert!(
+        plan.tag.is_some(),
+        "ten tags, one of them the retention tag: it is replaced"
+    );
+}
+
 #[test]
 fn recorded_at_long_before_upload_is_left_to_the_operator() {
     let p = standard_policy();

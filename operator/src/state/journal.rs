@@ -436,6 +436,18 @@ struct Checkpoint {
     state: JournalState,
 }
 
+/// A checkpoint as written: the state borrowed, not copied (it holds an entry per object).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckpointRef<'a> {
+    next_seq: u64,
+    head: &'a str,
+    last_segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_at: Option<DateTime<Utc>>,
+    state: &'a JournalState,
+}
+
 /// Why the journal cannot be read or written. Either way nothing that lowers protection
 /// happens: the pass stops.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -660,12 +672,12 @@ impl Journal {
 
     /// Writes the folded state, so the next load reads only later segments.
     pub async fn checkpoint<S: ObjectStore>(&mut self, store: &S) -> Result<(), JournalError> {
-        let c = Checkpoint {
+        let c = CheckpointRef {
             next_seq: self.next_seq,
-            head: self.head.clone(),
-            last_segment: self.last_segment.clone(),
+            head: &self.head,
+            last_segment: self.last_segment.as_deref(),
             last_at: self.last_at,
-            state: self.state.clone(),
+            state: &self.state,
         };
         let key = Self::checkpoint_key(&self.prefix);
         let body = serde_json::to_vec(&c).map_err(|e| JournalError::Corrupt {
