@@ -235,6 +235,8 @@ pub struct Progress {
 
 /// Listing pages the lister may run ahead of the pass.
 const LIST_AHEAD: usize = 4;
+/// Objects decided from the index between two yields to the lister.
+const YIELD_EVERY: usize = 128;
 const MAX_SAMPLE_ERRORS: usize = 5;
 const MAX_SAMPLE_DELETED: usize = 8;
 
@@ -776,7 +778,12 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                 };
                 let mut stale = Vec::new();
                 let mut moved = Vec::new();
-                for (o, e) in objects.into_iter().zip(entries) {
+                for (i, (o, e)) in objects.into_iter().zip(entries).enumerate() {
+                    if i % YIELD_EVERY == 0 {
+                        // Decisions from the index are CPU only: let the lister (polled in
+                        // the same task) send its next request in between.
+                        tokio::task::yield_now().await;
+                    }
                     let lookup = cache::lookup(e.as_ref(), &o, rules, early, ix.verify_interval);
                     let hit = e
                         .as_ref()

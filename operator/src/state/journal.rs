@@ -517,13 +517,19 @@ impl Journal {
         let checkpoint: Option<Checkpoint> = match store.get_object(&checkpoint_key).await? {
             None => None,
             Some(bytes) => {
-                Some(
-                    serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
-                        key: checkpoint_key.clone(),
-                        line: e.line(),
-                        message: e.to_string(),
-                    })?,
-                )
+                // An entry per object: parsed off the task, so the pass's lister goes on.
+                let parsed = tokio::task::spawn_blocking(move || {
+                    serde_json::from_slice::<Checkpoint>(&bytes)
+                        .map_err(|e| (e.line(), e.to_string()))
+                })
+                .await
+                .map_err(|e| (0, e.to_string()))
+                .and_then(|r| r);
+                Some(parsed.map_err(|(line, message)| JournalError::Corrupt {
+                    key: checkpoint_key.clone(),
+                    line,
+                    message,
+                })?)
             }
         };
         let mut journal = match checkpoint {
@@ -581,6 +587,8 @@ impl Journal {
             };
             journal.fold_segment(&key, &bytes)?;
             journal.segments_since_checkpoint += 1;
+            // Folding is CPU only: let whatever shares the task (the pass's lister) go on.
+            tokio::task::yield_now().await;
         }
         Ok(journal)
     }
