@@ -406,20 +406,31 @@ pub async fn run(
     version_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, ExplainError> {
-    use crate::store::s3::S3Store;
     let compiled = crate::input::Manifests::load(manifests)?.compile()?;
     let b = crate::cli::plan::select_bucket(compiled, bucket)?;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
     let settings = crate::cli::run::store_settings(&b, 4, std::time::Duration::from_secs(30));
+    explain_at(settings, &b, key, version_id, now).await
+}
+
+/// Connects to the bucket (and its state bucket, when elsewhere) and explains `key`.
+async fn explain_at(
+    settings: crate::store::s3::S3Settings,
+    b: &CompiledBucket,
+    key: &str,
+    version_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, ExplainError> {
+    use crate::store::s3::S3Store;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
     let store = S3Store::connect(settings.clone(), metrics.clone()).await;
     match &b.state.bucket {
         Some(name) => {
             let mut s = settings;
             s.bucket = name.clone();
             let state = S3Store::connect(s, metrics).await;
-            explain(&store, &state, &b, key, version_id, now).await
+            explain(&store, &state, b, key, version_id, now).await
         }
-        None => explain(&store, &store, &b, key, version_id, now).await,
+        None => explain(&store, &store, b, key, version_id, now).await,
     }
 }
 
@@ -436,7 +447,6 @@ pub async fn run_cluster(
 ) -> Result<String, ExplainError> {
     use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
     use crate::input::{Loaded, Manifests, Origin};
-    use crate::store::s3::S3Store;
     use kube::api::{Api, ListParams};
 
     let client = kube::Client::try_default()
@@ -525,18 +535,8 @@ pub async fn run_cluster(
             None
         }
     };
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
     let mut settings =
         crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
     settings.static_credentials = credentials;
-    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
-    match &b.state.bucket {
-        Some(name) => {
-            let mut s = settings;
-            s.bucket = name.clone();
-            let state = S3Store::connect(s, metrics).await;
-            explain(&store, &state, &b, key, version_id, now).await
-        }
-        None => explain(&store, &store, &b, key, version_id, now).await,
-    }
+    explain_at(settings, &b, key, version_id, now).await
 }
