@@ -452,7 +452,7 @@ async fn next_page(
     }
 }
 
-/// The pass proper, reading the listing from `pages`.
+/// The pass proper, reading the listing from `listing` (pages the lister sent).
 #[allow(clippy::too_many_arguments)]
 async fn pass<S: ObjectStore, J: ObjectStore>(
     store: &S,
