@@ -47,10 +47,17 @@ async fn store(bucket: &str, metrics: Arc<Metrics>) -> S3Store {
 /// Audio under `audio/` kept `retain` for documentation; `recorded-at` tag when present.
 fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules) {
     let policy = Policy {
+        controller: "Controller A/S".to_string(),
+        hold_max: Default::default(),
+        time_zone: chrono_tz::Tz::UTC,
         name: "RetentionPolicy/it/p".into(),
         purposes: [(
             "documentation".to_string(),
             Purpose {
+                retain_means: Default::default(),
+                from: None,
+                use_for: Default::default(),
+                controller: None,
                 withdrawable: false,
                 retain: [("audio".to_string(), retain)].into(),
             },
@@ -86,6 +93,8 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
 
 fn hold_on(key: &str) -> Hold {
     Hold {
+        limitation_start: None,
+        created_at: None,
         name: "it/complaint".into(),
         reason: HoldReason::Complaint,
         case: "IT-1".into(),

@@ -113,10 +113,17 @@ async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>,
 
 fn bench_policy() -> (Policy, BucketRules) {
     let policy = Policy {
+        controller: "Controller A/S".to_string(),
+        hold_max: Default::default(),
+        time_zone: chrono_tz::Tz::UTC,
         name: "RetentionPolicy/bench/bench".into(),
         purposes: [(
             "documentation".to_string(),
             Purpose {
+                retain_means: Default::default(),
+                from: None,
+                use_for: Default::default(),
+                controller: None,
                 withdrawable: false,
                 retain: [("audio".to_string(), IsoDuration::months(12))].into(),
             },
@@ -259,6 +266,8 @@ async fn main() -> std::process::ExitCode {
                     })
                     .collect();
                 vec![gallring::retention::Hold {
+                    limitation_start: None,
+                    created_at: None,
                     name: format!("bench/hold-{}-{}", args.hold_keys, Utc::now().timestamp()),
                     reason: gallring::retention::HoldReason::Complaint,
                     case: "BENCH".into(),

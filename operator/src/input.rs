@@ -69,6 +69,8 @@ pub struct Loaded<T> {
     pub namespace: String,
     pub name: String,
     pub origin: Origin,
+    /// `metadata.creationTimestamp`, when the manifest gives one.
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
     pub spec: T,
 }
 
@@ -131,9 +133,12 @@ fn document_lines(text: &str) -> Vec<usize> {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Meta {
     name: Option<String>,
     namespace: Option<String>,
+    /// A LegalHold's creation, for the policy's `holdRelease[].maxHold`.
+    creation_timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Manifests {
@@ -203,7 +208,9 @@ impl Manifests {
             .unwrap_or(Meta {
                 name: None,
                 namespace: None,
+                creation_timestamp: None,
             });
+        let created = meta.creation_timestamp;
         let name = meta
             .name
             .filter(|n| !n.is_empty())
@@ -218,6 +225,7 @@ impl Manifests {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 origin: origin.clone(),
+                created,
                 spec: value,
             })
         };
@@ -301,7 +309,8 @@ impl Manifests {
         }
         for h in &self.holds {
             let resource = format!("LegalHold/{}", h.key());
-            let hold = compile::hold(&resource, &h.spec).map_err(|e| invalid(&h.origin, e))?;
+            let mut hold = compile::hold(&resource, &h.spec).map_err(|e| invalid(&h.origin, e))?;
+            hold.created_at = h.created;
             let bucket_key = format!("{}/{}", h.namespace, h.spec.bucket_ref.name);
             let bucket = buckets.iter_mut().find(|b| b.key == bucket_key).ok_or_else(|| {
                 InputError::Reference(format!(
@@ -320,6 +329,7 @@ fn with_spec<T>(loaded: Loaded<serde_norway::Value>, spec: T) -> Loaded<T> {
         namespace: loaded.namespace,
         name: loaded.name,
         origin: loaded.origin,
+        created: loaded.created,
         spec,
     }
 }

@@ -108,6 +108,8 @@ impl Build for ObjectInfo {
 
 fn hold(name: &str, reason: HoldReason, case: &str, select: HoldSelector) -> Hold {
     Hold {
+        limitation_start: None,
+        created_at: None,
         name: format!("LegalHold/recordings/{name}"),
         reason,
         case: case.to_string(),

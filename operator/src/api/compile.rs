@@ -165,9 +165,55 @@ pub fn policy(
             }
             retain.insert(kind.clone(), c.duration(format!("{at}.retain.{kind}"), d));
         }
+        let mut use_for = BTreeMap::new();
+        for (kind, u) in &p.use_for {
+            let at_kind = format!("{at}.useFor.{kind}");
+            let use_d = c.duration(at_kind.clone(), u);
+            match p.retain.get(kind) {
+                None => c.push(
+                    at_kind,
+                    format!("kind `{kind}` is not in this purpose's retain"),
+                ),
+                Some(_) => {
+                    if let Some(keep) = retain.get(kind)
+                        && use_d > *keep
+                    {
+                        c.push(
+                            at_kind,
+                            format!(
+                                "a use limit longer than the retention ({keep}) limits nothing"
+                            ),
+                        );
+                    }
+                }
+            }
+            use_for.insert(kind.clone(), use_d);
+        }
+        let from = p.from.as_ref().and_then(|f| {
+            let at_from = format!("{at}.from");
+            let source = match (&f.tag, &f.metadata) {
+                (Some(t), None) if !t.trim().is_empty() => r::TimeSource::Tag(t.clone()),
+                (None, Some(m)) if !m.trim().is_empty() => r::TimeSource::Metadata(m.clone()),
+                _ => {
+                    c.push(at_from, "set exactly one of tag and metadata (not empty)");
+                    return None;
+                }
+            };
+            Some(r::Anchor {
+                source,
+                missing_counts_from_recording: f.if_missing == v1::IfEventMissing::RecordingTime,
+            })
+        });
         let purpose = r::Purpose {
             withdrawable: p.withdrawable,
             retain,
+            retain_means: match p.retain_means {
+                v1::RetainMeans::KeepAtLeast => r::RetainMeans::KeepAtLeast,
+                v1::RetainMeans::DeleteBy => r::RetainMeans::DeleteBy,
+            },
+            from,
+            use_for,
+            controller: p.controller.as_ref().map(|c| c.legal_name.clone()),
         };
         if purposes.insert(p.name.clone(), purpose).is_some() {
             c.push(
@@ -176,10 +222,27 @@ pub fn policy(
             );
         }
     }
+    let time_zone = match spec.time_zone.as_deref() {
+        None => chrono_tz::Tz::UTC,
+        Some(name) => name.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            c.push(
+                "spec.timeZone",
+                format!("`{name}` is not an IANA time zone such as Europe/Copenhagen or UTC"),
+            );
+            chrono_tz::Tz::UTC
+        }),
+    };
     let mut hold_release = BTreeMap::new();
+    let mut hold_max = BTreeMap::new();
     for (i, h) in spec.hold_release.iter().enumerate() {
         let at = format!("spec.holdRelease[{i}]");
         let keep = c.duration(format!("{at}.keep"), &h.keep);
+        if let Some(m) = &h.max_hold {
+            hold_max.insert(
+                hold_reason(h.reason),
+                c.duration(format!("{at}.maxHold"), m),
+            );
+        }
         if hold_release.insert(hold_reason(h.reason), keep).is_some() {
             c.push(
                 format!("{at}.reason"),
@@ -191,8 +254,11 @@ pub fn policy(
         resource.to_string(),
         r::Policy {
             name: resource.to_string(),
+            controller: spec.controller.legal_name.clone(),
             purposes,
             hold_release,
+            hold_max,
+            time_zone,
         },
     )
 }
@@ -474,12 +540,34 @@ pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, Validat
              prefix",
         );
     }
+    let scope = spec.scope.clone().unwrap_or_default();
+    for (i, k) in scope.kinds.iter().enumerate() {
+        if !is_kind(k) {
+            c.push(
+                format!("spec.scope.kinds[{i}]"),
+                format!(
+                    "`{k}` is not an artifact kind (camelCase, e.g. audio or maskedTranscript)"
+                ),
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (scope.recorded_after, scope.recorded_before)
+        && a >= b
+    {
+        c.push(
+            "spec.scope.recordedBefore",
+            "must be after recordedAfter (the window would hold nothing)",
+        );
+    }
     let select = r::HoldSelector {
         keys: s.keys.iter().cloned().collect(),
         prefix: s.prefix.clone(),
         recording_ids: s.recording_ids.iter().cloned().collect(),
         subjects: s.subjects.iter().cloned().collect(),
         tags: tag_match(&mut c, "spec.select.tags", &s.tags),
+        kinds: scope.kinds.iter().cloned().collect(),
+        recorded_after: scope.recorded_after,
+        recorded_before: scope.recorded_before,
     };
     if select.is_empty() {
         c.push(
@@ -497,6 +585,8 @@ pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, Validat
             expires: spec.expires,
             review_by: spec.review_by,
             released_at: None,
+            limitation_start: spec.limitation_start,
+            created_at: None,
         },
     )
 }
@@ -507,6 +597,8 @@ mod tests {
 
     fn hold_spec() -> v1::LegalHoldSpec {
         v1::LegalHoldSpec {
+            scope: None,
+            limitation_start: None,
             bucket_ref: v1::LocalRef {
                 name: "calls".into(),
             },

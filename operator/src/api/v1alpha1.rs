@@ -113,6 +113,14 @@ pub struct RetentionPolicySpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.reason == r.reason))").message("each hold reason may appear once in holdRelease"))]
     pub hold_release: Vec<HoldReleaseSpec>,
+    /// The IANA time zone the notice's dates are in, e.g. `Europe/Copenhagen` or
+    /// `Europe/Stockholm`; default `UTC`. Date-only values (`2026-03-01` in a recorded-at,
+    /// assessment or withdrawal tag) mean midnight there, and retentions are counted on its
+    /// local calendar (`P1M` from 31 January local time ends on the last day of February local
+    /// time; a day across a daylight-saving change is 23 or 25 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
 }
 
 /// The legal person responsible for the processing (GDPR Art. 4(7)).
@@ -161,9 +169,78 @@ pub struct PurposeSpec {
     // structural schema, so a CEL rule over them would exceed the API server's cost budget.
     #[schemars(length(min = 1), extend("maxProperties" = 32))]
     pub retain: BTreeMap<String, DurationText>,
-    /// A different data controller for this purpose, where it is not the policy's.
+    /// A different data controller for this purpose, where it is not the policy's. Plans,
+    /// status, Events and metrics name each object's controllers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<DataController>,
+    /// What `retain` promises:
+    ///
+    /// - `KeepAtLeast` (default): the purpose needs the object this long; it may be deleted
+    ///   from then on and is overdue once the bucket's gracePeriod has passed too.
+    /// - `DeleteBy`: the notice promises it is gone by then ("not kept more than 180 days").
+    ///   gallring plans deletion a gracePeriod earlier (one scanInterval earlier, deleting it
+    ///   itself, where the period is shorter than the grace), counts the period from the
+    ///   earliest trustworthy recording time (a missing or implausible recorded-at value
+    ///   counts from the upload minus `recordedAt.maxAgeAtUpload`), and the object is overdue
+    ///   as soon as the period has passed.
+    #[serde(default)]
+    pub retain_means: RetainMeans,
+    /// Count `retain` (and `useFor`) from an event read from the object instead of the
+    /// recording time: an assessment, a contract's end. The time is never taken as earlier
+    /// than the recording, and nothing is overdue before the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<EventTimeSpec>,
+    /// How long the purpose may use each artifact kind, where that is shorter than `retain`
+    /// keeps it (e.g. audio used for quality for 1 year within 3 years of storage), as an
+    /// ISO-8601 duration counted like `retain`. Reported in plans (when each use ends), not
+    /// enforced: storage is what gallring enforces.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub use_for: BTreeMap<String, DurationText>,
+}
+
+/// What a purpose's `retain` promises: see `purposes[].retainMeans`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[schemars(extend("maxLength" = ENUM_MAX))]
+pub enum RetainMeans {
+    /// Kept at least this long; deletable from then on.
+    #[default]
+    KeepAtLeast,
+    /// Gone by then.
+    DeleteBy,
+}
+
+/// Where the time of the event a purpose counts from is read: exactly one of tag and metadata.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.tag) != has(self.metadata)").message("set exactly one of tag and metadata"))]
+pub struct EventTimeSpec {
+    /// An object tag with an RFC 3339 timestamp or YYYY-MM-DD date, e.g. `assessed-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TAG_KEY_MAX))]
+    pub tag: Option<String>,
+    /// A user-metadata key (without `x-amz-meta-`), e.g. `contract-ended-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = METADATA_KEY_MAX))]
+    pub metadata: Option<String>,
+    /// While the value is absent or not a date:
+    ///
+    /// - `Wait` (default): the event has not happened; this purpose keeps the object with no
+    ///   deadline (the contract is still running).
+    /// - `RecordingTime`: count from the recording time, as without `from`.
+    #[serde(default)]
+    pub if_missing: IfEventMissing,
+}
+
+/// See `from.ifMissing`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[schemars(extend("maxLength" = ENUM_MAX))]
+pub enum IfEventMissing {
+    /// No deadline for this purpose until the event time is there.
+    #[default]
+    Wait,
+    /// Count from the recording time.
+    RecordingTime,
 }
 
 /// The GDPR basis of a purpose.
@@ -217,9 +294,16 @@ pub struct HoldReleaseSpec {
     /// The hold reason this applies to.
     #[schemars(extend("maxLength" = 32))]
     pub reason: HoldReason,
-    /// ISO-8601 duration counted from the hold's release (or expiry). The object keeps the later
-    /// of its normal deadline and release + keep.
+    /// ISO-8601 duration counted from the hold's `limitationStart` when it has one (the
+    /// limitation period runs from then), else from its release (or expiry). The object keeps
+    /// the later of its normal deadline and that time + keep.
     pub keep: DurationText,
+    /// The longest a hold of this reason protects (ISO 8601), counted from its
+    /// `limitationStart`, else its creation: its `expires` is capped there ("kept for up to
+    /// one year", "at the latest under the limitation rules"). A hold with neither time is
+    /// not capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hold: Option<DurationText>,
 }
 
 /// An ISO-8601 duration such as `P30D`, `P2W`, `P6M`, `P1Y` or `P1Y6M`.
@@ -695,6 +779,36 @@ pub struct LegalHoldSpec {
     /// Which objects are held. An object is held when any selector matches it, and then every
     /// object with the same recording id is held too.
     pub select: HoldSelectSpec,
+    /// Limits what `select` holds, including linked artifacts: only these kinds, only
+    /// recordings made in a time window ("the calls about this dispute", not every later call
+    /// of the same customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<HoldScopeSpec>,
+    /// When the limitation period of the case began to run (e.g. when the claim fell due,
+    /// forældelsesloven § 2), RFC 3339. After release the policy's `holdRelease.keep` counts
+    /// from here instead of from the release, and its `maxHold` caps the hold from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub limitation_start: Option<DateTime<Utc>>,
+}
+
+/// Limits on what a hold keeps. Unclassified objects (kind unknown) stay in scope.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!has(self.recordedAfter) || !has(self.recordedBefore) || self.recordedAfter < self.recordedBefore").message("recordedAfter must be before recordedBefore"))]
+pub struct HoldScopeSpec {
+    /// Only objects of these artifact kinds (empty: every kind).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = LABEL_MAX)))]
+    pub kinds: Vec<String>,
+    /// Only recordings made at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub recorded_after: Option<DateTime<Utc>>,
+    /// Only recordings made before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub recorded_before: Option<DateTime<Utc>>,
 }
 
 /// Why a hold exists.

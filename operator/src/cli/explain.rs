@@ -182,7 +182,14 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     let js = journal.state();
     let info = store.bucket_info().await?;
     let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
-    let holds = engine_holds(js, b.holds.clone(), &b.policy, b.rules.grace, now, true);
+    let holds = engine_holds(
+        js,
+        b.policy.cap_holds(b.holds.clone()),
+        &b.policy,
+        b.rules.grace,
+        now,
+        true,
+    );
     let mut out = String::new();
     let _ = writeln!(out, "{:<11} {key}", "key");
     let _ = writeln!(out, "{:<11} {} ({})", "bucket", b.key, store.bucket());
@@ -190,7 +197,7 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     // The listing gives the version and its LastModified to the millisecond; linking holds to
     // recording ids needs the bucket's (or the prefix's) objects, as a pass does.
     let with_tags = needs_tags(&b.rules, &holds);
-    let mut linker = HoldLinker::new(&b.rules, holds.clone());
+    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds.clone());
     let mut found: Option<ListedObject> = None;
     let mut token = None;
     loop {
@@ -497,6 +504,7 @@ pub async fn run_cluster(
                 namespace: ns.clone(),
                 name,
                 origin,
+                created: None,
                 spec: policy.spec,
             }
         }],
@@ -506,6 +514,7 @@ pub async fn run_cluster(
                 namespace: ns.clone(),
                 name,
                 origin,
+                created: None,
                 spec: rb.spec.clone(),
             }
         }],

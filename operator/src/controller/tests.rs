@@ -57,6 +57,7 @@ fn policy() -> RetentionPolicy {
     let mut p = RetentionPolicy::new(
         "calls",
         RetentionPolicySpec {
+            time_zone: None,
             controller: DataController {
                 legal_name: "Example Forsikring A/S".into(),
                 org_number: None,
@@ -64,6 +65,9 @@ fn policy() -> RetentionPolicy {
             },
             description: None,
             purposes: vec![PurposeSpec {
+                retain_means: Default::default(),
+                from: None,
+                use_for: Default::default(),
                 name: "documentation".into(),
                 description: None,
                 legal_basis: LegalBasis {
@@ -149,6 +153,8 @@ fn hold(deleting: bool) -> LegalHold {
     let mut h = LegalHold::new(
         "complaint-1",
         LegalHoldSpec {
+            scope: None,
+            limitation_start: None,
             bucket_ref: LocalRef {
                 name: "calls".into(),
             },

@@ -64,6 +64,11 @@ pub fn engine_hold(h: &LegalHold) -> Result<Hold, ValidationErrors> {
     let key = ResourceKey::of(h);
     let mut hold = compile::hold(&key.to_string(), &h.spec)?;
     hold.name = key.namespaced_name();
+    hold.created_at = h
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0));
     if let Some(t) = &h.metadata.deletion_timestamp {
         hold.released_at = DateTime::from_timestamp(t.0.as_second(), 0);
     }

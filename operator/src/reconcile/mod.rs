@@ -388,6 +388,8 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     config: PassConfig,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<PassReport, PassError> {
+    // A policy's `maxHold` ends a hold as its `expires` would.
+    let holds = policy.cap_holds(holds);
     let info = store.bucket_info().await?;
     // The listing runs ahead of the pass from the start (up to `LIST_AHEAD` pages), beside
     // the journal's load and the hold-first step: a pass with nothing to do costs about its
@@ -614,7 +616,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .iter()
             .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
     });
-    let mut linker = HoldLinker::new(rules, holds);
+    let mut linker = HoldLinker::new(rules, policy.time_zone, holds);
     let mut link_incomplete = false;
     if link_needed {
         let with_tags = needs_tags(rules, linker.holds());
@@ -1778,11 +1780,7 @@ pub(crate) fn engine_holds(
     }
     for h in state.released_holds() {
         let Some(at) = h.released_at else { continue };
-        let floor = policy
-            .hold_release
-            .get(&h.reason)
-            .and_then(|keep| keep.add_to(at))
-            .unwrap_or(at);
+        let floor = policy.hold_floor(&h, now).map_or(at, |f| f.until.max(at));
         // Kept through the grace after the floor: until then the floor is the object's
         // deadline, so its overdue clock starts at the release, not at its old deadline.
         let until = grace.add_to(floor).unwrap_or(floor);

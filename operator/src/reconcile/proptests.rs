@@ -630,10 +630,17 @@ fn iso(p: Period) -> IsoDuration {
 
 fn policy(w: &World) -> Policy {
     Policy {
+        controller: "Controller A/S".to_string(),
+        hold_max: Default::default(),
+        time_zone: chrono_tz::Tz::UTC,
         name: "RetentionPolicy/test/calls".into(),
         purposes: [(
             "documentation".to_string(),
             Purpose {
+                retain_means: Default::default(),
+                from: None,
+                use_for: Default::default(),
+                controller: None,
                 withdrawable: false,
                 retain: [
                     ("audio".to_string(), iso(w.audio)),
@@ -971,6 +978,8 @@ impl<'w> Run<'w> {
         let name = format!("test/h{}", self.holds.len());
         TestHold {
             hold: Hold {
+                limitation_start: None,
+                created_at: None,
                 name: name.clone(),
                 reason: REASONS[usize::from(reason) % REASONS.len()],
                 case: format!("case-{name}"),
@@ -1404,6 +1413,8 @@ async fn a_failed_legal_hold_write_is_retried_by_the_next_pass() {
         steps: Vec::new(),
     };
     let hold = Hold {
+        limitation_start: None,
+        created_at: None,
         name: "test/complaint".into(),
         reason: HoldReason::Complaint,
         case: "C-1".into(),
@@ -1489,6 +1500,8 @@ async fn an_unreadable_object_in_the_link_pass_does_not_unhold_its_linked_artifa
         steps: Vec::new(),
     };
     let hold = Hold {
+        limitation_start: None,
+        created_at: None,
         name: "test/complaint".into(),
         reason: HoldReason::Complaint,
         case: "C-1".into(),

@@ -105,7 +105,7 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
     }
     // Link over the selected objects as the index knows them; every decision below is made
     // on tags read again from the store.
-    let mut linker = HoldLinker::new(rules, holds.to_vec());
+    let mut linker = HoldLinker::new(rules, policy.time_zone, holds.to_vec());
     for e in &entries {
         linker.observe(&cache::object_of(e, &listed(e)));
     }

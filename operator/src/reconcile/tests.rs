@@ -21,10 +21,17 @@ fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 
 fn policy() -> Policy {
     let purpose = |withdrawable, retain: &[(&str, IsoDuration)]| Purpose {
+        retain_means: Default::default(),
+        from: None,
+        use_for: Default::default(),
+        controller: None,
         withdrawable,
         retain: retain.iter().map(|(k, d)| (k.to_string(), *d)).collect(),
     };
     Policy {
+        controller: "Controller A/S".to_string(),
+        hold_max: Default::default(),
+        time_zone: chrono_tz::Tz::UTC,
         name: "RetentionPolicy/test/calls".into(),
         purposes: [
             (
@@ -79,6 +86,8 @@ fn rules(enforcement: Enforcement) -> BucketRules {
 
 fn complaint_on(recording: &str) -> Hold {
     Hold {
+        limitation_start: None,
+        created_at: None,
         name: "test/complaint-1".into(),
         reason: HoldReason::Complaint,
         case: "C-1".into(),

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::model::{
@@ -61,14 +62,20 @@ pub fn classify(bucket: &BucketRules, obj: &ObjectInfo) -> Option<Classification
 
 /// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    parse_instant_in(s, Tz::UTC)
+}
+
+/// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date, which is midnight in `tz` (the
+/// policy's time zone: a Danish notice's dates are Danish dates).
+pub fn parse_instant_in(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    let midnight = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)?;
+    super::duration::local_to_utc(tz, midnight)
 }
 
 /// Why a recording time read from a tag or metadata was not used as it is.
@@ -125,6 +132,11 @@ pub struct RecordedAt {
     pub issue: Option<RecordedAtIssue>,
     /// What was found and what was used, in words, when the value was not used as it is.
     pub note: Option<String>,
+    /// The earliest time the recording can have been made: `at` when the value was used as it
+    /// is, else the creation time minus `recorded_at_max_age` (the creation time without one).
+    /// A maximum (`retainMeans: DeleteBy`) counts from here, so a missing or late value cannot
+    /// push it.
+    pub earliest: DateTime<Utc>,
 }
 
 /// The recording time of an object, clamped to the safe side of its creation time
@@ -136,7 +148,7 @@ pub struct RecordedAt {
 ///
 /// None of these can make a deadline earlier than trusting a plausible value would: each
 /// replacement is later than the value read, or the creation time itself.
-pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
+pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo, tz: Tz) -> RecordedAt {
     let created = obj.last_modified;
     let (source, value) = match &bucket.recorded_at {
         RecordedAtSource::LastModified => {
@@ -144,16 +156,22 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
                 at: created,
                 issue: None,
                 note: None,
+                earliest: created,
             };
         }
         RecordedAtSource::Tag(k) => (format!("tag `{k}`"), obj.tags.get(k)),
         RecordedAtSource::Metadata(k) => (format!("metadata `{k}`"), obj.metadata.get(k)),
     };
     let upload = created.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let bound = bucket
+        .recorded_at_max_age
+        .and_then(|b| Some((b, b.sub_from(created)?)));
+    let untrusted_earliest = bound.map_or(created, |(_, e)| e);
     let fallback = |issue, note: String| RecordedAt {
         at: created,
         issue: Some(issue),
         note: Some(note),
+        earliest: untrusted_earliest,
     };
     let Some(v) = value else {
         return fallback(
@@ -161,7 +179,7 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
             format!("{source} is missing; using the upload time {upload}"),
         );
     };
-    let Some(t) = parse_instant(v) else {
+    let Some(t) = parse_instant_in(v, tz) else {
         return fallback(
             RecordedAtIssue::Unparsable,
             format!("{source} is `{v}`, not a date; using the upload time {upload}"),
@@ -174,6 +192,7 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
                 at: created,
                 issue: None,
                 note: None,
+                earliest: created,
             };
         }
         return fallback(
@@ -181,8 +200,7 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
             format!("{source} is {shown}, after the upload at {upload}; using the upload time"),
         );
     }
-    if let Some(bound) = bucket.recorded_at_max_age
-        && let Some(earliest) = bound.sub_from(created)
+    if let Some((bound, earliest)) = bound
         && t < earliest
     {
         let used = earliest.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -192,12 +210,14 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo) -> RecordedAt {
             note: Some(format!(
                 "{source} is {shown}, more than {bound} before the upload at {upload}; using {used}"
             )),
+            earliest,
         };
     }
     RecordedAt {
         at: t,
         issue: None,
         note: None,
+        earliest: t,
     }
 }
 

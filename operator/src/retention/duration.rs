@@ -1,14 +1,15 @@
 //! ISO-8601 durations (`P30D`, `P2W`, `P6M`, `P1Y`, `P1Y6M`, `PT12H`) with calendar arithmetic
-//! in UTC.
+//! in UTC ([`IsoDuration::add_to`]) or on a policy's local calendar ([`IsoDuration::add_in`]).
 //!
 //! Years and months are calendar units: `P1M` from 31 January is the last day of February,
-//! `P1Y` from 29 February is 28 February. Days are always 24 hours because the arithmetic is
-//! done in UTC, where no day has a daylight-saving jump.
+//! `P1Y` from 29 February is 28 February. In UTC days are always 24 hours; on a local calendar
+//! a day across a daylight-saving change is 23 or 25.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Months, TimeDelta, Utc};
+use chrono::{DateTime, LocalResult, Months, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
 
 /// A non-negative ISO-8601 duration made of calendar parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -86,6 +87,23 @@ impl IsoDuration {
         start
             .checked_add_months(Months::new(self.months))?
             .checked_add_signed(TimeDelta::days(i64::from(self.days)))?
+            .checked_add_signed(TimeDelta::seconds(i64::try_from(self.seconds).ok()?))
+    }
+
+    /// `start + self` on the local calendar of `tz`: months and days move the local date and
+    /// keep the local time of day (so a day across a daylight-saving change is 23 or 25 hours),
+    /// seconds are added after. A local time that occurs twice is the later instant, one in a
+    /// daylight-saving gap the first instant after it: never earlier than the calendar says.
+    pub fn add_in(&self, start: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        if tz == Tz::UTC {
+            return self.add_to(start);
+        }
+        let local = start
+            .with_timezone(&tz)
+            .naive_local()
+            .checked_add_months(Months::new(self.months))?
+            .checked_add_signed(TimeDelta::days(i64::from(self.days)))?;
+        local_to_utc(tz, local)?
             .checked_add_signed(TimeDelta::seconds(i64::try_from(self.seconds).ok()?))
     }
 
@@ -395,4 +413,16 @@ mod tests {
             Some(utc(2027, 3, 1))
         );
     }
+}
+
+/// The instant a local wall-clock time in `tz` denotes, resolved towards later: the later of
+/// two (autumn); a time inside a gap (spring) moves forward out of it, in quarter hours.
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    (0..=8).find_map(
+        |m| match tz.from_local_datetime(&(local + TimeDelta::minutes(15 * m))) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => Some(a.max(b).with_timezone(&Utc)),
+            LocalResult::None => None,
+        },
+    )
 }

@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use super::model::{BucketRules, Policy, RETENTION_TAG};
+use super::duration::IsoDuration;
+use super::model::{BucketRules, Policy, RETENTION_TAG, RetainMeans};
 
 /// Tag value for objects under an active hold: no rule matches it.
 pub const HELD_TAG_VALUE: &str = "held";
@@ -45,24 +46,41 @@ pub fn parse_expire_tag(value: &str) -> Option<u32> {
 }
 
 /// Every whole-day length (rounded up) that the policy's retentions can take. Calendar months
-/// and years vary in length, so each is measured from every day of a nine-year window that
-/// contains two leap days.
-pub fn day_classes(policy: &Policy) -> DayClasses {
+/// and years vary in length (and local days across a daylight-saving change), so each is
+/// measured from every day of a nine-year window that contains two leap days. A maximum
+/// (`DeleteBy`) is planned `grace` before its end, so its classes are those lengths.
+pub fn day_classes(policy: &Policy, grace: IsoDuration) -> DayClasses {
     let mut out = DayClasses::new();
-    let durations: BTreeSet<_> = policy
+    let durations: BTreeSet<(IsoDuration, bool)> = policy
         .purposes
         .values()
-        .flat_map(|p| p.retain.values().copied())
+        .flat_map(|p| {
+            let delete_by = p.retain_means == RetainMeans::DeleteBy;
+            p.retain.values().map(move |d| (*d, delete_by))
+        })
         .collect();
     let Some(first) = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single() else {
         return out;
     };
-    for d in durations {
-        let fixed_length = d.months == 0;
-        let starts = if fixed_length { 1 } else { 366 * 9 };
+    let tz = policy.time_zone;
+    for (d, delete_by) in durations {
+        // Days are 24 hours in UTC; on a local calendar they vary with the daylight-saving
+        // rules, which one year of starts covers; months need the leap years too.
+        let starts = match (d.months, tz == chrono_tz::Tz::UTC) {
+            (0, true) => 1,
+            (0, false) => 366,
+            _ => 366 * 9,
+        };
         for i in 0..starts {
             let start = first + chrono::TimeDelta::days(i);
-            if let Some(end) = d.add_to(start)
+            let end = d.add_in(start, tz).and_then(|end| {
+                if delete_by {
+                    grace.sub_from(end)
+                } else {
+                    Some(end)
+                }
+            });
+            if let Some(end) = end
                 && let Some(days) = ceil_days(end - start)
                 && days >= 1
             {
@@ -147,7 +165,7 @@ pub fn compile(
     if !bucket.enforcement.uses_lifecycle() {
         return Ok(Vec::new());
     }
-    let mut rules: Vec<LifecycleRule> = day_classes(policy)
+    let mut rules: Vec<LifecycleRule> = day_classes(policy, bucket.grace)
         .into_iter()
         .map(|days| LifecycleRule {
             id: format!("{RULE_PREFIX}{}", expire_tag_value(days)),

@@ -107,17 +107,143 @@ impl Enforcement {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub name: String,
+    /// The legal name of the policy's data controller.
+    pub controller: String,
     pub purposes: BTreeMap<String, Purpose>,
     /// How long an object is still kept after a hold of this reason ends.
     pub hold_release: BTreeMap<HoldReason, IsoDuration>,
+    /// The longest a hold of this reason protects, counted from the hold's limitation start
+    /// (else its creation): its `expires` is capped there.
+    pub hold_max: BTreeMap<HoldReason, IsoDuration>,
+    /// Date-only values (`2026-03-01`) mean midnight here, and calendar arithmetic (months,
+    /// years, days) is done on this zone's local dates.
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl Policy {
+    /// The floor a hold leaves once it has ended: its limitation start (else its end) plus the
+    /// policy's `holdRelease` for its reason, with the start used. `None` while it protects.
+    pub fn hold_floor(&self, h: &Hold, now: DateTime<Utc>) -> Option<HoldFloor> {
+        let end = h.ends_at().filter(|_| !h.is_active(now))?;
+        let keep = self
+            .hold_release
+            .get(&h.reason)
+            .copied()
+            .unwrap_or_default();
+        let (from, anchor) = match h.limitation_start {
+            Some(s) => (s, FloorAnchor::LimitationStart),
+            None => (end, FloorAnchor::Release),
+        };
+        Some(HoldFloor {
+            until: keep.add_in(from, self.time_zone)?,
+            from,
+            anchor,
+            keep,
+        })
+    }
+
+    /// Holds with their `expires` capped by `holdMax` for their reason, counted from their
+    /// limitation start or creation. A hold with neither is not capped.
+    pub fn cap_holds(&self, mut holds: Vec<Hold>) -> Vec<Hold> {
+        for h in &mut holds {
+            if let Some(max) = self.hold_max.get(&h.reason)
+                && let Some(since) = h.limitation_start.or(h.created_at)
+                && let Some(cap) = max.add_in(since, self.time_zone)
+                && h.expires.is_none_or(|e| e > cap)
+            {
+                h.expires = Some(cap);
+            }
+        }
+        holds
+    }
+
+    /// The controller of a purpose (the policy's when the purpose names none).
+    pub fn controller_of(&self, purpose: &str) -> &str {
+        self.purposes
+            .get(purpose)
+            .and_then(|p| p.controller.as_deref())
+            .unwrap_or(&self.controller)
+    }
+}
+
+/// What a released hold's floor counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorAnchor {
+    /// The LegalHold's `limitationStart`: when the limitation period began to run.
+    LimitationStart,
+    /// The hold's release (or expiry): the fallback when no limitation start is given.
+    Release,
+}
+
+/// The floor set by an ended hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldFloor {
+    pub until: DateTime<Utc>,
+    pub from: DateTime<Utc>,
+    pub anchor: FloorAnchor,
+    pub keep: IsoDuration,
+}
+
+/// What a purpose's `retain` promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetainMeans {
+    /// Kept at least this long; deletable from then on, gone within the bucket's grace.
+    #[default]
+    KeepAtLeast,
+    /// Gone by then: deletion is planned early enough that the deleter's lag still ends by it,
+    /// and the object is overdue once it is passed.
+    DeleteBy,
+}
+
+/// Where a time is read from an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeSource {
+    Tag(String),
+    Metadata(String),
+}
+
+impl TimeSource {
+    pub fn read<'a>(&self, obj: &'a ObjectInfo) -> Option<&'a String> {
+        match self {
+            TimeSource::Tag(k) => obj.tags.get(k),
+            TimeSource::Metadata(k) => obj.metadata.get(k),
+        }
+    }
+}
+
+impl fmt::Display for TimeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeSource::Tag(k) => write!(f, "tag `{k}`"),
+            TimeSource::Metadata(k) => write!(f, "metadata `{k}`"),
+        }
+    }
+}
+
+/// A purpose whose clock starts at an event (an assessment, a contract's end) read from the
+/// object, not at the recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub source: TimeSource,
+    /// While the event time is absent (or not a date): `true` counts from the recording time,
+    /// `false` keeps the object for this purpose with no deadline (the event has not happened).
+    pub missing_counts_from_recording: bool,
 }
 
 /// One purpose of processing and how long it needs each artifact kind.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Purpose {
     pub withdrawable: bool,
-    /// Artifact kind → retention, counted from the recording time.
+    /// Artifact kind → retention, counted from the recording time (or the anchor).
     pub retain: BTreeMap<String, IsoDuration>,
+    pub retain_means: RetainMeans,
+    /// The event the retention counts from, when not the recording time.
+    pub from: Option<Anchor>,
+    /// Artifact kind → how long the purpose may use it (counted like `retain`), where that is
+    /// shorter than it is stored: reported, not enforced.
+    pub use_for: BTreeMap<String, IsoDuration>,
+    /// This purpose's controller's legal name, when not the policy's.
+    pub controller: Option<String>,
 }
 
 /// Where the recording time of an object comes from.
@@ -224,9 +350,26 @@ pub struct HoldSelector {
     pub subjects: BTreeSet<String>,
     /// All listed tags must match (`None`: present with any value).
     pub tags: TagMatch,
+    /// Scope: only objects of these artifact kinds (empty: every kind). Unclassified objects
+    /// stay in scope (a hold rather keeps too much).
+    pub kinds: BTreeSet<String>,
+    /// Scope: only objects recorded at or after this time.
+    pub recorded_after: Option<DateTime<Utc>>,
+    /// Scope: only objects recorded before this time.
+    pub recorded_before: Option<DateTime<Utc>>,
 }
 
 impl HoldSelector {
+    /// Whether an object of this kind and recording time is within the hold's scope. Unknown
+    /// values are in scope: a hold rather keeps too much.
+    pub fn in_scope(&self, kind: Option<&str>, recorded_at: Option<DateTime<Utc>>) -> bool {
+        let kind_ok = self.kinds.is_empty() || kind.is_none_or(|k| self.kinds.contains(k));
+        let time_ok = recorded_at.is_none_or(|t| {
+            self.recorded_after.is_none_or(|a| t >= a) && self.recorded_before.is_none_or(|b| t < b)
+        });
+        kind_ok && time_ok
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
             && self.prefix.is_none()
@@ -250,6 +393,12 @@ pub struct Hold {
     pub review_by: Option<DateTime<Utc>>,
     /// When the hold was released (its LegalHold deleted / case closed).
     pub released_at: Option<DateTime<Utc>>,
+    /// When the limitation period of the case began to run: the floor after release counts
+    /// from here (release + `holdRelease` is the fallback), and `holdMax` caps the hold from
+    /// here.
+    pub limitation_start: Option<DateTime<Utc>>,
+    /// When the hold was created (the LegalHold's creationTimestamp), for `holdMax`.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl Hold {

@@ -14,8 +14,8 @@ use super::classify::{self, Classification, RecordedAt, RecordedAtIssue};
 use super::duration::IsoDuration;
 use super::lifecycle::{self, DayClasses};
 use super::model::{
-    BucketRules, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, RETENTION_TAG,
-    WITHDRAWN_AT_TAG,
+    BucketRules, FloorAnchor, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, Purpose,
+    RETENTION_TAG, RetainMeans, WITHDRAWN_AT_TAG,
 };
 
 /// What happens to an object now.
@@ -69,6 +69,9 @@ pub struct ObjectPlan {
     pub kind: Option<String>,
     /// Purposes still active (withdrawn ones removed).
     pub purposes: Vec<String>,
+    /// Legal names of the data controllers of the object's purposes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,8 +81,20 @@ pub struct ObjectPlan {
     /// what was found and what was used).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_at_issue: Option<RecordedAtIssue>,
-    /// When the object may be deleted; `None` while held or unclassified.
+    /// What the deadline counts from: `recorded-at`, an event (`tag assessed-at`), `hold
+    /// release`, `limitation start`, `keep-until tag`, `withdrawal`, or `event pending` while
+    /// a purpose waits for its event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
+    /// The time it counts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_at: Option<DateTime<Utc>>,
+    /// When the object may be deleted; `None` while held, unclassified or waiting for an event.
     pub deadline: Option<DateTime<Utc>>,
+    /// When the object must be gone, where the purpose that keeps it states a maximum
+    /// (`retainMeans: DeleteBy`): overdue counts from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<DateTime<Utc>>,
     pub decision: Decision,
     pub reason: String,
     /// Active holds selecting it (`namespace/name`).
@@ -98,6 +113,18 @@ pub struct ObjectPlan {
     /// in the `gallring.io/keep-until` tag, so it outlives the deleted LegalHold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_until: Option<DateTime<Utc>>,
+    /// When each purpose with a use limit shorter than storage (`useFor`) may no longer use
+    /// the object: reported, not enforced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uses: Vec<UseLimit>,
+}
+
+/// The end of one purpose's use of an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UseLimit {
+    pub purpose: String,
+    pub until: DateTime<Utc>,
 }
 
 /// Holds with the recording ids they reach through linked artifacts.
@@ -117,14 +144,16 @@ impl LinkedHolds {
 /// First pass over a listing: which recording ids each hold reaches.
 pub struct HoldLinker<'a> {
     bucket: &'a BucketRules,
+    time_zone: chrono_tz::Tz,
     linked: LinkedHolds,
 }
 
 impl<'a> HoldLinker<'a> {
-    pub fn new(bucket: &'a BucketRules, holds: Vec<Hold>) -> Self {
+    pub fn new(bucket: &'a BucketRules, time_zone: chrono_tz::Tz, holds: Vec<Hold>) -> Self {
         let n = holds.len();
         HoldLinker {
             bucket,
+            time_zone,
             linked: LinkedHolds {
                 holds,
                 linked_ids: vec![BTreeSet::new(); n],
@@ -137,6 +166,8 @@ impl<'a> HoldLinker<'a> {
             return;
         };
         let subject = classify::subject(self.bucket, obj);
+        let (bucket, tz) = (self.bucket, self.time_zone);
+        let mut scope = None;
         for (hold, ids) in self
             .linked
             .holds
@@ -144,7 +175,11 @@ impl<'a> HoldLinker<'a> {
             .zip(self.linked.linked_ids.iter_mut())
         {
             if selects_directly(hold, obj, Some(&id), subject.as_deref()) {
-                ids.insert(id.clone());
+                // A scoped hold links only the calls inside its scope.
+                let (kind, at) = scope.get_or_insert_with(|| scope_of(bucket, tz, obj));
+                if hold.select.in_scope(kind.as_deref(), *at) {
+                    ids.insert(id.clone());
+                }
             }
         }
     }
@@ -158,12 +193,32 @@ impl<'a> HoldLinker<'a> {
     }
 
     /// Links holds over a listing already in memory.
-    pub fn link(bucket: &BucketRules, holds: Vec<Hold>, objects: &[ObjectInfo]) -> LinkedHolds {
-        let mut linker = HoldLinker::new(bucket, holds);
+    pub fn link(
+        bucket: &BucketRules,
+        time_zone: chrono_tz::Tz,
+        holds: Vec<Hold>,
+        objects: &[ObjectInfo],
+    ) -> LinkedHolds {
+        let mut linker = HoldLinker::new(bucket, time_zone, holds);
         for o in objects {
             linker.observe(o);
         }
         linker.finish()
+    }
+}
+
+/// The kind and recording time a hold's scope is checked against (unknown when unclassified).
+fn scope_of(
+    bucket: &BucketRules,
+    tz: chrono_tz::Tz,
+    obj: &ObjectInfo,
+) -> (Option<String>, Option<DateTime<Utc>>) {
+    match classify::classify(bucket, obj) {
+        Some(c) => (
+            Some(c.kind),
+            Some(classify::recorded_at(bucket, obj, tz).at),
+        ),
+        None => (None, None),
     }
 }
 
@@ -179,6 +234,12 @@ fn selects_directly(
         || recording_id.is_some_and(|id| s.recording_ids.contains(id))
         || subject.is_some_and(|sub| s.subjects.contains(sub))
         || (!s.tags.is_empty() && classify::tags_match(&s.tags, &obj.tags))
+}
+
+/// The ids an object is selected by.
+struct Ids {
+    recording: Option<String>,
+    subject: Option<String>,
 }
 
 /// Decides objects one at a time. Construct once per pass; `now` is fixed for the pass.
@@ -202,32 +263,46 @@ impl<'a> Planner<'a> {
             bucket,
             holds,
             now,
-            classes: lifecycle::day_classes(policy),
+            classes: lifecycle::day_classes(policy, bucket.grace),
         }
     }
 
     fn holds_selecting(
         &self,
         obj: &ObjectInfo,
-        rec_id: Option<&str>,
-        subject: Option<&str>,
+        ids: &Ids,
+        scope: (Option<&str>, Option<DateTime<Utc>>),
     ) -> Vec<&Hold> {
         self.holds
             .holds
             .iter()
             .zip(&self.holds.linked_ids)
             .filter(|(h, linked)| {
-                selects_directly(h, obj, rec_id, subject)
-                    || rec_id.is_some_and(|id| linked.contains(id))
+                (selects_directly(h, obj, ids.recording.as_deref(), ids.subject.as_deref())
+                    || ids.recording.as_ref().is_some_and(|id| linked.contains(id)))
+                    && h.select.in_scope(scope.0, scope.1)
             })
             .map(|(h, _)| h)
             .collect()
     }
 
     pub fn plan(&self, obj: &ObjectInfo) -> ObjectPlan {
-        let rec_id = classify::recording_id(self.bucket, obj);
-        let subject = classify::subject(self.bucket, obj);
-        let selecting = self.holds_selecting(obj, rec_id.as_deref(), subject.as_deref());
+        let ids = Ids {
+            recording: classify::recording_id(self.bucket, obj),
+            subject: classify::subject(self.bucket, obj),
+        };
+        let class = classify::classify(self.bucket, obj);
+        let recorded = class
+            .as_ref()
+            .map(|_| classify::recorded_at(self.bucket, obj, self.policy.time_zone));
+        let selecting = self.holds_selecting(
+            obj,
+            &ids,
+            (
+                class.as_ref().map(|c| c.kind.as_str()),
+                recorded.as_ref().map(|r| r.at),
+            ),
+        );
         let active: Vec<&Hold> = selecting
             .iter()
             .copied()
@@ -242,11 +317,15 @@ impl<'a> Planner<'a> {
             rule: None,
             kind: None,
             purposes: Vec::new(),
-            recording_id: rec_id,
-            subject,
+            controllers: Vec::new(),
+            recording_id: ids.recording,
+            subject: ids.subject,
             recorded_at: None,
             recorded_at_issue: None,
+            anchor: None,
+            anchor_at: None,
             deadline: None,
+            maximum: None,
             decision: Decision::Unclassified,
             reason: String::new(),
             holds: active.iter().map(|h| h.name.clone()).collect(),
@@ -255,6 +334,7 @@ impl<'a> Planner<'a> {
             deleter: Deleter::Nobody,
             overdue: false,
             keep_until: None,
+            uses: Vec::new(),
         };
         let room_for_tag = obj.room_for_retention_tag();
 
@@ -268,7 +348,7 @@ impl<'a> Planner<'a> {
             plan.reason = format!("held by {}", names.join(", "));
         }
 
-        let Some(class) = classify::classify(self.bucket, obj) else {
+        let (Some(class), Some(recorded)) = (class, recorded) else {
             if plan.decision != Decision::Held {
                 plan.reason = "no classify rule matches: reported, never deleted".into();
             }
@@ -280,18 +360,14 @@ impl<'a> Planner<'a> {
             kind,
             purposes,
         } = class;
-        let RecordedAt {
-            at: recorded_at,
-            issue,
-            note: recorded_note,
-        } = classify::recorded_at(self.bucket, obj);
+        let recorded_at = recorded.at;
         plan.rule = Some(rule.clone());
         plan.kind = Some(kind.clone());
         plan.recorded_at = Some(recorded_at);
-        plan.recorded_at_issue = issue;
+        plan.recorded_at_issue = recorded.issue;
 
         let withdrawn = classify::withdrawn(obj);
-        let mut notes: Vec<String> = recorded_note.into_iter().collect();
+        let mut notes: Vec<String> = recorded.note.iter().cloned().collect();
         let mut active_purposes = Vec::new();
         let mut ended_by_withdrawal = Vec::new();
         for p in &purposes {
@@ -309,17 +385,62 @@ impl<'a> Planner<'a> {
         }
         plan.purposes = active_purposes.clone();
 
-        // The longest retention among active purposes for this kind.
-        let longest: Option<(&str, IsoDuration, DateTime<Utc>)> = active_purposes
+        // Each active purpose's time for this kind; the longest keeps the object.
+        let mut waiting: Vec<String> = Vec::new();
+        let mut candidates: Vec<PurposeTime> = Vec::new();
+        for p in &active_purposes {
+            let Some(def) = self.policy.purposes.get(p) else {
+                continue;
+            };
+            let Some(d) = def.retain.get(&kind).copied() else {
+                continue;
+            };
+            let Some(start) = self.purpose_start(def, obj, &recorded, &mut notes) else {
+                waiting.push(match &def.from {
+                    Some(a) => format!("{p} waits for {}", a.source),
+                    None => p.clone(),
+                });
+                continue;
+            };
+            if let Some(u) = def.use_for.get(&kind)
+                && let Some(until) = u.add_in(start.at, self.policy.time_zone)
+            {
+                plan.uses.push(UseLimit {
+                    purpose: p.clone(),
+                    until,
+                });
+            }
+            if let Some(t) = self.purpose_time(&kind, p, def, d, start) {
+                candidates.push(t);
+            }
+        }
+        plan.controllers = purposes
             .iter()
-            .filter_map(|p| {
-                let d = *self.policy.purposes.get(p)?.retain.get(&kind)?;
-                Some((p.as_str(), d, d.add_to(recorded_at)?))
-            })
-            .max_by_key(|(_, _, until)| *until);
+            .map(|p| self.policy.controller_of(p).to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
 
-        let (mut deadline, mut why) = match longest {
-            Some((p, d, until)) => (until, format!("{kind} for {p} ({d})")),
+        if !waiting.is_empty() && plan.decision != Decision::Held {
+            // The event a purpose counts from has not happened: kept, with no deadline.
+            plan.decision = Decision::Keep;
+            plan.reason = format!("{kind} for {}: no deadline until then", waiting.join(", "));
+            if !notes.is_empty() {
+                plan.reason = format!("{} ({})", plan.reason, notes.join("; "));
+            }
+            plan.anchor = Some("event pending".into());
+            plan.tag = room_for_tag.then(|| lifecycle::OPERATOR_TAG_VALUE.to_string());
+            plan.deleter = self.deleter(false);
+            return plan;
+        }
+        let longest = candidates.into_iter().max_by_key(|t| t.deletable);
+
+        let (mut deadline, mut why, mut maximum, mut due_from) = match longest {
+            Some(t) => {
+                plan.anchor = Some(t.anchor.clone());
+                plan.anchor_at = Some(t.start);
+                (t.deletable, t.why, t.maximum, t.due_from)
+            }
             None => {
                 let any_withdrawn_retained = ended_by_withdrawal.iter().any(|p| {
                     self.policy
@@ -328,12 +449,15 @@ impl<'a> Planner<'a> {
                         .is_some_and(|d| d.retain.contains_key(&kind))
                 });
                 if any_withdrawn_retained {
+                    plan.anchor = Some("withdrawal".into());
                     (
                         recorded_at,
                         format!(
                             "{kind}: every purpose withdrawn ({})",
                             ended_by_withdrawal.join(", ")
                         ),
+                        None,
+                        None,
                     )
                 } else {
                     // A classify rule that names no purpose keeping this kind is a policy
@@ -350,42 +474,52 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        if !ended_by_withdrawal.is_empty() && longest.is_some() {
+        if !ended_by_withdrawal.is_empty() && longest_exists(&plan) {
             notes.push(format!("withdrawn: {}", ended_by_withdrawal.join(", ")));
         }
 
-        // Floors: released holds keep the object until release + holdRelease.
+        // Floors: released holds keep the object until their limitation start (else release)
+        // plus holdRelease. A floor overrides a maximum: the case needs the object.
         for h in &selecting {
-            if let Some(end) = h.ends_at().filter(|_| !h.is_active(self.now)) {
-                let keep = self
-                    .policy
-                    .hold_release
-                    .get(&h.reason)
-                    .copied()
-                    .unwrap_or_default();
-                if let Some(floor) = keep.add_to(end)
-                    && floor > deadline
-                {
-                    plan.keep_until = plan.keep_until.max(Some(floor));
-                    deadline = floor;
-                    why = format!(
-                        "{} {} released {} + {keep}",
-                        h.reason,
-                        h.case,
-                        end.format("%Y-%m-%d")
-                    );
-                }
+            if let Some(f) = self.policy.hold_floor(h, self.now)
+                && f.until > deadline
+            {
+                plan.keep_until = plan.keep_until.max(Some(f.until));
+                deadline = f.until;
+                maximum = None;
+                due_from = None;
+                let from = match f.anchor {
+                    FloorAnchor::LimitationStart => "limitation start",
+                    FloorAnchor::Release => "released",
+                };
+                plan.anchor = Some(match f.anchor {
+                    FloorAnchor::LimitationStart => "limitation start".into(),
+                    FloorAnchor::Release => "hold release".into(),
+                });
+                plan.anchor_at = Some(f.from);
+                why = format!(
+                    "{} {} {from} {} + {}",
+                    h.reason,
+                    h.case,
+                    self.local_day(f.from),
+                    f.keep
+                );
             }
         }
         if let Some(floor) = obj
             .tags
             .get(KEEP_UNTIL_TAG)
-            .and_then(|v| classify::parse_instant(v))
+            .and_then(|v| classify::parse_instant_in(v, self.policy.time_zone))
             && floor > deadline
         {
             deadline = floor;
+            maximum = None;
+            due_from = None;
+            plan.anchor = Some("keep-until tag".into());
+            plan.anchor_at = Some(floor);
             why = format!("{KEEP_UNTIL_TAG} from a released hold");
         }
+        plan.maximum = maximum;
 
         if plan.decision == Decision::Held {
             // Held objects have no deadline; the tag says `held` so no lifecycle rule matches.
@@ -394,26 +528,44 @@ impl<'a> Planner<'a> {
         }
 
         plan.deadline = Some(deadline);
-        let recorded = recorded_at.format("%Y-%m-%d");
-        let until = deadline.format("%Y-%m-%d");
+        let from = plan
+            .anchor_at
+            .map_or_else(|| self.local_day(recorded_at), |t| self.local_day(t));
+        let until = self.local_day(deadline);
+        let by = maximum
+            .map(|m| format!(", gone by {}", self.local_day(m)))
+            .unwrap_or_default();
         if self.now >= deadline {
             plan.decision = Decision::Delete;
-            plan.reason = format!("{why} from {recorded}: deadline {until} has passed");
+            plan.reason = format!("{why} from {from}: deadline {until} has passed{by}");
             // A withdrawal can move the deadline into the past at once; the clock for
             // "overdue" then starts at the withdrawal, not at the (earlier) deadline.
             let withdrawn_at = (!ended_by_withdrawal.is_empty())
                 .then(|| {
                     obj.tags
                         .get(WITHDRAWN_AT_TAG)
-                        .and_then(|v| classify::parse_instant(v))
+                        .and_then(|v| classify::parse_instant_in(v, self.policy.time_zone))
                 })
                 .flatten();
             let due_since = withdrawn_at.map_or(deadline, |w| w.max(deadline));
             let grace_end = self.bucket.grace.add_to(due_since).unwrap_or(due_since);
-            plan.overdue = self.now > grace_end;
+            // A maximum is its own overdue clock; an event that made the object deletable
+            // (an assessment) starts it no earlier than the event.
+            plan.overdue = match (maximum, due_from) {
+                (Some(m), _) => self.now > m,
+                (None, Some(event)) => {
+                    let after = self
+                        .bucket
+                        .grace
+                        .add_to(event.max(due_since))
+                        .unwrap_or(event);
+                    self.now > after
+                }
+                (None, None) => self.now > grace_end,
+            };
         } else {
             plan.decision = Decision::Keep;
-            plan.reason = format!("{why} from {recorded}: keep until {until}");
+            plan.reason = format!("{why} from {from}: keep until {until}{by}");
         }
         if !room_for_tag {
             notes.push(format!(
@@ -421,26 +573,178 @@ impl<'a> Planner<'a> {
                 obj.tags.len()
             ));
         }
+
+        let mut expire_days = lifecycle::expire_days(deadline, obj.last_modified, &self.classes);
+        // Under a maximum, lifecycle deletes only where its lag (the grace) still ends by it.
+        if let Some(m) = maximum
+            && self
+                .bucket
+                .grace
+                .add_to(deadline)
+                .is_none_or(|late| late > m)
+        {
+            expire_days = None;
+        }
+        if maximum.is_some() && expire_days.is_none() && self.bucket.enforcement.uses_lifecycle() {
+            notes.push("too short for lifecycle's lag: gallring deletes it itself".into());
+        }
         if !notes.is_empty() {
             plan.reason = format!("{} ({})", plan.reason, notes.join("; "));
         }
-
-        let expire_days = lifecycle::expire_days(deadline, obj.last_modified, &self.classes);
         plan.tag = room_for_tag.then(|| match expire_days {
             Some(days) => lifecycle::expire_tag_value(days),
             None => lifecycle::OPERATOR_TAG_VALUE.to_string(),
         });
-        let lifecycle_can = expire_days.is_some() && room_for_tag;
+        plan.deleter = self.deleter(expire_days.is_some() && room_for_tag);
+        plan
+    }
+
+    /// Who deletes at the deadline, given whether a lifecycle rule can.
+    fn deleter(&self, lifecycle_can: bool) -> Deleter {
         let enforcement = self.bucket.enforcement;
-        plan.deleter = if enforcement.uses_lifecycle() && lifecycle_can {
+        if enforcement.uses_lifecycle() && lifecycle_can {
             Deleter::Lifecycle
         } else if enforcement.operator_deletes() {
             Deleter::Operator
         } else {
             Deleter::Nobody
-        };
-        plan
+        }
     }
+
+    /// A date as the policy's readers write it: the local date in its time zone.
+    fn local_day(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.policy.time_zone)
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    /// When a purpose's clock starts for this object, or `None` while the event it counts
+    /// from has not happened.
+    fn purpose_start(
+        &self,
+        def: &Purpose,
+        obj: &ObjectInfo,
+        recorded: &RecordedAt,
+        notes: &mut Vec<String>,
+    ) -> Option<Start> {
+        let recording = || Start {
+            at: match def.retain_means {
+                // A maximum counts from the earliest trustworthy time.
+                RetainMeans::DeleteBy => recorded.earliest,
+                RetainMeans::KeepAtLeast => recorded.at,
+            },
+            anchor: "recorded-at".to_string(),
+            event: None,
+        };
+        let Some(anchor) = &def.from else {
+            return Some(recording());
+        };
+        let value = anchor.source.read(obj);
+        match value.and_then(|v| classify::parse_instant_in(v, self.policy.time_zone)) {
+            // Never before the recording: an event date earlier than the call is a typo.
+            Some(t) => Some(Start {
+                at: t.max(recorded.at),
+                anchor: anchor.source.to_string(),
+                event: Some(t.max(recorded.at)),
+            }),
+            None => {
+                let found = value.map_or("missing".to_string(), |v| format!("`{v}`, not a date"));
+                if anchor.missing_counts_from_recording {
+                    notes.push(format!(
+                        "{} is {found}: counted from the recording",
+                        anchor.source
+                    ));
+                    Some(recording())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// One purpose's deadline for this object from its start.
+    fn purpose_time(
+        &self,
+        kind: &str,
+        name: &str,
+        def: &Purpose,
+        d: IsoDuration,
+        start: Start,
+    ) -> Option<PurposeTime> {
+        let tz = self.policy.time_zone;
+        let end = d.add_in(start.at, tz)?;
+        let kind_why = |what: &str| {
+            format!(
+                "{kind} for {name} ({what}{d}{})",
+                self.controller_note(name)
+            )
+        };
+        Some(match def.retain_means {
+            RetainMeans::KeepAtLeast => PurposeTime {
+                deletable: end,
+                maximum: None,
+                due_from: start.event,
+                why: kind_why(""),
+                anchor: start.anchor,
+                start: start.at,
+            },
+            RetainMeans::DeleteBy => {
+                // Deletable early enough that the grace (the deleter's lag) ends by the
+                // maximum; where the grace is as long as the period, gallring deletes it itself
+                // one scan before.
+                let deletable = self
+                    .bucket
+                    .grace
+                    .sub_from(end)
+                    .filter(|t| *t >= start.at)
+                    .or_else(|| self.bucket.scan_interval.sub_from(end))
+                    .map_or(start.at, |t| t.max(start.at));
+                PurposeTime {
+                    deletable,
+                    maximum: Some(end),
+                    due_from: start.event,
+                    why: kind_why("at most "),
+                    anchor: start.anchor,
+                    start: start.at,
+                }
+            }
+        })
+    }
+
+    /// ", controller X" when a purpose's controller is not the policy's.
+    fn controller_note(&self, purpose: &str) -> String {
+        let c = self.policy.controller_of(purpose);
+        if c == self.policy.controller {
+            String::new()
+        } else {
+            format!(", {c}")
+        }
+    }
+}
+
+/// Where a purpose's clock starts.
+struct Start {
+    at: DateTime<Utc>,
+    /// What it counts from, for the plan (`recorded-at`, `tag assessed-at`).
+    anchor: String,
+    /// The event time, when the clock starts at one: nothing is overdue before it.
+    event: Option<DateTime<Utc>>,
+}
+
+/// One purpose's deadline for an object.
+struct PurposeTime {
+    /// When the object may be deleted.
+    deletable: DateTime<Utc>,
+    /// When it must be gone, for a maximum.
+    maximum: Option<DateTime<Utc>>,
+    due_from: Option<DateTime<Utc>>,
+    why: String,
+    anchor: String,
+    start: DateTime<Utc>,
+}
+
+fn longest_exists(plan: &ObjectPlan) -> bool {
+    plan.anchor.as_deref() != Some("withdrawal")
 }
 
 /// The tag for objects no rule may expire.
@@ -554,7 +858,8 @@ pub fn plan_bucket(
     objects: &[ObjectInfo],
     now: DateTime<Utc>,
 ) -> BucketPlan {
-    let linked = HoldLinker::link(bucket, holds, objects);
+    let holds = policy.cap_holds(holds);
+    let linked = HoldLinker::link(bucket, policy.time_zone, holds, objects);
     let planner = Planner::new(policy, bucket, &linked, now);
     let mut summary = Summary::default();
     let plans: Vec<ObjectPlan> = objects

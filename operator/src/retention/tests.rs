@@ -23,6 +23,9 @@ type PurposeTable<'a> = [(&'a str, bool, &'a [(&'a str, IsoDuration)])];
 
 fn policy(purposes: &PurposeTable) -> Policy {
     Policy {
+        controller: "Controller A/S".to_string(),
+        hold_max: Default::default(),
+        time_zone: chrono_tz::Tz::UTC,
         name: "RetentionPolicy/test/p".into(),
         purposes: purposes
             .iter()
@@ -30,6 +33,10 @@ fn policy(purposes: &PurposeTable) -> Policy {
                 (
                     name.to_string(),
                     Purpose {
+                        retain_means: Default::default(),
+                        from: None,
+                        use_for: Default::default(),
+                        controller: None,
                         withdrawable: *withdrawable,
                         retain: retain.iter().map(|(k, d)| (k.to_string(), *d)).collect(),
                     },
@@ -92,6 +99,8 @@ fn object(key: &str, created: DateTime<Utc>, tags: &[(&str, &str)]) -> ObjectInf
 
 fn hold(name: &str, reason: HoldReason, select: HoldSelector) -> Hold {
     Hold {
+        limitation_start: None,
+        created_at: None,
         name: name.into(),
         reason,
         case: format!("case-{name}"),
@@ -639,7 +648,7 @@ proptest! {
         d in duration(), start in instant()
     ) {
         let p = policy(&[("only", false, &[("audio", d)])]);
-        let classes = lifecycle::day_classes(&p);
+        let classes = lifecycle::day_classes(&p, IsoDuration::days(2));
         let deadline = d.add_to(start).expect("in range");
         if deadline > start {
             prop_assert!(lifecycle::expire_days(deadline, start, &classes).is_some(),
@@ -895,7 +904,7 @@ proptest! {
     ) {
         let (text, parsed) = value.render(created);
         let b = tagged_bucket(max_age);
-        let r = classify::recorded_at(&b, &recorded(text.as_deref(), created));
+        let r = classify::recorded_at(&b, &recorded(text.as_deref(), created), chrono_tz::Tz::UTC);
         let earliest = max_age.map(|d| d.sub_from(created).expect("in range"));
         // Never after the upload, never before the bound.
         prop_assert!(r.at <= created);

@@ -41,6 +41,13 @@ pub struct SelectRecord {
     pub subjects: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Option<String>>,
+    /// The hold's scope: kinds and recording-time window.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub kinds: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_before: Option<DateTime<Utc>>,
 }
 
 impl From<&HoldSelector> for SelectRecord {
@@ -51,6 +58,9 @@ impl From<&HoldSelector> for SelectRecord {
             recording_ids: s.recording_ids.clone(),
             subjects: s.subjects.clone(),
             tags: s.tags.clone(),
+            kinds: s.kinds.clone(),
+            recorded_after: s.recorded_after,
+            recorded_before: s.recorded_before,
         }
     }
 }
@@ -63,6 +73,9 @@ impl From<&SelectRecord> for HoldSelector {
             recording_ids: s.recording_ids.clone(),
             subjects: s.subjects.clone(),
             tags: s.tags.clone(),
+            kinds: s.kinds.clone(),
+            recorded_after: s.recorded_after,
+            recorded_before: s.recorded_before,
         }
     }
 }
@@ -76,6 +89,9 @@ pub struct HoldRecord {
     pub reason: String,
     pub case: String,
     pub select: SelectRecord,
+    /// When the case's limitation period began: the floor counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limitation_start: Option<DateTime<Utc>>,
 }
 
 impl HoldRecord {
@@ -85,6 +101,7 @@ impl HoldRecord {
             reason: h.reason.as_str().to_string(),
             case: h.case.clone(),
             select: SelectRecord::from(&h.select),
+            limitation_start: h.limitation_start,
         }
     }
 
@@ -410,6 +427,8 @@ impl JournalState {
                     expires: None,
                     review_by: None,
                     released_at: Some(*at),
+                    limitation_start: h.limitation_start,
+                    created_at: None,
                 })
             })
             .collect()
@@ -716,6 +735,7 @@ mod tests {
 
     fn complaint() -> HoldRecord {
         HoldRecord {
+            limitation_start: None,
             hold: "recordings/complaint-1".into(),
             reason: "Complaint".into(),
             case: "KL-1".into(),
