@@ -433,13 +433,19 @@ fn if_masked_transcripts_serve_trend_analysis_for_three_years_only_with_consent_
             ),
         ],
     );
-    // "...we can continue to use a written transcript of the call for up to three years".
-    t.assert_kept_until(
+    // "...we can continue to use a written transcript of the call for up to three years,
+    // after which the transcript is deleted": gone by three years after the call (on the
+    // Swedish calendar: 31 Jan 2026 11:00 CET -> 31 Jan 2029 11:00 CET = 10:00 UTC), deletion
+    // planned the P2D grace earlier.
+    t.assert_gone_by(
         "private/2026/01/31/c-1/transcript.masked.json",
+        "2029-01-29T10:00:00Z",
         "2029-01-31T10:00:00Z",
     );
-    t.assert_kept_until(
+    // 31 May 23:59 UTC is 1 Jun 01:59 Swedish time (CEST): gone by 1 Jun 2029 01:59 CEST.
+    t.assert_gone_by(
         "business-service/2026/05/31/c-3/transcript.masked.json",
+        "2029-05-29T23:59:00Z",
         "2029-05-31T23:59:00Z",
     );
     // Without consent (or with an opt-out) nothing justifies a masked transcript.
@@ -610,15 +616,18 @@ fn if_a_claim_hold_on_the_audio_keeps_the_transcripts_of_the_call_until_the_clai
         );
     }
 
-    // Closed within the three years: the normal deadline stands.
+    // Closed within the three years: the normal deadlines stand (the masked transcript's
+    // three years are a maximum: deletion two days before they end).
     let early = Timeline::new(&b, vec![released(claim, "2027-05-01T00:00:00Z")], objects);
-    for key in [audio, transcript, masked] {
+    for key in [audio, transcript] {
         early.assert_kept_until(key, "2029-01-31T10:00:00Z");
     }
+    early.assert_gone_by(masked, "2029-01-29T10:00:00Z", "2029-01-31T10:00:00Z");
 }
 
 #[test]
-fn if_a_dispute_hold_from_holds_yaml_ends_at_its_expiry_and_keeps_nothing_extra() {
+fn if_a_dispute_hold_from_holds_yaml_keeps_the_customers_earlier_calls_until_its_expiry_and_nothing_extra()
+ {
     let b = notice(IF);
     let dispute = yaml_hold(&b, "dispute-arn-2026-1187");
     assert_eq!(dispute.reason, HoldReason::Dispute);
@@ -627,6 +636,11 @@ fn if_a_dispute_hold_from_holds_yaml_ends_at_its_expiry_and_keeps_nothing_extra(
     // dispute's expiry on 2027-06-30.
     let old = "private/2024/05/01/c-20240501-aa01/audio.opus";
     let recent = "private/2026/09/09/c-20260909-3c3c/transcript.json";
+    // Recorded after the dispute began (ARN complaint of 30 Sep 2026; the hold's scope ends
+    // at 1 Oct 2026 00:00 Swedish time = 30 Sep 22:00 UTC).
+    let later = "business-claims/2026/10/21/c-20261021-8f8f/audio.opus";
+    let just_before = "private/2026/09/30/c-20260930-0001/audio.opus";
+    let just_after = "private/2026/09/30/c-20260930-0002/audio.opus";
     let claimed = "private/2026/03/12/c-20260312-5e1a/transcript.masked.json";
     let t = Timeline::new(
         &b,
@@ -644,6 +658,28 @@ fn if_a_dispute_hold_from_holds_yaml_ends_at_its_expiry_and_keeps_nothing_extra(
                 "c-20260909-3c3c",
                 "transcript.json",
                 "2026-09-09T08:00:12Z",
+            )
+            .tag("subject", "cust-8c41d2"),
+            if_artifact(
+                "business-claims",
+                "c-20261021-8f8f",
+                "audio.opus",
+                "2026-10-21T13:14:15Z",
+            )
+            .tag("consent", "given")
+            .tag("subject", "cust-8c41d2"),
+            if_artifact(
+                "private",
+                "c-20260930-0001",
+                "audio.opus",
+                "2026-09-30T21:59:59Z",
+            )
+            .tag("subject", "cust-8c41d2"),
+            if_artifact(
+                "private",
+                "c-20260930-0002",
+                "audio.opus",
+                "2026-09-30T22:00:00Z",
             )
             .tag("subject", "cust-8c41d2"),
             if_artifact(
@@ -665,11 +701,130 @@ fn if_a_dispute_hold_from_holds_yaml_ends_at_its_expiry_and_keeps_nothing_extra(
         "{}",
         p.reason
     );
-    // A recent call of the same customer simply returns to its normal three years.
+    // A recent call of the same customer, made before the dispute, simply returns to its
+    // normal three years.
     t.assert_held(recent, "2027-01-01T00:00:00Z");
     t.assert_kept_until(recent, "2029-09-09T08:00:12Z");
+    // Calls made after the dispute began are not held: three years from the call.
+    t.assert_kept_until(later, "2029-10-21T13:14:15Z");
+    t.assert_held(just_before, "2027-01-01T00:00:00Z");
+    t.assert_kept_until(just_after, "2029-09-30T22:00:00Z");
     // The claim hold selects the recording id; the masked transcript is part of the call.
     t.assert_held(claimed, "2029-06-01T00:00:00Z");
+}
+
+#[test]
+fn if_quality_may_use_audio_for_one_year_of_its_three_years_of_storage() {
+    let b = notice(IF);
+    let private = "private/2026/01/31/c-1/audio.opus";
+    let business = "business-service/2026/07/01/c-2/audio.opus";
+    let refused = "private/2026/01/31/c-3/audio.opus";
+    let withdrawn = "private/2026/01/31/c-4/audio.opus";
+    let health = "business-service/2026/07/01/c-5/audio.opus";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            if_artifact("private", "c-1", "audio.opus", "2026-01-31T10:00:00Z")
+                .tag("consent", "given"),
+            if_artifact(
+                "business-service",
+                "c-2",
+                "audio.opus",
+                "2026-07-01T14:45:00Z",
+            )
+            .tag("quality-optout", "no"),
+            if_artifact("private", "c-3", "audio.opus", "2026-01-31T10:00:00Z")
+                .tag("consent", "refused"),
+            if_artifact("private", "c-4", "audio.opus", "2026-01-31T10:00:00Z")
+                .tag("consent", "given")
+                .tag("gallring.io/withdrawn", "quality-consent"),
+            if_artifact(
+                "business-service",
+                "c-5",
+                "audio.opus",
+                "2026-07-01T14:45:00Z",
+            )
+            .tag("quality-optout", "no")
+            .tag("sensitive", "health"),
+        ],
+    );
+    // "...we will continue using the audio recording for this purpose for up to one year":
+    // quality use ends a year after the call, storage (documentation) after three.
+    let p = t.plan("2026-02-01T00:00:00Z", private);
+    assert_eq!(
+        p.uses
+            .iter()
+            .map(|u| (u.purpose.as_str(), u.until))
+            .collect::<Vec<_>>(),
+        [("quality-consent", at("2027-01-31T10:00:00Z"))]
+    );
+    t.assert_kept_until(private, "2029-01-31T10:00:00Z");
+    // 1 Jul 16:45 CEST + 1 year = 1 Jul 2027 16:45 CEST = 14:45 UTC.
+    let p = t.plan("2026-07-02T00:00:00Z", business);
+    assert_eq!(
+        p.uses
+            .iter()
+            .map(|u| (u.purpose.as_str(), u.until))
+            .collect::<Vec<_>>(),
+        [("quality-business", at("2027-07-01T14:45:00Z"))]
+    );
+    t.assert_kept_until(business, "2029-07-01T14:45:00Z");
+    // No consent, a withdrawal, or health data: no quality use at all.
+    for key in [refused, withdrawn, health] {
+        let p = t.plan("2026-08-01T00:00:00Z", key);
+        assert!(p.uses.is_empty(), "{key}: {:?}", p.uses);
+        assert_eq!(p.purposes, ["documentation"], "{key}");
+    }
+    // One controller for every purpose.
+    assert_eq!(
+        t.plan("2026-02-01T00:00:00Z", private).controllers,
+        ["If Skadeförsäkring AB (publ)"]
+    );
+}
+
+#[test]
+fn if_a_withdrawal_makes_the_masked_transcript_deletable_at_once_and_overdue_only_after_the_grace()
+{
+    let b = notice(IF);
+    let dated = "private/2026/04/20/c-1/transcript.masked.json";
+    let undated = "private/2026/04/20/c-2/transcript.masked.json";
+    let w = "gallring.io/withdrawn";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            // Consent withdrawn by writing to registerutdrag@if.se; the withdrawal tooling
+            // writes the (Swedish) date.
+            if_artifact(
+                "private",
+                "c-1",
+                "transcript.masked.json",
+                "2026-04-20T10:11:09Z",
+            )
+            .tag("consent", "given")
+            .tag(w, "quality-consent")
+            .tag("gallring.io/withdrawn-at", "2026-12-31"),
+            if_artifact(
+                "private",
+                "c-2",
+                "transcript.masked.json",
+                "2026-04-20T10:11:09Z",
+            )
+            .tag("consent", "given")
+            .tag(w, "quality-consent"),
+        ],
+    );
+    // "If you ... withdraw your consent, the recording will not be used for this purpose":
+    // nothing keeps the masked transcript any more, from the call on.
+    t.assert_deletable_at_once(dated, "2026-04-20T10:11:09Z");
+    t.assert_deletable_at_once(undated, "2026-04-20T10:11:09Z");
+    // Overdue only once the P2D grace has passed since the withdrawal: 31 Dec 2026 00:00
+    // Swedish time = 30 Dec 23:00 UTC, + 2 days = 1 Jan 2027 23:00 UTC.
+    assert!(!t.plan("2027-01-01T23:00:00Z", dated).overdue);
+    assert!(t.plan("2027-01-01T23:00:01Z", dated).overdue);
+    // Without the withdrawal's date the grace counts from the call: overdue since 22 Apr.
+    assert!(t.plan("2026-04-22T10:11:10Z", undated).overdue);
 }
 
 #[test]
@@ -690,13 +845,11 @@ fn if_objects_no_rule_classifies_are_never_deleted() {
 #[test]
 fn if_example_listing_plans_as_its_readme_describes() {
     let by = example_listing(IF);
-    assert_eq!(
-        keys_of(&by, "delete!"),
-        sorted(&["private/2026/04/20/c-20260420-0c3f/transcript.masked.json"])
-    );
+    assert_eq!(count(&by, "delete!"), 0);
     assert_eq!(
         keys_of(&by, "delete"),
         sorted(&[
+            "private/2026/04/20/c-20260420-0c3f/transcript.masked.json",
             "business-service/2026/12/30/c-20261230-e0e0/transcript.masked.json",
             "business-service/2026/12/30/c-20261230-77aa/transcript.masked.json",
             "private/2023/12/31/c-20231231-0a77/audio.opus",
@@ -710,8 +863,10 @@ fn if_example_listing_plans_as_its_readme_describes() {
             "private/2026/12/30/c-20261230-1212/screen.webm",
         ])
     );
-    assert_eq!(count(&by, "held"), 6);
-    assert_eq!(count(&by, "keep"), 18);
+    // The claim's three artifacts and the two artifacts of the customer's call of 2026-09-09;
+    // the customer's call of 2026-10-21, after the dispute began, is kept, not held.
+    assert_eq!(count(&by, "held"), 5);
+    assert_eq!(count(&by, "keep"), 19);
 }
 
 // ---------------------------------------------------------------------------------------------
