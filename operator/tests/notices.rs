@@ -134,6 +134,23 @@ fn recording_ids(ids: &[&str]) -> HoldSelector {
     }
 }
 
+fn subjects(subjects: &[&str]) -> HoldSelector {
+    HoldSelector {
+        subjects: subjects.iter().map(ToString::to_string).collect(),
+        ..HoldSelector::default()
+    }
+}
+
+fn created(mut h: Hold, when: &str) -> Hold {
+    h.created_at = Some(at(when));
+    h
+}
+
+fn limitation_from(mut h: Hold, when: &str) -> Hold {
+    h.limitation_start = Some(at(when));
+    h
+}
+
 fn released(mut h: Hold, when: &str) -> Hold {
     h.released_at = Some(at(when));
     h
@@ -969,13 +986,54 @@ fn lb_an_access_request_within_thirty_days_keeps_the_call_up_to_one_year_from_th
         );
     }
     // Answered and closed early: deletable when the hold is deleted.
-    let done = Timeline::new(&b, vec![released(request, "2026-04-01T12:00:00Z")], objects);
+    let done = Timeline::new(
+        &b,
+        vec![released(request, "2026-04-01T12:00:00Z")],
+        objects.clone(),
+    );
     for key in [audio, transcript] {
         let p = done.plan("2026-04-01T12:00:00Z", key);
         assert_eq!(
             (p.decision, p.deadline),
             (Decision::Delete, Some(at("2026-04-01T12:00:00Z"))),
             "{key}: {}",
+            p.reason
+        );
+    }
+
+    // "...kunne gemme disse i op til 1 år": a hold without `expires`, or with one set too
+    // late, still ends a year after it was created (maxHold P1Y): created 20 Feb 10:00 CET
+    // (09:00 UTC) -> 20 Feb 2027 10:00 CET.
+    for h in [
+        created(
+            hold(
+                "indsigt-2",
+                HoldReason::AccessRequest,
+                "DSR-2",
+                keys(&[audio]),
+            ),
+            "2026-02-20T09:00:00Z",
+        ),
+        created(
+            expiring(
+                hold(
+                    "indsigt-3",
+                    HoldReason::AccessRequest,
+                    "DSR-3",
+                    keys(&[audio]),
+                ),
+                "2027-06-01T00:00:00Z",
+            ),
+            "2026-02-20T09:00:00Z",
+        ),
+    ] {
+        let t = Timeline::new(&b, vec![h], objects.clone());
+        t.assert_held(audio, "2027-02-20T08:59:59Z");
+        let p = t.plan("2027-02-20T09:00:00Z", audio);
+        assert_eq!(
+            (p.decision, p.deadline),
+            (Decision::Delete, Some(at("2027-02-20T09:00:00Z"))),
+            "{}",
             p.reason
         );
     }
@@ -1002,6 +1060,36 @@ fn lb_an_access_request_within_thirty_days_keeps_the_call_up_to_one_year_from_th
 }
 
 #[test]
+fn lb_an_access_request_for_all_of_a_customers_calls_covers_only_the_calls_made_before_it() {
+    let b = notice(LB);
+    let before = "callcenter/2026/02/10/cc-1/audio.wav";
+    let after = "callcenter/2026/02/21/cc-2/audio.wav";
+    // Asked on 20 Feb 2026 for "my recorded calls": the calls that exist then (recorded within
+    // the 30 days before), not the customer's later calls.
+    let mut request = expiring(
+        hold(
+            "indsigt-4",
+            HoldReason::AccessRequest,
+            "DSR-4",
+            subjects(&["lb-kunde-1"]),
+        ),
+        "2027-02-20T00:00:00Z",
+    );
+    request.select.recorded_before = Some(at("2026-02-20T12:00:00+01:00"));
+    let t = Timeline::new(
+        &b,
+        vec![request],
+        vec![
+            lb_call("cc-1", "audio.wav", "2026-02-10T09:00:00Z").tag("subject", "lb-kunde-1"),
+            lb_call("cc-2", "audio.wav", "2026-02-21T09:00:00Z").tag("subject", "lb-kunde-1"),
+        ],
+    );
+    t.assert_held(before, "2027-02-19T00:00:00Z");
+    // The later call keeps its own 30 days: 21 Feb + 30 days = 23 Mar.
+    t.assert_kept_until(after, "2026-03-23T09:00:00Z");
+}
+
+#[test]
 fn lb_a_complaint_keeps_the_call_until_finally_closed_and_then_for_the_three_year_limitation_period()
  {
     let b = notice(LB);
@@ -1014,7 +1102,8 @@ fn lb_a_complaint_keeps_the_call_until_finally_closed_and_then_for_the_three_yea
     let complaint = hold("klage-1", HoldReason::Complaint, "KL-1", keys(&[audio]));
     let open = Timeline::new(&b, vec![complaint.clone()], objects.clone());
     open.assert_held(transcript, "2026-09-01T00:00:00Z");
-    // Finally closed on 2026-09-15: + 3 years (forældelsesloven § 3).
+    // No limitation start stated on the hold: the fallback, the final closure on 2026-09-15
+    // (the latest the period can start) + 3 years (forældelsesloven § 3).
     let closed = Timeline::new(
         &b,
         vec![released(complaint, "2026-09-15T12:00:00Z")],
@@ -1052,6 +1141,76 @@ fn lb_a_complaint_keeps_the_call_until_finally_closed_and_then_for_the_three_yea
 }
 
 #[test]
+fn lb_a_complaint_with_a_limitation_start_is_kept_until_three_years_after_the_claim_fell_due() {
+    let b = notice(LB);
+    let audio = "callcenter/2026/01/31/cc-1/audio.wav";
+    let transcript = "callcenter/2026/01/31/cc-1/transcript.json";
+    let objects = vec![
+        lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z"),
+        lb_call("cc-1", "transcript.json", "2026-01-31T10:00:00Z"),
+    ];
+    // "...slettes samtalen/transskriptionen, når klagen/tvisten er endeligt afsluttet i
+    // overensstemmelse med forældelsesreglerne": the customer's claim fell due on 15 Feb 2026
+    // (forældelsesloven § 2), so its 3 years (§ 3) end on 15 Feb 2029 00:00 Danish time
+    // (CET) = 14 Feb 23:00 UTC, whenever the complaint closed before that.
+    let complaint = limitation_from(
+        hold("klage-2", HoldReason::Complaint, "KL-2", keys(&[audio])),
+        "2026-02-15T00:00:00+01:00",
+    );
+    let open = Timeline::new(&b, vec![complaint.clone()], objects.clone());
+    open.assert_held(audio, "2029-06-01T00:00:00Z");
+    let closed = Timeline::new(
+        &b,
+        vec![released(complaint.clone(), "2026-09-15T12:00:00Z")],
+        objects.clone(),
+    );
+    for key in [audio, transcript] {
+        closed.assert_kept_until(key, "2029-02-14T23:00:00Z");
+        assert_eq!(
+            closed.plan("2027-01-01T00:00:00Z", key).anchor_at,
+            Some(at("2026-02-14T23:00:00Z")),
+            "{key}: the floor counts from the limitation start"
+        );
+    }
+    // Closed after the period has already run (a long complaint): nothing keeps it after the
+    // closure, deletable at once.
+    let late = Timeline::new(
+        &b,
+        vec![released(complaint, "2029-05-01T10:00:00Z")],
+        objects.clone(),
+    );
+    for key in [audio, transcript] {
+        let p = late.plan("2029-05-01T10:00:00Z", key);
+        assert_eq!(p.decision, Decision::Delete, "{key}: {}", p.reason);
+    }
+}
+
+#[test]
+#[ignore = "engine: a floor (limitationStart + keep) before the hold's end leaves the old deadline, so the object is overdue the moment the hold ends (see the issue 10 report)"]
+fn lb_a_complaint_closed_after_its_limitation_period_is_not_overdue_at_closure() {
+    let b = notice(LB);
+    let audio = "callcenter/2026/01/31/cc-1/audio.wav";
+    let complaint = limitation_from(
+        hold("klage-3", HoldReason::Complaint, "KL-3", keys(&[audio])),
+        "2026-02-15T00:00:00+01:00",
+    );
+    let t = Timeline::new(
+        &b,
+        vec![released(complaint, "2029-05-01T10:00:00Z")],
+        vec![lb_call("cc-1", "audio.wav", "2026-01-31T10:00:00Z")],
+    );
+    // Deletable from the closure (nothing kept it after 14 Feb 2029, but the complaint held it
+    // until 1 May 2029); overdue only once the P2D grace has passed since the closure.
+    let p = t.plan("2029-05-02T10:00:00Z", audio);
+    assert_eq!(
+        (p.decision, p.deadline, p.overdue),
+        (Decision::Delete, Some(at("2029-05-01T10:00:00Z")), false),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
 fn lb_inspector_recordings_not_worth_investigating_are_deleted_at_once() {
     let b = notice(LB);
     let t = Timeline::new(
@@ -1072,6 +1231,55 @@ fn lb_inspector_recordings_not_worth_investigating_are_deleted_at_once() {
         "skadeinspektion/SI-1/si-1/transcript.json",
         "2026-12-30T11:15:00Z",
     );
+}
+
+#[test]
+fn lb_an_inspector_recording_assessed_not_relevant_weeks_later_is_deleted_from_the_assessment() {
+    let b = notice(LB);
+    let timed = "skadeinspektion/SI-1/si-1/audio.wav";
+    let dated = "skadeinspektion/SI-1/si-2/audio.wav";
+    let untimed = "skadeinspektion/SI-1/si-3/audio.wav";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            // Called on 1 Dec; assessed as not relevant 18 days later.
+            lb_inspection("SI-1", "si-1", "audio.wav", "2026-12-01T10:00:00Z")
+                .tag("assessment", "not-relevant")
+                .tag("assessed-at", "2026-12-19T14:00:00+01:00"),
+            lb_inspection("SI-1", "si-2", "audio.wav", "2026-12-01T10:00:00Z")
+                .tag("assessment", "not-relevant")
+                .tag("assessed-at", "2026-12-19"),
+            lb_inspection("SI-1", "si-3", "audio.wav", "2026-12-01T10:00:00Z")
+                .tag("assessment", "not-relevant"),
+        ],
+    );
+    // "...slettes dog straks, hvis samtalen ikke giver anledning til yderligere
+    // undersøgelser": deletable from the assessment (19 Dec 13:00 UTC), and overdue only once
+    // the P2D grace has passed since then, not since the call.
+    let p = t.plan("2026-12-19T13:00:00Z", timed);
+    assert_eq!(
+        (p.decision, p.deadline, p.overdue),
+        (Decision::Delete, Some(at("2026-12-19T13:00:00Z")), false),
+        "{}",
+        p.reason
+    );
+    assert!(!t.plan("2026-12-21T13:00:00Z", timed).overdue);
+    assert!(t.plan("2026-12-21T13:00:01Z", timed).overdue);
+    // A Danish date: midnight in Copenhagen, 18 Dec 23:00 UTC; overdue after 20 Dec 23:00.
+    let p = t.plan("2026-12-19T00:00:00Z", dated);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2026-12-18T23:00:00Z"))),
+        "{}",
+        p.reason
+    );
+    assert!(!t.plan("2026-12-20T23:00:00Z", dated).overdue);
+    assert!(t.plan("2026-12-20T23:00:01Z", dated).overdue);
+    // Without the assessment time: deletable from the call (the fallback keeps less), so
+    // overdue since 3 Dec.
+    t.assert_deletable_at_once(untimed, "2026-12-01T10:00:00Z");
+    assert!(t.plan("2026-12-03T10:00:01Z", untimed).overdue);
 }
 
 #[test]
@@ -1123,43 +1331,63 @@ fn lb_a_reasoned_extension_keeps_inspector_recordings_until_at_most_the_limitati
     assert_eq!(extension.reason, HoldReason::FraudInvestigation);
     let audio = "skadeinspektion/SI-2026-0031/si-20260310-0830-01/audio.wav";
     let transcript = "skadeinspektion/SI-2026-0031/si-20260310-0830-01/transcript.json";
-    let t = Timeline::new(
-        &b,
-        vec![extension],
-        vec![
-            lb_inspection(
-                "SI-2026-0031",
-                "si-20260310-0830-01",
-                "audio.wav",
-                "2026-03-10T08:30:00Z",
-            )
-            .tag("assessment", "relevant"),
-            lb_inspection(
-                "SI-2026-0031",
-                "si-20260310-0830-01",
-                "transcript.json",
-                "2026-03-10T08:30:00Z",
-            )
-            .tag("assessment", "relevant"),
-            // The call-centre original of a call with the same call id is not extended.
-            lb_call("si-20260310-0830-01", "audio.wav", "2026-03-10T08:30:00Z"),
-        ],
-    );
+    let objects = vec![
+        lb_inspection(
+            "SI-2026-0031",
+            "si-20260310-0830-01",
+            "audio.wav",
+            "2026-03-10T08:30:00Z",
+        )
+        .tag("assessment", "relevant"),
+        lb_inspection(
+            "SI-2026-0031",
+            "si-20260310-0830-01",
+            "transcript.json",
+            "2026-03-10T08:30:00Z",
+        )
+        .tag("assessment", "relevant"),
+        // The call-centre original of a call with the same call id is not extended.
+        lb_call("si-20260310-0830-01", "audio.wav", "2026-03-10T08:30:00Z"),
+    ];
+    let t = Timeline::new(&b, vec![extension], objects.clone());
+    // "I de tilfælde slettes optagelsen eller transskriptionen senest i overensstemmelse med
+    // forældelsesreglerne": the hold's limitation start is 10 Mar 2026 (Danish midnight), so
+    // it ends at the latest 3 years later, 10 Mar 2029 00:00 CET = 9 Mar 23:00 UTC.
     for key in [audio, transcript] {
         t.assert_held(key, "2027-03-10T08:30:00Z");
-        t.assert_held(key, "2029-03-09T23:59:59Z");
-        // max(2027-03-10T08:30 normal, 2029-03-10T00:00 + P0D).
-        let p = t.plan("2029-03-10T00:00:00Z", key);
-        assert_eq!(
-            (p.decision, p.deadline),
-            (Decision::Delete, Some(at("2029-03-10T00:00:00Z"))),
-            "{key}: {}",
-            p.reason
-        );
+        t.assert_held(key, "2029-03-09T22:59:59Z");
+        let p = t.plan("2029-03-09T23:00:00Z", key);
+        assert_eq!(p.decision, Decision::Delete, "{key}: {}", p.reason);
     }
+    // 10 Mar 09:30 CET + 30 days = 9 Apr 09:30 Danish summer time (CEST) = 07:30 UTC.
     t.assert_kept_until(
         "callcenter/2026/03/10/si-20260310-0830-01/audio.wav",
-        "2026-04-09T08:30:00Z",
+        "2026-04-09T07:30:00Z",
+    );
+
+    // An extension without a limitation start ends 3 years after it was decided (created
+    // 2 Mar 2027 14:00 CET, 13:00 UTC): LB knew of its claim by then.
+    let undated = created(
+        hold(
+            "forlaenget-2",
+            HoldReason::FraudInvestigation,
+            "SI-2026-0031",
+            keys(&[audio]),
+        ),
+        "2027-03-02T13:00:00Z",
+    );
+    let t = Timeline::new(&b, vec![undated.clone()], objects.clone());
+    t.assert_held(audio, "2030-03-02T12:59:59Z");
+    let p = t.plan("2030-03-02T13:00:00Z", audio);
+    assert_eq!(p.decision, Decision::Delete, "{}", p.reason);
+    // The inspector ends the extension earlier: deletable then.
+    let ended = Timeline::new(&b, vec![released(undated, "2027-09-01T08:00:00Z")], objects);
+    let p = ended.plan("2027-09-01T08:00:00Z", audio);
+    assert_eq!(
+        (p.decision, p.deadline),
+        (Decision::Delete, Some(at("2027-09-01T08:00:00Z"))),
+        "{}",
+        p.reason
     );
 }
 
@@ -1206,7 +1434,21 @@ fn lb_example_listing_plans_as_its_readme_describes() {
             "skadeinspektion/SI-2026-0031/si-20260310-0830-01/transcript.json",
         ])
     );
-    assert_eq!(count(&by, "delete"), 6);
+    assert_eq!(
+        keys_of(&by, "delete"),
+        sorted(&[
+            // 1 Dec + 30 days = 31 Dec.
+            "callcenter/2026/12/01/cc-20261201-1130-3f/audio.wav",
+            "callcenter/2026/12/01/cc-20261201-1130-3f/transcript.json",
+            // Consent withdrawn.
+            "callcenter/2026/12/30/cc-20261230-1020-6d/audio.wav",
+            "callcenter/2026/12/30/cc-20261230-1020-6d/transcript.json",
+            // Assessed not relevant on 30 Dec: overdue only from 1 Jan 2027 14:00 / 15:20 UTC.
+            "skadeinspektion/SI-2026-0049/si-20261212-1000-03/audio.wav",
+            "skadeinspektion/SI-2026-0052/si-20261230-1115-07/audio.wav",
+            "skadeinspektion/SI-2026-0052/si-20261230-1115-07/transcript.json",
+        ])
+    );
     assert_eq!(count(&by, "keep"), 8);
     assert_eq!(count(&by, "unclassified"), 2);
 }
