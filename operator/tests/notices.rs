@@ -1502,6 +1502,18 @@ fn tryg_consent_adds_quality_use_but_the_archive_audio_still_goes_after_one_year
         ["documentation", "quality"]
     );
     t.assert_kept_until("samtaler/2026/01/31/t-1/audio.wav", "2027-01-31T10:00:00Z");
+    // "...og i 6 måneder, når formålet er til forbedring af kvaliteten": the archive audio may
+    // serve quality for six months of its year: 31 Jan 11:00 CET + 6 months = 31 Jul 11:00
+    // Danish summer time (CEST) = 09:00 UTC.
+    let p = t.plan("2026-02-01T00:00:00Z", "samtaler/2026/01/31/t-1/audio.wav");
+    assert_eq!(
+        p.uses
+            .iter()
+            .map(|u| (u.purpose.as_str(), u.until))
+            .collect::<Vec<_>>(),
+        [("quality", at("2026-07-31T09:00:00Z"))]
+    );
+    assert_eq!(p.controllers, ["Tryg Forsikring A/S"]);
 }
 
 #[test]
@@ -1530,9 +1542,35 @@ fn tryg_quality_copies_are_deleted_six_months_after_the_call() {
             .tag("consent", "given"),
         ],
     );
-    t.assert_kept_until("kvalitet/2026/01/31/t-1/audio.wav", "2026-07-31T10:00:00Z");
-    // Six calendar months from 31 August is the end of February.
-    t.assert_kept_until("kvalitet/2026/08/31/t-2/audio.wav", "2027-02-28T09:00:00Z");
+    // "...i 6 måneder, når formålet er til forbedring af kvaliteten ..., hvorefter de
+    // slettes", on the Danish calendar: 31 Jan 11:00 CET -> 31 Jul 11:00 CEST = 09:00 UTC.
+    t.assert_kept_until("kvalitet/2026/01/31/t-1/audio.wav", "2026-07-31T09:00:00Z");
+    // Six calendar months from 31 August is the end of February: 31 Aug 11:00 CEST -> 28 Feb
+    // 11:00 CET = 10:00 UTC.
+    t.assert_kept_until("kvalitet/2026/08/31/t-2/audio.wav", "2027-02-28T10:00:00Z");
+}
+
+#[test]
+fn tryg_a_quality_copy_without_a_consent_tag_still_goes_after_six_months_and_a_refused_one_at_once()
+{
+    let b = notice(TRYG);
+    let untagged = "kvalitet/2026/12/21/t-1/audio.wav";
+    let refused = "kvalitet/2026/12/21/t-2/audio.wav";
+    let t = Timeline::new(
+        &b,
+        vec![],
+        vec![
+            tryg("kvalitet", "t-1", "audio.wav", "2026-12-21T16:10:00Z", 600),
+            tryg("kvalitet", "t-2", "audio.wav", "2026-12-21T16:10:00Z", 600)
+                .tag("consent", "refused"),
+        ],
+    );
+    // A copy exists only for quality: six months, then deleted, tag or no tag.
+    // 21 Dec 17:10 CET + 6 months = 21 Jun 17:10 CEST = 15:10 UTC.
+    t.assert_kept_until(untagged, "2027-06-21T15:10:00Z");
+    assert_eq!(t.purposes("2026-12-22T12:00:00Z", untagged), ["quality"]);
+    // A copy of a call whose caller refused has no basis: deletable at once.
+    t.assert_deletable_at_once(refused, "2026-12-21T16:10:00Z");
 }
 
 #[test]
@@ -1668,8 +1706,9 @@ fn tryg_a_complaint_within_the_year_keeps_audio_and_transcript_until_closed_plus
     let open = Timeline::new(&b, vec![complaint.clone()], objects.clone());
     open.assert_held(audio, "2027-06-01T00:00:00Z");
     open.assert_held(transcript, "2027-06-01T00:00:00Z");
-    // The quality copy is not part of the case: it still goes after six months.
-    open.assert_kept_until(copy, "2026-07-31T10:00:00Z");
+    // The quality copy is not part of the case: it still goes after six months (31 Jul 11:00
+    // Danish summer time = 09:00 UTC).
+    open.assert_kept_until(copy, "2026-07-31T09:00:00Z");
 
     let closed = Timeline::new(
         &b,
@@ -1696,6 +1735,122 @@ fn tryg_a_complaint_within_the_year_keeps_audio_and_transcript_until_closed_plus
         "samtaler/2026/02/12/t-20260212-1130-9c/audio.wav",
         "2027-06-01T00:00:00Z",
     );
+}
+
+#[test]
+fn tryg_a_case_keeps_the_call_until_three_years_after_its_limitation_start() {
+    let b = notice(TRYG);
+    let transcript = "samtaler/2026/03/02/t-1/transcript.json";
+    let objects = vec![
+        tryg(
+            "samtaler",
+            "t-1",
+            "transcript.json",
+            "2026-03-02T09:00:00Z",
+            12,
+        )
+        .tag("consent", "given"),
+    ];
+    // "...gemme dokumentationen i henhold til forældelseslovens regler": a dispute whose
+    // claim fell due on 1 Apr 2026 (Danish midnight, CEST: 31 Mar 22:00 UTC), closed on
+    // 1 Dec 2026. The 3 years (§ 3) end on 1 Apr 2029 00:00 CEST = 31 Mar 22:00 UTC, not
+    // 3 years after the closure; the consented transcript's own 3 years end earlier (2 Mar
+    // 2029).
+    let dispute = limitation_from(
+        hold(
+            "tvist-1",
+            HoldReason::Dispute,
+            "TV-1",
+            recording_ids(&["t-1"]),
+        ),
+        "2026-04-01T00:00:00+02:00",
+    );
+    let closed = Timeline::new(
+        &b,
+        vec![released(dispute, "2026-12-01T10:00:00Z")],
+        objects.clone(),
+    );
+    closed.assert_kept_until(transcript, "2029-03-31T22:00:00Z");
+
+    // The claim case of holds.yaml states no limitation start: closed 1 Jun 2027, it keeps
+    // its call three years from the closure (1 Jun 2030 02:00 CEST = 00:00 UTC).
+    let claim = yaml_hold(&b, "skade-sk-2026-310552");
+    assert_eq!(claim.limitation_start, None);
+    let t = Timeline::new(
+        &b,
+        vec![released(claim, "2027-06-01T00:00:00Z")],
+        vec![tryg(
+            "samtaler",
+            "t-20260212-1130-9c",
+            "audio.wav",
+            "2026-02-12T11:30:00Z",
+            22,
+        )],
+    );
+    t.assert_kept_until(
+        "samtaler/2026/02/12/t-20260212-1130-9c/audio.wav",
+        "2030-06-01T00:00:00Z",
+    );
+    // The complaint of holds.yaml counts from 24 Oct 2026 (Danish midnight, CEST): until
+    // 24 Oct 2029 00:00 CEST = 23 Oct 22:00 UTC once closed.
+    let complaint = yaml_hold(&b, "klage-kl-2026-77120");
+    let t = Timeline::new(
+        &b,
+        vec![released(complaint, "2027-02-01T12:00:00Z")],
+        vec![tryg(
+            "samtaler",
+            "t-20261010-0814-3a",
+            "audio.wav",
+            "2026-10-10T08:14:00Z",
+            15,
+        )],
+    );
+    t.assert_kept_until(
+        "samtaler/2026/10/10/t-20261010-0814-3a/audio.wav",
+        "2029-10-23T22:00:00Z",
+    );
+}
+
+#[test]
+fn tryg_a_case_reaches_only_calls_that_became_part_of_it_within_a_year() {
+    let b = notice(TRYG);
+    let old = "samtaler/2026/01/15/t-1/transcript.json";
+    let recent = "samtaler/2026/06/15/t-2/transcript.json";
+    // A complaint opened 1 Mar 2027 about two calls; "Såfremt din samtale inden for 1 år
+    // indgår i en konkret klagesag": only calls made from 1 Mar 2026 on.
+    let mut complaint = hold(
+        "klage-2",
+        HoldReason::Complaint,
+        "KL-2",
+        recording_ids(&["t-1", "t-2"]),
+    );
+    complaint.select.recorded_after = Some(at("2026-03-01T00:00:00+01:00"));
+    let t = Timeline::new(
+        &b,
+        vec![complaint],
+        vec![
+            tryg(
+                "samtaler",
+                "t-1",
+                "transcript.json",
+                "2026-01-15T09:00:00Z",
+                12,
+            )
+            .tag("consent", "given"),
+            tryg(
+                "samtaler",
+                "t-2",
+                "transcript.json",
+                "2026-06-15T09:00:00Z",
+                12,
+            )
+            .tag("consent", "given"),
+        ],
+    );
+    // The older call keeps its consented three years and nothing more.
+    t.assert_kept_until(old, "2029-01-15T09:00:00Z");
+    t.assert_held(recent, "2027-03-02T00:00:00Z");
+    t.assert_held(recent, "2029-07-01T00:00:00Z");
 }
 
 #[test]
@@ -1774,15 +1929,17 @@ fn tryg_objects_no_rule_classifies_are_never_deleted() {
         &b,
         vec![],
         vec![
-            // A quality copy without a consent tag should not exist: reported, not deleted.
-            tryg("kvalitet", "t-1", "audio.wav", "2026-12-21T16:10:00Z", 600),
             obj(
                 "eksport/2026-12-kvalitetsrapport.pdf",
                 "2026-12-31T08:00:00Z",
             ),
+            tryg("samtaler", "t-1", "screen.webm", "2026-12-21T16:10:00Z", 20),
         ],
     );
-    t.assert_never_deleted("kvalitet/2026/12/21/t-1/audio.wav", "2026-12-21T00:00:00Z");
+    t.assert_never_deleted(
+        "samtaler/2026/12/21/t-1/screen.webm",
+        "2026-12-21T00:00:00Z",
+    );
     t.assert_never_deleted(
         "eksport/2026-12-kvalitetsrapport.pdf",
         "2026-12-31T00:00:00Z",
@@ -1806,11 +1963,13 @@ fn tryg_example_listing_plans_as_its_readme_describes() {
         ])
     );
     assert_eq!(count(&by, "held"), 6);
-    assert_eq!(count(&by, "keep"), 9);
-    assert_eq!(
-        keys_of(&by, "unclassified"),
-        sorted(&["kvalitet/2026/12/21/t-20261221-1610-dd/audio.wav"])
+    // Including the quality copy without a consent tag: six months, until 21 Jun 2027.
+    assert_eq!(count(&by, "keep"), 10);
+    assert!(
+        keys_of(&by, "keep")
+            .contains(&"kvalitet/2026/12/21/t-20261221-1610-dd/audio.wav".to_string())
     );
+    assert_eq!(count(&by, "unclassified"), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
