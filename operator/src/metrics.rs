@@ -31,6 +31,8 @@ pub struct Metrics {
     next_deadline: GaugeVec,
     held_objects: IntGaugeVec,
     objects_by_kind: IntGaugeVec,
+    controller_objects: IntGaugeVec,
+    controller_overdue: IntGaugeVec,
     deletions: IntCounterVec,
     gone: IntCounterVec,
     deletion_failures: IntCounterVec,
@@ -57,6 +59,10 @@ pub struct Metrics {
     leader: prometheus::IntGauge,
     /// Kinds reported per bucket, so a kind that disappears is set to 0, not left stale.
     kinds_seen: std::sync::Mutex<
+        std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
+    >,
+    /// Controllers reported per bucket, for the same reason.
+    controllers_seen: std::sync::Mutex<
         std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
     >,
     ready: AtomicBool,
@@ -153,6 +159,18 @@ impl Metrics {
                 "gallring_classified_objects",
                 "Object versions by artifact kind.",
                 &["namespace", "bucket", "kind"],
+            )?,
+            controller_objects: gauge(
+                &r,
+                "gallring_controller_objects",
+                "Object versions by the data controller of their purposes (legal name; an object serving purposes of two controllers counts for both).",
+                &["namespace", "bucket", "controller"],
+            )?,
+            controller_overdue: gauge(
+                &r,
+                "gallring_controller_overdue_objects",
+                "Overdue object versions by the data controller of their purposes: whose promise is broken.",
+                &["namespace", "bucket", "controller"],
             )?,
             deletions: counter(
                 &r,
@@ -296,6 +314,7 @@ impl Metrics {
                 g
             },
             kinds_seen: std::sync::Mutex::default(),
+            controllers_seen: std::sync::Mutex::default(),
             ready: AtomicBool::new(false),
             registry: r,
         })
@@ -351,6 +370,23 @@ impl Metrics {
                 self.objects_by_kind
                     .with_label_values(&[namespace, bucket, kind])
                     .set(clamp(n));
+            }
+        }
+        if let Ok(mut seen) = self.controllers_seen.lock() {
+            let controllers = seen
+                .entry((namespace.to_string(), bucket.to_string()))
+                .or_default();
+            controllers.extend(s.by_controller.keys().cloned());
+            for c in controllers.iter() {
+                let labels = [namespace, bucket, c.as_str()];
+                let n = s.by_controller.get(c).copied().unwrap_or(0);
+                self.controller_objects
+                    .with_label_values(&labels)
+                    .set(clamp(n));
+                let o = s.overdue_by_controller.get(c).copied().unwrap_or(0);
+                self.controller_overdue
+                    .with_label_values(&labels)
+                    .set(clamp(o));
             }
         }
         for (kind, n) in &report.deleted_by_kind {
@@ -530,6 +566,20 @@ impl Metrics {
             .ok()
             .and_then(|mut k| k.remove(&(namespace.to_string(), bucket.to_string())))
             .unwrap_or_default();
+        let controllers = self
+            .controllers_seen
+            .lock()
+            .ok()
+            .and_then(|mut k| k.remove(&(namespace.to_string(), bucket.to_string())))
+            .unwrap_or_default();
+        for c in controllers {
+            let _ = self
+                .controller_objects
+                .remove_label_values(&[namespace, bucket, &c]);
+            let _ = self
+                .controller_overdue
+                .remove_label_values(&[namespace, bucket, &c]);
+        }
         for kind in kinds {
             let _ = self
                 .objects_by_kind
@@ -725,6 +775,7 @@ mod tests {
             object_errors: 0,
             sample_errors: vec![],
             deleted_by_kind: Default::default(),
+            deleted_by_controller: Default::default(),
             deleted_sample: vec![],
             journal_facts: 0,
             dangerous_rules: Vec::new(),
@@ -768,5 +819,37 @@ mod tests {
         let text = m.render();
         assert!(!text.contains(r#"bucket="b""#), "{text}");
         assert!(m.known_buckets().is_empty());
+    }
+
+    #[test]
+    fn controllers_are_named_with_their_objects_and_overdue_and_a_vanished_one_drops_to_zero() {
+        let m = Metrics::new().expect("registry");
+        let mut r = report(&[("audio", 5)], 1);
+        r.summary.by_controller = [
+            ("Länsförsäkringar AB".to_string(), 2),
+            ("Länsförsäkringar Stockholm".to_string(), 3),
+        ]
+        .into();
+        r.summary.overdue_by_controller = [("Länsförsäkringar Stockholm".to_string(), 1)].into();
+        m.record_pass("ns", "b", &r, 1.0);
+        let text = m.render();
+        assert!(
+            text.contains(r#"gallring_controller_objects{bucket="b",controller="Länsförsäkringar AB",namespace="ns"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"gallring_controller_overdue_objects{bucket="b",controller="Länsförsäkringar Stockholm",namespace="ns"} 1"#),
+            "{text}"
+        );
+        let mut later = report(&[("audio", 3)], 0);
+        later.summary.by_controller = [("Länsförsäkringar Stockholm".to_string(), 3)].into();
+        m.record_pass("ns", "b", &later, 1.0);
+        let text = m.render();
+        assert!(
+            text.contains(r#"gallring_controller_objects{bucket="b",controller="Länsförsäkringar AB",namespace="ns"} 0"#),
+            "{text}"
+        );
+        m.forget_bucket("ns", "b");
+        assert!(!m.render().contains("gallring_controller_objects{"));
     }
 }

@@ -701,6 +701,11 @@ pub struct RecordingBucketStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]
     pub next_deadline: Option<DateTime<Utc>>,
+    /// Objects and overdue objects per data controller of their purposes (legal name), from
+    /// the policy's and its purposes' `controller`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub controllers: Vec<ControllerCount>,
     /// When the last scan completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]
@@ -711,6 +716,19 @@ pub struct RecordingBucketStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]
     pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// One data controller's share of a bucket.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerCount {
+    /// The controller's legal name.
+    #[schemars(length(max = 200))]
+    pub legal_name: String,
+    /// Object versions serving its purposes.
+    pub objects: u64,
+    /// Of those, overdue.
+    pub overdue: u64,
 }
 
 // ---------------------------------------------------------------------------------------------

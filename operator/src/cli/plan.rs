@@ -19,6 +19,8 @@ pub struct PlanReport {
     pub objects: Vec<ObjectPlan>,
     pub summary: Summary,
     pub lifecycle: Result<Vec<LifecycleRule>, lifecycle::LifecycleError>,
+    /// The policy's time zone: the table shows local dates.
+    pub time_zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +101,20 @@ pub fn run(
         objects,
         summary: plan.summary,
         lifecycle: lifecycle::compile(&b.policy, &b.rules, versioned, 0),
+        time_zone: b.policy.time_zone,
     })
 }
 
 fn day(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// A date on the policy's local calendar.
+fn local_day(t: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| t.with_timezone(&tz).format("%Y-%m-%d").to_string(),
+    )
 }
 
 pub fn summary_line(r: &PlanReport) -> String {
@@ -123,14 +134,25 @@ pub fn summary_line(r: &PlanReport) -> String {
 
 pub fn render_table(r: &PlanReport) -> String {
     let header = [
-        "DEADLINE", "DECISION", "KIND", "PURPOSES", "TAG", "KEY", "REASON",
+        "DEADLINE",
+        "GONE BY",
+        "DECISION",
+        "KIND",
+        "PURPOSES",
+        "CONTROLLER",
+        "FROM",
+        "TAG",
+        "KEY",
+        "REASON",
     ];
-    let rows: Vec<[String; 7]> = r
+    let tz = r.time_zone;
+    let rows: Vec<[String; 10]> = r
         .objects
         .iter()
         .map(|o| {
             [
-                day(o.deadline),
+                local_day(o.deadline, tz),
+                local_day(o.maximum, tz),
                 if o.overdue {
                     "delete!".into()
                 } else {
@@ -141,6 +163,16 @@ pub fn render_table(r: &PlanReport) -> String {
                     "-".into()
                 } else {
                     o.purposes.join(",")
+                },
+                if o.controllers.is_empty() {
+                    "-".into()
+                } else {
+                    o.controllers.join(" + ")
+                },
+                match (&o.anchor, o.anchor_at) {
+                    (Some(a), Some(t)) => format!("{a} {}", local_day(Some(t), tz)),
+                    (Some(a), None) => a.clone(),
+                    _ => "-".into(),
                 },
                 o.tag.clone().unwrap_or_else(|| "(no room)".into()),
                 match &o.version_id {
@@ -160,8 +192,8 @@ pub fn render_table(r: &PlanReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "RecordingBucket {} (enforcement {})",
-        r.bucket, r.enforcement
+        "RecordingBucket {} (enforcement {}; dates in {})",
+        r.bucket, r.enforcement, r.time_zone
     );
     let line = |cells: &[String]| {
         let mut l = String::new();
@@ -205,6 +237,17 @@ pub fn render_table(r: &PlanReport) -> String {
                 "the operator deletes them itself"
             }
         );
+    }
+    if s.by_controller.len() > 1 {
+        let per: Vec<String> = s
+            .by_controller
+            .iter()
+            .map(|(c, n)| {
+                let overdue = s.overdue_by_controller.get(c).copied().unwrap_or(0);
+                format!("{c}: {n} ({overdue} overdue)")
+            })
+            .collect();
+        let _ = writeln!(out, "By controller: {}", per.join("; "));
     }
     let _ = writeln!(out, "{}", summary_line(r));
     out

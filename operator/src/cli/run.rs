@@ -136,7 +136,7 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     format!(
-        "{bucket}: {} objects ({}); {} kept, {} held{}, {} due, {} overdue, {} unclassified; tagged {}, deleted {}{}; {lifecycle}; next deadline {}",
+        "{bucket}: {} objects ({}); {} kept, {} held{}, {} due, {} overdue, {} unclassified; tagged {}, deleted {}{}; {lifecycle}; next deadline {}{}",
         s.objects,
         if kinds.is_empty() {
             "none classified".into()
@@ -164,6 +164,19 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
             || "none".into(),
             |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()
         ),
+        if s.by_controller.len() > 1 {
+            let per: Vec<String> = s
+                .by_controller
+                .iter()
+                .map(|(c, n)| {
+                    let o = s.overdue_by_controller.get(c).copied().unwrap_or(0);
+                    format!("{c} {n} ({o} overdue)")
+                })
+                .collect();
+            format!("; by controller: {}", per.join(", "))
+        } else {
+            String::new()
+        },
     )
 }
 

@@ -162,12 +162,22 @@ fn pass_events(report: &PassReport) -> Vec<(EventType, &'static str, &'static st
             .iter()
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
+        let controllers: Vec<String> = report
+            .deleted_by_controller
+            .iter()
+            .map(|(c, n)| format!("{n} for {c}"))
+            .collect();
+        let by = if controllers.is_empty() {
+            String::new()
+        } else {
+            format!("; controller: {}", controllers.join(", "))
+        };
         out.push((
             EventType::Normal,
             "ObjectsDeleted",
             "Delete",
             format!(
-                "{} object(s) past their deadline deleted ({})",
+                "{} object(s) past their deadline deleted ({}{by})",
                 report.deleted,
                 kinds.join(", ")
             ),

@@ -89,6 +89,16 @@ pub fn bucket_status(
             s.overdue = Some(sum.overdue);
             s.unclassified = Some(sum.unclassified);
             s.next_deadline = sum.next_deadline;
+            s.controllers = sum
+                .by_controller
+                .iter()
+                .take(64)
+                .map(|(c, n)| crate::api::v1alpha1::ControllerCount {
+                    legal_name: c.clone(),
+                    objects: *n,
+                    overdue: sum.overdue_by_controller.get(c).copied().unwrap_or(0),
+                })
+                .collect();
             s.last_scan = Some(r.now);
             s.decided_at = Some(r.decided_at);
             let lifecycle_ok = r.lifecycle.in_sync();

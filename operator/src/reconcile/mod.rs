@@ -138,6 +138,8 @@ pub struct PassReport {
     pub sample_errors: Vec<String>,
     /// Deleted objects per artifact kind.
     pub deleted_by_kind: BTreeMap<String, u64>,
+    /// Deleted objects per data controller of their purposes.
+    pub deleted_by_controller: BTreeMap<String, u64>,
     /// The first few deleted keys with the reason, for logs and Events.
     pub deleted_sample: Vec<String>,
     /// Facts made durable in the journal by this pass.
@@ -549,6 +551,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         object_errors: 0,
         sample_errors: Vec::new(),
         deleted_by_kind: BTreeMap::new(),
+        deleted_by_controller: BTreeMap::new(),
         deleted_sample: Vec::new(),
         journal_facts: 0,
         dangerous_rules,
@@ -1534,6 +1537,12 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 }
                 if let Some(k) = &c.plan.kind {
                     *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
+                }
+                for controller in &c.plan.controllers {
+                    *report
+                        .deleted_by_controller
+                        .entry(controller.clone())
+                        .or_default() += 1;
                 }
             }
         }

@@ -46,9 +46,10 @@ pub fn parse_expire_tag(value: &str) -> Option<u32> {
 }
 
 /// Every whole-day length (rounded up) that the policy's retentions can take. Calendar months
-/// and years vary in length (and local days across a daylight-saving change), so each is
-/// measured from every day of a nine-year window that contains two leap days. A maximum
-/// (`DeleteBy`) is planned `grace` before its end, so its classes are those lengths.
+/// and years vary in length, so each is measured from every day of a nine-year window that
+/// contains two leap days. A maximum (`DeleteBy`) is planned `grace` before its end, so its
+/// classes are those lengths. On a local calendar a length can be an hour longer or shorter
+/// (a daylight-saving change inside it), so each class's neighbours are classes too.
 pub fn day_classes(policy: &Policy, grace: IsoDuration) -> DayClasses {
     let mut out = DayClasses::new();
     let durations: BTreeSet<(IsoDuration, bool)> = policy
@@ -62,18 +63,11 @@ pub fn day_classes(policy: &Policy, grace: IsoDuration) -> DayClasses {
     let Some(first) = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single() else {
         return out;
     };
-    let tz = policy.time_zone;
     for (d, delete_by) in durations {
-        // Days are 24 hours in UTC; on a local calendar they vary with the daylight-saving
-        // rules, which one year of starts covers; months need the leap years too.
-        let starts = match (d.months, tz == chrono_tz::Tz::UTC) {
-            (0, true) => 1,
-            (0, false) => 366,
-            _ => 366 * 9,
-        };
+        let starts = if d.months == 0 { 1 } else { 366 * 9 };
         for i in 0..starts {
             let start = first + chrono::TimeDelta::days(i);
-            let end = d.add_in(start, tz).and_then(|end| {
+            let end = d.add_to(start).and_then(|end| {
                 if delete_by {
                     grace.sub_from(end)
                 } else {
@@ -85,6 +79,15 @@ pub fn day_classes(policy: &Policy, grace: IsoDuration) -> DayClasses {
                 && days >= 1
             {
                 out.insert(days);
+            }
+        }
+    }
+    if policy.time_zone != chrono_tz::Tz::UTC {
+        let utc: Vec<u32> = out.iter().copied().collect();
+        for days in utc {
+            out.insert(days + 1);
+            if days > 1 {
+                out.insert(days - 1);
             }
         }
     }

@@ -15,7 +15,7 @@ pub use classify::{RecordedAt, RecordedAtIssue};
 pub use duration::{DurationError, IsoDuration};
 pub use model::*;
 pub use plan::{
-    BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary,
+    BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary, UseLimit,
     plan_bucket,
 };
 

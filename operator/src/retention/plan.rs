@@ -435,10 +435,14 @@ impl<'a> Planner<'a> {
         }
         let longest = candidates.into_iter().max_by_key(|t| t.deletable);
 
+        // The date the reason counts from: the purpose's start (recording, earliest trustworthy
+        // time or event); a floor's reason names its own start.
+        let mut counted_from = recorded_at;
         let (mut deadline, mut why, mut maximum, mut due_from) = match longest {
             Some(t) => {
                 plan.anchor = Some(t.anchor.clone());
                 plan.anchor_at = Some(t.start);
+                counted_from = t.start;
                 (t.deletable, t.why, t.maximum, t.due_from)
             }
             None => {
@@ -497,6 +501,7 @@ impl<'a> Planner<'a> {
                     FloorAnchor::Release => "hold release".into(),
                 });
                 plan.anchor_at = Some(f.from);
+                counted_from = recorded_at;
                 why = format!(
                     "{} {} {from} {} + {}",
                     h.reason,
@@ -517,6 +522,7 @@ impl<'a> Planner<'a> {
             due_from = None;
             plan.anchor = Some("keep-until tag".into());
             plan.anchor_at = Some(floor);
+            counted_from = recorded_at;
             why = format!("{KEEP_UNTIL_TAG} from a released hold");
         }
         plan.maximum = maximum;
@@ -528,9 +534,7 @@ impl<'a> Planner<'a> {
         }
 
         plan.deadline = Some(deadline);
-        let from = plan
-            .anchor_at
-            .map_or_else(|| self.local_day(recorded_at), |t| self.local_day(t));
+        let from = self.local_day(counted_from);
         let until = self.local_day(deadline);
         let by = maximum
             .map(|m| format!(", gone by {}", self.local_day(m)))
@@ -587,6 +591,14 @@ impl<'a> Planner<'a> {
         }
         if maximum.is_some() && expire_days.is_none() && self.bucket.enforcement.uses_lifecycle() {
             notes.push("too short for lifecycle's lag: gallring deletes it itself".into());
+        }
+        for u in &plan.uses {
+            let verb = if self.now >= u.until { "ended" } else { "ends" };
+            notes.push(format!(
+                "use for {} {verb} {}",
+                u.purpose,
+                self.local_day(u.until)
+            ));
         }
         if !notes.is_empty() {
             plan.reason = format!("{} ({})", plan.reason, notes.join("; "));
@@ -690,15 +702,20 @@ impl<'a> Planner<'a> {
             },
             RetainMeans::DeleteBy => {
                 // Deletable early enough that the grace (the deleter's lag) ends by the
-                // maximum; where the grace is as long as the period, gallring deletes it itself
-                // one scan before.
-                let deletable = self
-                    .bucket
-                    .grace
+                // maximum. A period not much longer than the grace would leave almost nothing:
+                // there gallring deletes it itself, one scan interval before the maximum (the
+                // lag grows from a scan to the grace as the period grows, so a longer period
+                // never deletes earlier).
+                let (grace, scan) = (self.bucket.grace, self.bucket.scan_interval);
+                let by_lifecycle = grace.sub_from(end);
+                let by_operator = scan
                     .sub_from(end)
-                    .filter(|t| *t >= start.at)
-                    .or_else(|| self.bucket.scan_interval.sub_from(end))
-                    .map_or(start.at, |t| t.max(start.at));
+                    .min(grace.add_to(start.at).and_then(|t| scan.sub_from(t)));
+                let deletable = [Some(start.at), by_lifecycle, by_operator]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .unwrap_or(start.at);
                 PurposeTime {
                     deletable,
                     maximum: Some(end),
@@ -780,6 +797,11 @@ pub struct Summary {
     /// Objects each active hold (`namespace/name`) selects.
     pub held_by_hold: BTreeMap<String, u64>,
     pub by_kind: BTreeMap<String, u64>,
+    /// Objects per data controller of their purposes (an object with purposes of two
+    /// controllers counts for both).
+    pub by_controller: BTreeMap<String, u64>,
+    /// Overdue objects per data controller.
+    pub overdue_by_controller: BTreeMap<String, u64>,
     /// Objects whose recorded-at tag or metadata was not used as it is, by issue
     /// (`future`, `too_old`, `unparsable`, `missing`).
     pub recorded_at_issues: BTreeMap<String, u64>,
@@ -822,6 +844,12 @@ impl Summary {
         }
         if let Some(k) = &p.kind {
             *self.by_kind.entry(k.clone()).or_default() += 1;
+        }
+        for c in &p.controllers {
+            *self.by_controller.entry(c.clone()).or_default() += 1;
+            if p.overdue {
+                *self.overdue_by_controller.entry(c.clone()).or_default() += 1;
+            }
         }
         if let Some(issue) = p.recorded_at_issue {
             *self

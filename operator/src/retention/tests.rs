@@ -443,9 +443,22 @@ fn world() -> impl Strategy<Value = World> {
         holds,
         instant(),
         duration(),
+        (
+            zone(),
+            any::<bool>(),
+            prop::option::of(instant()),
+            any::<bool>(),
+        ),
     )
         .prop_map(
-            |((doc_a, doc_t, quality, q_withdrawable), objs, holds, now, release)| {
+            |(
+                (doc_a, doc_t, quality, q_withdrawable),
+                objs,
+                holds,
+                now,
+                release,
+                (tz, quality_delete_by, limitation_start, scoped),
+            )| {
                 let mut policy = policy(&[
                     (
                         "documentation",
@@ -455,6 +468,10 @@ fn world() -> impl Strategy<Value = World> {
                     ("quality", q_withdrawable, &[("audio", quality)]),
                 ]);
                 policy.hold_release.insert(HoldReason::Dispute, release);
+                policy.time_zone = tz;
+                if quality_delete_by && let Some(q) = policy.purposes.get_mut("quality") {
+                    q.retain_means = RetainMeans::DeleteBy;
+                }
                 let objects = objs
                     .into_iter()
                     .enumerate()
@@ -495,6 +512,12 @@ fn world() -> impl Strategy<Value = World> {
                         let mut h = hold(&format!("h{i}"), reason, select);
                         h.expires = expires;
                         h.released_at = released;
+                        h.limitation_start = limitation_start;
+                        if scoped && i == 0 {
+                            // The first hold keeps audio recorded before `now` only.
+                            h.select.kinds = ["audio".to_string()].into();
+                            h.select.recorded_before = Some(now);
+                        }
                         h
                     })
                     .collect();
@@ -533,7 +556,10 @@ proptest! {
             if p.overdue {
                 prop_assert_eq!(p.decision, Decision::Delete);
                 let d = p.deadline.expect("overdue has a deadline");
-                prop_assert!(w.now > d + TimeDelta::days(2));
+                match p.maximum {
+                    Some(m) => prop_assert!(w.now > m && m >= d),
+                    None => prop_assert!(w.now > d + TimeDelta::days(2)),
+                }
             }
         }
     }
@@ -543,7 +569,9 @@ proptest! {
         let plans = plans(&w);
         // Recording ids selected (directly) by an active hold.
         let mut held_ids = BTreeSet::new();
-        for h in w.holds.iter().filter(|h| h.is_active(w.now)) {
+        // Scoped holds are checked by their own property.
+        let unscoped = |h: &&Hold| h.select.kinds.is_empty() && h.select.recorded_before.is_none();
+        for h in w.holds.iter().filter(|h| h.is_active(w.now)).filter(unscoped) {
             held_ids.extend(h.select.recording_ids.iter().cloned());
             for k in &h.select.keys {
                 if w.objects.iter().any(|o| &o.key == k) {
@@ -995,5 +1023,489 @@ proptest! {
             }
         }
         prop_assert_eq!(&plan.summary.recorded_at_issues, &counted);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 10: maximums, event clocks, use limits, controllers, scoped holds, limitation starts,
+// capped holds and local dates.
+
+fn utc_hms(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// One purpose `p` keeping `kind` for `d`, with its other settings changed by `f`.
+fn purpose_policy(kind: &str, d: IsoDuration, f: impl FnOnce(&mut Purpose)) -> Policy {
+    let mut p = policy(&[("p", true, &[(kind, d)])]);
+    if let Some(purpose) = p.purposes.get_mut("p") {
+        f(purpose);
+    }
+    p
+}
+
+/// Every object under `s/` is a survey answer serving purpose `p`.
+fn survey_bucket() -> BucketRules {
+    let mut b = bucket();
+    b.classify = vec![ClassifyRule {
+        name: "survey".into(),
+        prefix: Some("s/".into()),
+        glob: None,
+        tags: BTreeMap::new(),
+        kind: "survey".into(),
+        purposes: vec!["p".into()],
+        purposes_from_tag: None,
+    }];
+    b
+}
+
+#[test]
+fn a_maximum_is_planned_a_grace_early_and_is_overdue_only_after_the_maximum() {
+    let p = purpose_policy("survey", IsoDuration::days(180), |d| {
+        d.retain_means = RetainMeans::DeleteBy
+    });
+    let b = survey_bucket();
+    let answered = utc_hms("2026-01-10T09:00:00Z");
+    let o = object("s/1.json", answered, &[]);
+    // 180 days from 10 January is 9 July; the grace (P2D) before it is 7 July.
+    let maximum = utc_hms("2026-07-09T09:00:00Z");
+    let deadline = utc_hms("2026-07-07T09:00:00Z");
+    let kept = plan_one(&p, &b, vec![], &o, utc_hms("2026-07-07T08:59:59Z"));
+    assert_eq!(kept.decision, Decision::Keep);
+    assert_eq!(kept.deadline, Some(deadline));
+    assert_eq!(kept.maximum, Some(maximum));
+    assert!(kept.reason.contains("at most P180D"), "{}", kept.reason);
+    assert!(
+        kept.reason.contains("gone by 2026-07-09"),
+        "{}",
+        kept.reason
+    );
+    // Lifecycle may delete it: its lag (the grace) still ends by the maximum.
+    assert_eq!(kept.deleter, Deleter::Lifecycle);
+    let due = plan_one(&p, &b, vec![], &o, utc_hms("2026-07-09T09:00:00Z"));
+    assert_eq!(due.decision, Decision::Delete);
+    assert!(!due.overdue, "not overdue at the maximum itself");
+    let late = plan_one(&p, &b, vec![], &o, utc_hms("2026-07-09T09:00:01Z"));
+    assert!(late.overdue, "overdue once the maximum has passed");
+}
+
+#[test]
+fn a_maximum_shorter_than_the_grace_is_deleted_by_gallring_one_scan_before_it() {
+    // One day at most, grace two days, scans daily in this bucket: lifecycle cannot make it.
+    let p = purpose_policy("survey", IsoDuration::days(1), |d| {
+        d.retain_means = RetainMeans::DeleteBy
+    });
+    let mut b = survey_bucket();
+    b.scan_interval = IsoDuration {
+        seconds: 3600,
+        ..IsoDuration::ZERO
+    };
+    let visit = utc_hms("2026-03-02T08:00:00Z");
+    let o = object("s/visit.json", visit, &[]);
+    let plan = plan_one(&p, &b, vec![], &o, utc_hms("2026-03-02T12:00:00Z"));
+    assert_eq!(plan.maximum, Some(utc_hms("2026-03-03T08:00:00Z")));
+    // One scan (an hour) before the maximum, not at once.
+    assert_eq!(plan.deadline, Some(utc_hms("2026-03-03T07:00:00Z")));
+    assert_eq!(plan.deleter, Deleter::Operator);
+    assert_eq!(plan.tag.as_deref(), Some(lifecycle::OPERATOR_TAG_VALUE));
+    assert!(plan.reason.contains("lifecycle's lag"), "{}", plan.reason);
+}
+
+#[test]
+fn a_maximum_counts_from_the_earliest_trustworthy_time_when_the_recorded_at_is_missing() {
+    let p = purpose_policy("survey", IsoDuration::days(180), |d| {
+        d.retain_means = RetainMeans::DeleteBy
+    });
+    let mut b = survey_bucket();
+    b.recorded_at = RecordedAtSource::Metadata("answered-at".into());
+    b.recorded_at_max_age = Some(IsoDuration::days(2));
+    let exported = utc_hms("2026-01-12T03:00:00Z");
+    let o = object("s/2.json", exported, &[]);
+    let plan = plan_one(&p, &b, vec![], &o, exported);
+    // Answered at the latest at the export, at the earliest two days before it: the 180 days
+    // count from 10 January 03:00, so a late export cannot push the maximum.
+    assert_eq!(plan.maximum, Some(utc_hms("2026-07-09T03:00:00Z")));
+    assert_eq!(plan.recorded_at_issue, Some(RecordedAtIssue::Missing));
+    // A minimum (KeepAtLeast) still counts from the export: never early.
+    let keep = purpose_policy("survey", IsoDuration::days(180), |_| {});
+    let plan = plan_one(&keep, &b, vec![], &o, exported);
+    assert_eq!(plan.deadline, Some(utc_hms("2026-07-11T03:00:00Z")));
+    assert_eq!(plan.maximum, None);
+}
+
+fn assessed_policy(if_missing_counts_from_recording: bool) -> Policy {
+    purpose_policy("survey", IsoDuration::ZERO, |d| {
+        d.from = Some(Anchor {
+            source: TimeSource::Tag("assessed-at".into()),
+            missing_counts_from_recording: if_missing_counts_from_recording,
+        })
+    })
+}
+
+#[test]
+fn an_assessment_starts_the_clock_and_nothing_is_overdue_before_it() {
+    let p = assessed_policy(false);
+    let b = survey_bucket();
+    let recorded = utc_hms("2026-02-01T10:00:00Z");
+    // Assessed "not relevant" 18 days after the call: deletable from the assessment, overdue
+    // only once the grace after the assessment has passed.
+    let o = object(
+        "s/3.json",
+        recorded,
+        &[("assessed-at", "2026-02-19T10:00:00Z")],
+    );
+    let plan = plan_one(&p, &b, vec![], &o, utc_hms("2026-02-20T10:00:00Z"));
+    assert_eq!(plan.decision, Decision::Delete);
+    assert_eq!(plan.deadline, Some(utc_hms("2026-02-19T10:00:00Z")));
+    assert!(
+        !plan.overdue,
+        "one day after the assessment is within the grace"
+    );
+    assert_eq!(plan.anchor.as_deref(), Some("tag `assessed-at`"));
+    let later = plan_one(&p, &b, vec![], &o, utc_hms("2026-02-21T10:00:01Z"));
+    assert!(later.overdue);
+    // An assessment dated before the call counts from the call.
+    let early = object("s/4.json", recorded, &[("assessed-at", "2026-01-01")]);
+    let plan = plan_one(&p, &b, vec![], &early, utc_hms("2026-02-01T10:00:00Z"));
+    assert_eq!(plan.deadline, Some(recorded));
+}
+
+#[test]
+fn a_purpose_waiting_for_its_event_keeps_the_object_without_a_deadline() {
+    let b = survey_bucket();
+    let recorded = utc_hms("2026-02-01T10:00:00Z");
+    let o = object("s/5.json", recorded, &[]);
+    let now = utc_hms("2036-02-01T10:00:00Z");
+    let plan = plan_one(&assessed_policy(false), &b, vec![], &o, now);
+    assert_eq!(plan.decision, Decision::Keep);
+    assert_eq!(plan.deadline, None);
+    assert!(!plan.overdue);
+    assert_eq!(plan.anchor.as_deref(), Some("event pending"));
+    assert!(
+        plan.reason.contains("waits for tag `assessed-at`"),
+        "{}",
+        plan.reason
+    );
+    // No lifecycle rule can expire it.
+    assert_eq!(plan.tag.as_deref(), Some(lifecycle::OPERATOR_TAG_VALUE));
+    // With RecordingTime the clock starts at the call instead, and the plan says so.
+    let plan = plan_one(&assessed_policy(true), &b, vec![], &o, now);
+    assert_eq!(plan.decision, Decision::Delete);
+    assert_eq!(plan.deadline, Some(recorded));
+    assert!(
+        plan.reason.contains("counted from the recording"),
+        "{}",
+        plan.reason
+    );
+}
+
+#[test]
+fn use_limits_and_controllers_are_reported_per_object() {
+    let mut p = purpose_policy("audio", IsoDuration::months(36), |d| {
+        d.use_for = [("audio".to_string(), IsoDuration::months(12))].into();
+        d.controller = Some("Bank AB".into());
+    });
+    p.purposes.insert(
+        "documentation".into(),
+        Purpose {
+            retain: [("audio".to_string(), IsoDuration::months(12))].into(),
+            ..Purpose::default()
+        },
+    );
+    let mut b = bucket();
+    b.classify = vec![rule("audio", "a/", "audio", &["documentation", "p"])];
+    let o = object("a/r1/audio.wav", at(2026, 1, 15), &[]);
+    let plan = plan_one(&p, &b, vec![], &o, at(2026, 2, 1));
+    assert_eq!(
+        plan.uses,
+        vec![UseLimit {
+            purpose: "p".into(),
+            until: at(2027, 1, 15)
+        }]
+    );
+    assert!(
+        plan.reason.contains("use for p ends 2027-01-15"),
+        "{}",
+        plan.reason
+    );
+    assert_eq!(plan.controllers, vec!["Bank AB", "Controller A/S"]);
+    assert!(plan.reason.contains("(P3Y, Bank AB)"), "{}", plan.reason);
+    let s = plan_bucket(&p, &b, vec![], std::slice::from_ref(&o), at(2026, 2, 1)).summary;
+    assert_eq!(s.by_controller.get("Bank AB"), Some(&1));
+    assert_eq!(s.by_controller.get("Controller A/S"), Some(&1));
+}
+
+#[test]
+fn a_scoped_hold_keeps_only_its_kinds_and_window_and_links_only_inside_it() {
+    let p = standard_policy();
+    let b = bucket();
+    let now = at(2029, 6, 1);
+    let dispute_began = at(2026, 6, 1);
+    // Audio and transcript of a call before the dispute, and of one after it.
+    let objects = vec![
+        object("a/before/audio.wav", at(2026, 5, 1), &[("subject", "s1")]),
+        object("t/before/t.json", at(2026, 5, 1), &[]),
+        object("a/after/audio.wav", at(2026, 7, 1), &[("subject", "s1")]),
+        object("t/after/t.json", at(2026, 7, 1), &[]),
+    ];
+    let h = hold(
+        "dispute",
+        HoldReason::Dispute,
+        HoldSelector {
+            subjects: ["s1".to_string()].into(),
+            recorded_before: Some(dispute_began),
+            ..Default::default()
+        },
+    );
+    let plans = plan_bucket(&p, &b, vec![h.clone()], &objects, now).objects;
+    let decision = |k: &str| {
+        plans
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.decision)
+            .expect("planned")
+    };
+    assert_eq!(decision("a/before/audio.wav"), Decision::Held);
+    assert_eq!(
+        decision("t/before/t.json"),
+        Decision::Held,
+        "linked inside the window"
+    );
+    assert_eq!(decision("a/after/audio.wav"), Decision::Delete);
+    assert_ne!(
+        decision("t/after/t.json"),
+        Decision::Held,
+        "not linked: outside the window"
+    );
+    // Limited to audio: the transcript of the held call is not kept.
+    let mut audio_only = h;
+    audio_only.select.kinds = ["audio".to_string()].into();
+    let plans = plan_bucket(&p, &b, vec![audio_only], &objects, now).objects;
+    let of = |k: &str| plans.iter().find(|p| p.key == k).map(|p| p.decision);
+    assert_eq!(of("a/before/audio.wav"), Some(Decision::Held));
+    assert_ne!(of("t/before/t.json"), Some(Decision::Held));
+}
+
+#[test]
+fn a_floor_counts_from_the_limitation_start_and_falls_back_to_the_release() {
+    let mut p = standard_policy();
+    p.hold_release
+        .insert(HoldReason::Complaint, IsoDuration::months(36));
+    let b = bucket();
+    let o = object("a/r1/audio.wav", at(2026, 1, 10), &[]);
+    let mut h = hold(
+        "complaint",
+        HoldReason::Complaint,
+        HoldSelector {
+            recording_ids: ["r1".to_string()].into(),
+            ..Default::default()
+        },
+    );
+    h.released_at = Some(at(2028, 3, 1));
+    // Fallback: release + 3 years.
+    let plan = plan_one(&p, &b, vec![h.clone()], &o, at(2028, 3, 2));
+    assert_eq!(plan.deadline, Some(at(2031, 3, 1)));
+    assert_eq!(plan.anchor.as_deref(), Some("hold release"));
+    // The claim fell due on 2026-02-01: the limitation period ends 2029-02-01.
+    h.limitation_start = Some(at(2026, 2, 1));
+    let plan = plan_one(&p, &b, vec![h.clone()], &o, at(2028, 3, 2));
+    assert_eq!(plan.deadline, Some(at(2029, 2, 1)));
+    assert_eq!(plan.anchor.as_deref(), Some("limitation start"));
+    assert!(
+        plan.reason.contains("limitation start 2026-02-01 + P3Y"),
+        "{}",
+        plan.reason
+    );
+    // A limitation period that ended before the release leaves the normal deadline, which
+    // has passed: deletable at the release.
+    h.limitation_start = Some(at(2024, 1, 1));
+    let plan = plan_one(&p, &b, vec![h], &o, at(2028, 3, 2));
+    assert_eq!(plan.decision, Decision::Delete);
+    assert_eq!(plan.deadline, Some(at(2027, 1, 10)));
+}
+
+#[test]
+fn a_policy_caps_a_hold_from_its_limitation_start_or_creation() {
+    let mut p = standard_policy();
+    p.hold_max
+        .insert(HoldReason::AccessRequest, IsoDuration::months(12));
+    let mut h = hold("access", HoldReason::AccessRequest, HoldSelector::default());
+    h.created_at = Some(at(2026, 3, 1));
+    h.expires = Some(at(2030, 1, 1));
+    let capped = p.cap_holds(vec![h.clone()]);
+    assert_eq!(capped[0].expires, Some(at(2027, 3, 1)));
+    h.limitation_start = Some(at(2026, 1, 1));
+    assert_eq!(
+        p.cap_holds(vec![h.clone()])[0].expires,
+        Some(at(2027, 1, 1))
+    );
+    // An earlier expiry of its own stays; other reasons and holds without a start are not capped.
+    h.expires = Some(at(2026, 6, 1));
+    assert_eq!(
+        p.cap_holds(vec![h.clone()])[0].expires,
+        Some(at(2026, 6, 1))
+    );
+    let mut other = h.clone();
+    other.reason = HoldReason::Complaint;
+    other.expires = None;
+    assert_eq!(p.cap_holds(vec![other])[0].expires, None);
+    let mut unknown = h;
+    unknown.limitation_start = None;
+    unknown.created_at = None;
+    unknown.expires = None;
+    assert_eq!(p.cap_holds(vec![unknown])[0].expires, None);
+}
+
+#[test]
+fn date_only_values_are_midnight_in_the_policys_time_zone() {
+    let tz: chrono_tz::Tz = "Europe/Copenhagen".parse().expect("IANA zone");
+    assert_eq!(
+        classify::parse_instant_in("2026-03-01", tz),
+        Some(utc_hms("2026-02-28T23:00:00Z")),
+        "CET is UTC+1 in winter"
+    );
+    assert_eq!(
+        classify::parse_instant_in("2026-07-01", tz),
+        Some(utc_hms("2026-06-30T22:00:00Z")),
+        "CEST is UTC+2 in summer"
+    );
+    // A full timestamp carries its own offset.
+    assert_eq!(
+        classify::parse_instant_in("2026-07-01T10:00:00+02:00", tz),
+        Some(utc_hms("2026-07-01T08:00:00Z"))
+    );
+    // A month from the last day of January, local time, ends on the last day of February,
+    // local time (in UTC arithmetic it would end on 1 March local time).
+    let start = utc_hms("2026-01-30T23:30:00Z"); // 31 January 00:30 in Copenhagen
+    assert_eq!(
+        IsoDuration::months(1).add_in(start, tz),
+        Some(utc_hms("2026-02-27T23:30:00Z"))
+    );
+    // A day across the spring change is 23 hours.
+    let before = utc_hms("2026-03-28T11:00:00Z"); // 12:00 CET
+    assert_eq!(
+        IsoDuration::days(1).add_in(before, tz),
+        Some(utc_hms("2026-03-29T10:00:00Z")) // 12:00 CEST
+    );
+}
+
+fn zone() -> impl Strategy<Value = chrono_tz::Tz> {
+    prop::sample::select(vec![
+        chrono_tz::Tz::UTC,
+        chrono_tz::Tz::Europe__Stockholm,
+        chrono_tz::Tz::Europe__Copenhagen,
+        chrono_tz::Tz::America__New_York,
+        chrono_tz::Tz::Australia__Lord_Howe,
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn local_arithmetic_moves_the_local_date_by_the_calendar_parts(
+        d in duration(), start in instant(), tz in zone()
+    ) {
+        let end = d.add_in(start, tz).expect("in range");
+        prop_assert!(end >= start);
+        let local = start.with_timezone(&tz).naive_local();
+        let want = local
+            .checked_add_months(chrono::Months::new(d.months))
+            .expect("in range")
+            + TimeDelta::days(i64::from(d.days));
+        let got = end.with_timezone(&tz).naive_local();
+        // The same wall-clock time, unless it fell into a daylight-saving gap (then later).
+        prop_assert!(got >= want && got - want <= TimeDelta::hours(2), "{want} -> {got}");
+        if tz == chrono_tz::Tz::UTC {
+            prop_assert_eq!(Some(end), d.add_to(start));
+        }
+    }
+
+    #[test]
+    fn local_day_classes_contain_every_retention_from_any_start(
+        d in duration(), start in instant(), tz in zone(), delete_by in any::<bool>()
+    ) {
+        let mut p = policy(&[("only", false, &[("audio", d)])]);
+        p.time_zone = tz;
+        if delete_by {
+            if let Some(only) = p.purposes.get_mut("only") {
+                only.retain_means = RetainMeans::DeleteBy;
+            }
+        }
+        let grace = IsoDuration::days(2);
+        let classes = lifecycle::day_classes(&p, grace);
+        let end = d.add_in(start, tz).expect("in range");
+        let deadline = if delete_by { grace.sub_from(end).expect("in range") } else { end };
+        if deadline > start {
+            prop_assert!(lifecycle::expire_days(deadline, start, &classes).is_some(),
+                "{d} from {start} in {tz} is {}, not in {classes:?}", deadline - start);
+        }
+    }
+
+    #[test]
+    fn a_maximum_is_never_passed_by_lifecycle_and_never_deleted_before_its_deadline(
+        d in duration(), created in instant(), now in instant(), tz in zone()
+    ) {
+        let mut p = purpose_policy("survey", d, |x| x.retain_means = RetainMeans::DeleteBy);
+        p.time_zone = tz;
+        let b = survey_bucket();
+        let plan = plan_one(&p, &b, vec![], &object("s/x.json", created, &[]), now);
+        let maximum = plan.maximum.expect("a maximum");
+        let deadline = plan.deadline.expect("a deadline");
+        prop_assert!(deadline >= created && deadline <= maximum);
+        if let Some(days) = plan.tag.as_deref().and_then(parse_expire_tag) {
+            // S3 expires at creation + days, rounded up to the next midnight UTC.
+            let expiry = created + TimeDelta::days(i64::from(days));
+            let midnight = expiry.date_naive().succ_opt().expect("in range")
+                .and_hms_opt(0, 0, 0).expect("valid").and_utc();
+            prop_assert!(expiry >= deadline);
+            prop_assert!(midnight <= maximum, "expires {midnight}, maximum {maximum}");
+        }
+        prop_assert_eq!(plan.overdue, now > maximum);
+        if now < deadline {
+            prop_assert_eq!(plan.decision, Decision::Keep);
+        }
+    }
+
+    #[test]
+    fn a_longer_maximum_never_deletes_earlier(
+        d in duration(), extra in duration(), created in instant()
+    ) {
+        let b = survey_bucket();
+        let o = object("s/x.json", created, &[]);
+        let deadline = |d: IsoDuration| {
+            let p = purpose_policy("survey", d, |x| x.retain_means = RetainMeans::DeleteBy);
+            plan_one(&p, &b, vec![], &o, created).deadline.expect("a deadline")
+        };
+        let longer = IsoDuration { months: d.months + extra.months, days: d.days + extra.days, seconds: 0 };
+        prop_assert!(deadline(longer) >= deadline(d));
+    }
+
+    #[test]
+    fn a_scoped_hold_never_holds_outside_its_scope_and_always_inside_it(
+        created in instant(), after in prop::option::of(instant()),
+        before in prop::option::of(instant()), audio_only in any::<bool>(), now in instant(),
+    ) {
+        let p = standard_policy();
+        let b = bucket();
+        let objects = vec![
+            object("a/r1/audio.wav", created, &[]),
+            object("t/r1/t.json", created, &[]),
+        ];
+        let mut h = hold("h", HoldReason::Dispute, HoldSelector {
+            recording_ids: ["r1".to_string()].into(),
+            recorded_after: after,
+            recorded_before: before,
+            ..Default::default()
+        });
+        if audio_only {
+            h.select.kinds = ["audio".to_string()].into();
+        }
+        let in_window = after.is_none_or(|a| created >= a) && before.is_none_or(|x| created < x);
+        for plan in plan_bucket(&p, &b, vec![h.clone()], &objects, now).objects {
+            let kind_ok = !audio_only || plan.kind.as_deref() == Some("audio");
+            prop_assert_eq!(plan.decision == Decision::Held, in_window && kind_ok, "{}", plan.key);
+        }
     }
 }
