@@ -285,8 +285,18 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
             .collect();
         let _ = writeln!(out, "{:<11} {}", "purposes", purposes.join(", "));
     }
+    if !plan.controllers.is_empty() {
+        let _ = writeln!(out, "{:<11} {}", "controller", plan.controllers.join(" + "));
+    }
     if let Some(r) = plan.recorded_at {
         let _ = writeln!(out, "{:<11} {}", "recorded", ts(r));
+    }
+    if let Some(a) = &plan.anchor {
+        let at = plan
+            .anchor_at
+            .map(|t| format!(" {}", ts(t)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{:<11} {a}{at}", "counted");
     }
     let decision = match plan.decision {
         Decision::Keep => "keep",
@@ -297,6 +307,23 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     let _ = writeln!(out, "{:<11} {decision}: {}", "decision", plan.reason);
     if let Some(d) = plan.deadline {
         let _ = writeln!(out, "{:<11} {}", "deadline", ts(d));
+    }
+    if let Some(m) = plan.maximum {
+        let _ = writeln!(
+            out,
+            "{:<11} {} (the notice's maximum: overdue after it)",
+            "gone by",
+            ts(m)
+        );
+    }
+    for u in &plan.uses {
+        let _ = writeln!(
+            out,
+            "{:<11} {} may use it until {}",
+            "use",
+            u.purpose,
+            ts(u.until)
+        );
     }
     if !plan.holds.is_empty() {
         let _ = writeln!(out, "{:<11} {}", "holds", plan.holds.join(", "));
