@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gallring::api::v1alpha1::RetentionPolicySpec;
 use gallring::input::{self, CompiledBucket, Manifests};
 use gallring::retention::{
-    Decision, Hold, HoldReason, HoldSelector, ObjectInfo, ObjectPlan, plan_bucket,
+    Decision, Deleter, Hold, HoldReason, HoldSelector, ObjectInfo, ObjectPlan, plan_bucket,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -2026,6 +2026,8 @@ fn lansforsakringar_camera_footage_is_kept_fourteen_days_and_thirty_at_tegeludds
             lf_camera("tegeluddsvagen-11-13", "lobby", "2026-03-10T14:00:00Z"),
         ],
     );
+    // "Vi sparar inspelat bildmaterial i 14 dagar": 10 Mar 15:00 CET + 14 days = 24 Mar
+    // 15:00 CET (before the change to summer time on 29 Mar) = 14:00 UTC.
     for site in [
         "telegrafgatan-8a/2026/03/10/entre",
         "humlegardsgatan-20/2026/03/10/reception",
@@ -2033,51 +2035,80 @@ fn lansforsakringar_camera_footage_is_kept_fourteen_days_and_thirty_at_tegeludds
     ] {
         let key = format!("kamera/{site}-1400.mp4");
         t.assert_kept_until(&key, "2026-03-24T14:00:00Z");
-        let purposes = t.purposes("2026-03-11T00:00:00Z", &key);
-        assert_eq!(purposes, ["cctv"]);
+        let p = t.plan("2026-03-11T00:00:00Z", &key);
+        assert_eq!(p.purposes, ["cctv"]);
+        assert_eq!(p.kind.as_deref(), Some("cameraFootage"));
+        // "Länsförsäkringar Stockholm är personuppgiftsansvarig för behandlingen på
+        // Telegrafgatan, Humlegårdsgatan och Stora Brogatan."
+        assert_eq!(p.controllers, ["Länsförsäkringar Stockholm"]);
         assert_eq!(
-            controller_of(&spec, &purposes[0]),
+            controller_of(&spec, &p.purposes[0]),
             "Länsförsäkringar Stockholm"
         );
     }
-    // 10 March + 30 days = 9 April.
+    // "För Tegeluddsvägen 11-13 sparar vi dock bildmaterialet i 30 dagar": 10 Mar 15:00 CET
+    // + 30 days = 9 Apr 15:00 Swedish summer time (CEST) = 13:00 UTC.
     let tegeludd = "kamera/tegeluddsvagen-11-13/2026/03/10/lobby-1400.mp4";
-    t.assert_kept_until(tegeludd, "2026-04-09T14:00:00Z");
-    let purposes = t.purposes("2026-03-11T00:00:00Z", tegeludd);
-    assert_eq!(purposes, ["cctv-tegeluddsvagen"]);
-    assert_eq!(controller_of(&spec, &purposes[0]), "Länsförsäkringar AB");
+    t.assert_kept_until(tegeludd, "2026-04-09T13:00:00Z");
+    let p = t.plan("2026-03-11T00:00:00Z", tegeludd);
+    assert_eq!(p.purposes, ["cctv-tegeluddsvagen"]);
+    // "Länsförsäkringar AB är personuppgiftsansvarig för behandlingen på Tegeluddsvägen."
+    assert_eq!(p.controllers, ["Länsförsäkringar AB"]);
 }
 
 #[test]
-fn lansforsakringar_camera_footage_handed_to_the_police_is_held_until_the_case_no_longer_needs_it()
-{
+fn lansforsakringar_camera_footage_handed_to_the_police_still_goes_after_its_fourteen_days() {
     let b = notice(LF);
-    let report = yaml_hold(&b, "polisanmalan-5000-k1299871-26");
-    assert_eq!(report.reason, HoldReason::PoliceReport);
-    let held = "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4";
-    let next_day = "kamera/telegrafgatan-8a/2026/12/15/entre-2100.mp4";
-    let objects = vec![
-        lf_camera("telegrafgatan-8a", "entre", "2026-12-14T21:00:00Z"),
-        lf_camera("telegrafgatan-8a", "entre", "2026-12-15T21:00:00Z"),
-    ];
-    let t = Timeline::new(&b, vec![report.clone()], objects.clone());
-    t.assert_held(held, "2027-01-01T00:00:00Z");
-    t.assert_kept_until(next_day, "2026-12-29T21:00:00Z");
-    // Released on 2027-04-15: deleted at once (holdRelease PoliceReport P0D).
-    let done = Timeline::new(&b, vec![released(report, "2027-04-15T09:00:00Z")], objects);
-    let p = done.plan("2027-04-15T09:00:00Z", held);
-    assert_eq!(
-        (p.decision, p.deadline),
-        (Decision::Delete, Some(at("2027-04-15T09:00:00Z"))),
-        "{}",
-        p.reason
-    );
-}
-
-#[test]
-fn lansforsakringar_visitor_records_are_kept_one_day_from_the_visit_and_thirty_at_tegeluddsvagen() {
-    let b = notice(LF);
+    // The camera clause has no exception: "Vi lämnar ut bildmaterial till brottsbekämpande
+    // myndigheter vid misstanke om brott" hands a copy over; the police-report exception
+    // ("Ifall polisanmälan görs sparar vi uppgifterna så länge de behövs") is the threat
+    // clause's. Every PoliceReport hold of holds.yaml is scoped to the threat purpose's kinds.
     let spec = policy_spec(LF);
+    let threat_kinds: Vec<String> = spec
+        .purposes
+        .iter()
+        .find(|p| p.name == "threat")
+        .expect("purpose threat")
+        .retain
+        .keys()
+        .cloned()
+        .collect();
+    let reports: Vec<&Hold> = b
+        .holds
+        .iter()
+        .filter(|h| h.reason == HoldReason::PoliceReport)
+        .collect();
+    assert!(!reports.is_empty());
+    for h in reports {
+        let mut kinds: Vec<String> = h.select.kinds.iter().cloned().collect();
+        kinds.sort();
+        assert_eq!(kinds, threat_kinds, "{}", h.name);
+    }
+    let break_in = "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4";
+    let objects = vec![lf_camera(
+        "telegrafgatan-8a",
+        "entre",
+        "2026-12-14T21:00:00Z",
+    )];
+    // A police report written as holds.yaml writes them, selecting the break-in footage.
+    let mut report = hold(
+        "polisanmalan-1",
+        HoldReason::PoliceReport,
+        "5000-K1299871-26",
+        keys(&[break_in]),
+    );
+    report.select.kinds = threat_kinds.iter().cloned().collect();
+    let t = Timeline::new(&b, vec![report], objects);
+    // 14 Dec 22:00 CET + 14 days = 28 Dec 22:00 CET = 21:00 UTC.
+    t.assert_kept_until(break_in, "2026-12-28T21:00:00Z");
+}
+
+#[test]
+fn lansforsakringar_visitor_records_are_gone_one_day_from_the_visit_day_and_thirty_at_tegeluddsvagen()
+ {
+    let b = notice(LF);
+    let one_day = "besok/humlegardsgatan-20/2026-03-10/v-1.json";
+    let thirty = "besok/tegeluddsvagen-11-13/2026-03-10/v-2.json";
     let t = Timeline::new(
         &b,
         vec![],
@@ -2096,21 +2127,21 @@ fn lansforsakringar_visitor_records_are_kept_one_day_from_the_visit_and_thirty_a
             ),
         ],
     );
-    // "1 dag från dagen för besöket": the day after the visit day.
-    t.assert_kept_until(
-        "besok/humlegardsgatan-20/2026-03-10/v-1.json",
-        "2026-03-11T00:00:00Z",
-    );
-    t.assert_kept_until(
-        "besok/tegeluddsvagen-11-13/2026-03-10/v-2.json",
-        "2026-04-09T00:00:00Z",
-    );
-    let purposes = t.purposes(
-        "2026-03-10T12:00:00Z",
-        "besok/tegeluddsvagen-11-13/2026-03-10/v-2.json",
-    );
-    assert_eq!(purposes, ["visitors-tegeluddsvagen"]);
-    assert_eq!(controller_of(&spec, &purposes[0]), "Länsförsäkringar AB");
+    // "...sparas i 1 dag från dagen för besöket": from the start of the visit day, 10 Mar
+    // 00:00 Swedish time (9 Mar 23:00 UTC), gone one day later, 11 Mar 00:00 CET = 10 Mar
+    // 23:00 UTC. Lifecycle's two-day lag does not fit in one day: gallring deletes it itself,
+    // one scan interval (PT1H) before, 22:00 UTC.
+    t.assert_gone_by(one_day, "2026-03-10T22:00:00Z", "2026-03-10T23:00:00Z");
+    let p = t.plan("2026-03-10T12:00:00Z", one_day);
+    assert_eq!(p.deleter, Deleter::Operator, "{}", p.reason);
+    assert_eq!(p.controllers, ["Länsförsäkringar Stockholm"]);
+    // "...sparas i 30 dagar från dagen för besöket": 10 Mar 00:00 CET + 30 days = 9 Apr
+    // 00:00 CEST = 8 Apr 22:00 UTC; deletion planned the P2D grace earlier.
+    t.assert_gone_by(thirty, "2026-04-06T22:00:00Z", "2026-04-08T22:00:00Z");
+    let p = t.plan("2026-03-10T14:00:00Z", thirty);
+    assert_eq!(p.purposes, ["visitors-tegeluddsvagen"]);
+    // "Länsförsäkringar AB är personuppgiftsansvarig för behandlingen."
+    assert_eq!(p.controllers, ["Länsförsäkringar AB"]);
 }
 
 #[test]
@@ -2125,9 +2156,11 @@ fn lansforsakringar_threat_interactions_are_deleted_after_thirty_days_unless_rep
         lf_interaction("i-2", "chat.json", "2026-03-10T09:30:00Z").tag("flag", "threat"),
     ];
     let t = Timeline::new(&b, vec![], objects.clone());
+    // "Vi sparar uppgifterna för detta ändamål i 30 dagar om de inte leder till en
+    // polisanmälan": 10 Mar 10:15 CET + 30 days = 9 Apr 10:15 CEST = 08:15 UTC.
     t.assert_kept_until(
         "interaktioner/2026/03/10/i-1/call.wav",
-        "2026-04-09T09:15:00Z",
+        "2026-04-09T08:15:00Z",
     );
     assert_eq!(
         t.purposes(
@@ -2136,15 +2169,24 @@ fn lansforsakringar_threat_interactions_are_deleted_after_thirty_days_unless_rep
         ),
         ["threat"]
     );
-    t.assert_kept_until(chat, "2026-04-09T09:30:00Z");
+    t.assert_kept_until(chat, "2026-04-09T08:30:00Z");
+    assert_eq!(
+        t.plan("2026-03-11T00:00:00Z", chat).controllers,
+        ["Länsförsäkringar Stockholm"]
+    );
 
-    // A police report on the video meeting: the hold reaches its chat too.
-    let report = hold(
+    // A police report on the video meeting, scoped like those of holds.yaml: the hold reaches
+    // its chat too.
+    let mut report = hold(
         "polisanmalan-1",
         HoldReason::PoliceReport,
         "5000-K1-26",
         keys(&[video]),
     );
+    report.select.kinds = ["audio", "video", "chat", "email"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     let reported = Timeline::new(&b, vec![report.clone()], objects.clone());
     reported.assert_held(video, "2026-06-01T00:00:00Z");
     reported.assert_held(chat, "2026-06-01T00:00:00Z");
@@ -2228,6 +2270,25 @@ fn lansforsakringar_quality_recordings_are_kept_thirty_days_under_the_controller
         controller_of(&spec, &bank[0]),
         "Länsförsäkringar Bank AB (publ)"
     );
+    // "Om interaktionen rör banktjänster är Länsförsäkringar Bank AB (publ)
+    // personuppgiftsansvarig för behandlingarna, för andra ärenden är Länsförsäkringar
+    // Stockholm personuppgiftsansvarig": the plans name them.
+    assert_eq!(
+        t.plan(
+            "2026-02-01T00:00:00Z",
+            "interaktioner/2026/01/31/i-1/call.wav"
+        )
+        .controllers,
+        ["Länsförsäkringar Stockholm"]
+    );
+    assert_eq!(
+        t.plan(
+            "2026-12-21T00:00:00Z",
+            "interaktioner/2026/12/20/i-3/chat.json"
+        )
+        .controllers,
+        ["Länsförsäkringar Bank AB (publ)"]
+    );
 }
 
 #[test]
@@ -2272,18 +2333,21 @@ fn lansforsakringar_feedback_answers_are_kept_eighteen_months_and_comments_twelv
                 .tag("requested-by", "lf-bank"),
         ],
     );
+    // "Vi sparar uppgifterna om din återkoppling i 18 månader. ... raderar vi dem efter tolv
+    // månader": 31 Jan 2026 11:00 CET + 18 months = 31 Jul 2027 11:00 CEST = 09:00 UTC.
     t.assert_kept_until(
         "aterkoppling/2026/01/nki-1/svar.json",
-        "2027-07-31T10:00:00Z",
+        "2027-07-31T09:00:00Z",
     );
     t.assert_kept_until(
         "aterkoppling/2026/01/nki-1/kommentar.txt",
         "2027-01-31T10:00:00Z",
     );
-    // 31 August + 18 months = 29 February 2028 (a leap year); + 12 months = 31 August 2027.
+    // 31 August 20:00 CEST + 18 months = 29 February 2028 (a leap year) 20:00 CET = 19:00
+    // UTC; + 12 months = 31 August 2027 20:00 CEST = 18:00 UTC.
     t.assert_kept_until(
         "aterkoppling/2026/08/nki-2/svar.json",
-        "2028-02-29T18:00:00Z",
+        "2028-02-29T19:00:00Z",
     );
     t.assert_kept_until(
         "aterkoppling/2026/08/nki-2/kommentar.wav",
@@ -2297,6 +2361,16 @@ fn lansforsakringar_feedback_answers_are_kept_eighteen_months_and_comments_twelv
     assert_eq!(
         controller_of(&spec, &bank[0]),
         "Länsförsäkringar Bank AB (publ)"
+    );
+    // "Det bolag inom länsförsäkringsgruppen som efterfrågar din återkoppling är
+    // personuppgiftsansvarig".
+    assert_eq!(
+        t.plan(
+            "2026-09-01T00:00:00Z",
+            "aterkoppling/2026/08/nki-2/svar.json"
+        )
+        .controllers,
+        ["Länsförsäkringar Bank AB (publ)"]
     );
 }
 
@@ -2351,16 +2425,31 @@ fn lansforsakringar_objects_without_a_known_site_or_controller_are_never_deleted
 #[test]
 fn lansforsakringar_example_listing_plans_as_its_readme_describes() {
     let by = example_listing(LF);
-    assert_eq!(count(&by, "delete!"), 0);
-    assert_eq!(count(&by, "delete"), 9);
+    assert_eq!(
+        keys_of(&by, "delete!"),
+        sorted(&[
+            // The break-in footage an earlier policy held for the police: 14 days ended on
+            // 28 Dec 22:00/23:00 CET, overdue since 30 Dec.
+            "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4",
+            "kamera/telegrafgatan-8a/2026/12/14/entre-2200.mp4",
+            // A visit of 31 Dec: gone by 1 Jan 00:00 Swedish time, and the listing is at
+            // 01:00 Swedish time.
+            "besok/humlegardsgatan-20/2026-12-31/v-88213.json",
+        ])
+    );
+    assert_eq!(count(&by, "delete"), 7);
+    // The Tegeluddsvägen visit of 3 Dec is gone by 2 Jan 00:00 Swedish time: deletable since
+    // 31 Dec 00:00, not overdue.
+    assert!(
+        keys_of(&by, "delete")
+            .contains(&"besok/tegeluddsvagen-11-13/2026-12-03/v-40511.json".to_string())
+    );
     assert_eq!(count(&by, "keep"), 15);
     assert_eq!(
         keys_of(&by, "held"),
         sorted(&[
             "interaktioner/2026/11/18/i-20261118-0930-f2/chat.json",
             "interaktioner/2026/11/18/i-20261118-0930-f2/video.mp4",
-            "kamera/telegrafgatan-8a/2026/12/14/entre-2100.mp4",
-            "kamera/telegrafgatan-8a/2026/12/14/entre-2200.mp4",
         ])
     );
     assert_eq!(
