@@ -888,7 +888,12 @@ impl E2e {
 
     /// Server-side applies a gallring.io object (`kind` and `metadata.name` in `obj`) into
     /// the test namespace.
-    pub async fn apply(&self, mut obj: Value) -> Value {
+    pub async fn apply(&self, obj: Value) -> Value {
+        self.try_apply(obj).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Server-side apply; the API server's refusal as text.
+    pub async fn try_apply(&self, mut obj: Value) -> Result<Value, String> {
         let kind = obj["kind"].as_str().expect("kind").to_string();
         let name = obj["metadata"]["name"].as_str().expect("name").to_string();
         obj["apiVersion"] = json!("gallring.io/v1alpha1");
@@ -901,8 +906,8 @@ impl E2e {
                 &Patch::Apply(&obj),
             )
             .await
-            .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
-        serde_json::to_value(applied).expect("JSON")
+            .map_err(|e| format!("applying {kind} {name}: {e}"))?;
+        Ok(serde_json::to_value(applied).expect("JSON"))
     }
 
     pub async fn get(&self, kind: &str, name: &str) -> Option<Value> {

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::fixtures::{bucket, hold, policy, seed_calls};
 use crate::harness::{
-    E2e, KEEP_UNTIL_TAG, RETENTION_TAG, Setup, conditions_text, figure, parse_time, wait_for,
+    E2e, KEEP_UNTIL_TAG, RETENTION_TAG, Setup, conditions_text, figure, parse_time, samples,
+    wait_for,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,5 +260,131 @@ async fn a_hold_that_matches_nothing_or_names_a_missing_bucket_is_not_ready_and_
     for k in &keys {
         assert_ne!(e.retention(k).await.as_deref(), Some("held"), "{k}");
     }
+    e.finish().await;
+}
+
+/// Issue 10 on the real cluster and store: a purpose of another controller reaches the
+/// bucket's status and metrics, a LegalHold's scope limits it to one kind and its recording
+/// window (checked in the store's tags), and its limitation start sets the floor on release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_hold_keeps_only_its_scope_and_controllers_reach_status_and_metrics() {
+    let mut e = E2e::new(test_name!(), "scope", Setup::default()).await;
+    let keys = seed_calls(&e, &["s-1", "s-2"]).await;
+    let mut p = policy("calls", "P1Y");
+    // Transcripts also serve a purpose of another controller.
+    p["spec"]["timeZone"] = json!("Europe/Copenhagen");
+    p["spec"]["purposes"]
+        .as_array_mut()
+        .expect("purposes")
+        .push(json!({
+            "name": "advice",
+            "legalBasis": {"article6": "contract"},
+            "retain": {"transcript": "P6M"},
+            "useFor": {"transcript": "P1M"},
+            "controller": {"legalName": "E2E Bank AB"}
+        }));
+    e.apply(p).await;
+    let mut b = bucket("calls", &e.bucket, &e.s3proxy.endpoint(), "calls", "PT1H");
+    b["spec"]["classify"][1]["purposes"] = json!(["documentation", "advice"]);
+    e.apply(b).await;
+    e.spawn("a", &[]);
+    let rb = e.wait_ready("calls", Duration::from_secs(90)).await;
+    let controllers = rb["status"]["controllers"].clone();
+    let count = |name: &str| {
+        controllers
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["legalName"] == name))
+            .and_then(|c| c["objects"].as_u64())
+    };
+    assert_eq!(count("E2E Forsikring A/S"), Some(4), "{controllers}");
+    assert_eq!(count("E2E Bank AB"), Some(2), "{controllers}");
+    let started = Instant::now();
+    let metrics = loop {
+        let text = e.op("a").metrics_text().await.unwrap_or_default();
+        if !samples(
+            &text,
+            "gallring_controller_objects",
+            &[("controller", "E2E Bank AB")],
+        )
+        .is_empty()
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let bank = samples(
+        &metrics,
+        "gallring_controller_objects",
+        &[("controller", "E2E Bank AB")],
+    );
+    assert_eq!(bank.first().map(|s| s.1), Some(2.0), "{bank:?}");
+
+    // The hold on call s-1 is scoped to audio; the one on s-2 to recordings made before
+    // yesterday, which s-2 (recorded now) is not.
+    let mut audio_only = hold("audio-only", "calls", json!({"recordingIds": ["s-1"]}));
+    audio_only["spec"]["scope"] = json!({"kinds": ["audio"]});
+    audio_only["spec"]["limitationStart"] = json!("2024-01-01T00:00:00Z");
+    e.apply(audio_only).await;
+    let yesterday =
+        (Utc::now() - TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut earlier = hold("earlier-calls", "calls", json!({"recordingIds": ["s-2"]}));
+    earlier["spec"]["scope"] = json!({"recordedBefore": yesterday});
+    e.apply(earlier).await;
+    wait_for("the scoped audio held", Duration::from_secs(60), || async {
+        (e.retention("calls/s-1/audio.wav").await.as_deref() == Some("held")).then_some(())
+    })
+    .await;
+    e.wait_condition(
+        "LegalHold",
+        "earlier-calls",
+        "Ready",
+        Duration::from_secs(60),
+        |c| c.reason == "NoMatch",
+    )
+    .await;
+    for k in keys.iter().filter(|k| k.as_str() != "calls/s-1/audio.wav") {
+        assert_ne!(
+            e.retention(k).await.as_deref(),
+            Some("held"),
+            "{k} is outside every hold's scope"
+        );
+    }
+    // A window whose end is not after its start is refused by the API server, naming it.
+    let mut bad = hold("bad-window", "calls", json!({"recordingIds": ["s-1"]}));
+    bad["spec"]["scope"] = json!({
+        "recordedAfter": "2026-02-01T00:00:00Z",
+        "recordedBefore": "2026-01-01T00:00:00Z"
+    });
+    let refused = e
+        .try_apply(bad)
+        .await
+        .expect_err("an empty window is refused");
+    assert!(
+        refused.contains("recordedAfter must be before recordedBefore"),
+        "{refused}"
+    );
+
+    // Released: the floor counts from the limitation start (2024-01-01 + P3Y = 2027-01-01),
+    // not from today, so the keep-until tag is not three years from now.
+    e.delete("LegalHold", "audio-only").await;
+    wait_for("the hold released", Duration::from_secs(60), || async {
+        e.get("LegalHold", "audio-only")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let tags = e.tags("calls/s-1/audio.wav").await.expect("still there");
+    assert_ne!(
+        tags.get(RETENTION_TAG).map(String::as_str),
+        Some("held"),
+        "{tags:?}"
+    );
+    let floor = tags.get(KEEP_UNTIL_TAG).and_then(|v| parse_time(v));
+    assert!(
+        floor.is_none_or(|f| f < Utc::now() + TimeDelta::days(400)),
+        "a floor from the limitation start ends by 2027-01-01, not three years on: {tags:?}"
+    );
     e.finish().await;
 }
