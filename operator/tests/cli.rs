@@ -295,3 +295,124 @@ proptest! {
         let _ = gallring::input::parse_objects(Path::new("fuzz.jsonl"), &line);
     }
 }
+
+/// Two controllers, a maximum and an event-anchored purpose, in Stockholm time.
+const NOTICE_POLICY: &str = "apiVersion: gallring.io/v1alpha1
+kind: RetentionPolicy
+metadata:
+  name: calls
+spec:
+  controller:
+    legalName: Exempel AB
+  timeZone: Europe/Stockholm
+  purposes:
+    - name: survey
+      legalBasis:
+        article6: legitimateInterests
+      retain:
+        surveyResponse: P180D
+      retainMeans: DeleteBy
+    - name: assessed
+      legalBasis:
+        article6: legitimateInterests
+      retain:
+        inspection: P0D
+      from:
+        tag: assessed-at
+      controller:
+        legalName: Exempel Bank AB
+";
+
+const NOTICE_BUCKET: &str = "apiVersion: gallring.io/v1alpha1
+kind: RecordingBucket
+metadata:
+  name: calls
+spec:
+  s3:
+    bucket: calls
+  policyRef:
+    name: calls
+  classify:
+    - match:
+        prefix: survey/
+      kind: surveyResponse
+      purposes: [survey]
+    - match:
+        prefix: inspection/
+      kind: inspection
+      purposes: [assessed]
+";
+
+#[test]
+fn plan_shows_controller_maximum_and_anchor_per_object_in_table_and_json() {
+    let manifests = format!("{NOTICE_POLICY}---\n{NOTICE_BUCKET}");
+    let objects = r#"{"key":"survey/1.json","lastModified":"2026-08-01T10:00:00Z","size":10}
+{"key":"inspection/1.wav","lastModified":"2026-08-01T10:00:00Z","size":10,"tags":{"assessed-at":"2026-08-19"}}
+{"key":"inspection/2.wav","lastModified":"2026-08-01T10:00:00Z","size":10}
+"#;
+    let out = plan_with("notice-json", &manifests, objects, &["-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let by_key = |k: &str| {
+        lines
+            .iter()
+            .find(|l| l["key"] == k)
+            .cloned()
+            .unwrap_or_else(|| panic!("{k} planned"))
+    };
+    let survey = by_key("survey/1.json");
+    // Uploaded 1 August 12:00 in Stockholm (10:00 UTC, summer time): 180 local days later is
+    // 28 January 12:00 in Stockholm, which is 11:00 UTC in winter time; two days' grace before.
+    assert_eq!(survey["maximum"], "2027-01-28T11:00:00Z");
+    assert_eq!(survey["deadline"], "2027-01-26T11:00:00Z");
+    assert_eq!(survey["controllers"][0], "Exempel AB");
+    assert_eq!(survey["anchor"], "recorded-at");
+    let assessed = by_key("inspection/1.wav");
+    // A date-only assessment is midnight in Stockholm (UTC+2 in August).
+    assert_eq!(assessed["anchor"], "tag `assessed-at`");
+    assert_eq!(assessed["anchorAt"], "2026-08-18T22:00:00Z");
+    assert_eq!(assessed["deadline"], "2026-08-18T22:00:00Z");
+    assert_eq!(assessed["controllers"][0], "Exempel Bank AB");
+    let pending = by_key("inspection/2.wav");
+    assert_eq!(pending["decision"], "keep");
+    assert_eq!(pending["anchor"], "event pending");
+    assert!(pending["deadline"].is_null(), "{pending}");
+
+    let out = plan_with("notice-table", &manifests, objects, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for header in ["GONE BY", "CONTROLLER", "FROM"] {
+        assert!(text.contains(header), "{header}: {text}");
+    }
+    assert!(text.contains("dates in Europe/Stockholm"), "{text}");
+    assert!(text.contains("2027-01-28"), "{text}");
+    assert!(text.contains("Exempel Bank AB"), "{text}");
+    assert!(text.contains("By controller: Exempel AB: 1"), "{text}");
+}
+
+#[test]
+fn an_unknown_time_zone_and_a_use_limit_beyond_the_retention_are_named() {
+    let bad = NOTICE_POLICY
+        .replace("Europe/Stockholm", "Europe/Atlantis")
+        .replace(
+            "      retainMeans: DeleteBy\n",
+            "      retainMeans: DeleteBy\n      useFor:\n        surveyResponse: P1Y\n",
+        );
+    let out = plan_with(
+        "bad-zone",
+        &format!("{bad}---\n{NOTICE_BUCKET}"),
+        OBJECTS,
+        &[],
+    );
+    assert_clean_failure(
+        &out,
+        &[
+            "spec.timeZone",
+            "Europe/Atlantis",
+            "spec.purposes[0].useFor.surveyResponse",
+        ],
+    );
+}
