@@ -1186,7 +1186,6 @@ fn lb_a_complaint_with_a_limitation_start_is_kept_until_three_years_after_the_cl
 }
 
 #[test]
-#[ignore = "engine: a floor (limitationStart + keep) before the hold's end leaves the old deadline, so the object is overdue the moment the hold ends (policies/README.md, engine behaviour 1)"]
 fn lb_a_complaint_closed_after_its_limitation_period_is_not_overdue_at_closure() {
     let b = notice(LB);
     let audio = "callcenter/2026/01/31/cc-1/audio.wav";
@@ -2540,7 +2539,6 @@ fn claims_link_a_late_export_does_not_push_the_180_days() {
 }
 
 #[test]
-#[ignore = "engine: a recorded-at older than maxAgeAtUpload is clamped to the bound, which pushes a DeleteBy maximum (policies/README.md, engine behaviour 2)"]
 fn claims_link_an_answer_exported_later_than_thirty_days_still_goes_180_days_after_the_answer() {
     let b = notice(CLAIMS_LINK);
     let key = "undersokningar/2026/01/nps-6.json";

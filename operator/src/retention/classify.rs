@@ -133,7 +133,8 @@ pub struct RecordedAt {
     /// What was found and what was used, in words, when the value was not used as it is.
     pub note: Option<String>,
     /// The earliest time the recording can have been made: `at` when the value was used as it
-    /// is, else the creation time minus `recorded_at_max_age` (the creation time without one).
+    /// is, the value itself when it is older than the bound, else the creation time minus
+    /// `recorded_at_max_age` (the creation time without one).
     /// A maximum (`retainMeans: DeleteBy`) counts from here, so a missing or late value cannot
     /// push it.
     pub earliest: DateTime<Utc>,
@@ -210,7 +211,8 @@ pub fn recorded_at(bucket: &BucketRules, obj: &ObjectInfo, tz: Tz) -> RecordedAt
             note: Some(format!(
                 "{source} is {shown}, more than {bound} before the upload at {upload}; using {used}"
             )),
-            earliest,
+            // A maximum may count from the older value: deleting sooner is its safe side.
+            earliest: t,
         };
     }
     RecordedAt {

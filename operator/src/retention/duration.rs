@@ -287,6 +287,18 @@ impl fmt::Display for IsoDuration {
     }
 }
 
+/// The instant a local wall-clock time in `tz` denotes, resolved towards later: the later of
+/// two (autumn); a time inside a gap (spring) moves forward out of it, in quarter hours.
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    (0..=8).find_map(
+        |m| match tz.from_local_datetime(&(local + TimeDelta::minutes(15 * m))) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => Some(a.max(b).with_timezone(&Utc)),
+            LocalResult::None => None,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,16 +425,4 @@ mod tests {
             Some(utc(2027, 3, 1))
         );
     }
-}
-
-/// The instant a local wall-clock time in `tz` denotes, resolved towards later: the later of
-/// two (autumn); a time inside a gap (spring) moves forward out of it, in quarter hours.
-pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-    (0..=8).find_map(
-        |m| match tz.from_local_datetime(&(local + TimeDelta::minutes(15 * m))) {
-            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-            LocalResult::Ambiguous(a, b) => Some(a.max(b).with_timezone(&Utc)),
-            LocalResult::None => None,
-        },
-    )
 }

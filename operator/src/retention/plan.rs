@@ -483,7 +483,13 @@ impl<'a> Planner<'a> {
         }
 
         // Floors: released holds keep the object until their limitation start (else release)
-        // plus holdRelease. A floor overrides a maximum: the case needs the object.
+        // plus holdRelease. A floor overrides a maximum: the case needs the object. Whatever
+        // the floor, an object is never overdue before the grace after its last hold ended.
+        let held_until = selecting
+            .iter()
+            .filter(|h| !h.is_active(self.now))
+            .filter_map(|h| h.ends_at())
+            .max();
         for h in &selecting {
             if let Some(f) = self.policy.hold_floor(h, self.now)
                 && f.until > deadline
@@ -511,6 +517,24 @@ impl<'a> Planner<'a> {
                 );
             }
         }
+        // A hold that ended after every floor and deadline: deletable from its end.
+        if let Some(end) = held_until
+            && end > deadline
+        {
+            let h = selecting
+                .iter()
+                .find(|h| h.ends_at() == Some(end) && !h.is_active(self.now));
+            deadline = end;
+            maximum = None;
+            due_from = None;
+            plan.anchor = Some("hold release".into());
+            plan.anchor_at = Some(end);
+            counted_from = recorded_at;
+            why = match h {
+                Some(h) => format!("{} {} ended {}", h.reason, h.case, self.local_day(end)),
+                None => format!("a hold ended {}", self.local_day(end)),
+            };
+        }
         if let Some(floor) = obj
             .tags
             .get(KEEP_UNTIL_TAG)
@@ -525,7 +549,6 @@ impl<'a> Planner<'a> {
             counted_from = recorded_at;
             why = format!("{KEEP_UNTIL_TAG} from a released hold");
         }
-        plan.maximum = maximum;
 
         if plan.decision == Decision::Held {
             // Held objects have no deadline; the tag says `held` so no lifecycle rule matches.
@@ -534,6 +557,7 @@ impl<'a> Planner<'a> {
         }
 
         plan.deadline = Some(deadline);
+        plan.maximum = maximum;
         let from = self.local_day(counted_from);
         let until = self.local_day(deadline);
         let by = maximum
@@ -555,18 +579,17 @@ impl<'a> Planner<'a> {
             let grace_end = self.bucket.grace.add_to(due_since).unwrap_or(due_since);
             // A maximum is its own overdue clock; an event that made the object deletable
             // (an assessment) starts it no earlier than the event.
-            plan.overdue = match (maximum, due_from) {
-                (Some(m), _) => self.now > m,
-                (None, Some(event)) => {
-                    let after = self
-                        .bucket
-                        .grace
-                        .add_to(event.max(due_since))
-                        .unwrap_or(event);
-                    self.now > after
-                }
-                (None, None) => self.now > grace_end,
+            let after_hold = held_until.and_then(|end| self.bucket.grace.add_to(end));
+            let overdue_from = match (maximum, due_from) {
+                (Some(m), _) => m,
+                (None, Some(event)) => self
+                    .bucket
+                    .grace
+                    .add_to(event.max(due_since))
+                    .unwrap_or(event),
+                (None, None) => grace_end,
             };
+            plan.overdue = self.now > overdue_from.max(after_hold.unwrap_or(overdue_from));
         } else {
             plan.decision = Decision::Keep;
             plan.reason = format!("{why} from {from}: keep until {until}{by}");
@@ -587,10 +610,10 @@ impl<'a> Planner<'a> {
                 .add_to(deadline)
                 .is_none_or(|late| late > m)
         {
+            if self.bucket.enforcement.uses_lifecycle() {
+                notes.push("too short for lifecycle's lag: gallring deletes it itself".into());
+            }
             expire_days = None;
-        }
-        if maximum.is_some() && expire_days.is_none() && self.bucket.enforcement.uses_lifecycle() {
-            notes.push("too short for lifecycle's lag: gallring deletes it itself".into());
         }
         for u in &plan.uses {
             let verb = if self.now >= u.until { "ended" } else { "ends" };
@@ -645,7 +668,12 @@ impl<'a> Planner<'a> {
                 RetainMeans::DeleteBy => recorded.earliest,
                 RetainMeans::KeepAtLeast => recorded.at,
             },
-            anchor: "recorded-at".to_string(),
+            anchor: if def.retain_means == RetainMeans::DeleteBy && recorded.earliest != recorded.at
+            {
+                "earliest recorded-at".to_string()
+            } else {
+                "recorded-at".to_string()
+            },
             event: None,
         };
         let Some(anchor) = &def.from else {

@@ -1317,12 +1317,14 @@ fn a_floor_counts_from_the_limitation_start_and_falls_back_to_the_release() {
         "{}",
         plan.reason
     );
-    // A limitation period that ended before the release leaves the normal deadline, which
-    // has passed: deletable at the release.
+    // A limitation period that ended before the release: deletable from the release, and
+    // overdue only once the grace after the release has passed.
     h.limitation_start = Some(at(2024, 1, 1));
-    let plan = plan_one(&p, &b, vec![h], &o, at(2028, 3, 2));
+    let plan = plan_one(&p, &b, vec![h.clone()], &o, at(2028, 3, 2));
     assert_eq!(plan.decision, Decision::Delete);
-    assert_eq!(plan.deadline, Some(at(2027, 1, 10)));
+    assert_eq!(plan.deadline, Some(at(2028, 3, 1)));
+    assert!(!plan.overdue);
+    assert!(plan_one(&p, &b, vec![h], &o, at(2028, 3, 4)).overdue);
 }
 
 #[test]
@@ -1428,10 +1430,8 @@ proptest! {
     ) {
         let mut p = policy(&[("only", false, &[("audio", d)])]);
         p.time_zone = tz;
-        if delete_by {
-            if let Some(only) = p.purposes.get_mut("only") {
-                only.retain_means = RetainMeans::DeleteBy;
-            }
+        if delete_by && let Some(only) = p.purposes.get_mut("only") {
+            only.retain_means = RetainMeans::DeleteBy;
         }
         let grace = IsoDuration::days(2);
         let classes = lifecycle::day_classes(&p, grace);
