@@ -46,13 +46,24 @@ struct Obj {
     call_start: Option<String>,
 }
 
-fn tryg_objects(calls: u32) -> Vec<Obj> {
+/// Calls under a case in the demo (`demo/manifests` holds them by subject): call index, age in
+/// days, case. Both are older than the archive audio's one year, so only the hold keeps them:
+/// 30 (consent given: audio, transcript and quality copy) has an open complaint; 41 (audio
+/// only) an access request that the demo answers while it runs.
+const CASE_CALLS: [(u32, i64, &str); 2] = [(30, 400, "complaint"), (41, 380, "access-request")];
+
+/// The objects, and for each case call present `(case, subject, key prefix of the call)`.
+fn tryg_objects(calls: u32) -> (Vec<Obj>, Vec<(&'static str, String, String)>) {
     let now = Utc::now();
     let mut out = Vec::new();
+    let mut cases = Vec::new();
     for i in 0..calls {
+        let case = CASE_CALLS.iter().find(|(n, _, _)| *n == i);
         // Spread calls over four years; every fifth call is from the last minutes, so its
         // deadline is lifecycle-expressible and RGW's fast lifecycle days can act on it.
-        let age = if i % 5 == 0 {
+        let age = if let Some((_, days, _)) = case {
+            TimeDelta::days(*days)
+        } else if i % 5 == 0 {
             TimeDelta::minutes(i64::from(i % 7) + 1)
         } else {
             TimeDelta::days(i64::from((i * 17) % 1460))
@@ -62,6 +73,9 @@ fn tryg_objects(calls: u32) -> Vec<Obj> {
         let id = format!("t-{}-{i:04}", start.format("%Y%m%d"));
         let consent = if i % 3 == 0 { "given" } else { "refused" };
         let subject = format!("tryg-k-{:06x}", i * 7919);
+        if let Some((_, _, name)) = case {
+            cases.push((*name, subject.clone(), format!("samtaler/{date}/{id}/")));
+        }
         let cs = Some(start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let tags = |extra: &[(&str, &str)]| {
             let mut t = vec![("consent".to_string(), consent.to_string())];
@@ -104,7 +118,7 @@ fn tryg_objects(calls: u32) -> Vec<Obj> {
         tags: vec![],
         call_start: None,
     });
-    out
+    (out, cases)
 }
 
 fn flat_objects(count: u32) -> Vec<Obj> {
@@ -188,9 +202,9 @@ async fn main() -> std::process::ExitCode {
         eprintln!("seed: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    let objects = match args.layout {
+    let (objects, cases) = match args.layout {
         Layout::Tryg => tryg_objects(args.calls),
-        Layout::Flat => flat_objects(args.count),
+        Layout::Flat => (flat_objects(args.count), Vec::new()),
     };
     let total = objects.len();
     let started = std::time::Instant::now();
@@ -232,5 +246,9 @@ async fn main() -> std::process::ExitCode {
         args.bucket,
         started.elapsed().as_secs_f64()
     );
+    // On stdout, for scripts (the demo): which calls its holds are about.
+    for (case, subject, prefix) in cases {
+        println!("{case} {subject} {prefix}");
+    }
     std::process::ExitCode::SUCCESS
 }
