@@ -629,6 +629,17 @@ fn invalid_rules(rules: &[StoredRule]) -> Option<String> {
             StoredRule::Owned(o) => Some(o.id.as_str()),
             StoredRule::Foreign(f) => f.id.as_deref(),
         };
+        // AWS, RGW 16 and moto refuse an expiration with both days and delete markers
+        // (MalformedXML).
+        if let StoredRule::Owned(o) = rule
+            && o.expiration_days.is_some()
+            && o.expired_object_delete_marker
+        {
+            return Some(format!(
+                "rule {} expires after days and removes expired delete markers",
+                o.id
+            ));
+        }
         let Some(id) = id else { continue };
         if id.chars().count() > MAX_RULE_ID_CHARS {
             return Some(format!(

@@ -115,6 +115,21 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether the operation addresses one object version (not the bucket, not a batch).
+    pub fn is_on_an_object(&self) -> bool {
+        matches!(
+            self,
+            Operation::GetObjectTagging
+                | Operation::PutObjectTagging
+                | Operation::HeadObject
+                | Operation::PutObjectLegalHold
+                | Operation::GetObjectLegalHold
+                | Operation::DeleteObject
+                | Operation::GetObject
+                | Operation::PutObject
+        )
+    }
+
     /// The S3 operation name, used as a metric label.
     pub fn as_str(&self) -> &'static str {
         match self {

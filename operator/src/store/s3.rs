@@ -19,6 +19,12 @@
 //!   whole (400); DeleteObject deletes that key.
 //! - PutObject with an Object Lock retention: RGW keeps the retain-until date to the
 //!   microsecond; a bucket without Object Lock answers 400 InvalidRequest.
+//!
+//! The contract suite also runs on moto 5.1.22 (AWS S3's semantics, issue 13), which needs:
+//! a HEAD of a delete marker's version id answers 405 with `x-amz-delete-marker: true` (as
+//! AWS does), read as "no such object"; object operations on a delete marker answer 405
+//! MethodNotAllowed, read as NotFound; an 11th tag is refused with 403 `BadRequest`, read by
+//! its code as a bad request (Other), not as a permission problem.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -286,7 +292,10 @@ impl S3Store {
         let result = match request.await {
             Ok(out) => Ok(Some(out)),
             Err(SdkError::ServiceError(ctx))
-                if absent(ctx.err().code(), ctx.raw().status().as_u16()) =>
+                if absent(
+                    error_code(ctx.err().code(), ctx.raw()),
+                    ctx.raw().status().as_u16(),
+                ) =>
             {
                 Ok(None)
             }
@@ -575,10 +584,20 @@ fn no_such_key(code: Option<&str>, status: u16) -> bool {
 }
 
 /// A HEAD of a missing key or version, or of a delete marker: a bare 404 (no body, so no
-/// code). AWS answers 405 to a HEAD of a delete marker's version id; that stays an error, as
-/// nothing but the status would tell it from a refusal.
+/// code). AWS (and moto) answer 405 with `x-amz-delete-marker: true` to a HEAD of a delete
+/// marker's version id, which [`error_code`] reads as `MethodNotAllowed`.
 fn no_such_object(code: Option<&str>, status: u16) -> bool {
-    status == 404 && code != Some("NoSuchBucket")
+    (status == 404 && code != Some("NoSuchBucket")) || code == Some("MethodNotAllowed")
+}
+
+/// The S3 error code of a failed answer. A HEAD answer has no body, so a 405 that carries
+/// `x-amz-delete-marker: true` (AWS's answer for a delete marker's version id) is given the
+/// code the same request would have in a body, `MethodNotAllowed`.
+fn error_code<'a>(code: Option<&'a str>, raw: &HttpResponse) -> Option<&'a str> {
+    code.or_else(|| {
+        (raw.status().as_u16() == 405 && raw.headers().get("x-amz-delete-marker") == Some("true"))
+            .then_some("MethodNotAllowed")
+    })
 }
 
 /// A version that never had a legal hold: AWS and RGW 16 answer 404 with one of these codes.
@@ -613,6 +632,12 @@ pub(crate) fn categorize(operation: Operation, status: u16, code: Option<&str>) 
             return Throttled;
         }
         Some("RequestTimeout") => return Timeout,
+        // moto 5.1.22 answers a request AWS refuses with 400 (e.g. an 11th tag) with 403
+        // BadRequest: the code says what it is, and it is no permission problem.
+        Some("BadRequest" | "InvalidTag" | "InvalidArgument" | "MalformedXML") => return Other,
+        // The addressed version is a delete marker (AWS answers object operations on one
+        // with 405): for gallring, like a missing version.
+        Some("MethodNotAllowed") if operation.is_on_an_object() => return NotFound,
         Some("PreconditionFailed") => return PreconditionFailed,
         Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "NoSuchTagSet") => {
             return if operation == Operation::HeadBucket {
@@ -650,7 +675,7 @@ where
     match err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
-            let code = ctx.err().code();
+            let code = error_code(ctx.err().code(), ctx.raw());
             let category = categorize(operation, status, code);
             let mut message = match category {
                 ErrorCategory::NoSuchBucket => "the bucket does not exist".to_string(),
@@ -1268,6 +1293,22 @@ mod tests {
         );
         assert_eq!(categorize(Operation::HeadBucket, 403, None), AccessDenied);
         assert_eq!(categorize(op, 400, Some("MalformedXML")), Other);
+        // moto 5.1.22 answers an 11th tag with 403 BadRequest: a bad request, not a refusal.
+        assert_eq!(
+            categorize(Operation::PutObjectTagging, 403, Some("BadRequest")),
+            Other
+        );
+        // AWS answers object operations on a delete marker with 405 MethodNotAllowed.
+        assert_eq!(
+            categorize(Operation::PutObjectTagging, 405, Some("MethodNotAllowed")),
+            NotFound
+        );
+        assert_eq!(
+            categorize(Operation::PutBucketLifecycle, 405, Some("MethodNotAllowed")),
+            Other
+        );
+        assert!(no_such_object(Some("MethodNotAllowed"), 405));
+        assert!(!no_such_object(None, 405));
         assert_eq!(
             categorize(Operation::DeleteObject, 412, Some("PreconditionFailed")),
             PreconditionFailed
