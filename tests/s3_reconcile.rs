@@ -1,6 +1,12 @@
-//! Reconcile passes against the real Ceph RGW started by `scripts/s3-up.sh` (a lifecycle "day"
-//! there lasts 10 seconds, so lifecycle expiry really runs). Every test makes its own bucket.
-//! Without GALLRING_S3_ENDPOINT the tests fail: they never skip silently.
+//! Reconcile passes against real S3 servers. Every test makes its own bucket.
+//! - Ceph RGW, started by `scripts/s3-up.sh` (`GALLRING_S3_ENDPOINT`): a lifecycle "day" there
+//!   lasts 10 seconds, so lifecycle expiry really runs, and tag writes move `LastModified`.
+//! - moto 5.1.22, AWS S3's semantics, started by `scripts/moto-up.sh`
+//!   (`GALLRING_MOTO_ENDPOINT`): every test that does not need lifecycle execution or RGW's
+//!   moving `LastModified` also runs there (`moto::…`, issue 13), so both backends hold the
+//!   same guarantees.
+//!
+//! Without a backend's endpoint its tests fail and say how to start it: they never skip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +24,70 @@ use gallring::retention::{
     BucketRules, ClassifyRule, Enforcement, Hold, HoldReason, HoldSelector, IsoDuration, Policy,
     Purpose, RecordedAtSource, RecordingIdSource,
 };
-use gallring::store::s3::{S3Settings, S3Store};
+use gallring::store::s3::{S3Settings, S3Store, StaticCredentials};
 
-fn endpoint() -> String {
-    std::env::var("GALLRING_S3_ENDPOINT")
-        .expect("GALLRING_S3_ENDPOINT is not set: run `eval \"$(scripts/s3-up.sh)\"` first (scripts/test.sh does)")
+/// The S3 server a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Ceph,
+    Moto,
 }
+
+impl Backend {
+    fn endpoint(self) -> String {
+        let (var, script) = match self {
+            Backend::Ceph => ("GALLRING_S3_ENDPOINT", "s3-up.sh"),
+            Backend::Moto => ("GALLRING_MOTO_ENDPOINT", "moto-up.sh"),
+        };
+        match std::env::var(var) {
+            Ok(e) if !e.is_empty() => e,
+            _ => panic!(
+                "{var} is not set: run `eval \"$(scripts/{script})\"` first (scripts/test.sh does)"
+            ),
+        }
+    }
+
+    /// Ceph: the environment's (AWS_*). moto accepts any key: fixed ones keep its tests
+    /// independent of the Ceph environment.
+    fn credentials(self) -> Option<StaticCredentials> {
+        (self == Backend::Moto).then(|| StaticCredentials {
+            access_key_id: "gallring-moto-access".to_string(),
+            secret_access_key: "gallring-moto-secret".to_string(),
+            session_token: None,
+        })
+    }
+}
+
+/// Runs each named test (an `async fn(Backend)`) on both servers: `ceph::NAME`, `moto::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod ceph {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Ceph).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Moto).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    observe_mode_leaves_the_bucket_exactly_as_it_was,
+    the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_back,
+    on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_release,
+    a_versioned_bucket_is_deleted_version_by_version,
+    a_missing_bucket_is_a_clear_error_and_nothing_else,
+    with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot,
+);
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", Utc::now().format("%H%M%S%f"))
@@ -32,16 +96,25 @@ fn unique(prefix: &str) -> String {
         .collect()
 }
 
-async fn raw() -> aws_sdk_s3::Client {
-    S3Store::sdk_client(Some(endpoint())).await
-}
-
-async fn store(bucket: &str, metrics: Arc<Metrics>) -> S3Store {
+fn settings(b: Backend, bucket: &str) -> S3Settings {
     let mut s = S3Settings::new(bucket);
-    s.endpoint = Some(endpoint());
+    s.endpoint = Some(b.endpoint());
+    s.static_credentials = b.credentials();
     s.max_attempts = 2;
     s.request_timeout = Duration::from_secs(10);
-    S3Store::connect(s, metrics).await
+    s
+}
+
+/// A plain SDK client configured as the adapter's.
+async fn raw(b: Backend) -> aws_sdk_s3::Client {
+    S3Store::connect(settings(b, "any"), Arc::new(gallring::store::NoopObserver))
+        .await
+        .client()
+        .clone()
+}
+
+async fn store(b: Backend, bucket: &str, metrics: Arc<Metrics>) -> S3Store {
+    S3Store::connect(settings(b, bucket), metrics).await
 }
 
 /// Audio under `audio/` kept `retain` for documentation; `recorded-at` tag when present.
@@ -188,7 +261,7 @@ async fn tags(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> BTreeMap<Strin
 
 #[tokio::test]
 async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassified_ones() {
-    let c = raw().await;
+    let c = raw(Backend::Ceph).await;
     let bucket = unique("it-lc");
     c.create_bucket()
         .bucket(&bucket)
@@ -201,7 +274,12 @@ async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassifie
     put(&c, &bucket, "other/unclassified.bin", "").await;
     // P1D: lifecycle Days=1, which this RGW runs as 10 seconds.
     let (p, r) = setup(IsoDuration::days(1), Enforcement::Lifecycle);
-    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let s = store(
+        Backend::Ceph,
+        &bucket,
+        Arc::new(Metrics::new().expect("metrics")),
+    )
+    .await;
     let report = pass(&s, &p, &r, vec![hold_on("audio/held.wav")]).await;
     assert_eq!(report.summary.held, 1);
     assert_eq!(report.summary.unclassified, 1);
@@ -255,9 +333,8 @@ async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassifie
     );
 }
 
-#[tokio::test]
-async fn observe_mode_leaves_the_bucket_exactly_as_it_was() {
-    let c = raw().await;
+async fn observe_mode_leaves_the_bucket_exactly_as_it_was(b: Backend) {
+    let c = raw(b).await;
     let bucket = unique("it-observe");
     c.create_bucket()
         .bucket(&bucket)
@@ -281,7 +358,7 @@ async fn observe_mode_leaves_the_bucket_exactly_as_it_was() {
     };
     let before = snapshot(c.clone(), bucket.clone()).await;
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Observe);
-    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let s = store(b, &bucket, Arc::new(Metrics::new().expect("metrics"))).await;
     let report = pass(&s, &p, &r, vec![]).await;
     assert_eq!(
         report.summary.overdue, 1,
@@ -291,9 +368,8 @@ async fn observe_mode_leaves_the_bucket_exactly_as_it_was() {
     assert_eq!(snapshot(c.clone(), bucket.clone()).await, before);
 }
 
-#[tokio::test]
-async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_back() {
-    let c = raw().await;
+async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_back(b: Backend) {
+    let c = raw(b).await;
     let bucket = unique("it-overdue");
     c.create_bucket()
         .bucket(&bucket)
@@ -303,7 +379,7 @@ async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_ba
     put(&c, &bucket, "audio/x.wav", "").await;
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Lifecycle);
-    let s = store(&bucket, metrics.clone()).await;
+    let s = store(b, &bucket, metrics.clone()).await;
     let first = pass(&s, &p, &r, vec![]).await;
     metrics.record_pass("it", &bucket, &first, 0.1);
     assert_eq!(metrics.overdue("it", &bucket), 0);
@@ -352,9 +428,8 @@ async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_ba
     assert!(keys(&c, &bucket).await.is_empty());
 }
 
-#[tokio::test]
-async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_release() {
-    let c = raw().await;
+async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_release(b: Backend) {
+    let c = raw(b).await;
     let bucket = unique("it-lock");
     c.create_bucket()
         .bucket(&bucket)
@@ -365,7 +440,7 @@ async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_r
     let v_old = put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
     put(&c, &bucket, "audio/other.wav", "recorded-at=2020-01-01").await;
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
-    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let s = store(b, &bucket, Arc::new(Metrics::new().expect("metrics"))).await;
 
     let report = pass(&s, &p, &r, vec![hold_on("audio/old.wav")]).await;
     assert!(report.object_lock && report.versioned);
@@ -407,9 +482,8 @@ async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_r
     assert!(versions.is_empty(), "no version remains: {versions:?}");
 }
 
-#[tokio::test]
-async fn a_versioned_bucket_is_deleted_version_by_version() {
-    let c = raw().await;
+async fn a_versioned_bucket_is_deleted_version_by_version(b: Backend) {
+    let c = raw(b).await;
     let bucket = unique("it-versions");
     c.create_bucket()
         .bucket(&bucket)
@@ -430,17 +504,17 @@ async fn a_versioned_bucket_is_deleted_version_by_version() {
         put(&c, &bucket, "audio/v.wav", "recorded-at=2020-01-01").await;
     }
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
-    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let s = store(b, &bucket, Arc::new(Metrics::new().expect("metrics"))).await;
     let report = pass(&s, &p, &r, vec![]).await;
     assert_eq!(report.deleted, 3);
     assert_eq!(report.summary.objects, 0);
     assert!(recording_versions(&c, &bucket).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_missing_bucket_is_a_clear_error_and_nothing_else() {
+async fn a_missing_bucket_is_a_clear_error_and_nothing_else(b: Backend) {
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Both);
     let s = store(
+        b,
         "gallring-no-such-bucket",
         Arc::new(Metrics::new().expect("metrics")),
     )
@@ -472,7 +546,7 @@ async fn a_missing_bucket_is_a_clear_error_and_nothing_else() {
 /// the store's `Date`).
 #[tokio::test]
 async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_it() {
-    let c = raw().await;
+    let c = raw(Backend::Ceph).await;
     let bucket = unique("it-firstseen");
     c.create_bucket()
         .bucket(&bucket)
@@ -513,7 +587,12 @@ async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_
         max_clock_skew: TimeDelta::days(1),
         ..PassConfig::default()
     };
-    let s = store(&bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let s = store(
+        Backend::Ceph,
+        &bucket,
+        Arc::new(Metrics::new().expect("metrics")),
+    )
+    .await;
 
     wait_until(created + TimeDelta::seconds(8)).await;
     let first = reconcile(&s, &p, &r, vec![], Utc::now(), config(), &|_| {})
@@ -552,9 +631,10 @@ async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_
     assert!(keys(&c, &bucket).await.is_empty(), "the recording is gone");
 }
 
-#[tokio::test]
-async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot() {
-    let c = raw().await;
+async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot(
+    b: Backend,
+) {
+    let c = raw(b).await;
     let bucket = unique("it-index");
     c.create_bucket()
         .bucket(&bucket)
@@ -576,7 +656,7 @@ async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_
     put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let s = store(&bucket, metrics.clone()).await;
+    let s = store(b, &bucket, metrics.clone()).await;
     let dir = std::env::temp_dir().join(unique("gallring-index"));
     let first = gallring::state::index::Indexes::new(Some(dir.join("first")));
     let with = |ix: &gallring::state::index::Indexes| PassConfig {
