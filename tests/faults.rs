@@ -47,6 +47,8 @@ mod world;
 mod cases;
 #[path = "faults/chaos.rs"]
 mod chaos;
+#[path = "faults/evidence.rs"]
+mod evidence;
 #[path = "faults/explain.rs"]
 mod explain;
 #[path = "faults/selftest.rs"]

@@ -67,6 +67,11 @@ enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
+    /// The journal as evidence: verify its hash chain and signed seals, or make a signing key.
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
     /// Reconcile every RecordingBucket in the manifests against its S3 store, on each bucket's
     /// scan interval, serving /metrics, /healthz and /readyz. Credentials come from the
     /// default AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, web identity).
@@ -102,6 +107,11 @@ enum Command {
         /// snapshot in the state location at start.
         #[arg(long, env = "GALLRING_INDEX_DIR")]
         index_dir: Option<PathBuf>,
+        /// A file with the journal's Ed25519 signing key (64 hex characters, from `gallring
+        /// journal keygen`): every journal segment is then sealed, and `gallring journal
+        /// verify --public-key` proves the journal was not rewritten. Default: unsigned.
+        #[arg(long, env = "GALLRING_JOURNAL_SIGNING_KEY")]
+        journal_signing_key: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -163,9 +173,44 @@ enum Command {
         /// snapshot in the state location at start.
         #[arg(long, env = "GALLRING_INDEX_DIR")]
         index_dir: Option<PathBuf>,
+        /// A file with the journal's Ed25519 signing key (64 hex characters, from `gallring
+        /// journal keygen`): every journal segment is then sealed, and `gallring journal
+        /// verify --public-key` proves the journal was not rewritten. Default: unsigned.
+        #[arg(long, env = "GALLRING_JOURNAL_SIGNING_KEY")]
+        journal_signing_key: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Read every journal segment from the first and check the hash chain (no gap, nothing
+    /// altered or reordered), every seal's signature and place in the chain, and the
+    /// checkpoint. Exits non-zero naming the first problem. With --manifests, the default AWS
+    /// credential chain; without, the RecordingBucket as the cluster has it, its Secret, and
+    /// its status.journalPublicKey as the expected key.
+    Verify {
+        /// A manifest file or a directory of *.yaml files; without it, the cluster.
+        #[arg(long, short = 'm')]
+        manifests: Option<PathBuf>,
+        /// Which RecordingBucket (required from the cluster).
+        #[arg(long, required_unless_present = "manifests")]
+        bucket: Option<String>,
+        /// The RecordingBucket's namespace in the cluster (default: the kubeconfig's).
+        #[arg(long, short = 'n', conflicts_with = "manifests")]
+        namespace: Option<String>,
+        /// The expected signer (64 hex characters, printed by `gallring journal keygen`).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write a new Ed25519 signing key (a 32-byte seed as 64 hex characters, owner-only) to
+    /// FILE and print its public key. An existing file is never overwritten.
+    Keygen {
+        /// Where to write the key, e.g. journal-signing.key (store it in a Secret).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -208,16 +253,18 @@ fn main() -> ExitCode {
             max_attempts,
             request_timeout,
             index_dir,
+            journal_signing_key,
             json_logs,
         } => {
+            let signer = load_signer(journal_signing_key.as_deref());
             let lease = gallring::controller::leader::LeaseTiming {
                 lease_duration: std::time::Duration::from_secs(lease_duration_seconds),
                 renew_deadline: std::time::Duration::from_secs(renew_deadline_seconds),
                 retry_period: std::time::Duration::from_secs(retry_period_seconds),
             };
-            match lease.check() {
+            match lease.check().and(signer) {
                 Err(e) => Err(e),
-                Ok(()) => {
+                Ok(signer) => {
                     init_tracing(json_logs);
                     let identity = identity
                         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -245,6 +292,7 @@ fn main() -> ExitCode {
                             max_clock_skew: chrono::Duration::seconds(i64::from(
                                 max_clock_skew_seconds,
                             )),
+                            signer,
                             ..Default::default()
                         },
                         secrets: gallring::controller::SecretAccess {
@@ -272,19 +320,71 @@ fn main() -> ExitCode {
             max_attempts,
             request_timeout,
             index_dir,
+            journal_signing_key,
             json_logs,
-        } => run_host(
-            &manifests,
-            once,
-            &metrics_addr,
-            page_size,
-            concurrency,
-            max_clock_skew_seconds,
-            max_attempts,
-            request_timeout,
-            index_dir,
-            json_logs,
-        ),
+        } => match load_signer(journal_signing_key.as_deref()) {
+            Err(e) => Err(e),
+            Ok(signer) => run_host(
+                &manifests,
+                once,
+                &metrics_addr,
+                page_size,
+                concurrency,
+                max_clock_skew_seconds,
+                max_attempts,
+                request_timeout,
+                index_dir,
+                signer,
+                json_logs,
+            ),
+        },
+        Command::Journal {
+            action: JournalAction::Keygen { out },
+        } => gallring::cli::journal::keygen(&out)
+            .map_err(|e| e.to_string())
+            .and_then(|public| {
+                write_stdout(&format!(
+                    "wrote the signing key to {}\npublic key {public}\n",
+                    out.display()
+                ))
+            }),
+        Command::Journal {
+            action:
+                JournalAction::Verify {
+                    manifests,
+                    bucket,
+                    namespace,
+                    public_key,
+                },
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_stack_size(WORKER_STACK)
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))
+            .and_then(|rt| {
+                rt.block_on(async {
+                    match &manifests {
+                        Some(m) => {
+                            gallring::cli::journal::verify_manifests(
+                                m,
+                                bucket.as_deref(),
+                                public_key.as_deref(),
+                            )
+                            .await
+                        }
+                        None => {
+                            gallring::cli::journal::verify_cluster(
+                                namespace.as_deref(),
+                                bucket.as_deref().unwrap_or_default(),
+                                public_key.as_deref(),
+                            )
+                            .await
+                        }
+                    }
+                })
+                .map_err(|e| e.to_string())
+            })
+            .and_then(|text| write_stdout(&text)),
         Command::Explain {
             manifests,
             key,
@@ -380,6 +480,19 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// The journal's signing key, read before anything starts: a bad file is named and nothing
+/// runs.
+fn load_signer(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<gallring::state::seal::Signer>>, String> {
+    path.map(|p| {
+        gallring::state::seal::Signer::load(p)
+            .map(std::sync::Arc::new)
+            .map_err(|e| format!("--journal-signing-key: {e}"))
+    })
+    .transpose()
+}
+
 /// A pass is one deep future (listing, per-object writes, journal, deletions); debug builds
 /// keep every await point's locals, so the 2 MiB default is too tight for them.
 const WORKER_STACK: usize = 8 * 1024 * 1024;
@@ -395,6 +508,7 @@ fn run_host(
     max_attempts: u32,
     request_timeout: u64,
     index_dir: Option<PathBuf>,
+    signer: Option<std::sync::Arc<gallring::state::seal::Signer>>,
     json_logs: bool,
 ) -> Result<(), String> {
     let metrics_addr = match metrics_addr {
@@ -411,6 +525,7 @@ fn run_host(
             page_size,
             concurrency: usize::from(concurrency),
             max_clock_skew: chrono::Duration::seconds(i64::from(max_clock_skew_seconds)),
+            signer,
             ..Default::default()
         },
         max_attempts,

@@ -753,6 +753,7 @@ mod tests {
 
     fn report(by_kind: &[(&str, u64)], overdue: u64) -> PassReport {
         PassReport {
+            journal_public_key: None,
             now: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
             decided_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid"),
             versioned: false,

@@ -251,7 +251,7 @@ impl Outcome {
 
 /// How a scenario's bucket and policy differ from the default (an Object Lock bucket, and a
 /// policy with the one non-withdrawable purpose `documentation`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// A plain bucket: no versioning, no Object Lock (deletes go by key).
     pub unversioned: bool,
@@ -261,6 +261,8 @@ pub struct Options {
     /// `verifyInterval: PT1S`: every pass reads every object's tags again (the index decides
     /// nothing from memory), for cases about tags someone else writes.
     pub verify_every_pass: bool,
+    /// `--journal-signing-key`: every journal segment is sealed with this key file.
+    pub journal_signing_key: Option<PathBuf>,
 }
 
 /// The scenario: bucket, proxy, manifests, model, checker and counts.
@@ -514,6 +516,9 @@ impl Scenario {
             .args(["--request-timeout", &opts.request_timeout.to_string()]);
         if opts.once {
             cmd.arg("--once");
+        }
+        if let Some(k) = &self.options.journal_signing_key {
+            cmd.arg("--journal-signing-key").arg(k);
         }
         cmd.env("RUST_LOG", "info,aws_config=warn,aws_smithy_runtime=warn")
             .env("AWS_EC2_METADATA_DISABLED", "true")

@@ -706,6 +706,11 @@ pub struct RecordingBucketStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub controllers: Vec<ControllerCount>,
+    /// The Ed25519 public key (hex) the journal's seals verify under, when the operator signs
+    /// them: `gallring journal verify --bucket NAME -n NAMESPACE` checks against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub journal_public_key: Option<String>,
     /// When the last scan completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]

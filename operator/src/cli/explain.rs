@@ -479,6 +479,23 @@ pub async fn run_cluster(
     version_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, ExplainError> {
+    let (b, settings, _) = cluster_bucket(namespace, bucket).await?;
+    explain_at(settings, &b, key, version_id, now).await
+}
+
+/// A RecordingBucket as the cluster has it (current kubeconfig, or in cluster): compiled with
+/// its policy and holds, the store settings with its Secret's credentials, and the resource.
+pub async fn cluster_bucket(
+    namespace: Option<&str>,
+    bucket: &str,
+) -> Result<
+    (
+        CompiledBucket,
+        crate::store::s3::S3Settings,
+        crate::api::v1alpha1::RecordingBucket,
+    ),
+    ExplainError,
+> {
     use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
     use crate::input::{Loaded, Manifests, Origin};
     use kube::api::{Api, ListParams};
@@ -574,5 +591,5 @@ pub async fn run_cluster(
     let mut settings =
         crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
     settings.static_credentials = credentials;
-    explain_at(settings, &b, key, version_id, now).await
+    Ok((b, settings, rb))
 }

@@ -99,6 +99,7 @@ pub fn bucket_status(
                     overdue: sum.overdue_by_controller.get(c).copied().unwrap_or(0),
                 })
                 .collect();
+            s.journal_public_key = r.journal_public_key.clone();
             s.last_scan = Some(r.now);
             s.decided_at = Some(r.decided_at);
             let lifecycle_ok = r.lifecycle.in_sync();

@@ -56,6 +56,8 @@ pub struct PassConfig {
     pub state: crate::retention::StateLocation,
     /// The local index: without one, every object is read in every pass.
     pub index: Option<IndexConfig>,
+    /// Seals every journal segment written (issue 11); `None`: the chain alone.
+    pub signer: Option<std::sync::Arc<crate::state::seal::Signer>>,
 }
 
 impl Default for PassConfig {
@@ -68,6 +70,7 @@ impl Default for PassConfig {
             max_clock_skew: chrono::Duration::seconds(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
             state: crate::retention::StateLocation::default(),
             index: None,
+            signer: None,
         }
     }
 }
@@ -140,6 +143,8 @@ pub struct PassReport {
     pub deleted_by_kind: BTreeMap<String, u64>,
     /// Deleted objects per data controller of their purposes.
     pub deleted_by_controller: BTreeMap<String, u64>,
+    /// The public key the journal's seals verify under (hex Ed25519), when the host signs.
+    pub journal_public_key: Option<String>,
     /// The first few deleted keys with the reason, for logs and Events.
     pub deleted_sample: Vec<String>,
     /// Facts made durable in the journal by this pass.
@@ -496,7 +501,8 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     // The journal first: a release must be durable before anything acts on it.
     let mut journal = Journal::load(state, &config.state.prefix)
         .await?
-        .retain_for(config.state.retention);
+        .retain_for(config.state.retention)
+        .signed_by(config.signer.clone());
     // Records are dated by the pass's clock, a lower bound of the store's: the store's clock
     // has moved on since, so a later pass never decides by an earlier time than an earlier
     // pass wrote (the `Date` header has whole seconds; two passes within one second would
@@ -552,6 +558,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         sample_errors: Vec::new(),
         deleted_by_kind: BTreeMap::new(),
         deleted_by_controller: BTreeMap::new(),
+        journal_public_key: config.signer.as_ref().map(|s| s.public_hex()),
         deleted_sample: Vec::new(),
         journal_facts: 0,
         dangerous_rules,

@@ -500,9 +500,21 @@ pub struct Journal {
     segments_since_checkpoint: u64,
     last_segment: Option<String>,
     state: JournalState,
+    /// Seals each segment it writes (issue 11), when the host has a key.
+    signer: Option<std::sync::Arc<super::seal::Signer>>,
 }
 
 impl Journal {
+    /// Seals every segment written from now on with `signer`.
+    pub fn signed_by(mut self, signer: Option<std::sync::Arc<super::seal::Signer>>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    fn seal_key(prefix: &str, first_seq: u64) -> String {
+        format!("{prefix}seals/{first_seq:016}.json")
+    }
+
     pub fn state(&self) -> &JournalState {
         &self.state
     }
@@ -561,6 +573,7 @@ impl Journal {
                 segments_since_checkpoint: 0,
                 last_segment: c.last_segment,
                 state: c.state,
+                signer: None,
             },
             None => Journal {
                 prefix: prefix.to_string(),
@@ -571,6 +584,7 @@ impl Journal {
                 segments_since_checkpoint: 0,
                 last_segment: None,
                 state: JournalState::default(),
+                signer: None,
             },
         };
         let segments_prefix = format!("{prefix}journal/");
@@ -689,6 +703,25 @@ impl Journal {
         }
         self.next_seq = first + facts.len() as u64;
         self.head = head;
+        if let Some(signer) = &self.signer {
+            // The segment is durable already; a seal that fails is covered by the next one
+            // (a seal vouches for every record before it through the chain).
+            let seal = signer.seal(&self.prefix, &key, first, self.next_seq - 1, &self.head);
+            let seal_key = Self::seal_key(&self.prefix, first);
+            match serde_json::to_vec(&seal) {
+                Ok(body) => {
+                    if let Err(e) = store
+                        .put_object(&seal_key, body, "application/json", self.retain_until(at))
+                        .await
+                    {
+                        tracing::warn!(key = %seal_key, error = %e, "journal seal not written; the next one covers it");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(key = %seal_key, error = %e, "journal seal not serialised")
+                }
+            }
+        }
         self.last_segment = Some(key);
         self.segments_since_checkpoint += 1;
         if self.segments_since_checkpoint >= CHECKPOINT_EVERY {
@@ -719,6 +752,182 @@ impl Journal {
         self.segments_since_checkpoint = 0;
         Ok(())
     }
+}
+
+/// What `gallring journal verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub segments: u64,
+    pub records: u64,
+    /// The chain's hash after the last record.
+    pub head: String,
+    /// Seals whose signature verified under the expected key (or their own, without one).
+    pub seals_valid: u64,
+    /// Public keys the seals were made with.
+    pub signers: BTreeSet<String>,
+    /// The last record a valid seal vouches for.
+    pub sealed_through: Option<u64>,
+    /// Records after it: not (yet) vouched for by a signature.
+    pub unsealed_records: u64,
+    /// Whether the signatures were checked against a key given by the caller.
+    pub key_checked: bool,
+    /// The first problem, naming the object and line; `None` when the journal verifies.
+    pub problem: Option<String>,
+}
+
+/// Reads every segment from the first and checks the chain (no gap, no altered or reordered
+/// record), every seal (its place in the chain and its signature, under `key` when given) and
+/// the checkpoint (it must agree with the chain). Stops at the first problem, which it names.
+pub async fn verify<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    key: Option<&super::seal::PublicKey>,
+) -> Result<VerifyReport, JournalError> {
+    use super::seal::Seal;
+    let list = |sub: &'static str, suffix: &'static str| async move {
+        let under = format!("{prefix}{sub}");
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = store.list_page(Some(&under), false, token, 1000).await?;
+            keys.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|o| !o.delete_marker && o.key.ends_with(suffix))
+                    .map(|o| o.key),
+            );
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        Ok::<_, JournalError>(keys)
+    };
+    let segments = list("journal/", ".jsonl").await?;
+    let seals: BTreeSet<String> = list("seals/", ".json").await?.into_iter().collect();
+    let mut j = Journal {
+        prefix: prefix.to_string(),
+        retention: None,
+        last_at: None,
+        next_seq: 0,
+        head: GENESIS.to_string(),
+        segments_since_checkpoint: 0,
+        last_segment: None,
+        state: JournalState::default(),
+        signer: None,
+    };
+    let mut report = VerifyReport {
+        key_checked: key.is_some(),
+        ..VerifyReport::default()
+    };
+    // The chain's hash at each seq where a segment ends, for the checkpoint.
+    let mut ends: BTreeMap<u64, String> = BTreeMap::new();
+    for seg in &segments {
+        let Some(bytes) = store.get_object(seg).await? else {
+            continue;
+        };
+        let first = j.next_seq;
+        if let Err(e) = j.fold_segment(seg, &bytes) {
+            report.problem = Some(e.to_string());
+            break;
+        }
+        report.segments += 1;
+        let Some(last) = j.next_seq.checked_sub(1) else {
+            continue;
+        };
+        ends.insert(last, j.head.clone());
+        let file_first = seg
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if file_first != Some(first) {
+            report.problem = Some(format!(
+                "journal {seg}: named for seq {file_first:?} but holds records from seq {first}"
+            ));
+            break;
+        }
+        let seal_key = Journal::seal_key(prefix, first);
+        if !seals.contains(&seal_key) {
+            continue;
+        }
+        let Some(seal_bytes) = store.get_object(&seal_key).await? else {
+            continue;
+        };
+        let seal: Seal = match serde_json::from_slice(&seal_bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problem = Some(format!("seal {seal_key}: not a seal: {e}"));
+                break;
+            }
+        };
+        if seal.last_seq != last || seal.head != j.head {
+            report.problem = Some(format!(
+                "seal {seal_key}: signs seq {} with hash {}, but the chain has seq {last} with hash {}: the segment {seg} was changed after it was sealed",
+                seal.last_seq, seal.head, j.head
+            ));
+            break;
+        }
+        let own = super::seal::PublicKey::parse(&seal.public_key);
+        let valid = match (key, &own) {
+            (Some(k), _) => k.verifies(prefix, &seal),
+            (None, Ok(k)) => k.verifies(prefix, &seal),
+            (None, Err(_)) => false,
+        };
+        if !valid {
+            report.problem = Some(match key {
+                Some(k) => format!(
+                    "seal {seal_key}: the signature does not verify under {} (signed by {})",
+                    k.hex(),
+                    seal.public_key
+                ),
+                None => format!("seal {seal_key}: the signature does not verify"),
+            });
+            break;
+        }
+        report.seals_valid += 1;
+        report.signers.insert(seal.public_key.clone());
+        report.sealed_through = Some(last);
+    }
+    report.records = j.next_seq;
+    report.head = j.head.clone();
+    report.unsealed_records = match report.sealed_through {
+        Some(s) => j.next_seq.saturating_sub(s + 1),
+        None => j.next_seq,
+    };
+    if report.problem.is_none() {
+        let key = Journal::checkpoint_key(prefix);
+        if let Some(bytes) = store.get_object(&key).await? {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Head {
+                next_seq: u64,
+                head: String,
+            }
+            match serde_json::from_slice::<Head>(&bytes) {
+                Err(e) => report.problem = Some(format!("{key}: not a checkpoint: {e}")),
+                Ok(c) => {
+                    let chain = c
+                        .next_seq
+                        .checked_sub(1)
+                        .map_or(Some(GENESIS.to_string()), |s| ends.get(&s).cloned());
+                    if chain.as_deref() != Some(c.head.as_str()) {
+                        report.problem = Some(format!(
+                            "{key}: says the chain's hash before seq {} is {}, the segments say {}",
+                            c.next_seq,
+                            c.head,
+                            chain
+                                .as_deref()
+                                .unwrap_or("nothing (no segment ends there)")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -843,5 +1052,165 @@ mod tests {
             j.state().applied.is_empty(),
             "not durable, so not in the state"
         );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Seals and `gallring journal verify` (issue 11)
+
+    fn signer() -> std::sync::Arc<crate::state::seal::Signer> {
+        std::sync::Arc::new(crate::state::seal::Signer::from_seed([3; 32]))
+    }
+
+    fn public() -> crate::state::seal::PublicKey {
+        crate::state::seal::PublicKey::parse(&signer().public_hex()).expect("valid")
+    }
+
+    /// Three sealed segments: applied (day 1), released (day 2), applied again (day 3).
+    async fn sealed(store: &MemoryStore) {
+        let mut j = Journal::load(store, DEFAULT_PREFIX)
+            .await
+            .expect("empty")
+            .signed_by(Some(signer()));
+        for (d, fact) in [
+            (1, Fact::HoldApplied(complaint())),
+            (
+                2,
+                Fact::HoldReleased {
+                    hold: complaint(),
+                    released_at: t(2),
+                },
+            ),
+            (3, Fact::HoldApplied(complaint())),
+        ] {
+            j.append(store, t(d), vec![fact]).await.expect("durable");
+        }
+    }
+
+    fn segment(seq: u64) -> String {
+        format!("{DEFAULT_PREFIX}journal/{seq:016}.jsonl")
+    }
+
+    /// What an intruder with write access but no key can do: change a record and recompute
+    /// every later `prev`, so the chain itself is consistent again.
+    async fn forge_and_rechain(store: &MemoryStore, from: &str, to: &str) {
+        let mut head = GENESIS.to_string();
+        for seq in 0..3 {
+            let key = segment(seq);
+            let body = store.get_object(&key).await.expect("read").expect("exists");
+            let mut out = Vec::new();
+            for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let text = String::from_utf8(line.to_vec())
+                    .expect("utf-8")
+                    .replace(from, to);
+                let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+                v["prev"] = serde_json::Value::String(head.clone());
+                let new = serde_json::to_vec(&v).expect("json");
+                head = hash(&new);
+                out.extend_from_slice(&new);
+                out.push(b'\n');
+            }
+            store
+                .put_object(&key, out, "application/x-ndjson", None)
+                .await
+                .expect("write");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sealed_journal_verifies_under_its_key() {
+        let store = MemoryStore::new("calls");
+        sealed(&store).await;
+        let r = verify(&store, DEFAULT_PREFIX, Some(&public()))
+            .await
+            .expect("readable");
+        assert_eq!(r.problem, None);
+        assert_eq!((r.segments, r.records, r.seals_valid), (3, 3, 3));
+        assert_eq!((r.sealed_through, r.unsealed_records), (Some(2), 0));
+        assert!(r.key_checked);
+        assert_eq!(r.signers, [signer().public_hex()].into());
+    }
+
+    #[tokio::test]
+    async fn a_rechained_forgery_passes_the_chain_but_not_the_seals() {
+        let store = MemoryStore::new("calls");
+        sealed(&store).await;
+        forge_and_rechain(&store, "KL-1", "KL-9").await;
+        // The chain alone no longer shows it: the load accepts the forged journal.
+        Journal::load(&store, DEFAULT_PREFIX)
+            .await
+            .expect("a consistent chain loads");
+        let r = verify(&store, DEFAULT_PREFIX, Some(&public()))
+            .await
+            .expect("readable");
+        let problem = r.problem.expect("the forgery is caught");
+        assert!(
+            problem.contains(&format!("seals/{:016}.json", 0))
+                && problem.contains("changed after it was sealed"),
+            "{problem}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_altered_line_a_missing_segment_and_a_foreign_key_are_named() {
+        let store = MemoryStore::new("calls");
+        sealed(&store).await;
+        let other = crate::state::seal::PublicKey::parse(
+            &crate::state::seal::Signer::from_seed([4; 32]).public_hex(),
+        )
+        .expect("valid");
+        let r = verify(&store, DEFAULT_PREFIX, Some(&other))
+            .await
+            .expect("readable");
+        let problem = r.problem.expect("the wrong key is named");
+        assert!(problem.contains("does not verify under"), "{problem}");
+
+        let body = store
+            .get_object(&segment(1))
+            .await
+            .expect("read")
+            .expect("exists");
+        let text = String::from_utf8(body)
+            .expect("utf-8")
+            .replace("KL-1", "KL-2");
+        store
+            .put_object(&segment(1), text.into_bytes(), "application/x-ndjson", None)
+            .await
+            .expect("write");
+        let r = verify(&store, DEFAULT_PREFIX, None)
+            .await
+            .expect("readable");
+        // Its seal names it; without seals the next segment's chain would.
+        let problem = r.problem.expect("the altered segment is named");
+        assert!(
+            problem.contains("journal/0000000000000001.jsonl was changed after it was sealed"),
+            "{problem}"
+        );
+
+        let store = MemoryStore::new("calls");
+        sealed(&store).await;
+        store
+            .delete_objects(&[crate::store::ObjectId {
+                key: segment(1),
+                version_id: None,
+            }])
+            .await
+            .expect("delete");
+        let r = verify(&store, DEFAULT_PREFIX, None)
+            .await
+            .expect("readable");
+        let problem = r.problem.expect("the gap is named");
+        assert!(problem.contains("a gap"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn an_unsealed_journal_verifies_its_chain_and_says_nothing_is_signed() {
+        let store = MemoryStore::new("calls");
+        applied_then_released(&store).await;
+        let r = verify(&store, DEFAULT_PREFIX, None)
+            .await
+            .expect("readable");
+        assert_eq!(r.problem, None);
+        assert_eq!((r.records, r.seals_valid, r.unsealed_records), (2, 0, 2));
+        assert!(!r.key_checked);
     }
 }

@@ -9,5 +9,6 @@
 
 pub mod index;
 pub mod journal;
+pub mod seal;
 
 pub use journal::{Fact, Journal, JournalError, JournalState};
