@@ -1332,6 +1332,11 @@ fn deployment_passes_the_flags_of_the_values() {
         assert_eq!(flag(&args, f).as_deref(), Some(value), "{f} in {args:?}");
     }
     assert_eq!(flag(&args, "--allow-ambient-credentials"), None);
+    assert_eq!(
+        flag(&args, "--journal-signing-key"),
+        None,
+        "unsigned by default"
+    );
 
     let args = operator_args(&rendered(
         "gallring",
@@ -1347,6 +1352,8 @@ fn deployment_passes_the_flags_of_the_values() {
             "leaderElection.retryPeriodSeconds=5",
             "--set",
             "watchNamespace=team-a",
+            "--set",
+            "journal.signingKeySecret=journal-key",
         ],
     ));
     for (f, value) in [
@@ -1356,6 +1363,7 @@ fn deployment_passes_the_flags_of_the_values() {
         ("--retry-period-seconds", "5"),
         ("--namespace", "team-a"),
         ("--secret-namespaces", "team-a"),
+        ("--journal-signing-key", "/etc/gallring/journal/signing-key"),
     ] {
         assert_eq!(flag(&args, f).as_deref(), Some(value), "{f} in {args:?}");
     }
