@@ -287,8 +287,32 @@ async fn a_scoped_hold_keeps_only_its_scope_and_controllers_reach_status_and_met
     let mut b = bucket("calls", &e.bucket, &e.s3proxy.endpoint(), "calls", "PT1H");
     b["spec"]["classify"][1]["purposes"] = json!(["documentation", "advice"]);
     e.apply(b).await;
-    e.spawn("a", &[]);
+    // The operator seals its journal with a key made by `gallring journal keygen`.
+    let key_file = e.dir.join("journal.key");
+    let _ = std::fs::remove_file(&key_file);
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_gallring"))
+        .args(["journal", "keygen", "--out"])
+        .arg(&key_file)
+        .output()
+        .expect("keygen runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let public = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key ").map(str::to_string))
+        .expect("a public key");
+    let key_arg = key_file.to_str().expect("utf-8 path").to_string();
+    e.spawn("a", &["--journal-signing-key", &key_arg]);
     let rb = e.wait_ready("calls", Duration::from_secs(90)).await;
+    assert_eq!(
+        rb["status"]["journalPublicKey"].as_str(),
+        Some(public.as_str()),
+        "{}",
+        rb["status"]
+    );
     let controllers = rb["status"]["controllers"].clone();
     let count = |name: &str| {
         controllers
@@ -350,6 +374,26 @@ async fn a_scoped_hold_keeps_only_its_scope_and_controllers_reach_status_and_met
             "{k} is outside every hold's scope"
         );
     }
+    // The journal (holds applied, legal holds set) verifies from the cluster, against the
+    // key the RecordingBucket's status publishes.
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_gallring"))
+        .args(["journal", "verify", "--bucket", "calls", "-n"])
+        .arg(&e.ns)
+        .output()
+        .expect("verify runs");
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(text.contains("verified    yes"), "{text}");
+    assert!(
+        text.contains("(checked against the expected key)"),
+        "{text}"
+    );
+    assert!(text.contains(&public), "{text}");
+
     // A window whose end is not after its start is refused by the API server, naming it.
     let mut bad = hold("bad-window", "calls", json!({"recordingIds": ["s-1"]}));
     bad["spec"]["scope"] = json!({
