@@ -87,6 +87,8 @@ on_both_backends!(
     a_versioned_bucket_is_deleted_version_by_version,
     a_missing_bucket_is_a_clear_error_and_nothing_else,
     with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot,
+    a_delete_refused_by_default_governance_retention_is_a_failure_not_a_deletion,
+    gallring_run_once_exits_non_zero_when_a_deletion_fails,
 );
 
 fn unique(prefix: &str) -> String {
@@ -126,7 +128,7 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
         name: "RetentionPolicy/it/p".into(),
         purposes: [(
             "documentation".to_string(),
-            Purpose {
+            Purpose { legal_basis: String::new(),
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),
@@ -186,7 +188,9 @@ async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, tags: &str) -> Opt
         .put_object()
         .bucket(bucket)
         .key(key)
-        .body(ByteStream::from_static(b"recording"));
+        .body(ByteStream::from_static(b"recording"))
+        // Needed where a default retention applies (AWS, moto).
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32);
     if !tags.is_empty() {
         req = req.tagging(tags);
     }
@@ -747,3 +751,199 @@ async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An Object Lock bucket whose default retention is GOVERNANCE for a day: every new version
+/// is retained, so S3 refuses to delete it by version id.
+async fn governance_bucket(c: &aws_sdk_s3::Client, label: &str) -> String {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    let bucket = unique(label);
+    c.create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("lock bucket");
+    c.put_object_lock_configuration()
+        .bucket(&bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "default retention: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    bucket
+}
+
+/// Issue 13, finding 1: on an Object Lock bucket with default GOVERNANCE retention,
+/// DeleteObjects answers AccessDenied for the version, and moto (like AWS) leaves
+/// `<VersionId>` out of the error entry. The deletion is a failure: not counted as deleted,
+/// not journaled as confirmed, the object stays overdue, and the version stays.
+async fn a_delete_refused_by_default_governance_retention_is_a_failure_not_a_deletion(b: Backend) {
+    let c = raw(b).await;
+    let bucket = governance_bucket(&c, "it-governance").await;
+    let v = put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    assert!(v.is_some(), "an Object Lock bucket is versioned");
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
+    let s = store(b, &bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let report = pass(&s, &p, &r, vec![]).await;
+    assert_eq!(
+        (report.deleted, report.delete_failures),
+        (0, 1),
+        "the refused version is a failure: {:?}",
+        report.sample_errors
+    );
+    assert_eq!(report.summary.overdue, 1, "it is still overdue");
+    assert!(
+        report
+            .sample_errors
+            .iter()
+            .any(|e| e.contains("audio/old.wav") && e.contains("AccessDenied")),
+        "{:?}",
+        report.sample_errors
+    );
+    assert_eq!(
+        recording_versions(&c, &bucket).await,
+        ["audio/old.wav"],
+        "the version stays"
+    );
+    let journal = journal_text(&c, &bucket).await;
+    assert!(
+        journal.contains("deletionsIntended"),
+        "the deletion was intended:\n{journal}"
+    );
+    assert!(
+        !journal.contains("deletionsConfirmed"),
+        "no deletion is journaled as confirmed:\n{journal}"
+    );
+}
+
+/// Every journal segment of a bucket, concatenated.
+async fn journal_text(c: &aws_sdk_s3::Client, bucket: &str) -> String {
+    let listed = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(".gallring/journal/")
+        .send()
+        .await
+        .expect("list the journal");
+    let mut out = String::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let body = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("a segment")
+            .body
+            .collect()
+            .await
+            .expect("its body");
+        out.push_str(&String::from_utf8_lossy(&body.into_bytes()));
+    }
+    out
+}
+
+/// Issue 13, finding 1: `gallring run --once` (the real binary, on the store that refuses)
+/// exits non-zero when a deletion fails, and says which.
+async fn gallring_run_once_exits_non_zero_when_a_deletion_fails(b: Backend) {
+    let c = raw(b).await;
+    let bucket = governance_bucket(&c, "it-runonce").await;
+    put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    let dir = std::env::temp_dir().join(unique("gallring-runonce"));
+    std::fs::create_dir_all(&dir).expect("manifest dir");
+    std::fs::write(
+        dir.join("manifests.yaml"),
+        RUN_ONCE_MANIFESTS
+            .replace("BUCKET", &bucket)
+            .replace("ENDPOINT", &b.endpoint()),
+    )
+    .expect("manifests");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gallring"));
+    cmd.args(["run", "--once", "--metrics-addr", "none", "--manifests"])
+        .arg(&dir)
+        .env("RUST_LOG", "info,aws_config=warn,aws_smithy_runtime=warn")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(std::process::Stdio::null());
+    if let Some(creds) = b.credentials() {
+        cmd.env("AWS_ACCESS_KEY_ID", creds.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key);
+    }
+    let out = cmd.output().expect("gallring runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "exit {:?}:\n{log}", out.status);
+    assert!(
+        log.contains("AccessDenied") && log.contains("1 failed"),
+        "the log names the failed deletion:\n{log}"
+    );
+    assert_eq!(
+        recording_versions(&c, &bucket).await,
+        ["audio/old.wav"],
+        "the version stays"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Audio kept a year, deleted by gallring itself.
+const RUN_ONCE_MANIFESTS: &str = "apiVersion: gallring.io/v1alpha1
+kind: RetentionPolicy
+metadata:
+  name: p
+  namespace: it
+spec:
+  controller:
+    legalName: Controller A/S
+  purposes:
+    - name: documentation
+      legalBasis:
+        article6: legitimateInterests
+      retain:
+        audio: P1Y
+---
+apiVersion: gallring.io/v1alpha1
+kind: RecordingBucket
+metadata:
+  name: b
+  namespace: it
+spec:
+  s3:
+    bucket: BUCKET
+    endpoint: ENDPOINT
+    forcePathStyle: true
+  policyRef:
+    name: p
+  classify:
+    - name: audio
+      match:
+        glob: \"audio/*\"
+      kind: audio
+      purposes: [documentation]
+  recordedAt:
+    tag: recorded-at
+  enforcement: Operator
+";

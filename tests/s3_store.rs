@@ -992,3 +992,149 @@ async fn throttling_server_errors_timeouts_and_garbage_are_categorised() {
         started.elapsed()
     );
 }
+
+/// A loopback S3 stand-in for a bucket `stubbed` that lives in `eu-north-1`, as AWS answers:
+/// a request signed for another region gets a body-less 301 that names the bucket's region in
+/// `x-amz-bucket-region` (when `names_region`); one signed for `eu-north-1` gets HeadBucket,
+/// GetBucketVersioning (Enabled) and GetObjectLockConfiguration (none) answered. Returns its
+/// URL and the region each request was signed for. With `serves` false it answers 301 to
+/// every request, whatever the region.
+fn regional_stub(names_region: bool, serves: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let regions = Arc::new(Mutex::new(Vec::new()));
+    let seen_regions = regions.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&seen).to_string();
+            let request_line = text.lines().next().unwrap_or_default().to_string();
+            // Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/s3/aws4_request, ...
+            let region = text
+                .lines()
+                .find(|l| l.to_lowercase().starts_with("authorization:"))
+                .and_then(|l| l.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').nth(2))
+                .unwrap_or_default()
+                .to_string();
+            seen_regions.lock().expect("regions").push(region.clone());
+            let header = if names_region {
+                "x-amz-bucket-region: eu-north-1\r\n"
+            } else {
+                ""
+            };
+            let response = if region != "eu-north-1" || !serves {
+                format!(
+                    "HTTP/1.1 301 Moved Permanently\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else if request_line.starts_with("HEAD ") {
+                format!("HTTP/1.1 200 OK\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            } else if request_line.contains("versioning") {
+                http_response(
+                    "200 OK",
+                    "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                     <Status>Enabled</Status></VersioningConfiguration>",
+                )
+            } else {
+                http_response(
+                    "404 Not Found",
+                    "<Error><Code>ObjectLockConfigurationNotFoundError</Code>\
+                     <Message>none</Message></Error>",
+                )
+            };
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (url, regions)
+}
+
+async fn regional_store(url: String) -> S3Store {
+    let s = S3Settings {
+        region: Some("us-east-1".to_string()),
+        ..settings_for_stub(url)
+    };
+    S3Store::connect(s, Arc::new(NoopObserver)).await
+}
+
+fn settings_for_stub(url: String) -> S3Settings {
+    S3Settings {
+        endpoint: Some(url),
+        max_attempts: 1,
+        request_timeout: Duration::from_secs(2),
+        static_credentials: Some(StaticCredentials {
+            access_key_id: "stub".to_string(),
+            secret_access_key: "stub".to_string(),
+            session_token: None,
+        }),
+        ..S3Settings::new("stubbed")
+    }
+}
+
+/// Issue 13, finding 3: a bucket in another region than the one configured (or the default)
+/// is found from the `x-amz-bucket-region` of AWS's body-less 301 to HeadBucket: the store
+/// signs for that region from then on, clones included, and the pass goes ahead.
+#[tokio::test]
+async fn a_bucket_in_another_region_is_found_by_its_x_amz_bucket_region_answer() {
+    let (url, regions) = regional_stub(true, true);
+    let store = regional_store(url).await;
+    let clone = store.clone();
+    let info = store
+        .bucket_info()
+        .await
+        .expect("the bucket is found in eu-north-1");
+    assert!(info.versioned && !info.object_lock, "{info:?}");
+    assert_eq!(store.region().as_deref(), Some("eu-north-1"));
+    assert_eq!(
+        clone.region().as_deref(),
+        Some("eu-north-1"),
+        "clones share the client"
+    );
+    assert_eq!(
+        regions.lock().expect("regions").as_slice(),
+        ["us-east-1", "eu-north-1", "eu-north-1", "eu-north-1"],
+        "one 301, then HeadBucket, versioning and Object Lock signed for eu-north-1"
+    );
+}
+
+/// Issue 13, finding 3: without `x-amz-bucket-region` the 301 is an error that says the region
+/// is wrong and which one was used, not just "request failed (HTTP 301)"; a store that names
+/// the region but still answers 301 gets an error naming it.
+#[tokio::test]
+async fn a_wrong_region_without_x_amz_bucket_region_is_a_clear_error() {
+    let (url, regions) = regional_stub(false, true);
+    let err = regional_store(url)
+        .await
+        .bucket_info()
+        .await
+        .expect_err("the region is wrong");
+    assert_eq!(err.operation, Operation::HeadBucket, "{err}");
+    assert!(
+        err.to_string().contains("another region than us-east-1")
+            && err.to_string().contains("spec.s3.region"),
+        "{err}"
+    );
+    assert_eq!(regions.lock().expect("regions").len(), 1);
+
+    // A store that names eu-north-1 but answers 301 there too: one retry, and the error
+    // names the region.
+    let (url, regions) = regional_stub(true, false);
+    let err = regional_store(url)
+        .await
+        .bucket_info()
+        .await
+        .expect_err("still redirected");
+    assert!(err.to_string().contains("in region eu-north-1"), "{err}");
+    assert_eq!(
+        regions.lock().expect("regions").as_slice(),
+        ["us-east-1", "eu-north-1"]
+    );
+}

@@ -1481,20 +1481,7 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
         report.journal_facts += 1;
         let ids: Vec<ObjectId> = batch.iter().map(|c| object_id(&c.plan)).collect();
         let failures: BTreeMap<ObjectId, String> = match self.store.delete_objects(&ids).await {
-            Ok(f) => f
-                .into_iter()
-                .map(|f| {
-                    let why = format!(
-                        "bucket {}: {} {}: {} {}",
-                        self.store.bucket(),
-                        Operation::DeleteObjects,
-                        f.id.key,
-                        f.code,
-                        f.message
-                    );
-                    (f.id, why)
-                })
-                .collect(),
+            Ok(f) => self.unconfirmed(&ids, f).await,
             // The answer is missing or the request as a whole was refused (one odd key can
             // make the store reject all of them): settle each object on its own.
             // Only what settling leaves unresolved is reported, each under its own key.
@@ -1631,6 +1618,53 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
             }
         }
         keep
+    }
+
+    /// The requested versions a DeleteObjects answer did not confirm, with why. A failure
+    /// applies to every requested version of its key that it does not rule out by version:
+    /// one without a version id (moto and AWS leave `<VersionId>` out of an error entry,
+    /// issue 13) fails the version that was requested. A failed version that a HEAD right
+    /// after shows gone counts as deleted after all: the store, not its answer, decides.
+    async fn unconfirmed(
+        &self,
+        ids: &[ObjectId],
+        failures: Vec<crate::store::DeleteFailure>,
+    ) -> BTreeMap<ObjectId, String> {
+        let mut failed: BTreeMap<ObjectId, String> = BTreeMap::new();
+        for f in failures {
+            let why = format!(
+                "bucket {}: {} {}: {} {}",
+                self.store.bucket(),
+                Operation::DeleteObjects,
+                f.id.key,
+                f.code,
+                f.message
+            );
+            let versions_match = |id: &&ObjectId| {
+                id.version_id.is_none()
+                    || f.id.version_id.is_none()
+                    || id.version_id == f.id.version_id
+            };
+            for id in ids
+                .iter()
+                .filter(|id| id.key == f.id.key)
+                .filter(versions_match)
+            {
+                failed.entry(id.clone()).or_insert_with(|| why.clone());
+            }
+        }
+        let store = self.store;
+        futures::stream::iter(failed)
+            .map(|(id, why)| async move {
+                match store.head_object(&id).await {
+                    Ok(None) => None,
+                    _ => Some((id, why)),
+                }
+            })
+            .buffered(16)
+            .filter_map(|kept| async move { kept })
+            .collect()
+            .await
     }
 
     /// After a DeleteObjects call without a usable answer: an object that is gone counts as

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -89,7 +89,10 @@ pub struct S3Settings {
     pub bucket: String,
     /// A custom endpoint (MinIO, Ceph RGW); `None` for AWS.
     pub endpoint: Option<String>,
-    /// `None`: the default region chain (`AWS_REGION`, profile), then `us-east-1`.
+    /// `None`: the default region chain (`AWS_REGION`, the profile), else `us-east-1`. A
+    /// bucket in another region is found by its first pass: AWS answers HeadBucket with a 301
+    /// naming the bucket's region (`x-amz-bucket-region`), and the store signs for that
+    /// region from then on (issue 13). Set it to save that round trip.
     pub region: Option<String>,
     /// Path-style addressing; `None` means "yes when a custom endpoint is set", which is what
     /// MinIO and RGW need without wildcard DNS.
@@ -122,10 +125,44 @@ impl S3Settings {
 /// The S3 adapter. Cheap to clone and share across tasks.
 #[derive(Clone)]
 pub struct S3Store {
-    client: Client,
+    /// Shared by clones and replaced when the bucket turns out to be in another region than
+    /// the client signs for (see [`S3Store::bucket_info`]).
+    client: Arc<RwLock<Client>>,
     bucket: String,
     observer: Arc<dyn RequestObserver>,
     server_date: ServerDate,
+    bucket_region: BucketRegion,
+}
+
+/// The region the store last named for the bucket (`x-amz-bucket-region`, which AWS sends on
+/// HeadBucket answers, and on the body-less 301 to a client that signs for another region).
+#[derive(Debug, Clone, Default)]
+struct BucketRegion(Arc<Mutex<Option<String>>>);
+
+impl BucketRegion {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Intercept for BucketRegion {
+    fn name(&self) -> &'static str {
+        "GallringBucketRegion"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(region) = context.response().headers().get("x-amz-bucket-region")
+            && !region.is_empty()
+        {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(region.to_string());
+        }
+        Ok(())
+    }
 }
 
 /// The `Date` of the latest response the client received, and the local instant it arrived:
@@ -235,12 +272,16 @@ impl S3Store {
             config = config.endpoint_url(endpoint);
         }
         let server_date = ServerDate::default();
-        config = config.interceptor(server_date.clone());
+        let bucket_region = BucketRegion::default();
+        config = config
+            .interceptor(server_date.clone())
+            .interceptor(bucket_region.clone());
         S3Store {
-            client: Client::from_conf(config.build()),
+            client: Arc::new(RwLock::new(Client::from_conf(config.build()))),
             bucket: settings.bucket,
             observer,
             server_date,
+            bucket_region,
         }
     }
 
@@ -252,11 +293,31 @@ impl S3Store {
         settings.endpoint = endpoint;
         S3Store::connect(settings, Arc::new(super::NoopObserver))
             .await
-            .client
+            .client()
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The SDK client the adapter sends with now (a cheap handle).
+    pub fn client(&self) -> Client {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> Option<String> {
+        self.client().config().region().map(|r| r.to_string())
+    }
+
+    /// Signs for `region` from now on, in this store and its clones.
+    fn switch_region(&self, region: &str) {
+        let mut client = self.client.write().unwrap_or_else(|e| e.into_inner());
+        let config = client
+            .config()
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build();
+        *client = Client::from_conf(config);
     }
 
     fn error(
@@ -354,12 +415,22 @@ impl S3Store {
             })
     }
 
+    async fn head_bucket(&self) -> StoreResult<()> {
+        self.send(
+            Operation::HeadBucket,
+            None,
+            self.client().head_bucket().bucket(&self.bucket).send(),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn versioning(&self) -> StoreResult<bool> {
         let out = self
             .send(
                 Operation::GetBucketVersioning,
                 None,
-                self.client
+                self.client()
                     .get_bucket_versioning()
                     .bucket(&self.bucket)
                     .send(),
@@ -382,7 +453,7 @@ impl S3Store {
             .send(
                 op,
                 None,
-                self.client
+                self.client()
                     .list_objects_v2()
                     .bucket(&self.bucket)
                     .set_prefix(prefix.map(str::to_string))
@@ -441,7 +512,7 @@ impl S3Store {
             .send(
                 op,
                 None,
-                self.client
+                self.client()
                     .list_object_versions()
                     .bucket(&self.bucket)
                     .set_prefix(prefix.map(str::to_string))
@@ -765,15 +836,39 @@ impl ObjectStore for S3Store {
         &self.bucket
     }
 
+    /// Also finds the bucket's region: a bucket in another region than the client signs for
+    /// answers HeadBucket with a body-less 301 (AWS) that names its region in
+    /// `x-amz-bucket-region`; the store then signs for that region (this store and its
+    /// clones) and asks again. Without the header, the error says the region is wrong.
     async fn bucket_info(&self) -> StoreResult<BucketInfo> {
-        if let Err(head) = self
-            .send(
-                Operation::HeadBucket,
-                None,
-                self.client.head_bucket().bucket(&self.bucket).send(),
-            )
-            .await
+        let mut head = self.head_bucket().await;
+        if let Err(e) = &head
+            && let Some(region) = self.bucket_region.get()
+            && self.region().as_deref() != Some(region.as_str())
         {
+            tracing::info!(
+                bucket = %self.bucket,
+                from = self.region().as_deref().unwrap_or("none"),
+                to = %region,
+                error = %e,
+                "the bucket is in another region (x-amz-bucket-region): signing for it; set spec.s3.region to skip this"
+            );
+            self.switch_region(&region);
+            head = self.head_bucket().await;
+        }
+        if let Err(mut head) = head {
+            if head.message.contains("(HTTP 301)") {
+                head.message.push_str(&match self.bucket_region.get() {
+                    Some(r) => format!(
+                        ": the bucket is in region {r} (x-amz-bucket-region), requests were signed for {}",
+                        self.region().as_deref().unwrap_or("no region")
+                    ),
+                    None => format!(
+                        ": the bucket is in another region than {} (the answer does not say which): set spec.s3.region",
+                        self.region().as_deref().unwrap_or("the default")
+                    ),
+                });
+            }
             if head.category == ErrorCategory::AccessDenied {
                 // A body-less 403: the versioning call's error body tells a bad key or
                 // signature (InvalidCredentials) from a missing permission.
@@ -787,7 +882,7 @@ impl ObjectStore for S3Store {
                 Operation::GetObjectLockConfiguration,
                 None,
                 no_lock_configuration,
-                self.client
+                self.client()
                     .get_object_lock_configuration()
                     .bucket(&self.bucket)
                     .send(),
@@ -825,7 +920,7 @@ impl ObjectStore for S3Store {
             .send_object(
                 Operation::GetObjectTagging,
                 id,
-                self.client
+                self.client()
                     .get_object_tagging()
                     .bucket(&self.bucket)
                     .key(&id.key)
@@ -854,7 +949,7 @@ impl ObjectStore for S3Store {
         self.send_object(
             op,
             id,
-            self.client
+            self.client()
                 .put_object_tagging()
                 .bucket(&self.bucket)
                 .key(&id.key)
@@ -873,7 +968,7 @@ impl ObjectStore for S3Store {
                 op,
                 Some(&id.key),
                 no_such_object,
-                self.client
+                self.client()
                     .head_object()
                     .bucket(&self.bucket)
                     .key(&id.key)
@@ -911,7 +1006,7 @@ impl ObjectStore for S3Store {
             .send_object(
                 Operation::HeadObject,
                 id,
-                self.client
+                self.client()
                     .head_object()
                     .bucket(&self.bucket)
                     .key(&id.key)
@@ -936,7 +1031,7 @@ impl ObjectStore for S3Store {
                 op,
                 None,
                 no_lifecycle_configuration,
-                self.client
+                self.client()
                     .get_bucket_lifecycle_configuration()
                     .bucket(&self.bucket)
                     .send(),
@@ -955,7 +1050,7 @@ impl ObjectStore for S3Store {
             self.send(
                 Operation::DeleteBucketLifecycle,
                 None,
-                self.client
+                self.client()
                     .delete_bucket_lifecycle()
                     .bucket(&self.bucket)
                     .send(),
@@ -984,7 +1079,7 @@ impl ObjectStore for S3Store {
         self.send(
             op,
             None,
-            self.client
+            self.client()
                 .put_bucket_lifecycle_configuration()
                 .bucket(&self.bucket)
                 .lifecycle_configuration(config)
@@ -1003,7 +1098,7 @@ impl ObjectStore for S3Store {
         self.send_object(
             Operation::PutObjectLegalHold,
             id,
-            self.client
+            self.client()
                 .put_object_legal_hold()
                 .bucket(&self.bucket)
                 .key(&id.key)
@@ -1021,7 +1116,7 @@ impl ObjectStore for S3Store {
                 Operation::GetObjectLegalHold,
                 Some(&id.key),
                 no_legal_hold,
-                self.client
+                self.client()
                     .get_object_legal_hold()
                     .bucket(&self.bucket)
                     .key(&id.key)
@@ -1045,7 +1140,7 @@ impl ObjectStore for S3Store {
                 op,
                 Some(key),
                 no_such_key,
-                self.client
+                self.client()
                     .get_object()
                     .bucket(&self.bucket)
                     .key(key)
@@ -1074,12 +1169,17 @@ impl ObjectStore for S3Store {
         retain_until: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
         let mut request = self
-            .client
+            .client()
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
-            .body(aws_sdk_s3::primitives::ByteStream::from(body));
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            // AWS S3 (and moto) refuse a PutObject without an integrity checksum when the
+            // version gets a retention: with Object Lock headers, and also on a bucket with a
+            // default retention (400 MissingUploadObjectWithObjectLockHeaders, issue 13), which
+            // the journal cannot know. RGW 16 accepts the CRC32 header.
+            .checksum_algorithm(sdk::ChecksumAlgorithm::Crc32);
         if let Some(until) = retain_until {
             request = request
                 .object_lock_mode(sdk::ObjectLockMode::Governance)
@@ -1088,10 +1188,7 @@ impl ObjectStore for S3Store {
                         until.timestamp(),
                         until.timestamp_subsec_nanos(),
                     ),
-                )
-                // AWS S3 wants an integrity checksum on a PutObject with Object Lock headers;
-                // RGW 16 accepts the CRC32 header.
-                .checksum_algorithm(sdk::ChecksumAlgorithm::Crc32);
+                );
         }
         self.send(Operation::PutObject, Some(key), request.send())
             .await?;
@@ -1106,7 +1203,7 @@ impl ObjectStore for S3Store {
         self.send_object(
             Operation::DeleteObject,
             id,
-            self.client
+            self.client()
                 .delete_object()
                 .bucket(&self.bucket)
                 .key(&id.key)
@@ -1161,7 +1258,7 @@ impl ObjectStore for S3Store {
             .send(
                 op,
                 None,
-                self.client
+                self.client()
                     .delete_objects()
                     .bucket(&self.bucket)
                     .delete(delete)
