@@ -89,6 +89,7 @@ on_both_backends!(
     with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_the_snapshot,
     a_delete_refused_by_default_governance_retention_is_a_failure_not_a_deletion,
     gallring_run_once_exits_non_zero_when_a_deletion_fails,
+    in_operator_mode_a_delete_marker_left_over_deleted_versions_is_removed,
 );
 
 fn unique(prefix: &str) -> String {
@@ -128,7 +129,8 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
         name: "RetentionPolicy/it/p".into(),
         purposes: [(
             "documentation".to_string(),
-            Purpose { legal_basis: String::new(),
+            Purpose {
+                legal_basis: String::new(),
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),
@@ -947,3 +949,83 @@ spec:
     tag: recorded-at
   enforcement: Operator
 ";
+
+/// Issue 13, finding 4: the owner deleted a recording without a version id (a delete marker
+/// now hides its version); in `Operator` mode gallring deletes the version at its deadline and
+/// then the marker it left alone (no lifecycle rule does in that mode). A marker over a
+/// version gallring keeps stays: removing it would bring the version back.
+async fn in_operator_mode_a_delete_marker_left_over_deleted_versions_is_removed(b: Backend) {
+    let c = raw(b).await;
+    let bucket = unique("it-markers");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    c.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
+    let recent = (Utc::now() - TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    put(
+        &c,
+        &bucket,
+        "audio/new.wav",
+        &format!("recorded-at={recent}"),
+    )
+    .await;
+    for key in ["audio/old.wav", "audio/new.wav"] {
+        c.delete_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("a delete marker");
+    }
+    let markers = |c: aws_sdk_s3::Client, bucket: String| async move {
+        let out = c
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix("audio/")
+            .send()
+            .await
+            .expect("versions");
+        out.delete_markers()
+            .iter()
+            .filter_map(|m| m.key().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        markers(c.clone(), bucket.clone()).await,
+        ["audio/new.wav", "audio/old.wav"]
+    );
+
+    let (p, r) = setup(IsoDuration::months(12), Enforcement::Operator);
+    let s = store(b, &bucket, Arc::new(Metrics::new().expect("metrics"))).await;
+    let report = pass(&s, &p, &r, vec![]).await;
+    assert_eq!(
+        (report.deleted, report.object_errors),
+        (1, 0),
+        "{:?}",
+        report.sample_errors
+    );
+    assert_eq!(
+        recording_versions(&c, &bucket).await,
+        ["audio/new.wav"],
+        "the old version is deleted, the new one kept"
+    );
+    assert_eq!(
+        markers(c.clone(), bucket.clone()).await,
+        ["audio/new.wav"],
+        "the orphaned marker is gone, the one over a kept version stays"
+    );
+}

@@ -695,6 +695,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         now: early,
         versioned: info.versioned,
         index: config.index.as_ref().map(|ix| ix.index.as_ref()),
+        removes_markers: info.versioned && enforcement == crate::retention::Enforcement::Operator,
     };
     let mut listed = 0u64;
     let mut pages = 0u64;
@@ -1423,6 +1424,9 @@ struct Deletions<'a, S, J> {
     /// Entries of versions gallring deleted are dropped at once: a later listing that misses
     /// them is not "removed by others".
     index: Option<&'a crate::state::index::Index>,
+    /// Removes the delete markers left alone over a key whose last versions it deleted:
+    /// versioned buckets in `Operator` mode, where no lifecycle rule does (issue 13).
+    removes_markers: bool,
 }
 
 impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
@@ -1505,6 +1509,8 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                     report.index.error(&e);
                 }
             }
+            let keys: std::collections::BTreeSet<String> =
+                confirmed.iter().map(|v| v.key.clone()).collect();
             journal
                 .append(
                     self.state,
@@ -1513,6 +1519,9 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 )
                 .await?;
             report.journal_facts += 1;
+            if self.removes_markers {
+                self.remove_orphaned_markers(keys, report).await?;
+            }
         }
         for (c, id) in batch.iter().zip(&ids) {
             if let Some(why) = failures.get(id) {
@@ -1618,6 +1627,81 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
             }
         }
         keep
+    }
+
+    /// Deletes the delete markers of `keys` that no version is left under (a marker over a
+    /// version would bring it back if removed). A failure is an object error: the marker
+    /// hides nothing, the next pass over the key tries again only if it deletes a version.
+    async fn remove_orphaned_markers(
+        &self,
+        keys: std::collections::BTreeSet<String>,
+        report: &mut PassReport,
+    ) -> Result<(), PassError> {
+        let mut fail = |report: &mut PassReport, e: String| {
+            report.object_errors += 1;
+            if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                report.sample_errors.push(e);
+            }
+        };
+        for key in keys {
+            let markers = match self.orphaned_markers(&key).await {
+                Ok(m) if m.is_empty() => continue,
+                Ok(m) => m,
+                Err(e) => {
+                    fail(report, e.to_string());
+                    continue;
+                }
+            };
+            if !self.fence.allows() {
+                return Err(PassError::Fenced);
+            }
+            match self.store.delete_objects(&markers).await {
+                Ok(failures) => {
+                    for f in &failures {
+                        fail(
+                            report,
+                            format!(
+                                "bucket {}: delete marker {} of {}: {} {}",
+                                self.store.bucket(),
+                                f.id.version_id.as_deref().unwrap_or("null"),
+                                f.id.key,
+                                f.code,
+                                f.message
+                            ),
+                        );
+                    }
+                    tracing::info!(bucket = self.store.bucket(), key = %key, markers = markers.len() - failures.len(), "removed the delete markers left over deleted versions");
+                }
+                Err(e) => fail(report, e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The delete markers of `key`, if nothing but delete markers is left under it.
+    async fn orphaned_markers(&self, key: &str) -> Result<Vec<ObjectId>, StoreError> {
+        let mut markers = Vec::new();
+        let mut next = None;
+        loop {
+            let page = self
+                .store
+                .list_page(Some(key), true, next.take(), 1000)
+                .await?;
+            for o in page.objects.iter().filter(|o| o.key == key) {
+                if !o.delete_marker {
+                    return Ok(Vec::new());
+                }
+                markers.push(listed_id(o));
+            }
+            // Listings are in key order: once past the key, nothing more of it follows.
+            if page.objects.iter().any(|o| o.key.as_str() > key) {
+                return Ok(markers);
+            }
+            match page.next {
+                Some(token) => next = Some(token),
+                None => return Ok(markers),
+            }
+        }
     }
 
     /// The requested versions a DeleteObjects answer did not confirm, with why. A failure
