@@ -118,6 +118,34 @@ fn enforcement(m: v1::EnforcementMode) -> r::Enforcement {
     }
 }
 
+/// A purpose's lawful basis in words, with its GDPR article.
+pub fn legal_basis(b: &v1::LegalBasis) -> String {
+    let six = match b.article6 {
+        v1::Article6::Consent => "Art. 6(1)(a) consent",
+        v1::Article6::Contract => "Art. 6(1)(b) contract",
+        v1::Article6::LegalObligation => "Art. 6(1)(c) legal obligation",
+        v1::Article6::VitalInterests => "Art. 6(1)(d) vital interests",
+        v1::Article6::PublicTask => "Art. 6(1)(e) public task",
+        v1::Article6::LegitimateInterests => "Art. 6(1)(f) legitimate interests",
+    };
+    let nine = b.article9.map(|a| match a {
+        v1::Article9::ExplicitConsent => "Art. 9(2)(a) explicit consent",
+        v1::Article9::Employment => "Art. 9(2)(b) employment and social security",
+        v1::Article9::VitalInterests => "Art. 9(2)(c) vital interests",
+        v1::Article9::NotForProfit => "Art. 9(2)(d) not-for-profit body",
+        v1::Article9::MadePublic => "Art. 9(2)(e) made public by the data subject",
+        v1::Article9::LegalClaims => "Art. 9(2)(f) legal claims",
+        v1::Article9::SubstantialPublicInterest => "Art. 9(2)(g) substantial public interest",
+        v1::Article9::HealthOrSocialCare => "Art. 9(2)(h) health or social care",
+        v1::Article9::PublicHealth => "Art. 9(2)(i) public health",
+        v1::Article9::ArchivingOrResearch => "Art. 9(2)(j) archiving, research or statistics",
+    });
+    match nine {
+        Some(n) => format!("{six}; {n}"),
+        None => six.to_string(),
+    }
+}
+
 /// Validates a RetentionPolicy spec. `resource` names it in errors (`RetentionPolicy/ns/name`).
 pub fn policy(
     resource: &str,
@@ -214,6 +242,7 @@ pub fn policy(
             from,
             use_for,
             controller: p.controller.as_ref().map(|c| c.legal_name.clone()),
+            legal_basis: legal_basis(&p.legal_basis),
         };
         if purposes.insert(p.name.clone(), purpose).is_some() {
             c.push(

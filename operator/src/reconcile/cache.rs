@@ -346,8 +346,24 @@ pub(super) fn gone_object(
     e: &Entry,
     created: DateTime<Utc>,
     rules: &[crate::retention::lifecycle::LifecycleRule],
+    (bucket, policy): (&crate::retention::BucketRules, &crate::retention::Policy),
+    day: chrono::Duration,
     now: DateTime<Utc>,
 ) -> crate::state::journal::GoneObject {
+    let known = crate::retention::ObjectInfo {
+        key: e.key.clone(),
+        version_id: e.version_id.clone(),
+        last_modified: created,
+        size: e.size,
+        tags: e.tags.clone(),
+        metadata: e.metadata.clone(),
+    };
+    let class = crate::retention::classify::classify(bucket, &known);
+    let controllers: std::collections::BTreeSet<String> = class
+        .iter()
+        .flat_map(|c| c.purposes.iter())
+        .map(|p| policy.controller_of(p).to_string())
+        .collect();
     use crate::state::journal::{GoneCause, GoneObject};
     let tag = e.tags.get(crate::retention::RETENTION_TAG).cloned();
     let days = tag
@@ -364,7 +380,7 @@ pub(super) fn gone_object(
             .map(|r| r.id.clone())
     });
     // Lifecycle counts whole days from creation and runs about daily: never before N days.
-    let due = days.is_some_and(|d| now >= created + chrono::Duration::days(i64::from(d)));
+    let due = days.is_some_and(|d| now >= created + day * i32::try_from(d).unwrap_or(i32::MAX));
     GoneObject {
         key: e.key.clone(),
         version_id: e.version_id.clone(),
@@ -376,6 +392,9 @@ pub(super) fn gone_object(
         },
         tag,
         rule,
+        kind: class.as_ref().map(|c| c.kind.clone()),
+        purposes: class.map(|c| c.purposes).unwrap_or_default(),
+        controllers: controllers.into_iter().collect(),
     }
 }
 

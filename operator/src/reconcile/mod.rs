@@ -58,6 +58,10 @@ pub struct PassConfig {
     pub index: Option<IndexConfig>,
     /// Seals every journal segment written (issue 11); `None`: the chain alone.
     pub signer: Option<std::sync::Arc<crate::state::seal::Signer>>,
+    /// How long the store's lifecycle "day" is: a day on AWS S3; seconds on a test store such
+    /// as Ceph RGW with `rgw lc debug interval`. Only used to tell a lifecycle expiry from a
+    /// removal by someone else in the journal.
+    pub lifecycle_day: chrono::Duration,
 }
 
 impl Default for PassConfig {
@@ -71,6 +75,7 @@ impl Default for PassConfig {
             state: crate::retention::StateLocation::default(),
             index: None,
             signer: None,
+            lifecycle_day: chrono::Duration::days(1),
         }
     }
 }
@@ -1025,7 +1030,14 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                             journal
                                 .state()
                                 .created(&id, e.etag.as_deref(), e.last_modified);
-                        cache::gone_object(e, created, &report.lifecycle_rules, early)
+                        cache::gone_object(
+                            e,
+                            created,
+                            &report.lifecycle_rules,
+                            (rules, policy),
+                            config.lifecycle_day,
+                            early,
+                        )
                     })
                     .collect();
                 for g in &observed {
@@ -1473,6 +1485,9 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 version_id: c.plan.version_id.clone(),
                 deadline: c.plan.deadline,
                 reason: c.plan.reason.clone(),
+                kind: c.plan.kind.clone(),
+                purposes: c.plan.purposes.clone(),
+                controllers: c.plan.controllers.clone(),
             })
             .collect();
         journal

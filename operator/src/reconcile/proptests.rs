@@ -637,6 +637,7 @@ fn policy(w: &World) -> Policy {
         purposes: [(
             "documentation".to_string(),
             Purpose {
+                legal_basis: String::new(),
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),

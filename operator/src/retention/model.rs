@@ -244,6 +244,9 @@ pub struct Purpose {
     pub use_for: BTreeMap<String, IsoDuration>,
     /// This purpose's controller's legal name, when not the policy's.
     pub controller: Option<String>,
+    /// Its lawful basis in words, e.g. `Art. 6(1)(f) legitimate interests`: for records and
+    /// evidence, never for decisions.
+    pub legal_basis: String,
 }
 
 /// Where the recording time of an object comes from.

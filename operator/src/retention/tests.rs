@@ -33,6 +33,7 @@ fn policy(purposes: &PurposeTable) -> Policy {
                 (
                     name.to_string(),
                     Purpose {
+                        legal_basis: String::new(),
                         retain_means: Default::default(),
                         from: None,
                         use_for: Default::default(),

@@ -140,6 +140,13 @@ pub struct IntendedDeletion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
     pub reason: String,
+    /// What it was, for evidence: its artifact kind, purposes and their controllers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
 }
 
 /// An object version's creation time as gallring first saw it. Some stores (Ceph RGW) move
@@ -236,6 +243,13 @@ pub struct GoneObject {
     /// The gallring lifecycle rule that matches that tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// What it was as gallring last knew it: artifact kind, purposes and their controllers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
 }
 
 /// Who removed a version gallring did not delete.
@@ -752,6 +766,60 @@ impl Journal {
         self.segments_since_checkpoint = 0;
         Ok(())
     }
+}
+
+/// Every record from the first, the chain checked (as a load does, without the checkpoint):
+/// for reports over the whole history.
+pub async fn records<S: ObjectStore>(store: &S, prefix: &str) -> Result<Vec<Record>, JournalError> {
+    let under = format!("{prefix}journal/");
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list_page(Some(&under), false, token, 1000).await?;
+        keys.extend(
+            page.objects
+                .into_iter()
+                .filter(|o| !o.delete_marker && o.key.ends_with(".jsonl"))
+                .map(|o| o.key),
+        );
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    keys.sort();
+    let mut j = Journal {
+        prefix: prefix.to_string(),
+        retention: None,
+        last_at: None,
+        next_seq: 0,
+        head: GENESIS.to_string(),
+        segments_since_checkpoint: 0,
+        last_segment: None,
+        state: JournalState::default(),
+        signer: None,
+    };
+    let mut out = Vec::new();
+    for key in keys {
+        let Some(bytes) = store.get_object(&key).await? else {
+            continue;
+        };
+        j.fold_segment(&key, &bytes)?;
+        for (i, line) in bytes
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+        {
+            out.push(serde_json::from_slice::<Record>(line).map_err(|e| {
+                JournalError::Corrupt {
+                    key: key.clone(),
+                    line: i + 1,
+                    message: e.to_string(),
+                }
+            })?);
+        }
+    }
+    Ok(out)
 }
 
 /// What `gallring journal verify` found.

@@ -102,6 +102,11 @@ impl Signer {
         Ok(hex(&seed))
     }
 
+    /// A hex Ed25519 signature over `bytes` (the evidence summary).
+    pub fn sign_hex(&self, bytes: &[u8]) -> String {
+        hex(&self.key.sign(bytes).to_bytes())
+    }
+
     pub fn public_hex(&self) -> String {
         hex(self.key.verifying_key().as_bytes())
     }
