@@ -67,6 +67,47 @@ enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
+    /// The retention part of the record of processing (GDPR Art. 30(1)(f)) from the
+    /// RetentionPolicies: per controller, purpose and artifact kind the legal basis, retention
+    /// (kept at least / deleted by), what it counts from and use limits; then the hold reasons
+    /// with what a released hold keeps. Read-only and offline.
+    Records {
+        /// A manifest file or a directory of *.yaml files.
+        #[arg(long, short = 'm')]
+        manifests: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = gallring::cli::records::Format::Markdown)]
+        output: gallring::cli::records::Format,
+    },
+    /// Evidence for an auditor, from the journal and the bucket: every disposition in the
+    /// period (key, kind, purposes and legal basis, deadline, the rule or decision, how it was
+    /// confirmed), every hold applied and released, every object still overdue, as CSV and
+    /// JSON Lines, and summary.json (counts, the journal's head; signed with the journal key
+    /// when given). Read-only towards the store. With --manifests, the default AWS credential
+    /// chain; without, the RecordingBucket as the cluster has it.
+    Evidence {
+        /// A manifest file or a directory of *.yaml files; without it, the cluster.
+        #[arg(long, short = 'm')]
+        manifests: Option<PathBuf>,
+        /// Which RecordingBucket (required from the cluster).
+        #[arg(long, required_unless_present = "manifests")]
+        bucket: Option<String>,
+        /// The RecordingBucket's namespace in the cluster (default: the kubeconfig's).
+        #[arg(long, short = 'n', conflicts_with = "manifests")]
+        namespace: Option<String>,
+        /// Start of the period (RFC 3339 or date); default: the journal's first record.
+        #[arg(long, value_parser = parse_at)]
+        from: Option<DateTime<Utc>>,
+        /// End of the period, exclusive; default: now.
+        #[arg(long, value_parser = parse_at)]
+        to: Option<DateTime<Utc>>,
+        /// Directory for the files (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Signs summary.json with this key (as for the journal's seals).
+        #[arg(long, env = "GALLRING_JOURNAL_SIGNING_KEY")]
+        journal_signing_key: Option<PathBuf>,
+    },
     /// The journal as evidence: verify its hash chain and signed seals, or make a signing key.
     Journal {
         #[command(subcommand)]
@@ -107,6 +148,11 @@ enum Command {
         /// snapshot in the state location at start.
         #[arg(long, env = "GALLRING_INDEX_DIR")]
         index_dir: Option<PathBuf>,
+        /// The store's lifecycle day in seconds (86400). Test stores shorten it (Ceph RGW's
+        /// `rgw lc debug interval`, as scripts/s3-up.sh sets to 10): gallring then attributes a
+        /// version expired after N such "days" to its lifecycle rule, not to someone else.
+        #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+        lifecycle_day_seconds: u32,
         /// A file with the journal's Ed25519 signing key (64 hex characters, from `gallring
         /// journal keygen`): every journal segment is then sealed, and `gallring journal
         /// verify --public-key` proves the journal was not rewritten. Default: unsigned.
@@ -320,6 +366,7 @@ fn main() -> ExitCode {
             max_attempts,
             request_timeout,
             index_dir,
+            lifecycle_day_seconds,
             journal_signing_key,
             json_logs,
         } => match load_signer(journal_signing_key.as_deref()) {
@@ -334,10 +381,41 @@ fn main() -> ExitCode {
                 max_attempts,
                 request_timeout,
                 index_dir,
-                signer,
+                (signer, lifecycle_day_seconds),
                 json_logs,
             ),
         },
+        Command::Evidence {
+            manifests,
+            bucket,
+            namespace,
+            from,
+            to,
+            out,
+            journal_signing_key,
+        } => load_signer(journal_signing_key.as_deref()).and_then(|signer| {
+            let now =
+                chrono::DurationRound::duration_trunc(Utc::now(), chrono::TimeDelta::seconds(1))
+                    .unwrap_or_else(|_| Utc::now());
+            let to = to.unwrap_or(now);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(WORKER_STACK)
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))
+                .and_then(|rt| {
+                    rt.block_on(evidence(
+                        manifests.as_deref(),
+                        bucket.as_deref(),
+                        namespace.as_deref(),
+                        (from, to),
+                        now,
+                        &out,
+                        signer.as_deref(),
+                    ))
+                })
+                .and_then(|text| write_stdout(&text))
+        }),
         Command::Journal {
             action: JournalAction::Keygen { out },
         } => gallring::cli::journal::keygen(&out)
@@ -428,6 +506,9 @@ fn main() -> ExitCode {
                 })
                 .and_then(|text| write_stdout(&text))
         }
+        Command::Records { manifests, output } => gallring::cli::records::run(&manifests, output)
+            .map_err(|e| e.to_string())
+            .and_then(|text| write_stdout(&text)),
         Command::Crd => api::crds_yaml()
             .map_err(|e| format!("cannot render CRDs: {e}"))
             .and_then(|y| write_stdout(&y)),
@@ -480,6 +561,44 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// `gallring evidence` from manifests or from the cluster.
+async fn evidence(
+    manifests: Option<&std::path::Path>,
+    bucket: Option<&str>,
+    namespace: Option<&str>,
+    period: (Option<DateTime<Utc>>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    out: &std::path::Path,
+    signer: Option<&gallring::state::seal::Signer>,
+) -> Result<String, String> {
+    use gallring::cli::explain::ExplainError;
+    let (b, settings) = match manifests {
+        Some(m) => {
+            let compiled = gallring::input::Manifests::load(m)
+                .and_then(|m| m.compile())
+                .map_err(|e| e.to_string())?;
+            let b =
+                gallring::cli::plan::select_bucket(compiled, bucket).map_err(|e| e.to_string())?;
+            let settings =
+                gallring::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
+            (b, settings)
+        }
+        None => {
+            let (b, settings, _) =
+                gallring::cli::explain::cluster_bucket(namespace, bucket.unwrap_or_default())
+                    .await
+                    .map_err(|e: ExplainError| e.to_string())?;
+            (b, settings)
+        }
+    };
+    if period.0.is_some_and(|f| f >= period.1) {
+        return Err("--from must be before --to".into());
+    }
+    gallring::cli::evidence::run(settings, &b, period, now, out, signer)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The journal's signing key, read before anything starts: a bad file is named and nothing
 /// runs.
 fn load_signer(
@@ -508,7 +627,7 @@ fn run_host(
     max_attempts: u32,
     request_timeout: u64,
     index_dir: Option<PathBuf>,
-    signer: Option<std::sync::Arc<gallring::state::seal::Signer>>,
+    (signer, lifecycle_day_seconds): (Option<std::sync::Arc<gallring::state::seal::Signer>>, u32),
     json_logs: bool,
 ) -> Result<(), String> {
     let metrics_addr = match metrics_addr {
@@ -526,6 +645,7 @@ fn run_host(
             concurrency: usize::from(concurrency),
             max_clock_skew: chrono::Duration::seconds(i64::from(max_clock_skew_seconds)),
             signer,
+            lifecycle_day: chrono::Duration::seconds(i64::from(lifecycle_day_seconds)),
             ..Default::default()
         },
         max_attempts,

@@ -191,3 +191,96 @@ async fn a_sealed_journal_verifies_and_a_rewritten_segment_is_caught_even_rechai
     assert!(err.contains(".gallring/seals/"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_lists_what_gallring_deleted_and_held_with_a_signed_summary() {
+    let dir = std::env::temp_dir().join(format!("gallring-evidence2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("journal.key");
+    std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).expect("key");
+    let signer = gallring::state::seal::Signer::load(&key_file).expect("key");
+    let mut s = Scenario::new("evidence-files").await;
+    let mut specs = call("r70", OLD, 0, 0);
+    specs.extend(call("r71", OLD, 0, 0));
+    s.seed(specs).await;
+    s.add_hold(HoldDef::new("complaint", Reason::Complaint, &["r71"], &[]));
+    s.write_manifests();
+    assert!(clean(&mut s, "apply").await, "log {}", s.last_log());
+
+    let out_dir = dir.join("evidence");
+    let manifests = s.dir.join("manifests");
+    let out = gallring(
+        &[
+            "evidence",
+            "--manifests",
+            manifests.to_str().expect("utf-8"),
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+            "--journal-signing-key",
+            key_file.to_str().expect("utf-8"),
+        ],
+        &s,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).expect(name);
+    // r70 is past its deadline: deleted by gallring, confirmed by the store, with what it was.
+    let dispositions = read("dispositions.csv");
+    let audio = super::cases::key("r70", "audio");
+    let row = dispositions
+        .lines()
+        .find(|l| l.contains(&audio))
+        .unwrap_or_else(|| panic!("{audio} not in\n{dispositions}"));
+    for want in [
+        ",audio,",
+        "documentation",
+        "Art. 6(1)(f) legitimate interests",
+        ",gallring,",
+        "the store confirmed the deletion",
+    ] {
+        assert!(row.contains(want), "{want}: {row}");
+    }
+    let held = super::cases::key("r71", "audio");
+    assert!(!dispositions.contains(&held), "{held} is held, not gone");
+    let holds = read("holds.csv");
+    assert!(
+        holds.contains(",applied,") && holds.contains("complaint"),
+        "{holds}"
+    );
+    let jsonl = read("dispositions.jsonl");
+    assert_eq!(
+        jsonl.lines().count(),
+        dispositions.lines().count() - 1,
+        "one JSON line per CSV row"
+    );
+    // The summary is signed over its exact bytes; any change breaks it.
+    let summary = read("summary.json");
+    let sig: serde_json::Value =
+        serde_json::from_str(&read("summary.json.sig")).expect("signature file");
+    let public =
+        gallring::state::seal::PublicKey::parse(sig["publicKey"].as_str().expect("public key"))
+            .expect("valid key");
+    assert_eq!(public.hex(), signer.public_hex());
+    let value = sig["value"].as_str().expect("signature");
+    assert!(public.verifies_bytes(summary.as_bytes(), value));
+    assert!(
+        !public.verifies_bytes(
+            summary
+                .replace("\"holdsApplied\": 1", "\"holdsApplied\": 0")
+                .as_bytes(),
+            value
+        )
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&summary).expect("json");
+    assert_eq!(parsed["overdueNow"], 0, "{summary}");
+    assert!(
+        parsed["dispositions"].as_u64().unwrap_or(0) >= 2,
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,8 @@
 //! Command implementations shared by the binary and tests.
 
+pub mod evidence;
 pub mod explain;
 pub mod journal;
 pub mod plan;
+pub mod records;
 pub mod run;

@@ -147,6 +147,12 @@ impl PublicKey {
         hex(self.0.as_bytes())
     }
 
+    /// Whether `signature_hex` is this key's signature over `bytes` (an evidence summary).
+    pub fn verifies_bytes(&self, bytes: &[u8], signature_hex: &str) -> bool {
+        unhex::<64>(signature_hex)
+            .is_some_and(|sig| self.0.verify(bytes, &Signature::from_bytes(&sig)).is_ok())
+    }
+
     /// Whether `seal` is signed by this key over its own seq and head.
     pub fn verifies(&self, prefix: &str, seal: &Seal) -> bool {
         let Some(sig) = unhex::<64>(&seal.signature) else {
