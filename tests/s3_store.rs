@@ -1138,3 +1138,151 @@ async fn a_wrong_region_without_x_amz_bucket_region_is_a_clear_error() {
         ["us-east-1", "eu-north-1"]
     );
 }
+
+/// Each request a stub kept: its head and its body.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A loopback S3 stand-in for one bucket's lifecycle configuration: GetBucketLifecycle
+/// answers `config` with `x-amz-transition-default-minimum-object-size: varies_by_storage_class`,
+/// PutBucketLifecycle answers 200. Keeps each request: its head (request line, then headers
+/// with lower-case names) and body.
+fn lifecycle_stub(config: &'static str) -> (String, Requests) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen_requests = requests.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i);
+                }
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&seen[..head_end]).to_string();
+            let mut lines = head.split("\r\n");
+            let mut out = lines.next().unwrap_or_default().to_string();
+            let mut length = 0usize;
+            for line in lines {
+                let (name, value) = line.split_once(':').unwrap_or((line, ""));
+                let name = name.to_lowercase();
+                if name == "content-length" {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                out.push_str(&format!("\n{name}: {}", value.trim()));
+            }
+            let mut body = seen[head_end + 4..].to_vec();
+            while body.len() < length {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                }
+            }
+            let response = if out.starts_with("GET ") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nx-amz-transition-default-minimum-object-size: varies_by_storage_class\r\n\
+                     Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{config}",
+                    config.len()
+                )
+            } else {
+                http_response("200 OK", "")
+            };
+            seen_requests
+                .lock()
+                .expect("requests")
+                .push((out, String::from_utf8_lossy(&body).to_string()));
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (url, requests)
+}
+
+const OWNER_GLACIER: &str = "<Rule><ID>owner-glacier</ID>\
+     <Filter><ObjectSizeGreaterThan>1048576</ObjectSizeGreaterThan></Filter>\
+     <Status>Enabled</Status><Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition></Rule>";
+
+/// What gallring writes over the stub's configuration: its one rule added to what it read.
+async fn merge_and_put(store: &S3Store) -> Result<(), gallring::store::StoreError> {
+    let existing = store
+        .get_lifecycle()
+        .await
+        .expect("get")
+        .expect("a configuration");
+    let (merged, changed) = merge(&existing, &[owned_rule(3650, Some("rec/"))]);
+    assert!(changed);
+    store.put_lifecycle(&merged).await
+}
+
+/// Issue 13, finding 2: a lifecycle write keeps the bucket's TransitionDefaultMinimumObjectSize
+/// (`varies_by_storage_class` does not silently go back to the default) and the owner's size
+/// filter.
+#[tokio::test]
+async fn a_lifecycle_write_keeps_transition_default_minimum_object_size_and_foreign_fields() {
+    let config: &'static str = Box::leak(
+        format!(
+            "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{OWNER_GLACIER}</LifecycleConfiguration>"
+        )
+        .into_boxed_str(),
+    );
+    let (url, requests) = lifecycle_stub(config);
+    let store = stub_store(url, 1).await;
+    merge_and_put(&store).await.expect("written");
+    let requests = requests.lock().expect("requests").clone();
+    let (head, body) = requests
+        .iter()
+        .find(|(h, _)| h.starts_with("PUT "))
+        .expect("a PutBucketLifecycleConfiguration");
+    assert!(
+        head.lines()
+            .any(|l| l == "x-amz-transition-default-minimum-object-size: varies_by_storage_class"),
+        "{head}"
+    );
+    assert!(
+        body.contains("<ID>owner-glacier</ID>")
+            && body.contains("<ObjectSizeGreaterThan>1048576</ObjectSizeGreaterThan>")
+            && body.contains("<ID>gallring-expire-3650d</ID>"),
+        "{body}"
+    );
+}
+
+/// Issue 13, finding 2: a foreign rule with an element the SDK does not model would be
+/// rewritten without it (an owner's rule for objects over 1 MB would cover the whole bucket):
+/// the write is refused, naming the rule and the element, and nothing is sent.
+#[tokio::test]
+async fn a_lifecycle_write_that_would_lose_part_of_a_foreign_rule_is_refused() {
+    let (url, requests) = lifecycle_stub(
+        "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+         <Rule><ID>owner-glacier</ID>\
+         <Filter><ObjectSizeAtLeast>1048576</ObjectSizeAtLeast></Filter>\
+         <Status>Enabled</Status><Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition></Rule>\
+         </LifecycleConfiguration>",
+    );
+    let store = stub_store(url, 1).await;
+    let err = merge_and_put(&store).await.expect_err("refused");
+    assert_eq!(
+        (err.operation, err.category),
+        (Operation::PutBucketLifecycle, ErrorCategory::Refused),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("rule owner-glacier (ObjectSizeAtLeast)"),
+        "{err}"
+    );
+    assert!(
+        !requests
+            .lock()
+            .expect("requests")
+            .iter()
+            .any(|(h, _)| h.starts_with("PUT ")),
+        "nothing written"
+    );
+}

@@ -1223,9 +1223,17 @@ async fn sync_lifecycle<S: ObjectStore>(
         if !fence.allows() {
             return Err(PassError::Fenced);
         }
-        store.put_lifecycle(&merged).await?;
-        LifecycleOutcome::Updated {
-            rules: desired.len(),
+        match store.put_lifecycle(&merged).await {
+            Ok(()) => LifecycleOutcome::Updated {
+                rules: desired.len(),
+            },
+            // The store would lose part of a rule gallring does not own (issue 13): the
+            // bucket is left as it is and the reason (naming the rule) reaches the
+            // LifecycleSynced condition, gallring_lifecycle_in_sync and its alert.
+            Err(e) if e.category == ErrorCategory::Refused => {
+                LifecycleOutcome::Untouched { reason: e.stable() }
+            }
+            Err(e) => return Err(e.into()),
         }
     } else {
         LifecycleOutcome::InSync {
@@ -1652,7 +1660,7 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
         keys: std::collections::BTreeSet<String>,
         report: &mut PassReport,
     ) -> Result<(), PassError> {
-        let mut fail = |report: &mut PassReport, e: String| {
+        let fail = |report: &mut PassReport, e: String| {
             report.object_errors += 1;
             if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
                 report.sample_errors.push(e);

@@ -347,6 +347,125 @@ fn canonical_set<'a>(
     out
 }
 
+/// Every element of a lifecycle `<Rule>` that the S3 SDK models: anything else in a rule the
+/// store returns is dropped when the SDK reads it, and would be dropped from the bucket by a
+/// write of what the SDK read.
+const MODELLED_RULE_ELEMENTS: &[&str] = &[
+    "Rule",
+    "ID",
+    "Prefix",
+    "Filter",
+    "And",
+    "Tag",
+    "Key",
+    "Value",
+    "ObjectSizeGreaterThan",
+    "ObjectSizeLessThan",
+    "Status",
+    "Transition",
+    "Date",
+    "Days",
+    "StorageClass",
+    "Expiration",
+    "ExpiredObjectDeleteMarker",
+    "NoncurrentVersionTransition",
+    "NoncurrentDays",
+    "NewerNoncurrentVersions",
+    "NoncurrentVersionExpiration",
+    "AbortIncompleteMultipartUpload",
+    "DaysAfterInitiation",
+];
+
+/// The rules of a raw `GetBucketLifecycleConfiguration` answer that carry elements the SDK
+/// does not model, by rule id (`None`: a rule without one), with those elements' names: a
+/// write of the SDK's reading would lose them (issue 13). Reads element names only, which is
+/// all that S3's XML (no attributes in rules, no mixed content) needs.
+pub fn unmodelled_elements(raw_xml: &str) -> Vec<(Option<String>, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = raw_xml;
+    // (id, unknown names) of the rule being read.
+    let mut rule: Option<(Option<String>, Vec<String>)> = None;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let end = rest.find('>').unwrap_or(rest.len());
+        let tag = &rest[..end];
+        rest = &rest[end.min(rest.len())..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        let closing = tag.starts_with('/');
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default();
+        // A namespace prefix (`s3:Rule`) does not change the element.
+        let name = name.rsplit(':').next().unwrap_or(name);
+        match (name, closing) {
+            ("Rule", false) => rule = Some((None, Vec::new())),
+            ("Rule", true) => {
+                if let Some((id, unknown)) = rule.take()
+                    && !unknown.is_empty()
+                {
+                    out.push((id, unknown));
+                }
+            }
+            (_, true) => {}
+            (name, false) => {
+                let Some((id, unknown)) = rule.as_mut() else {
+                    continue;
+                };
+                if name == "ID" && id.is_none() {
+                    let text = rest.trim_start_matches('>');
+                    let value = &text[..text.find('<').unwrap_or(text.len())];
+                    *id = Some(xml_unescape(value));
+                } else if !MODELLED_RULE_ELEMENTS.contains(&name)
+                    && !unknown.iter().any(|u| u == name)
+                {
+                    unknown.push(name.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The five predefined XML entities and numeric references, as S3 escapes a rule id.
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(j) = rest.find(';') else { break };
+        let entity = &rest[1..j];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[j + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 // The tests build RGW's legacy rule-level prefix on purpose.
 #[cfg(test)]
 #[allow(deprecated)]
@@ -406,6 +525,33 @@ mod tests {
     fn round_trip(rule: &LifecycleRule) -> LifecycleRule {
         let sdk_rule = to_sdk(&StoredRule::Owned(rule.clone())).expect("to_sdk");
         owned(&from_sdk(&sdk_rule).expect("from_sdk")).clone()
+    }
+
+    /// Issue 13: elements the SDK does not model are found, by rule id.
+    #[test]
+    fn unmodelled_rule_elements_are_found_by_rule() {
+        let raw = r#"<?xml version="1.0" encoding="UTF-8"?>
+<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Rule><ID>owner-glacier &amp; more</ID><Filter><ObjectSizeGreaterThan>1048576</ObjectSizeGreaterThan><ObjectSizeAtLeastNew>5</ObjectSizeAtLeastNew></Filter>
+    <Status>Enabled</Status><Transition><Days>30</Days><StorageClass>GLACIER</StorageClass><FutureThing/></Transition></Rule>
+  <Rule><ID>plain</ID><Filter><And><Prefix>a/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></And></Filter><Status>Enabled</Status><Expiration><Days>3</Days></Expiration></Rule>
+  <Rule><Filter/><Status>Enabled</Status><Expiration><Days>1</Days><Extra>1</Extra></Expiration></Rule>
+</LifecycleConfiguration>"#;
+        assert_eq!(
+            unmodelled_elements(raw),
+            vec![
+                (
+                    Some("owner-glacier & more".to_string()),
+                    vec![
+                        "ObjectSizeAtLeastNew".to_string(),
+                        "FutureThing".to_string()
+                    ]
+                ),
+                (None, vec!["Extra".to_string()]),
+            ]
+        );
+        assert!(unmodelled_elements("").is_empty());
+        assert!(unmodelled_elements("<Rule><ID>x</ID><Status>Enabled</Status></Rule>").is_empty());
     }
 
     #[test]

@@ -175,6 +175,10 @@ pub enum ErrorCategory {
     /// A conditional request whose condition does not hold (HTTP 412), e.g. an `If-Match`
     /// ETag that is not the object's.
     PreconditionFailed,
+    /// gallring did not send the request: it would have changed what gallring does not own
+    /// (e.g. a lifecycle rule the SDK cannot carry back whole). Not transient: a person must
+    /// look.
+    Refused,
     Other,
 }
 
@@ -191,6 +195,7 @@ impl ErrorCategory {
             ErrorCategory::Malformed => "malformed",
             ErrorCategory::NotFound => "not_found",
             ErrorCategory::PreconditionFailed => "precondition_failed",
+            ErrorCategory::Refused => "refused",
             ErrorCategory::Other => "other",
         }
     }

@@ -37,7 +37,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+};
 use aws_sdk_s3::config::retry::RetryPartition;
 use aws_sdk_s3::config::{
     ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
@@ -54,6 +56,7 @@ use super::{
     BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectHead, ObjectId, ObjectStore,
     Operation, Page, RequestObserver, StoreError, StoreResult, StoredRule,
 };
+use crate::retention::lifecycle::LifecycleRule;
 
 /// S3 accepts at most this many keys in one DeleteObjects request.
 pub const MAX_DELETE_BATCH: usize = 1000;
@@ -132,6 +135,43 @@ pub struct S3Store {
     observer: Arc<dyn RequestObserver>,
     server_date: ServerDate,
     bucket_region: BucketRegion,
+}
+
+/// A lifecycle configuration as read right before a write.
+#[derive(Debug, Default)]
+struct CurrentLifecycle {
+    rules: Vec<StoredRule>,
+    transition_default_minimum_object_size: Option<sdk::TransitionDefaultMinimumObjectSize>,
+    raw: String,
+}
+
+/// Keeps the body of one answer, before the SDK reads it into its model.
+#[derive(Debug, Clone, Default)]
+struct RawBody(Arc<Mutex<Vec<u8>>>);
+
+impl RawBody {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Intercept for RawBody {
+    fn name(&self) -> &'static str {
+        "GallringRawBody"
+    }
+
+    /// After deserialization: the answer's body has been read into memory by then.
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = bytes.to_vec();
+        }
+        Ok(())
+    }
 }
 
 /// The region the store last named for the bucket (`x-amz-bucket-region`, which AWS sends on
@@ -413,6 +453,39 @@ impl S3Store {
                     "no response".to_string(),
                 )
             })
+    }
+
+    /// The bucket's lifecycle configuration as the store answers it now: the rules, the
+    /// bucket-wide TransitionDefaultMinimumObjectSize and the answer's raw XML (to see what
+    /// the SDK's model leaves out).
+    async fn current_lifecycle(&self) -> StoreResult<CurrentLifecycle> {
+        let op = Operation::GetBucketLifecycle;
+        let raw = RawBody::default();
+        let out = self
+            .send_or_absent(
+                op,
+                None,
+                no_lifecycle_configuration,
+                self.client()
+                    .get_bucket_lifecycle_configuration()
+                    .bucket(&self.bucket)
+                    .customize()
+                    .interceptor(raw.clone())
+                    .send(),
+            )
+            .await?;
+        let Some(out) = out else {
+            return Ok(CurrentLifecycle::default());
+        };
+        let rules = lifecycle_map::from_sdk_rules(out.rules())
+            .map_err(|e| self.error(op, None, ErrorCategory::Malformed, e.to_string()))?;
+        Ok(CurrentLifecycle {
+            rules,
+            transition_default_minimum_object_size: out
+                .transition_default_minimum_object_size()
+                .cloned(),
+            raw: raw.text(),
+        })
     }
 
     async fn head_bucket(&self) -> StoreResult<()> {
@@ -1059,6 +1132,55 @@ impl ObjectStore for S3Store {
             return Ok(());
         }
         let op = Operation::PutBucketLifecycle;
+        // PutBucketLifecycleConfiguration replaces the whole configuration and its
+        // TransitionDefaultMinimumObjectSize: read both right before writing (issue 13).
+        let current = self.current_lifecycle().await?;
+        let lossy = lifecycle_map::unmodelled_elements(&current.raw);
+        let writes_foreign = |id: &Option<String>| {
+            rules.iter().any(|r| match r {
+                StoredRule::Foreign(f) => f.id == *id,
+                StoredRule::Owned(_) => false,
+            })
+        };
+        let lost: Vec<String> = lossy
+            .iter()
+            .filter(|(id, _)| {
+                !id.as_deref().is_some_and(LifecycleRule::is_operator_owned) && writes_foreign(id)
+            })
+            .map(|(id, elements)| {
+                format!(
+                    "rule {} ({})",
+                    id.as_deref().unwrap_or("(no id)"),
+                    elements.join(", ")
+                )
+            })
+            .collect();
+        if !lost.is_empty() {
+            return Err(self.error(
+                op,
+                None,
+                ErrorCategory::Refused,
+                format!(
+                    "not written: lifecycle {} would lose element(s) the S3 SDK does not model, changing a rule gallring does not own; the configuration is left as it is",
+                    lost.join("; ")
+                ),
+            ));
+        }
+        let foreign = |rules: &[StoredRule]| -> Vec<StoredRule> {
+            rules
+                .iter()
+                .filter(|r| matches!(r, StoredRule::Foreign(_)))
+                .cloned()
+                .collect()
+        };
+        if foreign(&current.rules) != foreign(rules) {
+            return Err(self.error(
+                op,
+                None,
+                ErrorCategory::Refused,
+                "not written: the rules gallring does not own changed since they were read; the next pass merges again".to_string(),
+            ));
+        }
         let config = rules
             .iter()
             .map(lifecycle_map::to_sdk)
@@ -1083,6 +1205,9 @@ impl ObjectStore for S3Store {
                 .put_bucket_lifecycle_configuration()
                 .bucket(&self.bucket)
                 .lifecycle_configuration(config)
+                .set_transition_default_minimum_object_size(
+                    current.transition_default_minimum_object_size,
+                )
                 .send(),
         )
         .await?;
