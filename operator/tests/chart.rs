@@ -1524,3 +1524,696 @@ fn releases_in_different_namespaces_never_render_the_same_object() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Grafana dashboard (dashboards/gallring.json in a ConfigMap for Grafana's sidecar).
+
+fn dashboard_file() -> Json {
+    let path = chart().join("dashboards/gallring.json");
+    serde_json::from_str(&read(&path))
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+/// Every metric series name the operator exports, with the label names its series carry, as
+/// scraped from a real `Metrics` registry after a real pass: the Tryg notice's manifests and
+/// listing in the in-memory store, reconciled half a year after the listing (so recordings are
+/// deleted), then a failed pass, a leader, holds past review and S3 requests recorded. A metric
+/// that is registered but never set has no series and is not exported; it is not in this map.
+fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
+    use gallring::metrics::Metrics;
+    use gallring::reconcile::{PassConfig, PassError, reconcile};
+    use gallring::store::memory::MemoryStore;
+    use gallring::store::{Operation, RequestObserver};
+
+    let dir = repo().join("policies/002-tryg");
+    let bucket = gallring::input::Manifests::load(&dir)
+        .and_then(|m| m.compile())
+        .unwrap_or_else(|e| panic!("policies/002-tryg: {e}"))
+        .remove(0);
+    let objects = gallring::input::load_objects(&dir.join("objects.jsonl"))
+        .unwrap_or_else(|e| panic!("policies/002-tryg/objects.jsonl: {e}"));
+    let now = chrono::DateTime::parse_from_rfc3339("2027-06-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&chrono::Utc);
+    let store = MemoryStore::new(&bucket.spec.s3.bucket);
+    for o in &objects {
+        store.set_clock(o.last_modified);
+        let tags: Vec<(&str, &str)> = o
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let metadata: Vec<(&str, &str)> = o
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        store.upload(&o.key, b"recording", &tags, &metadata);
+    }
+    store.set_clock(now);
+    store.set_server_time(Some(now));
+    // A pass is a deep future: run it on a worker thread with the binary's stack size.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let report = runtime
+        .block_on(runtime.spawn(async move {
+            reconcile(
+                &store,
+                &bucket.policy,
+                &bucket.rules,
+                bucket.holds.clone(),
+                now,
+                PassConfig::default(),
+                &|_| {},
+            )
+            .await
+        }))
+        .expect("the pass task")
+        .expect("the pass runs");
+    assert!(
+        report.deleted > 0,
+        "the pass deletes recordings (so gallring_deletions_total has series): {:?}",
+        report.summary
+    );
+    let metrics = Metrics::new().expect("a registry");
+    metrics.touch_bucket("recordings", "tryg-opkald");
+    metrics.record_pass("recordings", "tryg-opkald", &report, 1.5);
+    metrics.record_failure("recordings", "other", &PassError::Fenced);
+    metrics.set_holds_past_review("recordings", "tryg-opkald", 1);
+    metrics.set_retry_backoff("recordings", "other", 10.0);
+    metrics.set_leader(true);
+    metrics.observe(Operation::ListObjects, "ok", 0.02);
+
+    let series = regex(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ");
+    let label = regex(r#"([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*""#);
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in metrics.render().lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let cap = series
+            .captures(line)
+            .unwrap_or_else(|| panic!("an exposition line: {line}"));
+        let labels = out.entry(cap[1].to_string()).or_default();
+        if let Some(l) = cap.get(2) {
+            labels.extend(label.captures_iter(l.as_str()).map(|c| c[1].to_string()));
+        }
+    }
+    out
+}
+
+/// What one PromQL expression selects: metric names with the label names their matchers use,
+/// and the labels of its `by`/`without`/`on`/`ignoring`/`group_*` clauses.
+#[derive(Debug, Default)]
+struct Selection {
+    metrics: Vec<(String, BTreeSet<String>)>,
+    grouping: BTreeSet<String>,
+}
+
+/// A small PromQL reader, enough for dashboards: strings, `[ranges]`, `{matchers}`,
+/// numbers, operators and calls are told apart from metric names. Grafana's `$variables` may
+/// appear in strings and ranges only.
+fn promql_selection(expr: &str) -> Result<Selection, String> {
+    const KEYWORDS: [&str; 7] = ["bool", "and", "or", "unless", "offset", "atan2", "inf"];
+    const AGGREGATIONS: [&str; 12] = [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+    ];
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let mut sel = Selection::default();
+    let mut i = 0;
+    let skip_ws = |mut j: usize| {
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    // Reads `{a="x", b=~"y"}` from the `{` at j: (label names, index after `}`).
+    let matchers = |mut j: usize| -> Result<(BTreeSet<String>, usize), String> {
+        let mut names = BTreeSet::new();
+        j += 1;
+        loop {
+            j = skip_ws(j);
+            match chars.get(j) {
+                Some('}') => return Ok((names, j + 1)),
+                Some(',') => j += 1,
+                Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
+                    let start = j;
+                    while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                        j += 1;
+                    }
+                    names.insert(chars[start..j].iter().collect());
+                    j = skip_ws(j);
+                    while j < chars.len() && "=!~".contains(chars[j]) {
+                        j += 1;
+                    }
+                    j = skip_ws(j);
+                    if chars.get(j) != Some(&'"') {
+                        return Err(format!("a matcher without a quoted value in {expr}"));
+                    }
+                    j += 1;
+                    while j < chars.len() && chars[j] != '"' {
+                        j += if chars[j] == '\\' { 2 } else { 1 };
+                    }
+                    j += 1;
+                }
+                _ => return Err(format!("cannot read the label matchers in {expr}")),
+            }
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '"' || c == '\'' || c == '`' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c == '[' {
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            i += 1;
+        } else if c == '{' {
+            return Err(format!(
+                "a selector without a metric name (or after a call) in {expr}"
+            ));
+        } else if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = skip_ws(i);
+            if GROUPING.contains(&word.as_str()) {
+                if chars.get(next) == Some(&'(') {
+                    let close = (next..chars.len())
+                        .find(|&j| chars[j] == ')')
+                        .ok_or_else(|| format!("an unclosed label list in {expr}"))?;
+                    let list: String = chars[next + 1..close].iter().collect();
+                    sel.grouping.extend(
+                        list.split(',')
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_string),
+                    );
+                    i = close + 1;
+                }
+            } else if chars.get(next) == Some(&'(')
+                || AGGREGATIONS.contains(&word.as_str())
+                || KEYWORDS.contains(&word.as_str())
+            {
+                // A call, an aggregation before its `by`, or an operator keyword.
+            } else {
+                let mut labels = BTreeSet::new();
+                if chars.get(next) == Some(&'{') {
+                    let (names, after) = matchers(next)?;
+                    labels = names;
+                    i = after;
+                }
+                sel.metrics.push((word, labels));
+            }
+        } else if c == '$' {
+            return Err(format!(
+                "a Grafana variable outside a string or range in {expr}"
+            ));
+        } else {
+            i += 1;
+        }
+    }
+    Ok(sel)
+}
+
+/// Problems of one query against the exported metrics: unknown metrics, matchers on labels
+/// the metric does not have, grouping by labels none of its metrics has.
+fn query_problems(expr: &str, exported: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    // Grafana's `label_values(selector, label)` in template variables.
+    let (expr, label) = match regex(r"^\s*label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$")
+        .captures(expr)
+    {
+        Some(c) => (c[1].to_string(), Some(c[2].to_string())),
+        None => (expr.to_string(), None),
+    };
+    let sel = match promql_selection(&expr) {
+        Ok(s) => s,
+        Err(e) => return vec![e],
+    };
+    let mut problems = Vec::new();
+    if sel.metrics.is_empty() {
+        problems.push(format!("{expr}: selects no metric"));
+    }
+    let mut available = BTreeSet::new();
+    for (metric, labels) in &sel.metrics {
+        match exported.get(metric) {
+            None => problems.push(format!(
+                "{expr}: {metric} is not a metric the operator exports"
+            )),
+            Some(has) => {
+                available.extend(has.iter().cloned());
+                for l in labels.difference(has) {
+                    problems.push(format!(
+                        "{expr}: {metric} has no label {l} (it has {has:?})"
+                    ));
+                }
+            }
+        }
+    }
+    for l in sel.grouping.iter().chain(label.iter()) {
+        if !available.contains(l) {
+            problems.push(format!(
+                "{expr}: groups by {l}, which none of its metrics has"
+            ));
+        }
+    }
+    problems
+}
+
+/// Every panel of a dashboard, rows' nested panels included.
+fn dashboard_panels(dashboard: &Json) -> Vec<&Json> {
+    fn walk<'a>(panels: &'a Json, out: &mut Vec<&'a Json>) {
+        for p in panels.as_array().into_iter().flatten() {
+            out.push(p);
+            if let Some(nested) = p.get("panels") {
+                walk(nested, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        dashboard.get("panels").expect("the dashboard has panels"),
+        &mut out,
+    );
+    out
+}
+
+/// Every PromQL query of a dashboard, as (where, expr): panel targets and template variables.
+fn dashboard_queries(dashboard: &Json) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in dashboard_panels(dashboard) {
+        let title = p.get("title").and_then(Json::as_str).unwrap_or_default();
+        for t in p
+            .get("targets")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let expr = t
+                .get("expr")
+                .and_then(Json::as_str)
+                .unwrap_or_else(|| panic!("panel {title:?}: a target without expr: {t}"));
+            out.push((format!("panel {title:?}"), expr.to_string()));
+        }
+    }
+    for v in lookup_json(dashboard, "templating.list")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if v.get("type").and_then(Json::as_str) != Some("query") {
+            continue;
+        }
+        let name = v.get("name").and_then(Json::as_str).unwrap_or_default();
+        let query = match v.get("query") {
+            Some(Json::String(q)) => q.clone(),
+            Some(q) => q
+                .get("query")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            None => String::new(),
+        };
+        out.push((format!("variable ${name}"), query));
+    }
+    out
+}
+
+fn lookup_json<'a>(root: &'a Json, path: &str) -> Option<&'a Json> {
+    path.split('.').try_fold(root, |node, key| node.get(key))
+}
+
+#[test]
+fn dashboard_queries_name_only_metrics_and_labels_the_operator_exports() {
+    let exported = exported_metrics();
+    for family in [
+        "gallring_overdue_objects",
+        "gallring_deletions_total",
+        "gallring_s3_request_duration_seconds_bucket",
+        "gallring_leader",
+    ] {
+        assert!(
+            exported.contains_key(family),
+            "the registry exports {family}: {exported:?}"
+        );
+    }
+    let dashboard = dashboard_file();
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() >= 25, "the dashboard's queries: {queries:#?}");
+    let problems: Vec<String> = queries
+        .iter()
+        .flat_map(|(at, expr)| {
+            query_problems(expr, &exported)
+                .into_iter()
+                .map(move |p| format!("{at}: {p}"))
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "dashboards/gallring.json queries what the operator does not export:\n  {}",
+        problems.join("\n  ")
+    );
+
+    // It covers what issue 11 asks for: overdue, next deadlines, holds, scan health,
+    // lifecycle drift, deletions, per controller.
+    let used: BTreeSet<String> = queries
+        .iter()
+        .filter_map(|(_, e)| promql_selection(e).ok())
+        .flat_map(|s| s.metrics.into_iter().map(|(m, _)| m))
+        .collect();
+    for metric in [
+        "gallring_overdue_objects",
+        "gallring_oldest_overdue_age_seconds",
+        "gallring_next_deadline_timestamp_seconds",
+        "gallring_held_objects",
+        "gallring_holds_past_review",
+        "gallring_last_successful_scan_timestamp_seconds",
+        "gallring_scan_failures_total",
+        "gallring_bucket_degraded",
+        "gallring_lifecycle_in_sync",
+        "gallring_objects_gone_total",
+        "gallring_deletions_total",
+        "gallring_deletion_failures_total",
+        "gallring_controller_overdue_objects",
+        "gallring_controller_objects",
+    ] {
+        assert!(used.contains(metric), "the dashboard shows {metric}");
+    }
+}
+
+#[test]
+fn dashboard_query_check_rejects_unknown_metrics_labels_and_groupings() {
+    let exported = exported_metrics();
+    let ok = r#"sum by (kind) (increase(gallring_deletions_total{namespace=~"$namespace", bucket=~"$bucket"}[$__rate_interval]))"#;
+    assert_eq!(query_problems(ok, &exported), Vec::<String>::new());
+    assert_eq!(
+        query_problems(
+            r#"histogram_quantile(0.95, sum by (le, operation) (rate(gallring_s3_request_duration_seconds_bucket[5m])))"#,
+            &exported
+        ),
+        Vec::<String>::new()
+    );
+    for (expr, expected) in [
+        // A misspelt metric.
+        (
+            r#"sum(gallring_overdue_object{namespace=~"$namespace"})"#,
+            "gallring_overdue_object is not a metric the operator exports",
+        ),
+        // A metric registered but never set: no series, nothing to show.
+        (
+            "max by (namespace, bucket) (gallring_dangerous_lifecycle_rules)",
+            "gallring_dangerous_lifecycle_rules is not a metric the operator exports",
+        ),
+        // The histogram's base name is not a series.
+        (
+            "rate(gallring_s3_request_duration_seconds[5m])",
+            "gallring_s3_request_duration_seconds is not a metric",
+        ),
+        // A bucket filter on a metric without bucket labels matches nothing.
+        (
+            r#"sum(rate(gallring_s3_requests_total{bucket=~"$bucket"}[5m]))"#,
+            "gallring_s3_requests_total has no label bucket",
+        ),
+        // Grouping by a label no metric has.
+        (
+            "sum by (controller) (gallring_overdue_objects)",
+            "groups by controller",
+        ),
+        (
+            "label_values(gallring_leader, namespace)",
+            "groups by namespace",
+        ),
+        // Not a metric at all.
+        ("up", "up is not a metric the operator exports"),
+    ] {
+        let problems = query_problems(expr, &exported);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expr}: expected {expected:?}, got {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn dashboard_json_is_a_grafana_dashboard_with_a_datasource_variable() {
+    let d = dashboard_file();
+    assert_eq!(
+        d.get("uid").and_then(Json::as_str),
+        Some("gallring-retention")
+    );
+    assert!(
+        d.get("title")
+            .and_then(Json::as_str)
+            .is_some_and(|t| !t.is_empty())
+    );
+    // No `__inputs`: the sidecar does not resolve them. The data source is a variable.
+    assert!(
+        d.get("__inputs").is_none(),
+        "no __inputs (sidecar dashboards cannot use them)"
+    );
+    let vars: Vec<&Json> = lookup_json(&d, "templating.list")
+        .and_then(Json::as_array)
+        .expect("template variables")
+        .iter()
+        .collect();
+    let names: Vec<&str> = vars
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Json::as_str))
+        .collect();
+    assert_eq!(names, ["datasource", "namespace", "bucket"]);
+    assert_eq!(
+        vars[0].get("query").and_then(Json::as_str),
+        Some("prometheus")
+    );
+    let mut ids = BTreeSet::new();
+    for p in dashboard_panels(&d) {
+        let title = p.get("title").and_then(Json::as_str).unwrap_or_default();
+        assert!(!title.is_empty(), "every panel has a title: {p}");
+        let id = p.get("id").and_then(Json::as_u64).expect("a panel id");
+        assert!(ids.insert(id), "panel id {id} is used twice");
+        for key in ["h", "w", "x", "y"] {
+            assert!(
+                lookup_json(p, &format!("gridPos.{key}")).is_some_and(Json::is_u64),
+                "panel {title:?}: gridPos.{key}"
+            );
+        }
+        if p.get("type").and_then(Json::as_str) == Some("row") {
+            continue;
+        }
+        assert!(
+            p.get("description")
+                .and_then(Json::as_str)
+                .is_some_and(|s| !s.is_empty()),
+            "panel {title:?} says what it shows"
+        );
+        let targets = p.get("targets").and_then(Json::as_array).expect("targets");
+        assert!(!targets.is_empty(), "panel {title:?} has a query");
+        for ds in
+            std::iter::once(p.get("datasource")).chain(targets.iter().map(|t| t.get("datasource")))
+        {
+            assert_eq!(
+                ds.and_then(|d| d.get("uid")).and_then(Json::as_str),
+                Some("${datasource}"),
+                "panel {title:?} reads the chosen Prometheus data source"
+            );
+        }
+    }
+    assert!(ids.len() >= 20, "the dashboard's panels: {}", ids.len());
+}
+
+fn dashboard_configmaps(docs: &[Yaml]) -> Vec<&Yaml> {
+    of_kind(docs, "ConfigMap")
+        .into_iter()
+        .filter(|d| name(d).ends_with("-dashboard"))
+        .collect()
+}
+
+#[test]
+fn dashboard_configmap_is_off_by_default_and_labelled_for_the_grafana_sidecar() {
+    let docs = rendered("gallring", "gallring", &[]);
+    assert!(
+        dashboard_configmaps(&docs).is_empty(),
+        "no dashboard by default (dashboard.enabled=false)"
+    );
+
+    let docs = rendered("gallring", "gallring", &["--set", "dashboard.enabled=true"]);
+    let maps = dashboard_configmaps(&docs);
+    assert_eq!(maps.len(), 1, "one dashboard ConfigMap");
+    let cm = maps[0];
+    assert_eq!(namespace(cm), "gallring");
+    assert_eq!(
+        str_at(cm, "metadata.labels.grafana_dashboard"),
+        Some("1"),
+        "kube-prometheus-stack's sidecar label, a string"
+    );
+    let labels = lookup(cm, "metadata.labels")
+        .and_then(Yaml::as_mapping)
+        .expect("labels");
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/instance")
+            .and_then(Yaml::as_str),
+        Some("gallring")
+    );
+    let data = lookup(cm, "data").and_then(Yaml::as_mapping).expect("data");
+    assert_eq!(data.len(), 1, "one dashboard file");
+    let json_text = data
+        .get("gallring.json")
+        .and_then(Yaml::as_str)
+        .expect("data.gallring.json");
+    let embedded: Json = serde_json::from_str(json_text)
+        .unwrap_or_else(|e| panic!("the ConfigMap's gallring.json is not JSON: {e}"));
+    assert_eq!(
+        embedded,
+        dashboard_file(),
+        "the ConfigMap carries dashboards/gallring.json as it is"
+    );
+
+    // The label, extra labels, annotations and namespace are configurable.
+    let docs = rendered(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.sidecarLabel=dashboards.example.com/grafana",
+            "--set",
+            "dashboard.sidecarLabelValue=platform",
+            "--set",
+            "dashboard.labels.team=platform",
+            "--set",
+            "dashboard.annotations.grafana_folder=Compliance",
+            "--set",
+            "dashboard.namespace=monitoring",
+        ],
+    );
+    let maps = dashboard_configmaps(&docs);
+    assert_eq!(maps.len(), 1);
+    let cm = maps[0];
+    let labels = lookup(cm, "metadata.labels")
+        .and_then(Yaml::as_mapping)
+        .expect("labels");
+    assert_eq!(
+        labels
+            .get("dashboards.example.com/grafana")
+            .and_then(Yaml::as_str),
+        Some("platform")
+    );
+    assert!(
+        labels.get("grafana_dashboard").is_none(),
+        "the label is replaced"
+    );
+    assert_eq!(labels.get("team").and_then(Yaml::as_str), Some("platform"));
+    assert_eq!(
+        str_at(cm, "metadata.annotations.grafana_folder"),
+        Some("Compliance")
+    );
+    assert_eq!(namespace(cm), "monitoring");
+    assert!(
+        name(cm).contains("gallring"),
+        "outside the release namespace the name carries it: {}",
+        name(cm)
+    );
+
+    // Two releases of one name in different namespaces, both putting the dashboard into
+    // Grafana's namespace, do not render the same object.
+    let mut seen = BTreeSet::new();
+    for ns in ["ops-a", "ops-b"] {
+        let docs = rendered(
+            "gallring",
+            ns,
+            &[
+                "--set",
+                "dashboard.enabled=true",
+                "--set",
+                "dashboard.namespace=monitoring",
+            ],
+        );
+        for cm in dashboard_configmaps(&docs) {
+            assert!(
+                seen.insert((namespace(cm).to_string(), name(cm).to_string())),
+                "{}/{} is rendered by two releases",
+                namespace(cm),
+                name(cm)
+            );
+        }
+    }
+
+    // The sidecar label may not be repeated among the extra labels (a duplicate YAML key).
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &[
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.labels.grafana_dashboard=0",
+        ],
+    );
+    assert!(
+        error.contains("dashboard.labels") && error.contains("grafana_dashboard"),
+        "{error}"
+    );
+    // The schema refuses a label key that Kubernetes would refuse.
+    let error = render_error(
+        "gallring",
+        "gallring",
+        &["--set", "dashboard.sidecarLabel=not a label"],
+    );
+    assert!(error.contains("sidecarLabel"), "{error}");
+}
+
+#[test]
+fn helm_lint_strict_passes_with_the_dashboard() {
+    let helm = helm();
+    let out = Command::new(&helm)
+        .args(["lint", "--strict", "--set", "dashboard.enabled=true"])
+        .arg(chart())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run $HELM ({}): {e}", helm.display()));
+    assert!(
+        out.status.success(),
+        "helm lint --strict --set dashboard.enabled=true charts/gallring:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
