@@ -120,6 +120,7 @@ fn bench_policy() -> (Policy, BucketRules) {
         purposes: [(
             "documentation".to_string(),
             Purpose {
+                legal_basis: String::new(),
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),

@@ -44,6 +44,7 @@ pub struct Metrics {
     last_success: GaugeVec,
     scan_failures: IntCounterVec,
     lifecycle_in_sync: IntGaugeVec,
+    lifecycle_refused: IntGaugeVec,
     degraded: IntGaugeVec,
     holds_past_review: IntGaugeVec,
     untaggable: IntGaugeVec,
@@ -233,6 +234,12 @@ impl Metrics {
                 "1 when the bucket's operator-owned lifecycle rules match the policy.",
                 BUCKET,
             )?,
+            lifecycle_refused: gauge(
+                &r,
+                "gallring_lifecycle_write_refused",
+                "1 while gallring refuses to write the bucket's lifecycle configuration because the store would lose part of the named rule(s), which gallring does not own.",
+                &["namespace", "bucket", "rule"],
+            )?,
             degraded: gauge(
                 &r,
                 "gallring_bucket_degraded",
@@ -418,6 +425,24 @@ impl Metrics {
         self.lifecycle_in_sync
             .with_label_values(&b)
             .set(i64::from(report.lifecycle.in_sync()));
+        // Only the rules refused in this pass stay at 1.
+        for labels in self.label_sets("gallring_lifecycle_write_refused") {
+            if labels.get("namespace").map(String::as_str) == Some(namespace)
+                && labels.get("bucket").map(String::as_str) == Some(bucket)
+                && let Some(rule) = labels.get("rule")
+            {
+                let _ = self
+                    .lifecycle_refused
+                    .remove_label_values(&[namespace, bucket, rule]);
+            }
+        }
+        if let crate::reconcile::LifecycleOutcome::Refused { rules, .. } = &report.lifecycle {
+            for rule in rules.split(',').filter(|r| !r.is_empty()) {
+                self.lifecycle_refused
+                    .with_label_values(&[namespace, bucket, rule])
+                    .set(1);
+            }
+        }
         self.degraded.with_label_values(&b).set(0);
         self.unknown_objects
             .with_label_values(&b)
@@ -516,6 +541,16 @@ impl Metrics {
         let _ = self.scan_duration.remove_label_values(&b);
         let _ = self.last_success.remove_label_values(&b);
         let _ = self.lifecycle_in_sync.remove_label_values(&b);
+        for labels in self.label_sets("gallring_lifecycle_write_refused") {
+            if labels.get("namespace").map(String::as_str) == Some(namespace)
+                && labels.get("bucket").map(String::as_str) == Some(bucket)
+                && let Some(rule) = labels.get("rule")
+            {
+                let _ = self
+                    .lifecycle_refused
+                    .remove_label_values(&[namespace, bucket, rule]);
+            }
+        }
         let _ = self.degraded.remove_label_values(&b);
         let _ = self.holds_past_review.remove_label_values(&b);
         let _ = self.untaggable.remove_label_values(&b);
@@ -852,5 +887,24 @@ mod tests {
         );
         m.forget_bucket("ns", "b");
         assert!(!m.render().contains("gallring_controller_objects{"));
+    }
+
+    #[test]
+    fn a_refused_lifecycle_write_names_the_rule_until_a_pass_writes_again() {
+        let m = Metrics::new().expect("registry");
+        let mut r = report(&[("audio", 1)], 0);
+        r.lifecycle = LifecycleOutcome::Refused {
+            rules: "owner-glacier".into(),
+            reason: "not written".into(),
+        };
+        m.record_pass("ns", "b", &r, 1.0);
+        let text = m.render();
+        assert!(
+            text.contains(r#"gallring_lifecycle_write_refused{bucket="b",namespace="ns",rule="owner-glacier"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"gallring_lifecycle_in_sync{bucket="b",namespace="ns"} 0"#));
+        m.record_pass("ns", "b", &report(&[("audio", 1)], 0), 1.0);
+        assert!(!m.render().contains("gallring_lifecycle_write_refused{"));
     }
 }

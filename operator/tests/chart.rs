@@ -435,7 +435,7 @@ fn chart_yaml_declares_a_v2_chart_of_this_version() {
     assert!(field("kubeVersion").is_some(), "Chart.yaml kubeVersion");
 }
 
-const ALERTS: [&str; 12] = [
+const ALERTS: [&str; 13] = [
     "GallringRetentionBreach",
     "GallringObjectsRemovedByOthers",
     "GallringDangerousLifecycleRule",
@@ -444,6 +444,7 @@ const ALERTS: [&str; 12] = [
     "GallringScanStale",
     "GallringDeletionFailures",
     "GallringLifecycleDrift",
+    "GallringLifecycleWriteRefused",
     "GallringHoldPastReview",
     "GallringUnclassifiedObjects",
     "GallringBucketDegraded",

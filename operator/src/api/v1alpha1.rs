@@ -501,7 +501,9 @@ pub struct S3Location {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = KEY_MAX))]
     pub prefix: Option<String>,
-    /// Region; default: from the AWS configuration chain, else us-east-1.
+    /// Region; default: from the AWS configuration chain (AWS_REGION, profile), else
+    /// us-east-1. A bucket in another region is found from the store's `x-amz-bucket-region`
+    /// answer; where a store gives none, the error names the region tried: set this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = REGION_MAX))]
     pub region: Option<String>,

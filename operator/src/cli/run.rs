@@ -128,6 +128,7 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
             }
         ),
         LifecycleOutcome::Untouched { reason } => format!("lifecycle left untouched: {reason}"),
+        LifecycleOutcome::Refused { reason, .. } => format!("lifecycle NOT written: {reason}"),
     };
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let held: Vec<String> = s

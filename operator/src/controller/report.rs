@@ -154,6 +154,12 @@ fn pass_events(report: &PassReport) -> Vec<(EventType, &'static str, &'static st
             "Lifecycle",
             reason.clone(),
         )),
+        LifecycleOutcome::Refused { reason, .. } => out.push((
+            EventType::Warning,
+            "LifecycleWriteRefused",
+            "Lifecycle",
+            reason.clone(),
+        )),
         _ => {}
     }
     if report.deleted > 0 {

@@ -104,7 +104,8 @@ pub fn bucket_status(
             s.decided_at = Some(r.decided_at);
             let lifecycle_ok = r.lifecycle.in_sync();
             let lifecycle_msg = match &r.lifecycle {
-                crate::reconcile::LifecycleOutcome::Untouched { reason } => reason.clone(),
+                crate::reconcile::LifecycleOutcome::Untouched { reason }
+                | crate::reconcile::LifecycleOutcome::Refused { reason, .. } => reason.clone(),
                 crate::reconcile::LifecycleOutcome::NotWritten { drift: true } => {
                     "Observe mode: the bucket's gallring rules differ from the policy".into()
                 }

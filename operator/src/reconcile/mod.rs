@@ -108,6 +108,9 @@ pub enum LifecycleOutcome {
     NotWritten { drift: bool },
     /// The existing configuration could not be read or understood; left untouched.
     Untouched { reason: String },
+    /// Not written: the store would lose part of the rules named (ids, comma-separated), which
+    /// gallring does not own. A person must look; gallring changes nothing meanwhile.
+    Refused { rules: String, reason: String },
 }
 
 impl LifecycleOutcome {
@@ -1230,9 +1233,10 @@ async fn sync_lifecycle<S: ObjectStore>(
             // The store would lose part of a rule gallring does not own (issue 13): the
             // bucket is left as it is and the reason (naming the rule) reaches the
             // LifecycleSynced condition, gallring_lifecycle_in_sync and its alert.
-            Err(e) if e.category == ErrorCategory::Refused => {
-                LifecycleOutcome::Untouched { reason: e.stable() }
-            }
+            Err(e) if e.category == ErrorCategory::Refused => LifecycleOutcome::Refused {
+                rules: e.key.clone().unwrap_or_default(),
+                reason: e.stable(),
+            },
             Err(e) => return Err(e.into()),
         }
     } else {

@@ -1156,9 +1156,18 @@ impl ObjectStore for S3Store {
             })
             .collect();
         if !lost.is_empty() {
+            // The rule ids travel as the error's subject, for the metric and alert that name it.
+            let ids: Vec<&str> = lossy
+                .iter()
+                .filter(|(id, _)| {
+                    !id.as_deref().is_some_and(LifecycleRule::is_operator_owned)
+                        && writes_foreign(id)
+                })
+                .map(|(id, _)| id.as_deref().unwrap_or("(no id)"))
+                .collect();
             return Err(self.error(
                 op,
-                None,
+                Some(&ids.join(",")),
                 ErrorCategory::Refused,
                 format!(
                     "not written: lifecycle {} would lose element(s) the S3 SDK does not model, changing a rule gallring does not own; the configuration is left as it is",
