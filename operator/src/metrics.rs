@@ -425,6 +425,11 @@ impl Metrics {
         self.lifecycle_in_sync
             .with_label_values(&b)
             .set(i64::from(report.lifecycle.in_sync()));
+        // Foreign rules that can expire governed objects by S3's own clock (the critical
+        // GallringDangerousLifecycleRule alert reads this).
+        self.dangerous_rules
+            .with_label_values(&b)
+            .set(clamp(report.dangerous_rules.len() as u64));
         // Only the rules refused in this pass stay at 1.
         for labels in self.label_sets("gallring_lifecycle_write_refused") {
             if labels.get("namespace").map(String::as_str) == Some(namespace)
@@ -906,5 +911,24 @@ mod tests {
         assert!(text.contains(r#"gallring_lifecycle_in_sync{bucket="b",namespace="ns"} 0"#));
         m.record_pass("ns", "b", &report(&[("audio", 1)], 0), 1.0);
         assert!(!m.render().contains("gallring_lifecycle_write_refused{"));
+    }
+
+    #[test]
+    fn dangerous_foreign_rules_are_counted_for_their_alert() {
+        let m = Metrics::new().expect("registry");
+        let mut r = report(&[("audio", 1)], 0);
+        r.dangerous_rules = vec!["owner-expire-everything".into()];
+        m.record_pass("ns", "b", &r, 1.0);
+        assert!(
+            m.render()
+                .contains(r#"gallring_dangerous_lifecycle_rules{bucket="b",namespace="ns"} 1"#),
+            "{}",
+            m.render()
+        );
+        m.record_pass("ns", "b", &report(&[("audio", 1)], 0), 1.0);
+        assert!(
+            m.render()
+                .contains(r#"gallring_dangerous_lifecycle_rules{bucket="b",namespace="ns"} 0"#)
+        );
     }
 }
