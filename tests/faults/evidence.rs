@@ -284,3 +284,153 @@ async fn evidence_lists_what_gallring_deleted_and_held_with_a_signed_summary() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copies every object under the state prefix to `dir`, keeping the key's layout.
+async fn download_state(s: &Scenario, dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page =
+            s.s3.list_objects_v2()
+                .bucket(&s.bucket)
+                .prefix(".gallring/")
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .expect("list the state prefix");
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            let body =
+                s.s3.get_object()
+                    .bucket(&s.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .expect("read a state object")
+                    .body
+                    .collect()
+                    .await
+                    .expect("body")
+                    .into_bytes();
+            let path = dir.join(key.trim_start_matches(".gallring/"));
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("dir");
+            std::fs::write(&path, &body).expect("write");
+            n += 1;
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    n
+}
+
+/// The journal and the index snapshot are plain JSON Lines: DuckDB alone (no gallring code)
+/// answers "what was deleted on day X, under which purpose" with the counts
+/// `gallring evidence` gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_reads_the_journal_and_the_snapshot_to_the_counts_of_gallring_evidence() {
+    let dir = std::env::temp_dir().join(format!("gallring-duckdb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut s = Scenario::new("evidence-duckdb").await;
+    let mut specs = call("r80", OLD, 0, 0);
+    specs.extend(call("r81", OLD, 0, 0));
+    specs.extend(call("r82", OLD, 0, 0));
+    s.seed(specs).await;
+    s.add_hold(HoldDef::new("complaint", Reason::Complaint, &["r82"], &[]));
+    s.write_manifests();
+    assert!(clean(&mut s, "apply").await, "log {}", s.last_log());
+    // A second pass writes the index snapshot once the first listing was complete.
+    assert!(clean(&mut s, "again").await, "log {}", s.last_log());
+
+    let out_dir = dir.join("evidence");
+    let manifests = s.dir.join("manifests");
+    let out = gallring(
+        &[
+            "evidence",
+            "--manifests",
+            manifests.to_str().expect("utf-8"),
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+        ],
+        &s,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(out_dir.join("dispositions.csv")).expect("csv");
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // gallring's own count per purpose for deletions it made today.
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out_dir.join("dispositions.jsonl"))
+        .expect("jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a row"))
+        .collect();
+    for r in rows
+        .iter()
+        .filter(|r| r["by"] == "gallring" && r["at"].as_str().is_some_and(|a| a.starts_with(&day)))
+    {
+        for p in r["purposes"].as_array().expect("purposes") {
+            *want
+                .entry(p.as_str().expect("a name").to_string())
+                .or_default() += 1;
+        }
+    }
+    assert!(!want.is_empty(), "gallring deleted something today: {csv}");
+
+    let state = dir.join("state");
+    assert!(
+        download_state(&s, &state).await > 0,
+        "the state prefix has objects"
+    );
+    let python = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/duckdb-python.sh"
+        ))
+        .output()
+        .expect("duckdb-python.sh runs");
+    assert!(
+        python.status.success(),
+        "no Python with DuckDB: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
+    let answer = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/duckdb/journal.py"
+        ))
+        .arg(&state)
+        .arg(&day)
+        .output()
+        .expect("the DuckDB script runs");
+    assert!(
+        answer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    let got: serde_json::Value =
+        serde_json::from_slice(&answer.stdout).expect("the script prints JSON");
+    let got_deleted: std::collections::BTreeMap<String, u64> = got["deletedByPurpose"]
+        .as_object()
+        .expect("deletedByPurpose")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().expect("a count")))
+        .collect();
+    assert_eq!(
+        got_deleted, want,
+        "DuckDB over the journal vs gallring evidence"
+    );
+    // The index snapshot answers too: every listed object has a recorded decision.
+    let index = got["indexByDecision"].as_object().expect("indexByDecision");
+    assert!(
+        index.values().filter_map(|v| v.as_u64()).sum::<u64>() > 0,
+        "the index snapshot read by DuckDB: {got}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
