@@ -399,22 +399,7 @@ fn readme_diff(record: &Record, readme: &str) -> Vec<String> {
 
 /// What the READMEs do not state today (reported; `policies/` is not edited here). Each entry
 /// must still be a gap: once a README states it, the entry has to go.
-const KNOWN_GAPS: [(&str, &str); 3] = [
-    // Clause 11 states only `quality-business.useFor.audio: P1Y` (clause 6 has both forms for
-    // quality-consent).
-    (
-        "000-if",
-        "retention: purpose `quality-business` keeps `audio` P1Y",
-    ),
-    // Clause 3 states `quality.useFor.audio: P6M`, not the retention of the archive audio
-    // under quality.
-    ("002-tryg", "retention: purpose `quality` keeps `audio` P6M"),
-    // Reading H says documentation keeps none of the quality copy; no clause row does.
-    (
-        "002-tryg",
-        "retention: purpose `documentation` keeps `qualityCopy` P0D",
-    ),
-];
+const KNOWN_GAPS: [(&str, &str); 0] = [];
 
 fn record_of(dir: &Path) -> Record {
     records::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
