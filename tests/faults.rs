@@ -51,6 +51,8 @@ mod chaos;
 mod evidence;
 #[path = "faults/explain.rs"]
 mod explain;
+#[path = "faults/report.rs"]
+mod report;
 #[path = "faults/selftest.rs"]
 mod selftest;
 #[path = "faults/trust.rs"]

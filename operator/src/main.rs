@@ -108,6 +108,31 @@ enum Command {
         #[arg(long, env = "GALLRING_JOURNAL_SIGNING_KEY")]
         journal_signing_key: Option<PathBuf>,
     },
+    /// A report a person reads: one self-contained HTML page (inline CSS and SVG charts, no
+    /// scripts, no external requests) with what is kept now and why (objects and bytes per
+    /// kind and purpose), deletions per day by whom, upcoming deletions, holds by reason and
+    /// age, and what is overdue. Read-only. With --manifests, the default AWS credential chain;
+    /// without, the RecordingBucket as the cluster has it.
+    Report {
+        /// A manifest file or a directory of *.yaml files; without it, the cluster.
+        #[arg(long, short = 'm')]
+        manifests: Option<PathBuf>,
+        /// Which RecordingBucket (required from the cluster).
+        #[arg(long, required_unless_present = "manifests")]
+        bucket: Option<String>,
+        /// The RecordingBucket's namespace in the cluster (default: the kubeconfig's).
+        #[arg(long, short = 'n', conflicts_with = "manifests")]
+        namespace: Option<String>,
+        /// Start of the period (RFC 3339 or date); default: the journal's first record.
+        #[arg(long, value_parser = parse_at)]
+        from: Option<DateTime<Utc>>,
+        /// End of the period, exclusive; default: now.
+        #[arg(long, value_parser = parse_at)]
+        to: Option<DateTime<Utc>>,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The journal as evidence: verify its hash chain and signed seals, or make a signing key.
     Journal {
         #[command(subcommand)]
@@ -385,6 +410,37 @@ fn main() -> ExitCode {
                 json_logs,
             ),
         },
+        Command::Report {
+            manifests,
+            bucket,
+            namespace,
+            from,
+            to,
+            out,
+        } => {
+            let now =
+                chrono::DurationRound::duration_trunc(Utc::now(), chrono::TimeDelta::seconds(1))
+                    .unwrap_or_else(|_| Utc::now());
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(WORKER_STACK)
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))
+                .and_then(|rt| {
+                    rt.block_on(gallring::cli::report_html::run(
+                        manifests.as_deref(),
+                        bucket.as_deref(),
+                        namespace.as_deref(),
+                        // Up to the end of this second: `now` is truncated, and a pass
+                        // that just ran may have written records later in the same second.
+                        (from, to.unwrap_or(now + chrono::TimeDelta::seconds(1))),
+                        now,
+                        &out,
+                    ))
+                    .map_err(|e| e.to_string())
+                })
+                .and_then(|text| write_stdout(&text))
+        }
         Command::Evidence {
             manifests,
             bucket,

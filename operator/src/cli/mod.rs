@@ -5,4 +5,5 @@ pub mod explain;
 pub mod journal;
 pub mod plan;
 pub mod records;
+pub mod report_html;
 pub mod run;
