@@ -109,6 +109,9 @@ fn page_requests(net_log: &Path) -> Vec<String> {
     urls
 }
 
+/// A recording id with markup, an entity and quotes (no `/`: it is one path segment).
+const HOSTILE: &str = "r93<em>&amp;'\"";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_renders_in_a_browser_offline_with_its_charts() {
     // Fail at once, before a store is set up, when there is no browser.
@@ -123,6 +126,8 @@ async fn the_report_renders_in_a_browser_offline_with_its_charts() {
     let mut specs = call("r90", OLD, 0, 0);
     specs.extend(call("r91", OLD, 0, 0));
     specs.extend(call("r92", 24, 0, 0));
+    // A key is whatever the uploader chose: markup in it must reach the page as text.
+    specs.extend(call(HOSTILE, 24, 0, 0));
     s.seed(specs).await;
     s.add_hold(HoldDef::new("complaint", Reason::Complaint, &["r91"], &[]));
     s.write_manifests();
@@ -204,23 +209,31 @@ async fn the_report_renders_in_a_browser_offline_with_its_charts() {
         )),
         "{per_day}"
     );
-    // Kept now, per kind and purpose (r91 held and r92 kept: an audio and a transcript each).
+    // Kept now, per kind and purpose (r91 held, r92 and r93 kept: an audio and a transcript
+    // each).
     let kinds = figure("chart-kind-objects");
     assert!(
-        kinds.contains("<title>audio: 2 objects</title>")
-            && kinds.contains("<title>transcript: 2 objects</title>"),
+        kinds.contains("<title>audio: 3 objects</title>")
+            && kinds.contains("<title>transcript: 3 objects</title>"),
         "{kinds}"
     );
     let purposes = figure("chart-purpose-objects");
     assert!(
-        purposes.contains("<title>documentation: 4 objects</title>"),
+        purposes.contains("<title>documentation: 6 objects</title>"),
         "{purposes}"
     );
     assert!(figure("chart-kind-bytes").contains("<rect"));
-    // Upcoming: r92's audio (P7D) and transcript (P14D) fall in weeks 1 and 2.
+    // Upcoming: the audio (P7D) of r92 and r93 falls in week 1, their transcripts (P14D) in
+    // week 2, from day 13 on.
     let weeks = figure("chart-upcoming-weeks");
+    let week = |n: usize| {
+        let from = (chrono::Utc::now() + chrono::TimeDelta::days(7 * (n as i64 - 1)))
+            .format("%Y-%m-%d")
+            .to_string();
+        format!("<title>week from {from}: 2 objects</title>")
+    };
     assert!(
-        weeks.contains("wk 1") && weeks.contains("1 objects</title>"),
+        weeks.contains(&week(1)) && weeks.contains(&week(2)),
         "{weeks}"
     );
     // Holds: the complaint's reason, in objects held and in age.
@@ -261,6 +274,16 @@ async fn the_report_renders_in_a_browser_offline_with_its_charts() {
         "{held} is held: no deadline to show"
     );
     assert!(dom.contains("FS-COMPLAINT"), "the hold's case");
+    // The hostile key is text: its markup escaped in the file and in the DOM, no element made.
+    assert!(
+        html.contains("calls/r93&lt;em&gt;&amp;amp;&#39;&quot;/audio.wav"),
+        "escaped in the file"
+    );
+    assert!(
+        dom.contains("calls/r93&lt;em&gt;&amp;amp;'\"/audio.wav"),
+        "a text node in the DOM"
+    );
+    assert!(!dom.contains("<em>"), "markup from a key became an element");
     assert!(
         dom.contains("does not record how many objects were overdue"),
         "the page says what it does not show"
