@@ -453,7 +453,8 @@ fn main() -> ExitCode {
             let now =
                 chrono::DurationRound::duration_trunc(Utc::now(), chrono::TimeDelta::seconds(1))
                     .unwrap_or_else(|_| Utc::now());
-            let to = to.unwrap_or(now);
+            // `now` is cut to the second; records written earlier in that second count.
+            let to = to.unwrap_or(now + chrono::TimeDelta::seconds(1));
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_stack_size(WORKER_STACK)
