@@ -218,4 +218,9 @@ grep -q "${access_audio}" target/demo-evidence/dispositions.csv ||
   fail "gallring evidence does not show the access request's recording"
 "${gallring}" journal verify --manifests "${manifests}" --public-key "${journal_public}" |
   sed 's/^/   /' || fail "the journal does not verify"
+"${gallring}" report --manifests "${manifests}" --out target/demo-report.html >/dev/null ||
+  fail "gallring report failed"
+grep -q 'gallring-expire-30d' target/demo-report.html ||
+  fail "the report does not show the lifecycle rule that expired the masked transcripts"
+echo "   The same for a person to read (one file, no external requests): target/demo-report.html"
 echo "   Stop the store with scripts/s3-down.sh"
