@@ -1958,11 +1958,6 @@ fn dashboard_query_check_rejects_unknown_metrics_labels_and_groupings() {
             r#"sum(gallring_overdue_object{namespace=~"$namespace"})"#,
             "gallring_overdue_object is not a metric the operator exports",
         ),
-        // A metric registered but never set: no series, nothing to show.
-        (
-            "max by (namespace, bucket) (gallring_dangerous_lifecycle_rules)",
-            "gallring_dangerous_lifecycle_rules is not a metric the operator exports",
-        ),
         // The histogram's base name is not a series.
         (
             "rate(gallring_s3_request_duration_seconds[5m])",
