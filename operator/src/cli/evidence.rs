@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cli::explain::ExplainError;
 use crate::input::CompiledBucket;
 use crate::reconcile::{engine_holds, fetch_object, is_state_key, trusted_view};
-use crate::retention::{HoldLinker, Planner};
+use crate::retention::{HoldLinker, ObjectPlan, Planner};
 use crate::state::journal::{Fact, GoneCause, IntendedDeletion, Journal, VersionRef, records};
 use crate::state::seal::Signer;
 use crate::store::ObjectStore;
@@ -286,13 +286,14 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
     })
 }
 
-/// Objects overdue now: the bucket listed and planned read-only, as a pass would decide.
-async fn overdue_now<S: ObjectStore, J: ObjectStore>(
+/// Every object version in the bucket now, planned as a pass would plan it, without writing
+/// anything (the journal's trusted view, holds linked over the whole listing).
+pub async fn plan_now<S: ObjectStore, J: ObjectStore>(
     store: &S,
     state: &J,
     b: &CompiledBucket,
     now: DateTime<Utc>,
-) -> Result<Vec<Overdue>, ExplainError> {
+) -> Result<Vec<ObjectPlan>, ExplainError> {
     let journal = Journal::load(state, &b.state.prefix).await?;
     let js = journal.state();
     let info = store.bucket_info().await?;
@@ -330,9 +331,19 @@ async fn overdue_now<S: ObjectStore, J: ObjectStore>(
     }
     let linked = linker.finish();
     let planner = Planner::new(&b.policy, &b.rules, &linked, now);
-    Ok(objects
-        .iter()
-        .map(|o| planner.plan(o))
+    Ok(objects.iter().map(|o| planner.plan(o)).collect())
+}
+
+/// Objects overdue now.
+async fn overdue_now<S: ObjectStore, J: ObjectStore>(
+    store: &S,
+    state: &J,
+    b: &CompiledBucket,
+    now: DateTime<Utc>,
+) -> Result<Vec<Overdue>, ExplainError> {
+    Ok(plan_now(store, state, b, now)
+        .await?
+        .into_iter()
         .filter(|p| p.overdue)
         .map(|p| Overdue {
             key: p.key,

@@ -11,7 +11,7 @@
 //!
 //! The facts come from [`evidence::collect`] (dispositions, holds applied and released,
 //! overdue objects, the journal's head); the picture of the bucket now is one read-only
-//! listing planned as a pass would plan it ([`plan_now`]).
+//! listing planned as a pass would plan it ([`crate::cli::evidence::plan_now`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,9 +22,8 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use crate::cli::evidence::{self, Evidence};
 use crate::cli::explain::ExplainError;
 use crate::input::CompiledBucket;
-use crate::reconcile::{engine_holds, fetch_object, is_state_key, trusted_view};
-use crate::retention::{Decision, HoldLinker, IsoDuration, ObjectPlan, Planner, Summary};
-use crate::state::journal::{Fact, Journal, records};
+use crate::retention::{Decision, IsoDuration, ObjectPlan, Summary};
+use crate::state::journal::{Fact, records};
 use crate::store::ObjectStore;
 
 /// A hold in effect now, as the journal has it.
@@ -62,55 +61,6 @@ pub enum ReportError {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// Every object version in the bucket now, planned as a pass would plan it, without writing
-/// anything. The same listing, trusted view and hold linking as `evidence`'s overdue list, but
-/// every plan is kept: the report shows what is kept and why, not only what is late.
-pub async fn plan_now<S: ObjectStore, J: ObjectStore>(
-    store: &S,
-    state: &J,
-    b: &CompiledBucket,
-    now: DateTime<Utc>,
-) -> Result<Vec<ObjectPlan>, ExplainError> {
-    let journal = Journal::load(state, &b.state.prefix).await?;
-    let js = journal.state();
-    let info = store.bucket_info().await?;
-    let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
-    let holds = engine_holds(
-        js,
-        b.policy.cap_holds(b.holds.clone()),
-        &b.policy,
-        b.rules.grace,
-        now,
-        true,
-    );
-    let mut objects = Vec::new();
-    let mut token = None;
-    loop {
-        let page = store
-            .list_page(b.rules.prefix.as_deref(), info.versioned, token, 1000)
-            .await?;
-        for o in page
-            .objects
-            .iter()
-            .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
-        {
-            let obj = fetch_object(store, &b.rules, o, true).await?;
-            objects.push(trusted_view(&obj, o, js).0);
-        }
-        token = page.next;
-        if token.is_none() {
-            break;
-        }
-    }
-    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds);
-    for o in &objects {
-        linker.observe(o);
-    }
-    let linked = linker.finish();
-    let planner = Planner::new(&b.policy, &b.rules, &linked, now);
-    Ok(objects.iter().map(|o| planner.plan(o)).collect())
 }
 
 /// Holds in effect with the time the journal first recorded each applied. A hold re-applied
@@ -159,7 +109,7 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
     now: DateTime<Utc>,
 ) -> Result<Report, ExplainError> {
     let evidence = evidence::collect(store, state, b, from, to, now).await?;
-    let plans = plan_now(store, state, b, now).await?;
+    let plans = crate::cli::evidence::plan_now(store, state, b, now).await?;
     let mut summary = Summary::default();
     for p in &plans {
         summary.add(p);

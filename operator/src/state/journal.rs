@@ -518,7 +518,50 @@ pub struct Journal {
     signer: Option<std::sync::Arc<super::seal::Signer>>,
 }
 
+/// The keys under `prefix` + `sub` ending in `suffix`, sorted (segments and seals are named by
+/// their first seq, zero-padded, so sorted is chain order).
+async fn list_keys<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    sub: &str,
+    suffix: &str,
+) -> Result<Vec<String>, JournalError> {
+    let under = format!("{prefix}{sub}");
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list_page(Some(&under), false, token, 1000).await?;
+        keys.extend(
+            page.objects
+                .into_iter()
+                .filter(|o| !o.delete_marker && o.key.ends_with(suffix))
+                .map(|o| o.key),
+        );
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
 impl Journal {
+    /// An empty journal at `prefix`: the state before the first record.
+    fn empty(prefix: &str) -> Journal {
+        Journal {
+            prefix: prefix.to_string(),
+            retention: None,
+            last_at: None,
+            next_seq: 0,
+            head: GENESIS.to_string(),
+            segments_since_checkpoint: 0,
+            last_segment: None,
+            state: JournalState::default(),
+            signer: None,
+        }
+    }
+
     /// Seals every segment written from now on with `signer`.
     pub fn signed_by(mut self, signer: Option<std::sync::Arc<super::seal::Signer>>) -> Self {
         self.signer = signer;
@@ -589,37 +632,9 @@ impl Journal {
                 state: c.state,
                 signer: None,
             },
-            None => Journal {
-                prefix: prefix.to_string(),
-                retention: None,
-                last_at: None,
-                next_seq: 0,
-                head: GENESIS.to_string(),
-                segments_since_checkpoint: 0,
-                last_segment: None,
-                state: JournalState::default(),
-                signer: None,
-            },
+            None => Journal::empty(prefix),
         };
-        let segments_prefix = format!("{prefix}journal/");
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = store
-                .list_page(Some(&segments_prefix), false, token, 1000)
-                .await?;
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| !o.delete_marker && o.key.ends_with(".jsonl"))
-                    .map(|o| o.key),
-            );
-            token = page.next;
-            if token.is_none() {
-                break;
-            }
-        }
-        keys.sort();
+        let mut keys = list_keys(store, prefix, "journal/", ".jsonl").await?;
         keys.retain(|key| journal.last_segment.as_ref().is_none_or(|l| key > l));
         // Fetched several at a time (a pass starts with this), folded strictly in order.
         let mut fetched = futures::stream::iter(keys)
@@ -771,34 +786,8 @@ impl Journal {
 /// Every record from the first, the chain checked (as a load does, without the checkpoint):
 /// for reports over the whole history.
 pub async fn records<S: ObjectStore>(store: &S, prefix: &str) -> Result<Vec<Record>, JournalError> {
-    let under = format!("{prefix}journal/");
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = store.list_page(Some(&under), false, token, 1000).await?;
-        keys.extend(
-            page.objects
-                .into_iter()
-                .filter(|o| !o.delete_marker && o.key.ends_with(".jsonl"))
-                .map(|o| o.key),
-        );
-        token = page.next;
-        if token.is_none() {
-            break;
-        }
-    }
-    keys.sort();
-    let mut j = Journal {
-        prefix: prefix.to_string(),
-        retention: None,
-        last_at: None,
-        next_seq: 0,
-        head: GENESIS.to_string(),
-        segments_since_checkpoint: 0,
-        last_segment: None,
-        state: JournalState::default(),
-        signer: None,
-    };
+    let keys = list_keys(store, prefix, "journal/", ".jsonl").await?;
+    let mut j = Journal::empty(prefix);
     let mut out = Vec::new();
     for key in keys {
         let Some(bytes) = store.get_object(&key).await? else {
@@ -853,39 +842,12 @@ pub async fn verify<S: ObjectStore>(
     key: Option<&super::seal::PublicKey>,
 ) -> Result<VerifyReport, JournalError> {
     use super::seal::Seal;
-    let list = |sub: &'static str, suffix: &'static str| async move {
-        let under = format!("{prefix}{sub}");
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = store.list_page(Some(&under), false, token, 1000).await?;
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| !o.delete_marker && o.key.ends_with(suffix))
-                    .map(|o| o.key),
-            );
-            token = page.next;
-            if token.is_none() {
-                break;
-            }
-        }
-        keys.sort();
-        Ok::<_, JournalError>(keys)
-    };
-    let segments = list("journal/", ".jsonl").await?;
-    let seals: BTreeSet<String> = list("seals/", ".json").await?.into_iter().collect();
-    let mut j = Journal {
-        prefix: prefix.to_string(),
-        retention: None,
-        last_at: None,
-        next_seq: 0,
-        head: GENESIS.to_string(),
-        segments_since_checkpoint: 0,
-        last_segment: None,
-        state: JournalState::default(),
-        signer: None,
-    };
+    let segments = list_keys(store, prefix, "journal/", ".jsonl").await?;
+    let seals: BTreeSet<String> = list_keys(store, prefix, "seals/", ".json")
+        .await?
+        .into_iter()
+        .collect();
+    let mut j = Journal::empty(prefix);
     let mut report = VerifyReport {
         key_checked: key.is_some(),
         ..VerifyReport::default()
