@@ -497,26 +497,12 @@ fn main() -> ExitCode {
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))
             .and_then(|rt| {
-                rt.block_on(async {
-                    match &manifests {
-                        Some(m) => {
-                            gallring::cli::journal::verify_manifests(
-                                m,
-                                bucket.as_deref(),
-                                public_key.as_deref(),
-                            )
-                            .await
-                        }
-                        None => {
-                            gallring::cli::journal::verify_cluster(
-                                namespace.as_deref(),
-                                bucket.as_deref().unwrap_or_default(),
-                                public_key.as_deref(),
-                            )
-                            .await
-                        }
-                    }
-                })
+                rt.block_on(gallring::cli::journal::verify_bucket(
+                    manifests.as_deref(),
+                    bucket.as_deref(),
+                    namespace.as_deref(),
+                    public_key.as_deref(),
+                ))
                 .map_err(|e| e.to_string())
             })
             .and_then(|text| write_stdout(&text)),
@@ -628,26 +614,9 @@ async fn evidence(
     out: &std::path::Path,
     signer: Option<&gallring::state::seal::Signer>,
 ) -> Result<String, String> {
-    use gallring::cli::explain::ExplainError;
-    let (b, settings) = match manifests {
-        Some(m) => {
-            let compiled = gallring::input::Manifests::load(m)
-                .and_then(|m| m.compile())
-                .map_err(|e| e.to_string())?;
-            let b =
-                gallring::cli::plan::select_bucket(compiled, bucket).map_err(|e| e.to_string())?;
-            let settings =
-                gallring::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
-            (b, settings)
-        }
-        None => {
-            let (b, settings, _) =
-                gallring::cli::explain::cluster_bucket(namespace, bucket.unwrap_or_default())
-                    .await
-                    .map_err(|e: ExplainError| e.to_string())?;
-            (b, settings)
-        }
-    };
+    let (b, settings, _) = gallring::cli::explain::resolve(manifests, bucket, namespace)
+        .await
+        .map_err(|e| e.to_string())?;
     if period.0.is_some_and(|f| f >= period.1) {
         return Err("--from must be before --to".into());
     }

@@ -543,19 +543,8 @@ pub async fn run(
     out: &Path,
     signer: Option<&Signer>,
 ) -> Result<String, EvidenceError> {
-    use crate::store::s3::S3Store;
-    let metrics = std::sync::Arc::new(
-        crate::metrics::Metrics::new().map_err(|e| EvidenceError::Explain(e.into()))?,
-    );
-    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
-    let evidence = match &b.state.bucket {
-        Some(name) => {
-            let mut s = settings;
-            s.bucket = name.clone();
-            let state = S3Store::connect(s, metrics).await;
-            collect(&store, &state, b, from, to, now).await?
-        }
-        None => collect(&store, &store, b, from, to, now).await?,
-    };
+    let (store, state) = crate::cli::explain::connect(settings, b).await?;
+    let state = state.as_ref().unwrap_or(&store);
+    let evidence = collect(&store, state, b, from, to, now).await?;
     write(&evidence, out, signer)
 }

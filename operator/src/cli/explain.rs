@@ -446,6 +446,55 @@ pub async fn run(
     explain_at(settings, &b, key, version_id, now).await
 }
 
+/// The bucket's store and, when its journal is in another bucket, that bucket's store (same
+/// endpoint and credentials). Callers use `state.as_ref().unwrap_or(&store)` for the journal.
+pub async fn connect(
+    settings: crate::store::s3::S3Settings,
+    b: &CompiledBucket,
+) -> Result<(crate::store::s3::S3Store, Option<crate::store::s3::S3Store>), ExplainError> {
+    use crate::store::s3::S3Store;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
+    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
+    let state = match &b.state.bucket {
+        Some(name) => {
+            let mut s = settings;
+            s.bucket = name.clone();
+            Some(S3Store::connect(s, metrics).await)
+        }
+        None => None,
+    };
+    Ok((store, state))
+}
+
+/// A bucket and its store settings for the read-only commands: from manifests (default AWS
+/// credential chain), else from the cluster (its Secret's credentials), with the resource.
+pub async fn resolve(
+    manifests: Option<&std::path::Path>,
+    bucket: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<
+    (
+        CompiledBucket,
+        crate::store::s3::S3Settings,
+        Option<crate::api::v1alpha1::RecordingBucket>,
+    ),
+    ExplainError,
+> {
+    match manifests {
+        Some(m) => {
+            let compiled = crate::input::Manifests::load(m)?.compile()?;
+            let b = crate::cli::plan::select_bucket(compiled, bucket)?;
+            let settings =
+                crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
+            Ok((b, settings, None))
+        }
+        None => {
+            let (b, settings, rb) = cluster_bucket(namespace, bucket.unwrap_or_default()).await?;
+            Ok((b, settings, Some(rb)))
+        }
+    }
+}
+
 /// Connects to the bucket (and its state bucket, when elsewhere) and explains `key`.
 async fn explain_at(
     settings: crate::store::s3::S3Settings,
@@ -454,18 +503,16 @@ async fn explain_at(
     version_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, ExplainError> {
-    use crate::store::s3::S3Store;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
-    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
-    match &b.state.bucket {
-        Some(name) => {
-            let mut s = settings;
-            s.bucket = name.clone();
-            let state = S3Store::connect(s, metrics).await;
-            explain(&store, &state, b, key, version_id, now).await
-        }
-        None => explain(&store, &store, b, key, version_id, now).await,
-    }
+    let (store, state) = connect(settings, b).await?;
+    explain(
+        &store,
+        state.as_ref().unwrap_or(&store),
+        b,
+        key,
+        version_id,
+        now,
+    )
+    .await
 }
 
 /// The kubectl form (`kubectl gallring explain KEY --bucket NAME -n NAMESPACE`, with the binary

@@ -6,7 +6,8 @@ use crate::cli::explain::ExplainError;
 use crate::input::CompiledBucket;
 use crate::state::journal::{VerifyReport, verify};
 use crate::state::seal::{KeyError, PublicKey, Signer};
-use crate::store::s3::{S3Settings, S3Store};
+use crate::store::ObjectStore;
+use crate::store::s3::S3Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalCliError {
@@ -31,16 +32,10 @@ async fn verify_at(
     b: &CompiledBucket,
     key: Option<&PublicKey>,
 ) -> Result<(String, VerifyReport), JournalCliError> {
-    let metrics = std::sync::Arc::new(
-        crate::metrics::Metrics::new().map_err(|e| JournalCliError::Explain(e.into()))?,
-    );
-    let mut state_settings = settings;
-    if let Some(name) = &b.state.bucket {
-        state_settings.bucket = name.clone();
-    }
-    let where_ = format!("s3://{}/{}", state_settings.bucket, b.state.prefix);
-    let store = S3Store::connect(state_settings, metrics).await;
-    let report = verify(&store, &b.state.prefix, key)
+    let (store, state) = crate::cli::explain::connect(settings, b).await?;
+    let state = state.as_ref().unwrap_or(&store);
+    let where_ = format!("s3://{}/{}", state.bucket(), b.state.prefix);
+    let report = verify(state, &b.state.prefix, key)
         .await
         .map_err(|e| JournalCliError::Explain(e.into()))?;
     Ok((where_, report))
@@ -93,35 +88,18 @@ pub fn judge(where_: &str, r: &VerifyReport) -> Result<String, JournalCliError> 
     Ok(out)
 }
 
-/// From manifests, with the default AWS credential chain.
-pub async fn verify_manifests(
-    manifests: &std::path::Path,
+/// From manifests (the default AWS credential chain) or the cluster (the RecordingBucket's
+/// Secret, and its `status.journalPublicKey` as the expected key unless one is given).
+pub async fn verify_bucket(
+    manifests: Option<&std::path::Path>,
     bucket: Option<&str>,
-    public_key: Option<&str>,
-) -> Result<String, JournalCliError> {
-    let key = public_key.map(PublicKey::parse).transpose()?;
-    let compiled = crate::input::Manifests::load(manifests)
-        .map_err(ExplainError::from)?
-        .compile()
-        .map_err(ExplainError::from)?;
-    let b = crate::cli::plan::select_bucket(compiled, bucket).map_err(ExplainError::from)?;
-    let settings = crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
-    let (where_, report) = verify_at(settings, &b, key.as_ref()).await?;
-    judge(&where_, &report)
-}
-
-/// From the cluster: the RecordingBucket's Secret, and its `status.journalPublicKey` as the
-/// expected key unless one is given.
-pub async fn verify_cluster(
     namespace: Option<&str>,
-    bucket: &str,
     public_key: Option<&str>,
 ) -> Result<String, JournalCliError> {
-    let (b, settings, rb) = crate::cli::explain::cluster_bucket(namespace, bucket).await?;
+    let (b, settings, rb) = crate::cli::explain::resolve(manifests, bucket, namespace).await?;
     let published = rb
-        .status
-        .as_ref()
-        .and_then(|s| s.journal_public_key.clone());
+        .and_then(|rb| rb.status)
+        .and_then(|s| s.journal_public_key);
     let key = public_key
         .map(str::to_string)
         .or(published)

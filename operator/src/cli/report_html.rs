@@ -135,38 +135,12 @@ pub async fn run(
     now: DateTime<Utc>,
     out: &Path,
 ) -> Result<String, ReportError> {
-    use crate::store::s3::S3Store;
     if period.0.is_some_and(|f| f >= period.1) {
         return Err(ReportError::Period);
     }
-    let (b, settings) = match manifests {
-        Some(m) => {
-            let compiled = crate::input::Manifests::load(m)
-                .and_then(|m| m.compile())
-                .map_err(ExplainError::from)?;
-            let b =
-                crate::cli::plan::select_bucket(compiled, bucket).map_err(ExplainError::from)?;
-            let settings =
-                crate::cli::run::store_settings_quiet(&b, 4, std::time::Duration::from_secs(30));
-            (b, settings)
-        }
-        None => {
-            let (b, settings, _) =
-                crate::cli::explain::cluster_bucket(namespace, bucket.unwrap_or_default()).await?;
-            (b, settings)
-        }
-    };
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new().map_err(ExplainError::from)?);
-    let store = S3Store::connect(settings.clone(), metrics.clone()).await;
-    let report = match &b.state.bucket {
-        Some(name) => {
-            let mut s = settings;
-            s.bucket = name.clone();
-            let state = S3Store::connect(s, metrics).await;
-            collect(&store, &state, &b, period, now).await?
-        }
-        None => collect(&store, &store, &b, period, now).await?,
-    };
+    let (b, settings, _) = crate::cli::explain::resolve(manifests, bucket, namespace).await?;
+    let (store, state) = crate::cli::explain::connect(settings, &b).await?;
+    let report = collect(&store, state.as_ref().unwrap_or(&store), &b, period, now).await?;
     let html = render(&report);
     std::fs::write(out, &html).map_err(|source| ReportError::Write {
         path: out.display().to_string(),
