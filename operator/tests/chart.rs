@@ -435,7 +435,7 @@ fn chart_yaml_declares_a_v2_chart_of_this_version() {
     assert!(field("kubeVersion").is_some(), "Chart.yaml kubeVersion");
 }
 
-const ALERTS: [&str; 13] = [
+const ALERTS: [&str; 15] = [
     "GallringRetentionBreach",
     "GallringObjectsRemovedByOthers",
     "GallringDangerousLifecycleRule",
@@ -448,6 +448,8 @@ const ALERTS: [&str; 13] = [
     "GallringHoldPastReview",
     "GallringUnclassifiedObjects",
     "GallringBucketDegraded",
+    "GallringSubjectRequestPastDue",
+    "GallringSubjectRequestDueSoon",
     "GallringOperatorDown",
 ];
 
@@ -566,9 +568,11 @@ fn rbac_grants_no_wildcards_and_only_the_needed_verbs() {
         "retentionpolicies",
         "recordingbuckets",
         "legalholds",
+        "subjectrequests",
         "retentionpolicies/status",
         "recordingbuckets/status",
         "legalholds/status",
+        "subjectrequests/status",
         "secrets",
         "events",
         "leases",
@@ -826,9 +830,14 @@ fn operator_grants() -> BTreeMap<String, BTreeSet<String>> {
             &["get", "list", "watch", "patch"],
         ),
         ("gallring.io/legalholds", &["get", "list", "watch", "patch"]),
+        (
+            "gallring.io/subjectrequests",
+            &["get", "list", "watch", "patch"],
+        ),
         ("gallring.io/retentionpolicies/status", &["patch"]),
         ("gallring.io/recordingbuckets/status", &["patch"]),
         ("gallring.io/legalholds/status", &["patch"]),
+        ("gallring.io/subjectrequests/status", &["patch"]),
         ("events.k8s.io/events", &["create", "patch"]),
     ])
 }
@@ -1051,6 +1060,173 @@ fn monitoring_objects_render_only_where_their_api_exists() {
         .collect();
     assert_eq!(alerts, ALERTS.into_iter().collect(), "the rendered alerts");
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+}
+
+/// The rendered PrometheusRule's alerts by name, each with the name of its group.
+fn rendered_alerts(args: &[&str]) -> BTreeMap<String, (String, Yaml)> {
+    let mut all = vec![
+        "--set",
+        "prometheusRule.enabled=true",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PrometheusRule",
+    ];
+    all.extend_from_slice(args);
+    let docs = rendered("gallring", "gallring", &all);
+    let rules = of_kind(&docs, "PrometheusRule");
+    assert_eq!(rules.len(), 1, "one PrometheusRule");
+    let mut out = BTreeMap::new();
+    for group in lookup(rules[0], "spec.groups")
+        .and_then(Yaml::as_sequence)
+        .expect("spec.groups")
+    {
+        let group_name = str_at(group, "name").expect("a group name").to_string();
+        for rule in group
+            .get("rules")
+            .and_then(Yaml::as_sequence)
+            .expect("rules")
+        {
+            if let Some(alert) = str_at(rule, "alert") {
+                out.insert(alert.to_string(), (group_name.clone(), rule.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn subject_request_alerts_render_with_the_art_12_3_deadline() {
+    let alerts = rendered_alerts(&["--set", "prometheusRule.alertLabels.team=privacy"]);
+    let past_due = &alerts
+        .get("GallringSubjectRequestPastDue")
+        .expect("GallringSubjectRequestPastDue renders")
+        .1;
+    let due_soon = &alerts
+        .get("GallringSubjectRequestDueSoon")
+        .expect("GallringSubjectRequestDueSoon renders")
+        .1;
+    for alert in [
+        "GallringSubjectRequestPastDue",
+        "GallringSubjectRequestDueSoon",
+    ] {
+        assert_eq!(
+            alerts[alert].0, "gallring.subjectrequests",
+            "{alert} is in its own group"
+        );
+    }
+
+    // Past due: any open request past receivedAt + one month, per (namespace, bucket, type),
+    // whichever replica reports it; critical, like the retention breach.
+    assert_eq!(
+        str_at(past_due, "expr"),
+        Some("max by (namespace, bucket, type) (gallring_subject_requests_past_due) > 0")
+    );
+    assert_eq!(str_at(past_due, "for"), Some("15m"));
+    assert_eq!(str_at(past_due, "labels.severity"), Some("critical"));
+    assert_eq!(
+        str_at(past_due, "labels.team"),
+        Some("privacy"),
+        "alertLabels apply"
+    );
+
+    // Due soon: the oldest open request is older than 25 days (25 * 86400 = 2160000 s) and
+    // none is past due yet (the critical alert takes over then); a warning.
+    assert_eq!(
+        str_at(due_soon, "expr"),
+        Some(
+            "(max by (namespace, bucket, type) (gallring_subject_request_oldest_open_age_seconds) \
+             > 2160000) unless (max by (namespace, bucket, type) \
+             (gallring_subject_requests_past_due) > 0)"
+        )
+    );
+    assert_eq!(str_at(due_soon, "for"), Some("1h"));
+    assert_eq!(str_at(due_soon, "labels.severity"), Some("warning"));
+    assert_eq!(str_at(due_soon, "labels.team"), Some("privacy"));
+
+    for (alert, rule) in [
+        ("GallringSubjectRequestPastDue", past_due),
+        ("GallringSubjectRequestDueSoon", due_soon),
+    ] {
+        for key in ["summary", "description", "runbook"] {
+            let text = str_at(rule, &format!("annotations.{key}"))
+                .unwrap_or_else(|| panic!("{alert} has annotations.{key}"));
+            for needle in [
+                "{{ $labels.namespace }}",
+                "{{ $labels.bucket }}",
+                "{{ $labels.type }}",
+            ] {
+                assert!(
+                    text.contains(needle),
+                    "{alert} {key} names {needle}: {text}"
+                );
+            }
+        }
+        let description = str_at(rule, "annotations.description").expect("a description");
+        for needle in [
+            "Art. 12(3)",
+            "one month",
+            "kubectl get subjectrequests -n {{ $labels.namespace }}",
+        ] {
+            assert!(
+                description.contains(needle),
+                "{alert}'s description says {needle:?}: {description}"
+            );
+        }
+        assert!(
+            str_at(rule, "annotations.runbook")
+                .is_some_and(|r| r.contains("kubectl get subjectrequests -n")),
+            "{alert}'s runbook lists the requests"
+        );
+    }
+    assert!(
+        str_at(due_soon, "annotations.description")
+            .is_some_and(|d| d.contains("{{ $value | humanizeDuration }}")),
+        "the due-soon description gives the oldest request's age"
+    );
+
+    // The thresholds are values; the warning must come before the shortest month ends.
+    let alerts = rendered_alerts(&[
+        "--set",
+        "prometheusRule.thresholds.subjectRequestDueSoonSeconds=1728000",
+        "--set",
+        "prometheusRule.thresholds.subjectRequestDueSoonFor=30m",
+        "--set",
+        "prometheusRule.thresholds.subjectRequestPastDueFor=5m",
+    ]);
+    let due_soon = &alerts["GallringSubjectRequestDueSoon"].1;
+    assert!(
+        str_at(due_soon, "expr").is_some_and(
+            |e| e.contains("(gallring_subject_request_oldest_open_age_seconds) > 1728000)")
+        ),
+        "subjectRequestDueSoonSeconds=1728000 (20 days): {:?}",
+        str_at(due_soon, "expr")
+    );
+    assert_eq!(str_at(due_soon, "for"), Some("30m"));
+    assert_eq!(
+        str_at(&alerts["GallringSubjectRequestPastDue"].1, "for"),
+        Some("5m")
+    );
+    for bad in [
+        "prometheusRule.thresholds.subjectRequestDueSoonSeconds=2505600",
+        "prometheusRule.thresholds.subjectRequestDueSoonSeconds=3600",
+        "prometheusRule.thresholds.subjectRequestPastDueFor=a month",
+    ] {
+        let error = render_error(
+            "gallring",
+            "gallring",
+            &[
+                "--set",
+                "prometheusRule.enabled=true",
+                "--api-versions",
+                "monitoring.coreos.com/v1/PrometheusRule",
+                "--set",
+                bad,
+            ],
+        );
+        assert!(
+            error.contains("schema") && error.contains("subjectRequest"),
+            "--set {bad} is refused by the schema:\n{error}"
+        );
+    }
 }
 
 #[test]
@@ -1473,6 +1649,67 @@ fn rbac_never_grants_more_than_the_operator_uses_whatever_the_values() {
         flag(&operator_args(&docs), "--secret-namespaces").as_deref(),
         Some("a")
     );
+}
+
+#[test]
+fn the_operator_may_track_subject_requests_like_legal_holds_in_both_modes() {
+    // Cluster-wide (every namespace) and namespace mode (the watched namespace only): the
+    // SubjectRequest controller reads and watches the requests, sets and removes its finalizer
+    // on the object (patch, as for LegalHolds: no */finalizers rule) and writes their status
+    // by server-side apply. People file requests: the operator never creates, updates or
+    // deletes one.
+    for (release_ns, args, scope, sa) in [
+        ("gallring", vec![], "*", ("gallring", "gallring")),
+        (
+            "gallring-system",
+            vec!["--set", "watchNamespace=team-a"],
+            "team-a",
+            ("gallring-system", "gallring"),
+        ),
+    ] {
+        let docs = rendered("gallring", release_ns, &args);
+        let effective = effective_grants(&docs, sa);
+        let on = |resource: &str| {
+            effective
+                .get(&(scope.to_string(), format!("gallring.io/{resource}")))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            on("subjectrequests"),
+            set(&["get", "list", "watch", "patch"]),
+            "{args:?}: subjectrequests in {scope}"
+        );
+        assert_eq!(
+            on("subjectrequests/status"),
+            set(&["patch"]),
+            "{args:?}: subjectrequests/status in {scope}"
+        );
+        assert_eq!(
+            on("subjectrequests"),
+            on("legalholds"),
+            "{args:?}: the same verbs as on LegalHolds"
+        );
+        assert_eq!(on("subjectrequests/status"), on("legalholds/status"));
+        for ((s, resource), verbs) in &effective {
+            if resource.contains("subjectrequests") {
+                assert_eq!(
+                    s, scope,
+                    "{args:?}: {resource} granted in {s}, not only {scope}"
+                );
+                for verb in ["create", "update", "delete", "deletecollection"] {
+                    assert!(
+                        !verbs.contains(verb),
+                        "{args:?}: the operator may {verb} {resource}"
+                    );
+                }
+            }
+        }
+        assert!(
+            !effective.keys().any(|(_, r)| r.ends_with("/finalizers")),
+            "{args:?}: finalizers are patched on the objects, no */finalizers grant"
+        );
+    }
 }
 
 #[test]
@@ -2053,6 +2290,49 @@ fn dashboard_json_is_a_grafana_dashboard_with_a_datasource_variable() {
         }
     }
     assert!(ids.len() >= 20, "the dashboard's panels: {}", ids.len());
+}
+
+#[test]
+fn dashboard_shows_open_and_past_due_subject_requests_by_type() {
+    let d = dashboard_file();
+    let panels: Vec<&Json> = dashboard_panels(&d)
+        .into_iter()
+        .filter(|p| {
+            p.get("title").and_then(Json::as_str) == Some("Data-subject requests")
+                && p.get("type").and_then(Json::as_str) != Some("row")
+        })
+        .collect();
+    assert_eq!(panels.len(), 1, "one \"Data-subject requests\" panel");
+    let mut shown = BTreeMap::new();
+    for t in panels[0]
+        .get("targets")
+        .and_then(Json::as_array)
+        .expect("targets")
+    {
+        let expr = t.get("expr").and_then(Json::as_str).expect("an expr");
+        let sel = promql_selection(expr).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            expr.starts_with("sum by (type) ("),
+            "summed by request type: {expr}"
+        );
+        for (metric, labels) in sel.metrics {
+            assert_eq!(
+                labels,
+                set(&["namespace", "bucket"]),
+                "{expr}: follows the $namespace and $bucket variables"
+            );
+            assert!(sel.grouping.contains("type"), "{expr}: grouped by type");
+            shown.insert(metric, expr.to_string());
+        }
+    }
+    assert_eq!(
+        shown.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "gallring_subject_requests_open",
+            "gallring_subject_requests_past_due"
+        ],
+        "open and past-due requests"
+    );
 }
 
 fn dashboard_configmaps(docs: &[Yaml]) -> Vec<&Yaml> {
