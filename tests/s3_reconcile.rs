@@ -131,6 +131,7 @@ fn setup(retain: IsoDuration, enforcement: Enforcement) -> (Policy, BucketRules)
             "documentation".to_string(),
             Purpose {
                 legal_basis: String::new(),
+                kept_on_erasure: false,
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),

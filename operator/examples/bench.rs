@@ -121,6 +121,7 @@ fn bench_policy() -> (Policy, BucketRules) {
             "documentation".to_string(),
             Purpose {
                 legal_basis: String::new(),
+                kept_on_erasure: false,
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::api::compile::{self, ValidationErrors};
-use crate::api::v1alpha1::{LegalHoldSpec, RecordingBucketSpec, RetentionPolicySpec};
+use crate::api::v1alpha1::{
+    LegalHoldSpec, RecordingBucketSpec, RetentionPolicySpec, SubjectRequestSpec,
+};
 use crate::retention::{BucketRules, Hold, ObjectInfo, Policy};
 
 pub const API_VERSION: &str = "gallring.io/v1alpha1";
@@ -86,6 +88,7 @@ pub struct Manifests {
     pub policies: Vec<Loaded<RetentionPolicySpec>>,
     pub buckets: Vec<Loaded<RecordingBucketSpec>>,
     pub holds: Vec<Loaded<LegalHoldSpec>>,
+    pub requests: Vec<Loaded<SubjectRequestSpec>>,
 }
 
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
@@ -250,9 +253,14 @@ impl Manifests {
                     serde_path_to_error::deserialize(loaded.spec.clone()).map_err(typed_err)?;
                 self.holds.push(with_spec(loaded, spec));
             }
+            "SubjectRequest" => {
+                let spec =
+                    serde_path_to_error::deserialize(loaded.spec.clone()).map_err(typed_err)?;
+                self.requests.push(with_spec(loaded, spec));
+            }
             other => {
                 return Err(doc_err(format!(
-                    "unknown kind `{other}`: expected RetentionPolicy, RecordingBucket or LegalHold"
+                    "unknown kind `{other}`: expected RetentionPolicy, RecordingBucket, LegalHold or SubjectRequest"
                 )));
             }
         }
@@ -305,6 +313,7 @@ impl Manifests {
                 rules,
                 state,
                 holds: Vec::new(),
+                requests: Vec::new(),
             });
         }
         for h in &self.holds {
@@ -319,6 +328,21 @@ impl Manifests {
                 ))
             })?;
             bucket.holds.push(hold);
+        }
+        for r in &self.requests {
+            let resource = format!("SubjectRequest/{}", r.key());
+            let bucket_key = format!("{}/{}", r.namespace, r.spec.bucket_ref.name);
+            let bucket = buckets.iter_mut().find(|b| b.key == bucket_key).ok_or_else(|| {
+                InputError::Reference(format!(
+                    "{}: {resource}: spec.bucketRef.name: RecordingBucket `{}` not found in namespace `{}`",
+                    r.origin, r.spec.bucket_ref.name, r.namespace
+                ))
+            })?;
+            let request = compile::subject_request(&resource, &r.spec, Some(&bucket.policy))
+                .map_err(|e| invalid(&r.origin, e))?;
+            // A restriction is carried out as a hold.
+            bucket.holds.extend(request.as_hold());
+            bucket.requests.push(request);
         }
         Ok(buckets)
     }
@@ -344,7 +368,10 @@ pub struct CompiledBucket {
     pub rules: BucketRules,
     /// Where its journal is.
     pub state: crate::retention::StateLocation,
+    /// LegalHolds, and the holds that carry out restriction requests.
     pub holds: Vec<Hold>,
+    /// Data-subject requests (SubjectRequest manifests).
+    pub requests: Vec<crate::retention::SubjectRequest>,
 }
 
 /// One line of an objects file.

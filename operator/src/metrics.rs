@@ -47,6 +47,9 @@ pub struct Metrics {
     lifecycle_refused: IntGaugeVec,
     degraded: IntGaugeVec,
     holds_past_review: IntGaugeVec,
+    requests_open: IntGaugeVec,
+    requests_past_due: IntGaugeVec,
+    requests_oldest_open: GaugeVec,
     untaggable: IntGaugeVec,
     scans: IntCounterVec,
     retry_backoff: GaugeVec,
@@ -70,6 +73,7 @@ pub struct Metrics {
 }
 
 const BUCKET: &[&str] = &["namespace", "bucket"];
+const REQUEST: &[&str] = &["namespace", "bucket", "type"];
 
 /// Label values of `gallring_objects_gone_total{cause}` and `gallring_index_objects{source}`.
 const GONE_CAUSES: [&str; 2] = ["lifecycle", "others"];
@@ -245,6 +249,24 @@ impl Metrics {
                 "gallring_bucket_degraded",
                 "1 when the last scan failed.",
                 BUCKET,
+            )?,
+            requests_open: gauge(
+                &r,
+                "gallring_subject_requests_open",
+                "Data-subject requests not yet answered (phase Pending, InProgress or Failed).",
+                REQUEST,
+            )?,
+            requests_past_due: gauge(
+                &r,
+                "gallring_subject_requests_past_due",
+                "Open data-subject requests past their due date (receivedAt + one month, GDPR Art. 12(3)).",
+                REQUEST,
+            )?,
+            requests_oldest_open: fgauge(
+                &r,
+                "gallring_subject_request_oldest_open_age_seconds",
+                "Age since receivedAt of the oldest open data-subject request (0 when none is open).",
+                REQUEST,
             )?,
             holds_past_review: gauge(
                 &r,
@@ -558,6 +580,12 @@ impl Metrics {
         }
         let _ = self.degraded.remove_label_values(&b);
         let _ = self.holds_past_review.remove_label_values(&b);
+        for t in crate::retention::RequestType::ALL {
+            let labels = [namespace, bucket, t.as_str()];
+            let _ = self.requests_open.remove_label_values(&labels);
+            let _ = self.requests_past_due.remove_label_values(&labels);
+            let _ = self.requests_oldest_open.remove_label_values(&labels);
+        }
         let _ = self.untaggable.remove_label_values(&b);
         let _ = self.retry_backoff.remove_label_values(&b);
         let _ = self.dangerous_rules.remove_label_values(&b);
@@ -673,6 +701,44 @@ impl Metrics {
             .with_label_values(&[namespace, bucket, error.category()])
             .inc();
         self.degraded.with_label_values(&[namespace, bucket]).set(1);
+    }
+
+    /// The bucket's data-subject requests as (type, open, received at, due by): every type is
+    /// set, so a type with nothing open reads 0 rather than a stale value.
+    pub fn set_subject_requests(
+        &self,
+        namespace: &str,
+        bucket: &str,
+        requests: &[(
+            crate::retention::RequestType,
+            bool,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        )],
+        now: DateTime<Utc>,
+    ) {
+        for t in crate::retention::RequestType::ALL {
+            let open: Vec<_> = requests
+                .iter()
+                .filter(|(k, open, _, _)| *k == t && *open)
+                .collect();
+            let labels = [namespace, bucket, t.as_str()];
+            let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            self.requests_open
+                .with_label_values(&labels)
+                .set(count(open.len()));
+            self.requests_past_due.with_label_values(&labels).set(count(
+                open.iter().filter(|(_, _, _, due)| *due <= now).count(),
+            ));
+            let oldest = open
+                .iter()
+                .map(|(_, _, received, _)| (now - *received).num_seconds().max(0))
+                .max()
+                .unwrap_or(0);
+            self.requests_oldest_open
+                .with_label_values(&labels)
+                .set(oldest as f64);
+        }
     }
 
     pub fn set_holds_past_review(&self, namespace: &str, bucket: &str, n: usize) {
@@ -832,6 +898,8 @@ mod tests {
             protected_ahead: 0,
             gone_by_lifecycle: 0,
             gone_by_others: 0,
+            requests: Default::default(),
+            request_tallies: Default::default(),
         }
     }
 

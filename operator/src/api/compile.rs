@@ -243,6 +243,10 @@ pub fn policy(
             use_for,
             controller: p.controller.as_ref().map(|c| c.legal_name.clone()),
             legal_basis: legal_basis(&p.legal_basis),
+            kept_on_erasure: matches!(
+                p.legal_basis.article6,
+                v1::Article6::LegalObligation | v1::Article6::PublicTask
+            ),
         };
         if purposes.insert(p.name.clone(), purpose).is_some() {
             c.push(
@@ -618,6 +622,108 @@ pub fn hold(resource: &str, spec: &v1::LegalHoldSpec) -> Result<r::Hold, Validat
             created_at: None,
         },
     )
+}
+
+/// A SubjectRequest into the engine's request. `policy`, when known, checks that the purposes
+/// a withdrawal or objection names exist and are withdrawable.
+pub fn subject_request(
+    resource: &str,
+    spec: &v1::SubjectRequestSpec,
+    policy: Option<&r::Policy>,
+) -> Result<r::SubjectRequest, ValidationErrors> {
+    let mut c = Collector::default();
+    let kind = request_type(spec.type_);
+    if spec.reference.trim().is_empty() {
+        c.push(
+            "spec.reference",
+            "must name the case (the privacy team's case number)",
+        );
+    }
+    if spec.owner.trim().is_empty() {
+        c.push("spec.owner", "must name who handles the request");
+    }
+    if spec.subject.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        c.push(
+            "spec.subject",
+            "must not be empty; leave it out or name the subject",
+        );
+    }
+    for (i, id) in spec.recording_ids.iter().enumerate() {
+        if id.trim().is_empty() {
+            c.push(format!("spec.recordingIds[{i}]"), "must not be empty");
+        }
+    }
+    if spec.subject.is_none() && spec.recording_ids.is_empty() {
+        c.push(
+            "spec",
+            "a request must select recordings: set subject or recordingIds",
+        );
+    }
+    if !spec.purposes.is_empty()
+        && !matches!(kind, r::RequestType::Withdrawal | r::RequestType::Objection)
+    {
+        c.push(
+            "spec.purposes",
+            format!("applies to Withdrawal and Objection only, not {kind}"),
+        );
+    }
+    if let Some(policy) = policy {
+        for (i, p) in spec.purposes.iter().enumerate() {
+            match policy.purposes.get(p) {
+                None => c.push(
+                    format!("spec.purposes[{i}]"),
+                    format!(
+                        "`{p}` is not a purpose of RetentionPolicy {} (it has: {})",
+                        policy.name,
+                        policy.purposes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(d) if !d.withdrawable => c.push(
+                    format!("spec.purposes[{i}]"),
+                    format!(
+                        "`{p}` is not withdrawable in RetentionPolicy {} ({}): a withdrawal or objection cannot end it",
+                        policy.name, d.legal_basis
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    match spec.lifted_at {
+        Some(_) if kind != r::RequestType::Restriction => c.push(
+            "spec.liftedAt",
+            format!("applies to Restriction only, not {kind}"),
+        ),
+        Some(l) if l <= spec.received_at => c.push(
+            "spec.liftedAt",
+            "must be after receivedAt (the restriction would never start)",
+        ),
+        _ => {}
+    }
+    c.finish(
+        resource.to_string(),
+        r::SubjectRequest {
+            name: resource.to_string(),
+            kind,
+            recording_ids: spec.recording_ids.iter().cloned().collect(),
+            subjects: spec.subject.iter().cloned().collect(),
+            keys: Default::default(),
+            purposes: spec.purposes.iter().cloned().collect(),
+            received_at: spec.received_at,
+            reference: spec.reference.clone(),
+            lifted_at: spec.lifted_at,
+        },
+    )
+}
+
+pub fn request_type(t: v1::SubjectRequestType) -> r::RequestType {
+    match t {
+        v1::SubjectRequestType::Withdrawal => r::RequestType::Withdrawal,
+        v1::SubjectRequestType::Objection => r::RequestType::Objection,
+        v1::SubjectRequestType::Erasure => r::RequestType::Erasure,
+        v1::SubjectRequestType::Restriction => r::RequestType::Restriction,
+        v1::SubjectRequestType::Access => r::RequestType::Access,
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         v1alpha1::RetentionPolicy::crd(),
         v1alpha1::RecordingBucket::crd(),
         v1alpha1::LegalHold::crd(),
+        v1alpha1::SubjectRequest::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {

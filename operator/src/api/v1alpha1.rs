@@ -907,6 +907,191 @@ pub struct LegalHoldStatus {
     pub applied: Option<u64>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// SubjectRequest
+
+/// A data subject's request about their recordings: a withdrawal of consent, an objection, an
+/// erasure, a restriction or an access request.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "gallring.io",
+    version = "v1alpha1",
+    kind = "SubjectRequest",
+    namespaced,
+    shortname = "sreq",
+    category = "gallring",
+    status = "SubjectRequestStatus",
+    doc = "A data subject's request (GDPR Art. 7(3), 15, 17, 18, 21) carried out on a bucket's recordings: withdrawal, objection, erasure, restriction or access.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Bucket", type_ = "string", json_path = ".spec.bucketRef.name"),
+    printcolumn(name = "Reference", type_ = "string", json_path = ".spec.reference"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    // Shown as written (`type: date` renders an age, and a future time as `<invalid>`).
+    printcolumn(name = "Due", type_ = "string", json_path = ".status.dueBy"),
+    printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matched"),
+    printcolumn(
+        name = "Received",
+        type_ = "string",
+        json_path = ".spec.receivedAt",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.subject) || (has(self.recordingIds) && size(self.recordingIds) > 0)").message("a request must select recordings: set subject or recordingIds"))]
+#[x_kube(validation = Rule::new("!has(self.purposes) || size(self.purposes) == 0 || self.type == 'Withdrawal' || self.type == 'Objection'").message("purposes applies to Withdrawal and Objection only"))]
+#[x_kube(validation = Rule::new("!has(self.liftedAt) || self.type == 'Restriction'").message("liftedAt applies to Restriction only"))]
+pub struct SubjectRequestSpec {
+    /// The RecordingBucket (same namespace) whose recordings the request is about.
+    pub bucket_ref: LocalRef,
+    /// The right exercised: `Withdrawal` (Art. 7(3)) and `Objection` (Art. 21) end the
+    /// withdrawable purposes of the selected recordings from `receivedAt`; `Erasure` (Art. 17)
+    /// deletes every artifact and version of them except what a hold or a purpose with a legal
+    /// obligation keeps (each named in the status), and erases them again if they reappear;
+    /// `Restriction` (Art. 18) holds them with reason `Restriction` while the request lasts;
+    /// `Access` (Art. 15) writes a manifest of them (keys, kinds, purposes, legal basis,
+    /// deadlines, holds; no content) to the bucket's state location.
+    #[serde(rename = "type")]
+    pub type_: SubjectRequestType,
+    /// The data subject's pseudonymous id, as the bucket's `subject` source gives it: selects
+    /// every artifact of the subject's recordings made up to `receivedAt` (Access: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TAG_VALUE_MAX))]
+    pub subject: Option<String>,
+    /// Recording ids (see the bucket's `recordingId`): every artifact and version of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = HOLD_SELECT_MAX), inner(length(min = 1, max = KEY_MAX)))]
+    pub recording_ids: Vec<String>,
+    /// Withdrawal and Objection: the purposes that end (names from the policy; each must be
+    /// withdrawable). Empty: every withdrawable purpose of the selected recordings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = LABEL_MAX)))]
+    pub purposes: Vec<String>,
+    /// When the request was received (RFC 3339): purposes end from here, and the answer is due
+    /// one month later (GDPR Art. 12(3)).
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub received_at: DateTime<Utc>,
+    /// The case number in the privacy team's system, e.g. "DSR-2026-0113".
+    #[schemars(length(min = 1, max = 200))]
+    pub reference: String,
+    /// Who handles the request (person or team).
+    #[schemars(length(min = 1, max = 200))]
+    pub owner: String,
+    /// Restriction only: when the restriction ends (RFC 3339); deleting the request ends it
+    /// too. The policy's `holdRelease` for reason `Restriction` applies from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub lifted_at: Option<DateTime<Utc>>,
+}
+
+/// The rights a SubjectRequest exercises.
+#[derive(
+    Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[schemars(extend("maxLength" = ENUM_MAX))]
+pub enum SubjectRequestType {
+    /// Consent withdrawn (Art. 7(3)).
+    Withdrawal,
+    /// Objection to processing (Art. 21).
+    Objection,
+    /// Erasure (Art. 17).
+    Erasure,
+    /// Restriction of processing (Art. 18).
+    Restriction,
+    /// Access (Art. 15).
+    Access,
+}
+
+/// Observed state of a SubjectRequest.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectRequestStatus {
+    /// `Pending` (no pass over its bucket yet), `InProgress`, `Completed`,
+    /// `PartiallyCompleted` (done except the exceptions listed) or `Failed` (see conditions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = ENUM_MAX))]
+    pub phase: Option<String>,
+    /// When the answer is due: `receivedAt` + one month (GDPR Art. 12(3)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub due_by: Option<DateTime<Utc>>,
+    /// Objects the request selects that are still present (every artifact and version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<u64>,
+    /// Per artifact kind: selected objects present, deleted (Erasure, in all passes so far)
+    /// and kept as exceptions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub kinds: BTreeMap<String, SubjectRequestKindCount>,
+    /// Erasure: objects kept, each with what keeps it (a hold, a purpose with a legal
+    /// obligation, a released hold's floor); at most 100 are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub exceptions: Vec<SubjectRequestException>,
+    /// Erasure: how many objects are kept in all (the list above may be cut short).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptions_total: Option<u64>,
+    /// Erasure: objects that reappeared (a restore, replication) after the erasure and were
+    /// deleted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reappeared: Option<u64>,
+    /// Access: where the manifest was written (`s3://bucket/key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = URL_MAX))]
+    pub manifest: Option<String>,
+    /// When the request reached Completed or PartiallyCompleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TIMESTAMP_MAX))]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `Ready` (reasons: `Completed`, `InProgress`, `Invalid`, `BucketNotFound`, …) and
+    /// `PastDue` once `dueBy` has passed while the request is open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Counts for one artifact kind.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectRequestKindCount {
+    /// Selected objects present.
+    #[serde(default)]
+    pub matched: u64,
+    /// Deleted by gallring under this request.
+    #[serde(default)]
+    pub deleted: u64,
+    /// Kept as exceptions (Erasure).
+    #[serde(default)]
+    pub kept: u64,
+}
+
+/// An object an erasure keeps, and what keeps it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectRequestException {
+    /// The object's key.
+    #[schemars(length(max = KEY_MAX))]
+    pub key: String,
+    /// Its version, in a versioned bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = KEY_MAX))]
+    pub version_id: Option<String>,
+    /// Its artifact kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = LABEL_MAX))]
+    pub kind: Option<String>,
+    /// What keeps it: a hold, a purpose (with its legal basis) or a released hold's floor.
+    #[schemars(length(max = TEXT_MAX))]
+    pub kept_by: String,
+}
+
 /// Schema of a status' `conditions`: `metav1.Condition` with the bounds Kubernetes declares for it
 /// (k8s-openapi's schema has none): `type` 316, `reason` 1024 and `message` 32768 characters.
 /// Types and reasons are free-form CamelCase strings.

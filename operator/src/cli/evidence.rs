@@ -325,7 +325,9 @@ pub async fn plan_now<S: ObjectStore, J: ObjectStore>(
             break;
         }
     }
-    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds);
+    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds).with_requests(
+        crate::reconcile::requests::in_effect(journal.state(), &b.requests),
+    );
     for o in &objects {
         linker.observe(o);
     }

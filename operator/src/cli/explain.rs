@@ -156,7 +156,25 @@ fn describe_fact(fact: &Fact, key: &str) -> Option<String> {
                 format!("gone{}{window}: {by}{tag}", version(&o.version_id))
             })
         }
-        Fact::ObjectsGone { .. } | Fact::HoldApplied(_) | Fact::HoldReleased { .. } => None,
+        Fact::SubjectRequestOutcome(o)
+            if o.erased_keys.contains(key) || o.exceptions.iter().any(|e| e.key == key) =>
+        {
+            Some(format!(
+                "{} {} ({}): {}",
+                o.kind,
+                o.request,
+                o.phase.as_str(),
+                o.exceptions
+                    .iter()
+                    .find(|e| e.key == key)
+                    .map_or("erased".to_string(), |e| format!("kept by {}", e.kept_by))
+            ))
+        }
+        Fact::ObjectsGone { .. }
+        | Fact::HoldApplied(_)
+        | Fact::HoldReleased { .. }
+        | Fact::SubjectRequestReceived(_)
+        | Fact::SubjectRequestOutcome(_) => None,
     }
 }
 
@@ -197,7 +215,8 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     // The listing gives the version and its LastModified to the millisecond; linking holds to
     // recording ids needs the bucket's (or the prefix's) objects, as a pass does.
     let with_tags = needs_tags(&b.rules, &holds);
-    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds.clone());
+    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds.clone())
+        .with_requests(crate::reconcile::requests::in_effect(js, &b.requests));
     let mut found: Option<ListedObject> = None;
     let mut token = None;
     loop {
@@ -543,7 +562,7 @@ pub async fn cluster_bucket(
     ),
     ExplainError,
 > {
-    use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
+    use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy, SubjectRequest};
     use crate::input::{Loaded, Manifests, Origin};
     use kube::api::{Api, ListParams};
 
@@ -610,8 +629,22 @@ pub async fn cluster_bucket(
             }
         }],
         holds: Vec::new(),
+        requests: Vec::new(),
     };
     let mut b = crate::cli::plan::select_bucket(manifests.compile()?, Some(bucket))?;
+    // Requests as the operator takes them (restrictions are holds).
+    let requests: Vec<SubjectRequest> = Api::<SubjectRequest>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(read(format!("SubjectRequests in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.bucket_ref.name == bucket)
+        .collect();
+    let (requests, restrictions) =
+        crate::controller::validate::engine_requests(&requests, Some(&b.policy));
+    b.requests = requests;
+    b.holds.extend(restrictions);
     // Holds exactly as the operator names and applies them (a hold being deleted is released).
     for h in holds {
         match crate::controller::validate::engine_hold(&h) {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::input::{self, CompiledBucket, InputError};
 use crate::retention::lifecycle::{self, LifecycleRule};
-use crate::retention::{ObjectPlan, Summary, plan_bucket};
+use crate::retention::{ObjectPlan, Summary, plan_bucket_with};
 
 /// Everything `plan` shows.
 #[derive(Debug)]
@@ -87,7 +87,14 @@ pub fn run(
     if let Some(prefix) = &b.rules.prefix {
         listing.retain(|o| o.key.starts_with(prefix.as_str()));
     }
-    let plan = plan_bucket(&b.policy, &b.rules, b.holds.clone(), &listing, now);
+    let plan = plan_bucket_with(
+        &b.policy,
+        &b.rules,
+        b.holds.clone(),
+        b.requests.clone(),
+        &listing,
+        now,
+    );
     let versioned = listing.iter().any(|o| o.version_id.is_some());
     let mut objects = plan.objects;
     // People read by date: soonest deadline first; held and unclassified (no deadline) last.

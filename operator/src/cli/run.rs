@@ -181,6 +181,36 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
     )
 }
 
+/// One line for a data-subject request's outcome.
+pub fn describe_request(r: &reconcile::requests::RequestReport) -> String {
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        let v: Vec<String> = m.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut line = format!(
+        "{} {}: {}; selected present: {}",
+        r.kind,
+        r.request,
+        r.phase.as_str(),
+        counts(&r.matched)
+    );
+    if !r.deleted.is_empty() {
+        line.push_str(&format!("; deleted: {}", counts(&r.deleted)));
+    }
+    if r.exceptions_total > 0 {
+        line.push_str(&format!("; kept (Art. 17(3)): {}", r.exceptions_total));
+    }
+    if let Some(m) = &r.manifest {
+        line.push_str(&format!("; manifest {m}"));
+    }
+    line.push_str(&format!("; due {}", r.due_by.format("%Y-%m-%d")));
+    line
+}
+
 /// The bucket's holds as the manifests say now: read again right before each delete batch,
 /// so a hold added while a pass runs stops its deletions. Manifests that no longer compile
 /// keep the pass from deleting.
@@ -228,6 +258,7 @@ async fn pass_once(
     pass.holds_now = Some(manifest_holds(manifests, &b.key));
     pass.state = b.state.clone();
     pass.index = reconcile::IndexConfig::for_bucket(&opts.indexes, &b.key, &b.rules);
+    pass.requests = b.requests.clone();
     // Boxed: the pass is a large future, kept off the caller's stack.
     match Box::pin(reconcile::reconcile_in(
         store,
@@ -293,6 +324,27 @@ async fn pass_once(
             if report.withdrawals_journaled > 0 {
                 info!(bucket = %b.key, withdrawals = report.withdrawals_journaled, "withdrawals read from tags journaled; they take effect from the next pass");
             }
+            for r in report.requests.values() {
+                info!(bucket = %b.key, request = %r.request, phase = r.phase.as_str(), due_by = %r.due_by.to_rfc3339(), "{}", describe_request(r));
+                for e in &r.exceptions {
+                    info!(bucket = %b.key, request = %r.request, "kept {}: {}", e.key, e.kept_by);
+                }
+                if r.reappeared_now > 0 {
+                    warn!(bucket = %b.key, request = %r.request, objects = r.reappeared_now, "recordings erased earlier reappeared and were deleted again");
+                }
+            }
+            let now_open: Vec<_> = b
+                .requests
+                .iter()
+                .map(|q| {
+                    let open = report
+                        .requests
+                        .get(&q.name)
+                        .is_none_or(|r| r.phase.is_open());
+                    (q.kind, open, q.received_at, q.due_by(b.policy.time_zone))
+                })
+                .collect();
+            metrics.set_subject_requests(namespace, name, &now_open, now);
             for id in &report.dangerous_rules {
                 warn!(bucket = %b.key, rule = %id, "a lifecycle rule gallring does not own can expire governed recordings regardless of their deadline or hold");
             }

@@ -12,7 +12,9 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use tracing::info;
 
-use crate::api::v1alpha1::{EnforcementMode, LegalHold, LifecycleRulesOnDelete, RecordingBucket};
+use crate::api::v1alpha1::{
+    EnforcementMode, LegalHold, LifecycleRulesOnDelete, RecordingBucket, SubjectRequest,
+};
 use crate::reconcile::{self, HoldsSource, PassError, PassReport};
 use crate::retention::{Hold, IsoDuration};
 use crate::store::{ErrorCategory, ObjectStore, StoredRule};
@@ -115,7 +117,7 @@ pub async fn run_pipeline<F: StoreFactory>(
         }
         Err(e) => return Err(e.into()),
     };
-    let validated = match validate(bucket, &deref, &ctx.peers()) {
+    let mut validated = match validate(bucket, &deref, &ctx.peers()) {
         Ok(v) => v,
         Err(e) => {
             report::refused(ctx, bucket, e.reason(), e.to_string(), now).await?;
@@ -136,6 +138,11 @@ pub async fn run_pipeline<F: StoreFactory>(
         .await;
     let started = std::time::Instant::now();
     let mut pass = ctx.pass.clone();
+    // Data-subject requests: restrictions are carried out as holds.
+    let (requests, restrictions) =
+        validate::engine_requests(&deref.requests, Some(&validated.policy));
+    validated.holds.extend(restrictions);
+    pass.requests = requests;
     pass.holds_now = Some(holds_source(
         ctx.client.clone(),
         bucket.namespace().unwrap_or_default(),
@@ -188,6 +195,15 @@ pub async fn run_pipeline<F: StoreFactory>(
             // The pass journaled every release before anything else: the holds' finalizers
             // may go.
             ctx.mark_released(&validated.holds);
+            super::request::publish_outcomes(
+                ctx,
+                bucket,
+                &deref.requests,
+                Some(&validated.policy),
+                Some(&r.requests),
+                now,
+            )
+            .await?;
             Ok(Outcome::Ran {
                 report: Box::new(r),
                 holds: validated.holds,
@@ -207,6 +223,7 @@ pub async fn run_pipeline<F: StoreFactory>(
 fn holds_source(client: kube::Client, namespace: String, bucket: String) -> HoldsSource {
     HoldsSource(Arc::new(move || {
         let api: Api<LegalHold> = Api::namespaced(client.clone(), &namespace);
+        let requests: Api<SubjectRequest> = Api::namespaced(client.clone(), &namespace);
         let bucket = bucket.clone();
         Box::pin(async move {
             let list = api
@@ -227,6 +244,16 @@ fn holds_source(client: kube::Client, namespace: String, bucket: String) -> Hold
                     }
                 }
             }
+            // Restrictions are holds too: one filed during the pass stops its deletions.
+            let requests: Vec<SubjectRequest> = requests
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter(|r| r.spec.bucket_ref.name == bucket)
+                .collect();
+            holds.extend(validate::engine_requests(&requests, None).1);
             Ok(holds)
         })
     }))

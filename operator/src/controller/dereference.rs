@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
+use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy, SubjectRequest};
 use crate::store::s3::StaticCredentials;
 
 /// Secret keys for `spec.s3.credentials.secretRef`.
@@ -35,6 +35,8 @@ pub struct Dereferenced {
     pub policy: RetentionPolicy,
     /// The LegalHolds in the bucket's namespace that name it (including ones being deleted).
     pub holds: Vec<LegalHold>,
+    /// The SubjectRequests in the bucket's namespace that name it.
+    pub requests: Vec<SubjectRequest>,
     pub credentials: Option<StaticCredentials>,
 }
 
@@ -104,10 +106,18 @@ pub async fn dereference(
         .into_iter()
         .filter(|h| h.spec.bucket_ref.name == name)
         .collect();
+    let requests = Api::<SubjectRequest>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.bucket_ref.name == name)
+        .collect();
     let credentials = credentials(client, bucket, access).await?;
     Ok(Dereferenced {
         policy,
         holds,
+        requests,
         credentials,
     })
 }

@@ -16,6 +16,7 @@ pub mod leader;
 mod operator;
 pub mod policy;
 mod report;
+pub mod request;
 pub mod status;
 pub mod validate;
 
@@ -28,6 +29,7 @@ pub use hold::{FINALIZER, reconcile_hold};
 pub use key::ResourceKey;
 pub use operator::{OperatorOptions, run};
 pub use policy::{buckets_for_policy, reconcile_policy};
+pub use request::reconcile_request;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy};
+use crate::api::v1alpha1::{LegalHold, RecordingBucket, RetentionPolicy, SubjectRequest};
 use crate::metrics::Metrics;
 use crate::reconcile::{Fence, PassConfig};
 
@@ -32,6 +32,7 @@ use super::dereference::SecretAccess;
 use super::hold::reconcile_hold;
 use super::leader::{LeaderElector, LeaseTiming};
 use super::policy::{buckets_for_policy, reconcile_policy};
+use super::request::reconcile_request;
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -259,6 +260,16 @@ async fn run_controllers(
         Default::default(),
     );
 
+    // A request created or changed wakes its bucket, whose pass carries it out (status-only
+    // updates, which the pass itself writes, do not).
+    let request_trigger = watcher(
+        api_for::<DeserializeGuard<SubjectRequest>>(client, ns),
+        cfg.clone(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+
     let mut bucket_ctl = Controller::for_stream(bucket_trigger, bucket_store.clone())
         .watches_stream(policy_trigger, {
             let store = bucket_store.clone();
@@ -271,6 +282,13 @@ async fn run_controllers(
             Ok(hold) => vec![
                 ObjectRef::new(&hold.spec.bucket_ref.name)
                     .within(&hold.namespace().unwrap_or_default()),
+            ],
+            Err(_) => Vec::new(),
+        })
+        .watches_stream(request_trigger, |r| match &r.0 {
+            Ok(req) => vec![
+                ObjectRef::new(&req.spec.bucket_ref.name)
+                    .within(&req.namespace().unwrap_or_default()),
             ],
             Err(_) => Vec::new(),
         });
@@ -343,6 +361,26 @@ async fn run_controllers(
         )
         .for_each(|_| futures::future::ready(()));
 
+    let requests = Controller::new(
+        api_for::<DeserializeGuard<SubjectRequest>>(client, ns),
+        cfg.clone(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |r: Arc<DeserializeGuard<SubjectRequest>>, ctx: Arc<Context<S3Factory>>| async move {
+            match &r.0 {
+                Ok(req) => reconcile_request(Arc::new(req.clone()), &ctx).await,
+                Err(invalid) => {
+                    warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed SubjectRequest");
+                    Ok(kube::runtime::controller::Action::await_change())
+                }
+            }
+        },
+        error_policy::<SubjectRequest, S3Factory>,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+
     let policies = Controller::new(
         api_for::<DeserializeGuard<RetentionPolicy>>(client, ns),
         cfg,
@@ -363,7 +401,7 @@ async fn run_controllers(
     )
     .for_each(|_| futures::future::ready(()));
 
-    futures::join!(buckets, holds, policies);
+    futures::join!(buckets, holds, requests, policies);
     sweeper.abort();
 }
 

@@ -265,6 +265,15 @@ impl Scenario {
             format!("{BASE}/legalholds"),
             json!({"apiVersion":"gallring.io/v1alpha1","kind":"LegalHoldList","metadata":{},"items":items}),
         )
+        .requests("list requests")
+    }
+    fn requests(self, name: &'static str) -> Self {
+        self.step(
+            name,
+            "GET",
+            format!("{BASE}/subjectrequests"),
+            json!({"apiVersion":"gallring.io/v1alpha1","kind":"SubjectRequestList","metadata":{},"items":[]}),
+        )
     }
     /// The pass reads the holds again right before deleting.
     fn reread_holds(self, holds: &[&LegalHold]) -> Self {
@@ -275,6 +284,7 @@ impl Scenario {
             format!("{BASE}/legalholds"),
             json!({"apiVersion":"gallring.io/v1alpha1","kind":"LegalHoldList","metadata":{},"items":items}),
         )
+        .requests("re-read requests")
     }
     fn secret(self, name: &str) -> Self {
         self.step(

@@ -5,7 +5,7 @@ use chrono::DateTime;
 use kube::ResourceExt;
 
 use crate::api::compile::{self, ValidationErrors};
-use crate::api::v1alpha1::{LegalHold, RecordingBucket, S3Location};
+use crate::api::v1alpha1::{LegalHold, RecordingBucket, S3Location, SubjectRequest};
 use crate::retention::{BucketRules, Hold, Policy};
 
 use super::dereference::Dereferenced;
@@ -73,6 +73,40 @@ pub fn engine_hold(h: &LegalHold) -> Result<Hold, ValidationErrors> {
         hold.released_at = DateTime::from_timestamp(t.0.as_second(), 0);
     }
     Ok(hold)
+}
+
+/// The engine's view of a SubjectRequest, named `SubjectRequest/namespace/name` in both hosts.
+/// `policy`, when known, checks the purposes a withdrawal names. A request being deleted is
+/// left out: a restriction then ends (released by the pass), while withdrawals and erasures
+/// stay in effect from the journal.
+pub fn engine_request(
+    r: &SubjectRequest,
+    policy: Option<&Policy>,
+) -> Result<crate::retention::SubjectRequest, ValidationErrors> {
+    let key = ResourceKey::of(r);
+    compile::subject_request(
+        &format!("SubjectRequest/{}", key.namespaced_name()),
+        &r.spec,
+        policy,
+    )
+}
+
+/// The bucket's valid requests not being deleted (an invalid one is reported in its own
+/// status and takes no part), and the holds that carry out its restrictions.
+pub fn engine_requests(
+    requests: &[SubjectRequest],
+    policy: Option<&Policy>,
+) -> (Vec<crate::retention::SubjectRequest>, Vec<Hold>) {
+    let valid: Vec<crate::retention::SubjectRequest> = requests
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .filter_map(|r| engine_request(r, policy).ok())
+        .collect();
+    let holds = valid
+        .iter()
+        .filter_map(crate::retention::SubjectRequest::as_hold)
+        .collect();
+    (valid, holds)
 }
 
 pub fn validate(

@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod fence;
 mod protect;
+pub mod requests;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,8 @@ pub struct PassConfig {
     /// as Ceph RGW with `rgw lc debug interval`. Only used to tell a lifecycle expiry from a
     /// removal by someone else in the journal.
     pub lifecycle_day: chrono::Duration,
+    /// The host's data-subject requests for this bucket (restrictions also as holds).
+    pub requests: Vec<crate::retention::SubjectRequest>,
 }
 
 impl Default for PassConfig {
@@ -76,6 +79,7 @@ impl Default for PassConfig {
             index: None,
             signer: None,
             lifecycle_day: chrono::Duration::days(1),
+            requests: Vec::new(),
         }
     }
 }
@@ -187,6 +191,11 @@ pub struct PassReport {
     /// index): expired by a lifecycle rule, or removed by others (journaled either way).
     pub gone_by_lifecycle: u64,
     pub gone_by_others: u64,
+    /// What the pass made of each data-subject request, by name.
+    pub requests: BTreeMap<String, requests::RequestReport>,
+    /// Per request, while the pass runs.
+    #[serde(skip)]
+    pub request_tallies: BTreeMap<String, crate::retention::RequestTally>,
 }
 
 /// Why a pass made no operator deletions.
@@ -533,6 +542,16 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         journal_facts += facts.len() as u64;
         journal.append(state, early, facts).await?;
     }
+    // Requests too: each new or changed one is durable before the pass acts on it.
+    let request_facts = requests::received_facts(journal.state(), &config.requests);
+    if writes && !request_facts.is_empty() {
+        if !config.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        journal_facts += request_facts.len() as u64;
+        journal.append(state, early, request_facts).await?;
+    }
+    let subject_requests = requests::in_effect(journal.state(), &config.requests);
     let host_holds = holds.clone();
     let holds = engine_holds(journal.state(), holds, policy, rules.grace, early, writes);
 
@@ -582,6 +601,8 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         protected_ahead: 0,
         gone_by_lifecycle: 0,
         gone_by_others: 0,
+        requests: BTreeMap::new(),
+        request_tallies: BTreeMap::new(),
     };
     // A cold local index starts from the last snapshot (a new leader, a new host).
     let snapshot_key = cache::snapshot_key(&config.state.prefix);
@@ -620,13 +641,6 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
 
     // Link holds to recording ids (a hold on the audio reaches the transcript).
     let prefix = rules.prefix.as_deref();
-    let link_needed = rules.recording_id.is_some()
-        && holds.iter().any(|h| {
-            !h.select.keys.is_empty()
-                || h.select.prefix.is_some()
-                || !h.select.tags.is_empty()
-                || !h.select.subjects.is_empty()
-        });
     // A hold that selects by tags (or by subject, a tag) must see tags as they are now:
     // with one, every object is read, as without an index.
     let index = config.index.as_ref().filter(|_| {
@@ -634,7 +648,9 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .iter()
             .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
     });
-    let mut linker = HoldLinker::new(rules, policy.time_zone, holds);
+    let mut linker =
+        HoldLinker::new(rules, policy.time_zone, holds).with_requests(subject_requests.clone());
+    let link_needed = linker.needs_listing();
     let mut link_incomplete = false;
     if link_needed {
         let with_tags = needs_tags(rules, linker.holds());
@@ -956,6 +972,17 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                     report.sample_errors.push(e.to_string());
                 }
             }
+            if !o.unknown {
+                for name in &o.plan.requests {
+                    if let Some(r) = subject_requests.iter().find(|r| &r.name == name) {
+                        report
+                            .request_tallies
+                            .entry(name.clone())
+                            .or_default()
+                            .observe(r, &o.plan, &|p| basis_of(policy, p));
+                    }
+                }
+            }
             report.tags_written += u64::from(o.tags_written);
             report.legal_holds_set += u64::from(o.legal_hold_set);
             report.legal_holds_cleared += u64::from(o.legal_hold_cleared);
@@ -1088,9 +1115,42 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             }
         }
     }
+    // What each data-subject request came to: journaled when its answer changed.
+    let (request_facts, request_reports) = requests::conclude(
+        requests::Concluding {
+            state_store: state,
+            state_prefix: &config.state.prefix,
+            bucket: store.bucket(),
+            policy,
+            now: early,
+            writes,
+            complete: deletes_blocked.is_none() && report.object_errors == 0,
+        },
+        journal.state(),
+        &config.requests,
+        &subject_requests,
+        std::mem::take(&mut report.request_tallies),
+    )
+    .await;
+    if !request_facts.is_empty() {
+        if !config.fence.allows() {
+            return Err(PassError::Fenced);
+        }
+        journal_facts += request_facts.len() as u64;
+        journal.append(state, early, request_facts).await?;
+    }
+    report.requests = request_reports;
     report.journal_facts += journal_facts;
     report.deletes_blocked = deletes_blocked;
     Ok(report)
+}
+
+/// A purpose's lawful basis in words, for access manifests and exceptions.
+fn basis_of(policy: &Policy, purpose: &str) -> String {
+    policy.purposes.get(purpose).map_or_else(
+        || "not in the policy".to_string(),
+        |p| p.legal_basis.clone(),
+    )
 }
 
 /// Versions the journal remembers (first seen, withdrawn) whose keys `window` completed
@@ -1567,6 +1627,11 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
                 }
                 if let Some(k) = &c.plan.kind {
                     *report.deleted_by_kind.entry(k.clone()).or_default() += 1;
+                }
+                for name in &c.plan.requests {
+                    if let Some(t) = report.request_tallies.get_mut(name) {
+                        t.deleted_one(&c.plan);
+                    }
                 }
                 for controller in &c.plan.controllers {
                     *report

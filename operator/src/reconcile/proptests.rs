@@ -638,6 +638,7 @@ fn policy(w: &World) -> Policy {
             "documentation".to_string(),
             Purpose {
                 legal_basis: String::new(),
+                kept_on_erasure: false,
                 retain_means: Default::default(),
                 from: None,
                 use_for: Default::default(),

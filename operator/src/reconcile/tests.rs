@@ -22,6 +22,7 @@ fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 fn policy() -> Policy {
     let purpose = |withdrawable, retain: &[(&str, IsoDuration)]| Purpose {
         legal_basis: String::new(),
+        kept_on_erasure: false,
         retain_means: Default::default(),
         from: None,
         use_for: Default::default(),

@@ -10,13 +10,17 @@ pub mod duration;
 pub mod lifecycle;
 pub mod model;
 pub mod plan;
+pub mod request;
 
 pub use classify::{RecordedAt, RecordedAtIssue};
 pub use duration::{DurationError, IsoDuration};
 pub use model::*;
 pub use plan::{
     BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary, UseLimit,
-    plan_bucket,
+    plan_bucket, plan_bucket_with,
+};
+pub use request::{
+    AccessEntry, RequestException, RequestPhase, RequestTally, RequestType, SubjectRequest,
 };
 
 #[cfg(test)]

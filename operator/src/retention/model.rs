@@ -247,6 +247,9 @@ pub struct Purpose {
     /// Its lawful basis in words, e.g. `Art. 6(1)(f) legitimate interests`: for records and
     /// evidence, never for decisions.
     pub legal_basis: String,
+    /// An erasure request does not end it: its basis is a legal obligation or a public task
+    /// (GDPR Art. 17(3)(b)).
+    pub kept_on_erasure: bool,
 }
 
 /// Where the recording time of an object comes from.

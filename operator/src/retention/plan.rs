@@ -17,6 +17,7 @@ use super::model::{
     BucketRules, FloorAnchor, Hold, HoldReason, KEEP_UNTIL_TAG, ObjectInfo, Policy, Purpose,
     RETENTION_TAG, RetainMeans, WITHDRAWN_AT_TAG,
 };
+use super::request::{RequestType, SubjectRequest};
 
 /// What happens to an object now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -117,6 +118,9 @@ pub struct ObjectPlan {
     /// the object: reported, not enforced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub uses: Vec<UseLimit>,
+    /// Data-subject requests in effect that select it (`namespace/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
 }
 
 /// The end of one purpose's use of an object.
@@ -127,17 +131,50 @@ pub struct UseLimit {
     pub until: DateTime<Utc>,
 }
 
-/// Holds with the recording ids they reach through linked artifacts.
+/// Holds with the recording ids they reach through linked artifacts, and data-subject
+/// requests with the recording ids their subjects reach.
 #[derive(Debug, Clone, Default)]
 pub struct LinkedHolds {
     holds: Vec<Hold>,
     /// Per hold (same index): recording ids of objects it selects directly.
     linked_ids: Vec<BTreeSet<String>>,
+    requests: Vec<SubjectRequest>,
+    /// Recording id → the requests reaching it (by id, or through an artifact of the subject).
+    request_ids: BTreeMap<String, BTreeSet<usize>>,
 }
 
 impl LinkedHolds {
     pub fn holds(&self) -> &[Hold] {
         &self.holds
+    }
+
+    pub fn requests(&self) -> &[SubjectRequest] {
+        &self.requests
+    }
+
+    /// The requests that select an object (indexes into [`Self::requests`]).
+    fn requests_selecting(
+        &self,
+        key: &str,
+        ids: &Ids,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> BTreeSet<usize> {
+        let mut out: BTreeSet<usize> = ids
+            .recording
+            .as_ref()
+            .and_then(|id| self.request_ids.get(id))
+            .cloned()
+            .unwrap_or_default();
+        out.extend(self.requests.iter().enumerate().filter_map(|(i, r)| {
+            r.selects(
+                key,
+                ids.recording.as_deref(),
+                ids.subject.as_deref(),
+                recorded_at,
+            )
+            .then_some(i)
+        }));
+        out
     }
 }
 
@@ -157,8 +194,39 @@ impl<'a> HoldLinker<'a> {
             linked: LinkedHolds {
                 holds,
                 linked_ids: vec![BTreeSet::new(); n],
+                ..LinkedHolds::default()
             },
         }
+    }
+
+    /// Data-subject requests to link too: a request about a subject reaches every artifact of
+    /// the subject's recordings (the transcript carries no subject tag of its own).
+    pub fn with_requests(mut self, requests: Vec<SubjectRequest>) -> Self {
+        let mut ids: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+        for (i, r) in requests.iter().enumerate() {
+            for id in &r.recording_ids {
+                ids.entry(id.clone()).or_default().insert(i);
+            }
+        }
+        self.linked.requests = requests;
+        self.linked.request_ids = ids;
+        self
+    }
+
+    /// Whether linking needs to see every object (a hold or a request selects by something
+    /// other than a recording id).
+    pub fn needs_listing(&self) -> bool {
+        self.bucket.recording_id.is_some()
+            && (self.linked.holds.iter().any(|h| {
+                !h.select.keys.is_empty()
+                    || h.select.prefix.is_some()
+                    || !h.select.tags.is_empty()
+                    || !h.select.subjects.is_empty()
+            }) || self
+                .linked
+                .requests
+                .iter()
+                .any(|r| !r.subjects.is_empty() || !r.keys.is_empty()))
     }
 
     pub fn observe(&mut self, obj: &ObjectInfo) {
@@ -180,6 +248,26 @@ impl<'a> HoldLinker<'a> {
                 if hold.select.in_scope(kind.as_deref(), *at) {
                     ids.insert(id.clone());
                 }
+            }
+        }
+        if subject.is_some() || !self.linked.requests.is_empty() {
+            let mut reached = Vec::new();
+            for (i, r) in self.linked.requests.iter().enumerate() {
+                let direct = r.keys.contains(&obj.key)
+                    || subject.as_deref().is_some_and(|s| r.subjects.contains(s));
+                if direct {
+                    let (_, at) = scope.get_or_insert_with(|| scope_of(bucket, tz, obj));
+                    if r.keys.contains(&obj.key) || r.covers_time(*at) {
+                        reached.push(i);
+                    }
+                }
+            }
+            if !reached.is_empty() {
+                self.linked
+                    .request_ids
+                    .entry(id)
+                    .or_default()
+                    .extend(reached);
             }
         }
     }
@@ -308,6 +396,17 @@ impl<'a> Planner<'a> {
             .copied()
             .filter(|h| h.is_active(self.now))
             .collect();
+        let requests: Vec<&SubjectRequest> = self
+            .holds
+            .requests_selecting(&obj.key, &ids, recorded.as_ref().map(|r| r.at))
+            .into_iter()
+            .map(|i| &self.holds.requests[i])
+            .filter(|r| r.in_effect(self.now))
+            .collect();
+        let erasure = requests
+            .iter()
+            .find(|r| r.kind == RequestType::Erasure)
+            .copied();
 
         let mut plan = ObjectPlan {
             key: obj.key.clone(),
@@ -335,6 +434,7 @@ impl<'a> Planner<'a> {
             overdue: false,
             keep_until: None,
             uses: Vec::new(),
+            requests: requests.iter().map(|r| r.name.clone()).collect(),
         };
         let room_for_tag = obj.room_for_retention_tag();
 
@@ -366,12 +466,48 @@ impl<'a> Planner<'a> {
         plan.recorded_at = Some(recorded_at);
         plan.recorded_at_issue = recorded.issue;
 
-        let withdrawn = classify::withdrawn(obj);
+        let mut withdrawn: BTreeSet<String> = classify::withdrawn(obj).into_iter().collect();
+        // Requests end purposes from when they were received: a withdrawal or objection the
+        // purposes it names (else every withdrawable one), an erasure every purpose that no
+        // legal obligation keeps (Art. 17(3)(b)).
+        let mut requested_at: Option<DateTime<Utc>> = None;
+        let mut ended_by_erasure = Vec::new();
+        for r in &requests {
+            match r.kind {
+                RequestType::Withdrawal | RequestType::Objection => {
+                    requested_at = requested_at.max(Some(r.received_at));
+                    if r.purposes.is_empty() {
+                        withdrawn.extend(
+                            purposes
+                                .iter()
+                                .filter(|p| {
+                                    self.policy.purposes.get(*p).is_some_and(|d| d.withdrawable)
+                                })
+                                .cloned(),
+                        );
+                    } else {
+                        withdrawn.extend(r.purposes.iter().cloned());
+                    }
+                }
+                RequestType::Erasure => requested_at = requested_at.max(Some(r.received_at)),
+                RequestType::Restriction | RequestType::Access => {}
+            }
+        }
         let mut notes: Vec<String> = recorded.note.iter().cloned().collect();
         let mut active_purposes = Vec::new();
         let mut ended_by_withdrawal = Vec::new();
         for p in &purposes {
             let withdrawable = self.policy.purposes.get(p).is_some_and(|d| d.withdrawable);
+            if erasure.is_some()
+                && !self
+                    .policy
+                    .purposes
+                    .get(p)
+                    .is_some_and(|d| d.kept_on_erasure)
+            {
+                ended_by_erasure.push(p.clone());
+                continue;
+            }
             if withdrawn.contains(p) {
                 if withdrawable {
                     ended_by_withdrawal.push(p.clone());
@@ -446,13 +582,30 @@ impl<'a> Planner<'a> {
                 (t.deletable, t.why, t.maximum, t.due_from)
             }
             None => {
-                let any_withdrawn_retained = ended_by_withdrawal.iter().any(|p| {
-                    self.policy
-                        .purposes
-                        .get(p)
-                        .is_some_and(|d| d.retain.contains_key(&kind))
-                });
-                if any_withdrawn_retained {
+                let any_withdrawn_retained = ended_by_withdrawal
+                    .iter()
+                    .chain(&ended_by_erasure)
+                    .any(|p| {
+                        self.policy
+                            .purposes
+                            .get(p)
+                            .is_some_and(|d| d.retain.contains_key(&kind))
+                    });
+                if let Some(e) = erasure.filter(|_| any_withdrawn_retained) {
+                    plan.anchor = Some("erasure".into());
+                    plan.anchor_at = Some(e.received_at);
+                    (
+                        recorded_at,
+                        format!(
+                            "{kind}: erasure requested by {} ({}) on {}",
+                            e.name,
+                            e.reference,
+                            self.local_day(e.received_at)
+                        ),
+                        None,
+                        None,
+                    )
+                } else if any_withdrawn_retained {
                     plan.anchor = Some("withdrawal".into());
                     (
                         recorded_at,
@@ -480,6 +633,14 @@ impl<'a> Planner<'a> {
         };
         if !ended_by_withdrawal.is_empty() && longest_exists(&plan) {
             notes.push(format!("withdrawn: {}", ended_by_withdrawal.join(", ")));
+        }
+        if let Some(e) = erasure.filter(|_| longest_exists(&plan)) {
+            notes.push(format!(
+                "erasure {} ({}) does not reach {}: a legal obligation keeps it (Art. 17(3)(b))",
+                e.name,
+                e.reference,
+                plan.purposes.join(", ")
+            ));
         }
 
         // Floors: released holds keep the object until their limitation start (else release)
@@ -568,11 +729,12 @@ impl<'a> Planner<'a> {
             plan.reason = format!("{why} from {from}: deadline {until} has passed{by}");
             // A withdrawal can move the deadline into the past at once; the clock for
             // "overdue" then starts at the withdrawal, not at the (earlier) deadline.
-            let withdrawn_at = (!ended_by_withdrawal.is_empty())
+            let withdrawn_at = (!ended_by_withdrawal.is_empty() || !ended_by_erasure.is_empty())
                 .then(|| {
                     obj.tags
                         .get(WITHDRAWN_AT_TAG)
                         .and_then(|v| classify::parse_instant_in(v, self.policy.time_zone))
+                        .max(requested_at)
                 })
                 .flatten();
             let due_since = withdrawn_at.map_or(deadline, |w| w.max(deadline));
@@ -602,6 +764,14 @@ impl<'a> Planner<'a> {
         }
 
         let mut expire_days = lifecycle::expire_days(deadline, obj.last_modified, &self.classes);
+        // An erasure is carried out by gallring at once where it deletes (Art. 17: without
+        // undue delay), not at lifecycle's next run.
+        if erasure.is_some()
+            && plan.decision == Decision::Delete
+            && self.bucket.enforcement.operator_deletes()
+        {
+            expire_days = None;
+        }
         // Under a maximum, lifecycle deletes only where its lag (the grace) still ends by it.
         if let Some(m) = maximum
             && self
@@ -789,7 +959,7 @@ struct PurposeTime {
 }
 
 fn longest_exists(plan: &ObjectPlan) -> bool {
-    plan.anchor.as_deref() != Some("withdrawal")
+    !matches!(plan.anchor.as_deref(), Some("withdrawal" | "erasure"))
 }
 
 /// The tag for objects no rule may expire.
@@ -914,8 +1084,24 @@ pub fn plan_bucket(
     objects: &[ObjectInfo],
     now: DateTime<Utc>,
 ) -> BucketPlan {
+    plan_bucket_with(policy, bucket, holds, Vec::new(), objects, now)
+}
+
+/// [`plan_bucket`] with data-subject requests in effect.
+pub fn plan_bucket_with(
+    policy: &Policy,
+    bucket: &BucketRules,
+    holds: Vec<Hold>,
+    requests: Vec<SubjectRequest>,
+    objects: &[ObjectInfo],
+    now: DateTime<Utc>,
+) -> BucketPlan {
     let holds = policy.cap_holds(holds);
-    let linked = HoldLinker::link(bucket, policy.time_zone, holds, objects);
+    let mut linker = HoldLinker::new(bucket, policy.time_zone, holds).with_requests(requests);
+    for o in objects {
+        linker.observe(o);
+    }
+    let linked = linker.finish();
     let planner = Planner::new(policy, bucket, &linked, now);
     let mut summary = Summary::default();
     let plans: Vec<ObjectPlan> = objects

@@ -34,6 +34,7 @@ fn policy(purposes: &PurposeTable) -> Policy {
                     name.to_string(),
                     Purpose {
                         legal_basis: String::new(),
+                        kept_on_erasure: false,
                         retain_means: Default::default(),
                         from: None,
                         use_for: Default::default(),

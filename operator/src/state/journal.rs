@@ -16,7 +16,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::retention::{Hold, HoldReason, HoldSelector};
+use crate::retention::{
+    Hold, HoldReason, HoldSelector, RequestException, RequestPhase, RequestType, SubjectRequest,
+};
 use crate::store::{ObjectId, ObjectStore, StoreError};
 
 /// The default state prefix in the recordings bucket.
@@ -109,6 +111,128 @@ impl HoldRecord {
         HoldReason::ALL
             .into_iter()
             .find(|r| r.as_str() == self.reason)
+    }
+}
+
+/// A data-subject request as recorded: what it selects (ids, never content), so that a
+/// withdrawal stays in effect and an erased recording that reappears is erased again after the
+/// request's resource is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// `namespace/name` of the SubjectRequest (or the manifest's request).
+    pub request: String,
+    #[serde(rename = "type")]
+    pub kind: RequestType,
+    pub reference: String,
+    pub received_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub recording_ids: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub subjects: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub purposes: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_at: Option<DateTime<Utc>>,
+}
+
+impl RequestRecord {
+    pub fn of(r: &SubjectRequest) -> Self {
+        RequestRecord {
+            request: r.name.clone(),
+            kind: r.kind,
+            reference: r.reference.clone(),
+            received_at: r.received_at,
+            recording_ids: r.recording_ids.clone(),
+            subjects: r.subjects.clone(),
+            purposes: r.purposes.clone(),
+            lifted_at: r.lifted_at,
+        }
+    }
+}
+
+/// What a pass made of a data-subject request: the answer, as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestOutcome {
+    pub request: String,
+    #[serde(rename = "type")]
+    pub kind: RequestType,
+    pub phase: RequestPhase,
+    /// Selected objects present, by kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matched: BTreeMap<String, u64>,
+    /// Deleted under the request so far, by kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted: BTreeMap<String, u64>,
+    /// Erasure: objects kept, and what keeps them (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<RequestException>,
+    #[serde(default)]
+    pub exceptions_total: u64,
+    /// Erasure: objects deleted again after the erasure had completed.
+    #[serde(default)]
+    pub reappeared: u64,
+    /// Erasure: recording ids (keys, without one) erased: the tombstone.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub erased_recording_ids: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub erased_keys: BTreeSet<String>,
+    /// Access: the manifest's key in the state location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+impl RequestOutcome {
+    /// The same answer (what a status shows), whatever tombstone ids it adds.
+    pub fn same_answer(&self, other: &RequestOutcome) -> bool {
+        self.phase == other.phase
+            && self.matched == other.matched
+            && self.deleted == other.deleted
+            && self.exceptions_total == other.exceptions_total
+            && self.reappeared == other.reappeared
+            && self.manifest == other.manifest
+    }
+}
+
+/// A request the journal knows, with its tombstone and its last outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestState {
+    pub record: RequestRecord,
+    /// When it was first journaled.
+    pub since: DateTime<Utc>,
+    /// Erasure: recording ids and keys erased (kept across edits of the request).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tombstone_ids: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tombstone_keys: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RequestOutcome>,
+    /// When it first reached Completed or PartiallyCompleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl RequestState {
+    /// The request as the engine plans with it: its selection plus its tombstone.
+    pub fn engine_request(&self) -> SubjectRequest {
+        let r = &self.record;
+        SubjectRequest {
+            name: r.request.clone(),
+            kind: r.kind,
+            recording_ids: r
+                .recording_ids
+                .union(&self.tombstone_ids)
+                .cloned()
+                .collect(),
+            subjects: r.subjects.clone(),
+            keys: self.tombstone_keys.clone(),
+            purposes: r.purposes.clone(),
+            received_at: r.received_at,
+            reference: r.reference.clone(),
+            lifted_at: r.lifted_at,
+        }
     }
 }
 
@@ -225,6 +349,12 @@ pub enum Fact {
         since: Option<DateTime<Utc>>,
         objects: Vec<GoneObject>,
     },
+    /// A data-subject request was received (or changed): from here it counts.
+    #[serde(rename_all = "camelCase")]
+    SubjectRequestReceived(RequestRecord),
+    /// What a pass made of a data-subject request (written when the answer changes).
+    #[serde(rename_all = "camelCase")]
+    SubjectRequestOutcome(RequestOutcome),
 }
 
 /// A version that disappeared between two listings.
@@ -290,6 +420,9 @@ pub struct JournalState {
     /// Journaled withdrawals, by version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
     pub withdrawals: BTreeMap<VersionRef, Withdrawal>,
+    /// Data-subject requests, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, RequestState>,
 }
 
 /// A first-seen creation time.
@@ -377,6 +510,40 @@ impl JournalState {
                 }
             }
             Fact::ObjectsGoneObserved { .. } => {}
+            Fact::SubjectRequestReceived(r) => {
+                let entry =
+                    self.requests
+                        .entry(r.request.clone())
+                        .or_insert_with(|| RequestState {
+                            record: r.clone(),
+                            since: at,
+                            tombstone_ids: BTreeSet::new(),
+                            tombstone_keys: BTreeSet::new(),
+                            outcome: None,
+                            completed_at: None,
+                        });
+                // A changed request is answered anew; what it erased stays erased.
+                entry.record = r.clone();
+                entry.outcome = None;
+                entry.completed_at = None;
+            }
+            Fact::SubjectRequestOutcome(o) => {
+                if let Some(entry) = self.requests.get_mut(&o.request) {
+                    entry
+                        .tombstone_ids
+                        .extend(o.erased_recording_ids.iter().cloned());
+                    entry.tombstone_keys.extend(o.erased_keys.iter().cloned());
+                    if entry.completed_at.is_none()
+                        && matches!(
+                            o.phase,
+                            RequestPhase::Completed | RequestPhase::PartiallyCompleted
+                        )
+                    {
+                        entry.completed_at = Some(at);
+                    }
+                    entry.outcome = Some(o.clone());
+                }
+            }
             Fact::WithdrawalsObserved { objects } => {
                 for o in objects {
                     let id = VersionRef {

@@ -1,0 +1,452 @@
+//! SubjectRequests in the operator. Carrying a request out is the bucket pass's job (the bucket
+//! controller watches requests); the pass's outcome becomes each request's status here. The
+//! SubjectRequest controller reports what only it sees (an invalid spec, a missing bucket),
+//! sets the due date at once, and wakes at the due date so that a request past due is flagged
+//! (condition and metric) without waiting for the bucket's next pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use crate::api::v1alpha1::{
+    RecordingBucket, RetentionPolicy, SubjectRequest, SubjectRequestException,
+    SubjectRequestKindCount, SubjectRequestStatus,
+};
+use crate::reconcile::requests::RequestReport;
+use crate::retention::{Policy, RequestPhase};
+
+use super::context::{Context, Error, StoreFactory, patch_status, publish};
+use super::key::ResourceKey;
+use super::status::{READY, condition};
+use super::validate::engine_request;
+
+/// Condition set while an open request is past its due date.
+pub const PAST_DUE: &str = "PastDue";
+
+/// What is known of a request when its status is written.
+pub enum Known<'a> {
+    /// The bucket pass's outcome.
+    Outcome(&'a RequestReport),
+    /// Not taken up by a pass yet; `why` says what it waits for.
+    Waiting { reason: &'a str, why: String },
+    /// Cannot be carried out: the spec (field named) or its bucket.
+    Failed { reason: &'a str, why: String },
+}
+
+/// The status for `known`, keeping what `previous` had where nothing new is known.
+pub fn request_status(
+    previous: Option<&SubjectRequestStatus>,
+    generation: Option<i64>,
+    due_by: Option<DateTime<Utc>>,
+    known: &Known<'_>,
+    now: DateTime<Utc>,
+) -> SubjectRequestStatus {
+    let prev_conditions: &[Condition] = previous.map_or(&[], |p| &p.conditions);
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.due_by = due_by;
+    let ready = match known {
+        Known::Outcome(r) => {
+            status.phase = Some(r.phase.as_str().to_string());
+            status.matched = Some(r.matched.values().sum());
+            let mut kinds: BTreeMap<String, SubjectRequestKindCount> = BTreeMap::new();
+            for (k, n) in &r.matched {
+                kinds.entry(k.clone()).or_default().matched = *n;
+            }
+            for (k, n) in &r.deleted {
+                kinds.entry(k.clone()).or_default().deleted = *n;
+            }
+            for (k, n) in &r.kept {
+                kinds.entry(k.clone()).or_default().kept = *n;
+            }
+            status.kinds = kinds;
+            status.exceptions = r
+                .exceptions
+                .iter()
+                .map(|e| SubjectRequestException {
+                    key: e.key.clone(),
+                    version_id: e.version_id.clone(),
+                    kind: e.kind.clone(),
+                    kept_by: e.kept_by.clone(),
+                })
+                .collect();
+            status.exceptions_total = (r.exceptions_total > 0).then_some(r.exceptions_total);
+            status.reappeared = (r.reappeared > 0).then_some(r.reappeared);
+            status.manifest = r.manifest.clone();
+            status.completed_at = r.completed_at;
+            let (ok, reason, message) = outcome_message(r);
+            condition(prev_conditions, READY, ok, reason, message, generation, now)
+        }
+        Known::Waiting { reason, why } => {
+            if status.phase.is_none() {
+                status.phase = Some(RequestPhase::Pending.as_str().to_string());
+            }
+            condition(
+                prev_conditions,
+                READY,
+                false,
+                reason,
+                why.clone(),
+                generation,
+                now,
+            )
+        }
+        Known::Failed { reason, why } => {
+            status.phase = Some(RequestPhase::Failed.as_str().to_string());
+            condition(
+                prev_conditions,
+                READY,
+                false,
+                reason,
+                why.clone(),
+                generation,
+                now,
+            )
+        }
+    };
+    let open = status
+        .phase
+        .as_deref()
+        .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
+    let past_due = open && due_by.is_some_and(|d| d <= now);
+    let due = condition(
+        prev_conditions,
+        PAST_DUE,
+        past_due,
+        if past_due { "PastDue" } else { "NotDue" },
+        match (past_due, due_by) {
+            (true, Some(d)) => format!(
+                "due {} (receivedAt + one month, GDPR Art. 12(3)) and still open",
+                d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            _ => String::new(),
+        },
+        generation,
+        now,
+    );
+    status.conditions = vec![ready, due];
+    status
+}
+
+fn phase_of(s: &str) -> Option<RequestPhase> {
+    [
+        RequestPhase::Pending,
+        RequestPhase::InProgress,
+        RequestPhase::Completed,
+        RequestPhase::PartiallyCompleted,
+        RequestPhase::Failed,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == s)
+}
+
+/// The Ready condition for a pass's outcome: (status, reason, message).
+fn outcome_message(r: &RequestReport) -> (bool, &'static str, String) {
+    let matched: u64 = r.matched.values().sum();
+    let deleted: u64 = r.deleted.values().sum();
+    match r.phase {
+        RequestPhase::Completed if matched == 0 && deleted == 0 => (
+            true,
+            "NoMatch",
+            "no recording in the bucket matches: check spec.subject and spec.recordingIds".into(),
+        ),
+        RequestPhase::Completed => (true, "Completed", summary(r, matched, deleted)),
+        RequestPhase::PartiallyCompleted => (
+            true,
+            "PartiallyCompleted",
+            format!(
+                "{}; {} object(s) kept under Art. 17(3), see status.exceptions",
+                summary(r, matched, deleted),
+                r.exceptions_total
+            ),
+        ),
+        RequestPhase::Failed => (
+            false,
+            "EnforcementObserve",
+            "the bucket's enforcement is Observe: gallring deletes nothing, so the erasure cannot be carried out".into(),
+        ),
+        RequestPhase::InProgress | RequestPhase::Pending => {
+            (false, "InProgress", summary(r, matched, deleted))
+        }
+    }
+}
+
+fn summary(r: &RequestReport, matched: u64, deleted: u64) -> String {
+    use crate::retention::RequestType as T;
+    match r.kind {
+        T::Erasure => format!("{deleted} object(s) deleted, {matched} selected still present"),
+        T::Withdrawal | T::Objection => {
+            format!("{matched} object(s): their withdrawable purposes end from receivedAt")
+        }
+        T::Restriction => format!("{matched} object(s) held under the restriction"),
+        T::Access => format!(
+            "{matched} object(s) listed in {}",
+            r.manifest
+                .as_deref()
+                .unwrap_or("the manifest (not yet written)")
+        ),
+    }
+}
+
+/// After a pass (or a refusal): every request of the bucket gets its status; Events for the
+/// transitions a privacy team acts on; the request metrics for the bucket.
+pub(super) async fn publish_outcomes<F: StoreFactory>(
+    ctx: &Context<F>,
+    bucket: &RecordingBucket,
+    requests: &[SubjectRequest],
+    policy: Option<&Policy>,
+    reports: Option<&BTreeMap<String, RequestReport>>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let ns = bucket.namespace().unwrap_or_default();
+    let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut rows = Vec::new();
+    for r in requests
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+    {
+        let tz = policy.map_or(chrono_tz::UTC, |p| p.time_zone);
+        let engine = engine_request(r, policy);
+        let due_by = engine.as_ref().ok().map(|e| e.due_by(tz));
+        let name = format!("SubjectRequest/{}", ResourceKey::of(r).namespaced_name());
+        let report = reports.and_then(|m| m.get(&name));
+        let known = match (&engine, report) {
+            (Err(e), _) => Known::Failed {
+                reason: "InvalidSpec",
+                why: e.first_line(),
+            },
+            (Ok(_), Some(rep)) => Known::Outcome(rep),
+            (Ok(_), None) => Known::Waiting {
+                reason: "WaitingForPass",
+                why: format!(
+                    "RecordingBucket {} has not completed a pass since the request",
+                    bucket.name_any()
+                ),
+            },
+        };
+        let previous = r.status.as_ref();
+        let status = request_status(previous, r.metadata.generation, due_by, &known, now);
+        if let Ok(e) = &engine {
+            let open = status
+                .phase
+                .as_deref()
+                .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
+            rows.push((e.kind, open, e.received_at, e.due_by(tz)));
+        }
+        if previous != Some(&status) {
+            patch_status(&api, &r.name_any(), &status).await?;
+            let was = previous.and_then(|p| p.phase.clone());
+            if let (Known::Outcome(rep), true) = (&known, was != status.phase)
+                && matches!(
+                    rep.phase,
+                    RequestPhase::Completed | RequestPhase::PartiallyCompleted
+                )
+            {
+                let (_, reason, message) = outcome_message(rep);
+                publish(
+                    &ctx.recorder,
+                    r,
+                    EventType::Normal,
+                    reason,
+                    "Answer",
+                    message,
+                )
+                .await;
+            }
+            if let Known::Failed { why, .. } = &known {
+                publish(
+                    &ctx.recorder,
+                    r,
+                    EventType::Warning,
+                    "InvalidSpec",
+                    "Validate",
+                    why.clone(),
+                )
+                .await;
+            }
+        }
+        if let Known::Outcome(rep) = &known
+            && rep.reappeared_now > 0
+        {
+            let note = format!(
+                "{} object(s) erased under SubjectRequest {} ({}) reappeared (a restore, replication?) and were deleted again",
+                rep.reappeared_now,
+                r.name_any(),
+                r.spec.reference
+            );
+            publish(
+                &ctx.recorder,
+                r,
+                EventType::Warning,
+                "ErasedRecordingReappeared",
+                "Erase",
+                note.clone(),
+            )
+            .await;
+            publish(
+                &ctx.recorder,
+                bucket,
+                EventType::Warning,
+                "ErasedRecordingReappeared",
+                "Erase",
+                note,
+            )
+            .await;
+        }
+    }
+    ctx.metrics
+        .set_subject_requests(&ns, &bucket.name_any(), &rows, now);
+    Ok(())
+}
+
+/// The request gauges of one bucket, from the requests as the API server has them now.
+async fn refresh_metrics<F: StoreFactory>(
+    ctx: &Context<F>,
+    ns: &str,
+    bucket: &str,
+    policy: Option<&Policy>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), ns);
+    let tz = policy.map_or(chrono_tz::UTC, |p| p.time_zone);
+    let list = api.list(&ListParams::default()).await?;
+    let rows: Vec<_> = list
+        .items
+        .iter()
+        .filter(|r| r.spec.bucket_ref.name == bucket && r.metadata.deletion_timestamp.is_none())
+        .filter_map(|r| {
+            let e = engine_request(r, None).ok()?;
+            let open = r
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
+            Some((e.kind, open, e.received_at, e.due_by(tz)))
+        })
+        .collect();
+    ctx.metrics.set_subject_requests(ns, bucket, &rows, now);
+    Ok(())
+}
+
+/// The SubjectRequest reconcile: validity, the bucket's existence, the due date.
+pub async fn reconcile_request<F: StoreFactory>(
+    r: Arc<SubjectRequest>,
+    ctx: &Context<F>,
+) -> Result<Action, Error> {
+    let now = ctx.now();
+    let ns = r.namespace().unwrap_or_default();
+    let bucket_name = &r.spec.bucket_ref.name;
+    let buckets: Api<RecordingBucket> = Api::namespaced(ctx.client.clone(), &ns);
+    let bucket = buckets.get_opt(bucket_name).await?;
+    let policy = match &bucket {
+        Some(b) => Api::<RetentionPolicy>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&b.spec.policy_ref.name)
+            .await?
+            .and_then(|p| {
+                crate::api::compile::policy(
+                    &format!("RetentionPolicy/{ns}/{}", p.name_any()),
+                    &p.spec,
+                )
+                .ok()
+            }),
+        None => None,
+    };
+    let engine = engine_request(&r, policy.as_ref());
+    let tz = policy.as_ref().map_or(chrono_tz::UTC, |p| p.time_zone);
+    let due_by = engine.as_ref().ok().map(|e| e.due_by(tz));
+    let previous = r.status.as_ref();
+    let known = match (&engine, &bucket) {
+        (Err(e), _) => Known::Failed {
+            reason: "InvalidSpec",
+            why: e.first_line(),
+        },
+        (Ok(_), None) => Known::Failed {
+            reason: "BucketNotFound",
+            why: format!(
+                "spec.bucketRef.name: RecordingBucket `{bucket_name}` not found in namespace `{ns}`"
+            ),
+        },
+        (Ok(_), Some(_)) => Known::Waiting {
+            reason: previous
+                .and_then(|p| p.conditions.iter().find(|c| c.type_ == READY))
+                .map_or("WaitingForPass", |c| {
+                    if c.reason == "WaitingForPass" {
+                        "WaitingForPass"
+                    } else {
+                        "Unchanged"
+                    }
+                }),
+            why: "the bucket's next pass carries it out".into(),
+        },
+    };
+    // Once a pass has answered, only the due-date condition is this controller's to update.
+    let status = match (&known, previous) {
+        (
+            Known::Waiting {
+                reason: "Unchanged",
+                ..
+            },
+            Some(p),
+        ) => {
+            let mut s = p.clone();
+            let ready = p.conditions.iter().find(|c| c.type_ == READY).cloned();
+            let open = p
+                .phase
+                .as_deref()
+                .is_none_or(|x| phase_of(x).is_none_or(|x| x.is_open()));
+            let past_due = open && due_by.is_some_and(|d| d <= now);
+            s.due_by = due_by;
+            s.conditions = ready
+                .into_iter()
+                .chain([condition(
+                    &p.conditions,
+                    PAST_DUE,
+                    past_due,
+                    if past_due { "PastDue" } else { "NotDue" },
+                    if past_due {
+                        "past its due date (receivedAt + one month, GDPR Art. 12(3)) and still open"
+                    } else {
+                        ""
+                    },
+                    r.metadata.generation,
+                    now,
+                )])
+                .collect();
+            s
+        }
+        _ => request_status(previous, r.metadata.generation, due_by, &known, now),
+    };
+    if previous != Some(&status) {
+        let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), &ns);
+        patch_status(&api, &r.name_any(), &status).await?;
+        if let Known::Failed { reason, why } = &known {
+            publish(
+                &ctx.recorder,
+                r.as_ref(),
+                EventType::Warning,
+                reason,
+                "Validate",
+                why.clone(),
+            )
+            .await;
+        }
+    }
+    if bucket.is_some() {
+        refresh_metrics(ctx, &ns, bucket_name, policy.as_ref(), now).await?;
+    }
+    // Wake at the due date (the past-due flag and metric), or look for a missing bucket again.
+    Ok(match (bucket.is_some(), due_by.filter(|d| *d > now)) {
+        (false, _) => Action::requeue(Duration::from_secs(60)),
+        (true, Some(d)) => {
+            Action::requeue((d - now).to_std().unwrap_or(Duration::ZERO) + Duration::from_secs(1))
+        }
+        (true, None) => Action::requeue(Duration::from_secs(3600)),
+    })
+}
