@@ -281,23 +281,8 @@ impl Timeline {
 /// The notice's example listing planned as `gallring plan --at 2027-01-01T00:00:00Z` does:
 /// keys by decision (`delete!` for overdue ones).
 fn example_listing(dir: &str) -> BTreeMap<String, Vec<String>> {
-    let bucket = notice(dir);
-    let objects = input::load_objects(&notice_dir(dir).join("objects.jsonl"))
-        .unwrap_or_else(|e| panic!("policies/{dir}/objects.jsonl: {e}"));
-    assert!(
-        (10..=40).contains(&objects.len()),
-        "policies/{dir}/objects.jsonl has {} lines",
-        objects.len()
-    );
-    let plan = plan_bucket(
-        &bucket.policy,
-        &bucket.rules,
-        bucket.holds.clone(),
-        &objects,
-        at("2027-01-01T00:00:00Z"),
-    );
     let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in plan.objects {
+    for p in example_plans(dir, false) {
         let decision = if p.overdue {
             "delete!".to_string()
         } else {
@@ -309,6 +294,158 @@ fn example_listing(dir: &str) -> BTreeMap<String, Vec<String>> {
         keys.sort();
     }
     by
+}
+
+/// The example listing planned at 2027-01-01, with or without the notice's `requests.yaml`
+/// (its requests, and the holds that carry out its restrictions).
+fn example_plans(dir: &str, with_requests: bool) -> Vec<ObjectPlan> {
+    let bucket = notice(dir);
+    let objects = input::load_objects(&notice_dir(dir).join("objects.jsonl"))
+        .unwrap_or_else(|e| panic!("policies/{dir}/objects.jsonl: {e}"));
+    assert!(
+        (10..=40).contains(&objects.len()),
+        "policies/{dir}/objects.jsonl has {} lines",
+        objects.len()
+    );
+    let holds: Vec<Hold> = bucket
+        .holds
+        .iter()
+        .filter(|h| with_requests || !h.name.starts_with("SubjectRequest/"))
+        .cloned()
+        .collect();
+    let requests = if with_requests {
+        bucket.requests.clone()
+    } else {
+        Vec::new()
+    };
+    gallring::retention::plan_bucket_with(
+        &bucket.policy,
+        &bucket.rules,
+        holds,
+        requests,
+        &objects,
+        at("2027-01-01T00:00:00Z"),
+    )
+    .objects
+}
+
+/// What the notice's requests change in its example listing: key → (decision without, with).
+fn request_changes(dir: &str) -> BTreeMap<String, (String, String)> {
+    let without = example_plans(dir, false);
+    let with = example_plans(dir, true);
+    assert!(
+        !notice(dir).requests.is_empty(),
+        "policies/{dir}/requests.yaml has no request"
+    );
+    without
+        .into_iter()
+        .zip(with)
+        .filter(|(a, b)| a.decision != b.decision)
+        .map(|(a, b)| {
+            assert_eq!(a.key, b.key);
+            (
+                a.key,
+                (
+                    a.decision.as_str().to_string(),
+                    b.decision.as_str().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn changes(list: &[(&str, &str, &str)]) -> BTreeMap<String, (String, String)> {
+    list.iter()
+        .map(|(k, a, b)| (k.to_string(), (a.to_string(), b.to_string())))
+        .collect()
+}
+
+#[test]
+fn if_requests_change_the_example_listing_as_its_readme_says() {
+    assert_eq!(
+        request_changes(IF),
+        changes(&[
+            (
+                "private/2026/01/15/c-20260115-a1b2/transcript.masked.json",
+                "keep",
+                "delete"
+            ),
+            (
+                "business-service/2026/07/01/c-20260701-4411/transcript.masked.json",
+                "keep",
+                "delete"
+            ),
+            (
+                "business-claims/2026/10/21/c-20261021-8f8f/audio.opus",
+                "keep",
+                "delete"
+            ),
+            (
+                "private/2023/12/31/c-20231231-0a77/audio.opus",
+                "delete",
+                "held"
+            ),
+            (
+                "private/2023/12/31/c-20231231-0a77/transcript.json",
+                "delete",
+                "held"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn lb_requests_change_the_example_listing_as_its_readme_says() {
+    let changed = request_changes(LB);
+    assert!(
+        !changed.is_empty() && changed.keys().all(|k| k.contains("cc-20261218-1401-80")),
+        "{changed:?}"
+    );
+    assert!(
+        changed.values().all(|(a, b)| a == "keep" && b == "delete"),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn tryg_requests_change_the_example_listing_as_its_readme_says() {
+    assert_eq!(
+        request_changes(TRYG),
+        changes(&[(
+            "samtaler/2025/12/31/t-20251231-2340-e2/audio.wav",
+            "delete",
+            "held"
+        )])
+    );
+}
+
+#[test]
+fn lf_requests_change_the_example_listing_as_its_readme_says() {
+    let changed = request_changes(LF);
+    assert!(
+        !changed.is_empty()
+            && changed
+                .keys()
+                .all(|k| k.contains("i-20261212-0940-b7") || k.contains("nki-2026-0009121")),
+        "{changed:?}"
+    );
+    assert!(
+        changed.values().all(|(a, b)| a == "keep" && b == "delete"),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn claims_link_requests_change_the_example_listing_as_its_readme_says() {
+    let changed = request_changes(CLAIMS_LINK);
+    assert!(
+        !changed.is_empty() && changed.keys().all(|k| k.contains("nps-2026-000790")),
+        "{changed:?}"
+    );
+    assert!(
+        changed.values().all(|(a, b)| a == "keep" && b == "delete"),
+        "{changed:?}"
+    );
 }
 
 fn count(by: &BTreeMap<String, Vec<String>>, decision: &str) -> usize {
