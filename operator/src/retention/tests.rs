@@ -1511,3 +1511,293 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data-subject requests (issue 12)
+
+fn request(kind: RequestType, received: DateTime<Utc>) -> SubjectRequest {
+    SubjectRequest {
+        name: format!("SubjectRequest/test/{}", kind.as_str().to_lowercase()),
+        kind,
+        recording_ids: BTreeSet::new(),
+        subjects: ["cust-1".to_string()].into(),
+        keys: BTreeSet::new(),
+        purposes: BTreeSet::new(),
+        received_at: received,
+        reference: "DSR-1".into(),
+        lifted_at: None,
+    }
+}
+
+/// A call of `cust-1`: audio carries the subject tag, the transcript only the recording id.
+fn call(id: &str, recorded: DateTime<Utc>) -> Vec<ObjectInfo> {
+    vec![
+        object(
+            &format!("a/{id}/audio.wav"),
+            recorded,
+            &[("consent", "given"), ("subject", "cust-1")],
+        ),
+        object(&format!("t/{id}/transcript.json"), recorded, &[]),
+    ]
+}
+
+fn plans_with(
+    p: &Policy,
+    holds: Vec<Hold>,
+    requests: Vec<SubjectRequest>,
+    objects: &[ObjectInfo],
+    now: DateTime<Utc>,
+) -> BTreeMap<String, ObjectPlan> {
+    plan_bucket_with(p, &bucket(), holds, requests, objects, now)
+        .objects
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect()
+}
+
+#[test]
+fn an_erasure_reaches_every_artifact_of_the_subjects_calls_made_before_it() {
+    let p = standard_policy();
+    let mut objects = call("r1", at(2026, 1, 10));
+    objects.extend(call("r2", at(2026, 3, 10)));
+    let erase = request(RequestType::Erasure, at(2026, 3, 1));
+    let plans = plans_with(&p, vec![], vec![erase.clone()], &objects, at(2026, 3, 20));
+    // r1 (before the request): audio and the transcript linked by recording id are deleted now.
+    for k in ["a/r1/audio.wav", "t/r1/transcript.json"] {
+        let plan = &plans[k];
+        assert_eq!(plan.decision, Decision::Delete, "{k}: {}", plan.reason);
+        assert_eq!(plan.requests, vec![erase.name.clone()]);
+        assert_eq!(plan.deleter, Deleter::Operator, "gallring erases at once");
+        assert!(
+            plan.reason.contains("erasure requested by"),
+            "{}",
+            plan.reason
+        );
+    }
+    // Overdue only a grace (P2D) after the request, not from the (earlier) recording.
+    let overdue =
+        |now| plans_with(&p, vec![], vec![erase.clone()], &objects, now)["a/r1/audio.wav"].overdue;
+    assert!(!overdue(at(2026, 3, 2)));
+    assert!(overdue(at(2026, 3, 4)));
+    // r2 was recorded after the request: new processing, not reached.
+    for k in ["a/r2/audio.wav", "t/r2/transcript.json"] {
+        assert_eq!(plans[k].decision, Decision::Keep, "{k}");
+        assert!(plans[k].requests.is_empty());
+    }
+}
+
+#[test]
+fn an_erasure_keeps_what_a_hold_or_a_legal_obligation_keeps_and_says_so() {
+    let mut p = standard_policy();
+    let objects = call("r1", at(2026, 1, 10));
+    let erase = request(RequestType::Erasure, at(2026, 3, 1));
+    let complaint = hold(
+        "LegalHold/test/complaint",
+        HoldReason::Complaint,
+        HoldSelector {
+            recording_ids: ["r1".to_string()].into(),
+            ..HoldSelector::default()
+        },
+    );
+    let plans = plans_with(
+        &p,
+        vec![complaint],
+        vec![erase.clone()],
+        &objects,
+        at(2026, 3, 20),
+    );
+    let mut tally = RequestTally::default();
+    for plan in plans.values() {
+        assert_eq!(plan.decision, Decision::Held);
+        tally.observe(&erase, plan, &|_| "basis".into());
+    }
+    assert_eq!(tally.exceptions_total, 2);
+    assert!(
+        tally.exceptions[0]
+            .kept_by
+            .contains("LegalHold/test/complaint")
+    );
+    assert_eq!(
+        tally.phase(RequestType::Erasure, true, false),
+        RequestPhase::PartiallyCompleted
+    );
+
+    // Documentation as a legal obligation: the erasure does not end it.
+    p.purposes
+        .get_mut("documentation")
+        .expect("documentation")
+        .kept_on_erasure = true;
+    let plans = plans_with(&p, vec![], vec![erase.clone()], &objects, at(2026, 3, 20));
+    let audio = &plans["a/r1/audio.wav"];
+    assert_eq!(audio.decision, Decision::Keep, "{}", audio.reason);
+    assert_eq!(
+        audio.purposes,
+        vec!["documentation"],
+        "quality (consent) ended"
+    );
+    assert_eq!(audio.deadline, Some(at(2027, 1, 10)));
+    assert!(audio.reason.contains("Art. 17(3)(b)"), "{}", audio.reason);
+    let mut tally = RequestTally::default();
+    tally.observe(&erase, audio, &|p| format!("{p}'s basis"));
+    assert_eq!(
+        tally.exceptions[0].kept_by,
+        "purpose documentation (documentation's basis)"
+    );
+}
+
+#[test]
+fn a_withdrawal_ends_the_withdrawable_purposes_from_when_it_was_received() {
+    let p = standard_policy();
+    let objects = call("r1", at(2026, 1, 10));
+    let withdraw = request(RequestType::Withdrawal, at(2026, 8, 1));
+    // Before: quality keeps the audio 18 months (until 2027-07-10).
+    let before = plans_with(&p, vec![], vec![], &objects, at(2026, 8, 2));
+    assert_eq!(before["a/r1/audio.wav"].deadline, Some(at(2027, 7, 10)));
+    let after = plans_with(&p, vec![], vec![withdraw.clone()], &objects, at(2026, 8, 2));
+    let audio = &after["a/r1/audio.wav"];
+    assert_eq!(audio.purposes, vec!["documentation"]);
+    assert_eq!(audio.deadline, Some(at(2027, 1, 10)));
+    // A request received later than `now` changes nothing yet.
+    let early = plans_with(&p, vec![], vec![withdraw.clone()], &objects, at(2026, 7, 1));
+    assert_eq!(early["a/r1/audio.wav"].deadline, Some(at(2027, 7, 10)));
+    // Naming a purpose limits it to that purpose; a non-withdrawable one is ignored and said.
+    let mut named = withdraw;
+    named.purposes = ["documentation".to_string()].into();
+    let plans = plans_with(&p, vec![], vec![named], &objects, at(2026, 8, 2));
+    let audio = &plans["a/r1/audio.wav"];
+    assert_eq!(audio.deadline, Some(at(2027, 7, 10)));
+    assert!(
+        audio.reason.contains("not withdrawable"),
+        "{}",
+        audio.reason
+    );
+}
+
+#[test]
+fn a_restriction_holds_the_calls_until_it_is_lifted() {
+    let p = standard_policy();
+    let objects = call("r1", at(2024, 1, 10));
+    let mut restrict = request(RequestType::Restriction, at(2026, 3, 1));
+    restrict.lifted_at = Some(at(2026, 6, 1));
+    let hold = restrict.as_hold().expect("a restriction is a hold");
+    assert_eq!(hold.reason, HoldReason::Restriction);
+    let plans = plans_with(
+        &p,
+        vec![hold.clone()],
+        vec![restrict.clone()],
+        &objects,
+        at(2026, 4, 1),
+    );
+    let mut tally = RequestTally::default();
+    for plan in plans.values() {
+        assert_eq!(plan.decision, Decision::Held, "{}", plan.key);
+        tally.observe(&restrict, plan, &|_| String::new());
+    }
+    assert_eq!(tally.protected, 2);
+    assert_eq!(
+        tally.phase(RequestType::Restriction, true, false),
+        RequestPhase::Completed
+    );
+    let later = plans_with(&p, vec![hold], vec![restrict], &objects, at(2026, 6, 2));
+    assert_eq!(later["t/r1/transcript.json"].decision, Decision::Keep);
+    assert_eq!(later["a/r1/audio.wav"].decision, Decision::Delete);
+}
+
+#[test]
+fn an_access_request_lists_without_changing_anything() {
+    let p = standard_policy();
+    let objects = call("r1", at(2026, 1, 10));
+    let access = request(RequestType::Access, at(2026, 3, 1));
+    let with = plans_with(&p, vec![], vec![access.clone()], &objects, at(2026, 3, 2));
+    let without = plans_with(&p, vec![], vec![], &objects, at(2026, 3, 2));
+    let mut tally = RequestTally::default();
+    for (k, plan) in &with {
+        assert_eq!(plan.deadline, without[k].deadline);
+        assert_eq!(plan.decision, without[k].decision);
+        tally.observe(&access, plan, &|p| format!("basis of {p}"));
+    }
+    assert_eq!(tally.entries.len(), 2);
+    assert_eq!(
+        tally.entries[0]
+            .purposes
+            .get("documentation")
+            .map(String::as_str),
+        Some("basis of documentation")
+    );
+    assert_eq!(
+        tally.phase(RequestType::Access, true, false),
+        RequestPhase::InProgress,
+        "done only once the manifest is written"
+    );
+    assert_eq!(
+        tally.phase(RequestType::Access, true, true),
+        RequestPhase::Completed
+    );
+}
+
+#[test]
+fn an_erasure_that_nothing_can_delete_fails_and_due_dates_follow_the_calendar() {
+    let mut tally = RequestTally::default();
+    tally.pending = 1;
+    assert_eq!(
+        tally.phase(RequestType::Erasure, false, false),
+        RequestPhase::Failed
+    );
+    let r = request(RequestType::Erasure, at(2026, 1, 31));
+    // One month from 31 January is the end of February.
+    assert_eq!(r.due_by(chrono_tz::UTC), at(2026, 2, 28));
+}
+
+proptest! {
+    /// An erasure never deletes an object an active hold selects, and never makes any object
+    /// deletable that no request selects; every selected object it keeps is an exception.
+    #[test]
+    fn erasure_never_reaches_held_or_unselected_objects(
+        calls in proptest::collection::vec((0u8..4, 0i64..900, any::<bool>(), any::<bool>()), 1..12),
+        received in 0i64..900,
+        now in 0i64..1200,
+    ) {
+        let p = standard_policy();
+        let base = at(2025, 1, 1);
+        let mut objects = Vec::new();
+        let mut held = BTreeSet::new();
+        for (i, (subject, day, consent, is_held)) in calls.iter().enumerate() {
+            let id = format!("r{i}");
+            let recorded = base + TimeDelta::days(*day);
+            let subject = format!("cust-{subject}");
+            let mut tags = vec![("subject", subject.as_str())];
+            if *consent { tags.push(("consent", "given")); }
+            objects.push(object(&format!("a/{id}/audio.wav"), recorded, &tags));
+            objects.push(object(&format!("t/{id}/transcript.json"), recorded, &[]));
+            if *is_held { held.insert(id); }
+        }
+        let holds = vec![hold(
+            "LegalHold/test/h",
+            HoldReason::Claim,
+            HoldSelector { recording_ids: held.clone(), ..HoldSelector::default() },
+        )];
+        let erase = request(RequestType::Erasure, base + TimeDelta::days(received));
+        let now = base + TimeDelta::days(now);
+        let with = plans_with(&p, holds.clone(), vec![erase.clone()], &objects, now);
+        let without = plans_with(&p, holds, vec![], &objects, now);
+        let mut tally = RequestTally::default();
+        for (k, plan) in &with {
+            let id = k.split('/').nth(1).unwrap_or_default();
+            if held.contains(id) {
+                prop_assert_eq!(plan.decision, Decision::Held);
+            }
+            if plan.requests.is_empty() {
+                prop_assert_eq!(plan.decision, without[k].decision);
+                prop_assert_eq!(plan.deadline, without[k].deadline);
+            } else {
+                // Never later than without the request.
+                if let (Some(a), Some(b)) = (plan.deadline, without[k].deadline) {
+                    prop_assert!(a <= b);
+                }
+                tally.observe(&erase, plan, &|_| String::new());
+            }
+        }
+        let selected: u64 = tally.matched.values().sum();
+        prop_assert_eq!(selected, tally.pending + tally.exceptions_total);
+    }
+}
