@@ -58,6 +58,27 @@ pub struct HoldEvent {
     pub seq: u64,
 }
 
+/// A data-subject request received, or an answer a pass gave to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestEvent {
+    pub at: DateTime<Utc>,
+    /// `received` or the phase of the answer (`Completed`, `PartiallyCompleted`, ...).
+    pub event: String,
+    pub request: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The case number (received) or what the answer came to (matched, deleted, kept).
+    pub detail: String,
+    /// Erasure: what keeps each kept object (Art. 17(3)).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<String>,
+    /// Erasure: the recording ids (or keys) erased in this answer: the tombstone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<String>,
+    pub seq: u64,
+}
+
 /// An object past its deadline and grace that is still there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,6 +112,10 @@ pub struct Summary {
     pub holds_applied: u64,
     pub holds_released: u64,
     pub overdue_now: u64,
+    /// Data-subject requests received in the period, by type.
+    pub requests_received: BTreeMap<String, u64>,
+    /// Answers recorded in the period, by phase.
+    pub request_answers: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +129,7 @@ pub struct SummarySignature {
 pub struct Evidence {
     pub dispositions: Vec<Disposition>,
     pub holds: Vec<HoldEvent>,
+    pub requests: Vec<RequestEvent>,
     pub overdue: Vec<Overdue>,
     pub summary: Summary,
 }
@@ -138,6 +164,7 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
     let mut intended: BTreeMap<VersionRef, IntendedDeletion> = BTreeMap::new();
     let mut dispositions = Vec::new();
     let mut holds = Vec::new();
+    let mut requests = Vec::new();
     for r in &all {
         match &r.fact {
             Fact::DeletionsIntended { objects } => {
@@ -219,6 +246,55 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
                     });
                 }
             }
+            Fact::SubjectRequestReceived(q) if in_period(r.at, from, to) => {
+                requests.push(RequestEvent {
+                    at: r.at,
+                    event: "received".into(),
+                    request: q.request.clone(),
+                    kind: q.kind.as_str().into(),
+                    detail: format!("{} received {}", q.reference, ts(q.received_at)),
+                    exceptions: Vec::new(),
+                    erased: Vec::new(),
+                    seq: r.seq,
+                })
+            }
+            Fact::SubjectRequestOutcome(o) if in_period(r.at, from, to) => {
+                let counts = |m: &BTreeMap<String, u64>| {
+                    m.iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                requests.push(RequestEvent {
+                    at: r.at,
+                    event: o.phase.as_str().into(),
+                    request: o.request.clone(),
+                    kind: o.kind.as_str().into(),
+                    detail: format!(
+                        "present: {}; deleted: {}; kept: {}; reappeared: {}{}",
+                        counts(&o.matched),
+                        counts(&o.deleted),
+                        o.exceptions_total,
+                        o.reappeared,
+                        o.manifest
+                            .as_deref()
+                            .map(|m| format!("; manifest {m}"))
+                            .unwrap_or_default()
+                    ),
+                    exceptions: o
+                        .exceptions
+                        .iter()
+                        .map(|e| format!("{}: {}", e.key, e.kept_by))
+                        .collect(),
+                    erased: o
+                        .erased_recording_ids
+                        .iter()
+                        .chain(&o.erased_keys)
+                        .cloned()
+                        .collect(),
+                    seq: r.seq,
+                })
+            }
             Fact::HoldApplied(h) if in_period(r.at, from, to) => holds.push(HoldEvent {
                 at: r.at,
                 event: "applied",
@@ -264,7 +340,17 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
         holds_applied: holds.iter().filter(|h| h.event == "applied").count() as u64,
         holds_released: holds.iter().filter(|h| h.event == "released").count() as u64,
         overdue_now: overdue.len() as u64,
+        requests_received: BTreeMap::new(),
+        request_answers: BTreeMap::new(),
     };
+    for q in &requests {
+        let counter = if q.event == "received" {
+            summary.requests_received.entry(q.kind.clone())
+        } else {
+            summary.request_answers.entry(q.event.clone())
+        };
+        *counter.or_default() += 1;
+    }
     for d in &dispositions {
         *summary.dispositions_by.entry(d.by.to_string()).or_default() += 1;
         *summary
@@ -281,6 +367,7 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
     Ok(Evidence {
         dispositions,
         holds,
+        requests,
         overdue,
         summary,
     })
@@ -461,6 +548,30 @@ pub fn write(e: &Evidence, dir: &Path, signer: Option<&Signer>) -> Result<String
     put("holds.csv", csv)?;
     put("holds.jsonl", jsonl(&e.holds)?)?;
     let mut csv = header(&[
+        "at",
+        "event",
+        "request",
+        "type",
+        "detail",
+        "exceptions",
+        "erased",
+        "seq",
+    ]);
+    for q in &e.requests {
+        csv.push_str(&csv_line(&[
+            ts(q.at),
+            q.event.clone(),
+            q.request.clone(),
+            q.kind.clone(),
+            q.detail.clone(),
+            q.exceptions.join("; "),
+            q.erased.join(" "),
+            q.seq.to_string(),
+        ]));
+    }
+    put("requests.csv", csv)?;
+    put("requests.jsonl", jsonl(&e.requests)?)?;
+    let mut csv = header(&[
         "key",
         "versionId",
         "kind",
@@ -518,6 +629,20 @@ pub fn write(e: &Evidence, dir: &Path, signer: Option<&Signer>) -> Result<String
         s.holds_released,
         s.overdue_now
     );
+    if !s.requests_received.is_empty() || !s.request_answers.is_empty() {
+        let list = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "data-subject requests: received {}; answers {}",
+            list(&s.requests_received),
+            list(&s.request_answers)
+        );
+    }
     let _ = writeln!(
         out,
         "journal: {} records, head {}; summary {}",
@@ -530,7 +655,7 @@ pub fn write(e: &Evidence, dir: &Path, signer: Option<&Signer>) -> Result<String
     );
     let _ = writeln!(
         out,
-        "files: dispositions.csv/.jsonl, holds.csv/.jsonl, overdue.csv/.jsonl, summary.json(.sig) in {}",
+        "files: dispositions.csv/.jsonl, holds.csv/.jsonl, requests.csv/.jsonl, overdue.csv/.jsonl, summary.json(.sig) in {}",
         dir.display()
     );
     Ok(out)
