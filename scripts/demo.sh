@@ -140,6 +140,30 @@ echo "   kept while the request is open:"
 explain "${access_audio}" | grep -E '^ +(key|decision|holds) '
 echo "     gallring_held_objects{reason=\"Complaint\"} = $(metric gallring_held_objects 'reason="Complaint"')"
 echo "     gallring_held_objects{reason=\"AccessRequest\"} = $(metric gallring_held_objects 'reason="AccessRequest"')"
+echo "   The access request itself (a SubjectRequest, type Access) is answered with a manifest of"
+echo "   what gallring keeps about the customer, written to the bucket's state location:"
+answer="$(grep -m1 "Access SubjectRequest/recordings/indsigt-demo-2" "${run_log}" | strip)" ||
+  fail "gallring run logged no answer to the access request (see ${run_log})"
+fold -s -w 96 <<<"${answer}" | sed 's/^/     /'
+grep -q ": Completed;" <<<"${answer}" || fail "the access request is not Completed: ${answer}"
+manifest_path="$(sed -nE 's|.*manifest s3://([^;]+);.*|\1|p' <<<"${answer}")"
+[[ -n "${manifest_path}" ]] || fail "the answer names no manifest: ${answer}"
+curl -sf --max-time 5 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+  --aws-sigv4 "aws:amz:${AWS_REGION}:s3" --user "${AWS_ACCESS_KEY_ID}:${AWS_SECRET_ACCESS_KEY}" \
+  "${GALLRING_S3_ENDPOINT}/${manifest_path}" >target/demo-access-manifest.json ||
+  fail "the access manifest s3://${manifest_path} cannot be read"
+python3 - "${access_audio}" target/demo-access-manifest.json <<'PY' || fail "the access manifest is not as expected (target/demo-access-manifest.json)"
+import json, sys
+key, path = sys.argv[1], sys.argv[2]
+m = json.load(open(path))
+rows = m["recordings"]
+mine = [r for r in rows if r["key"] == key]
+assert mine and mine[0]["holds"], f"{key} is not listed as held"
+for r in rows[:3]:
+    purposes = "; ".join(f"{p} ({b})" for p, b in r["purposes"].items())
+    print(f"     {r['key']}  {r.get('kind')}  {purposes}  holds: {', '.join(r['holds']) or 'none'}")
+print(f"     ... {len(rows)} object(s) in target/demo-access-manifest.json; no content")
+PY
 
 say "6. The access request is answered: its LegalHold is deleted"
 # gallring run reads its manifests when it starts (before deleting it re-reads only the holds,
