@@ -361,7 +361,13 @@ pub async fn reconcile_request<F: StoreFactory>(
     let engine = engine_request(&r, policy.as_ref());
     let tz = policy.as_ref().map_or(chrono_tz::UTC, |p| p.time_zone);
     let due_by = engine.as_ref().ok().map(|e| e.due_by(tz));
-    let previous = r.status.as_ref();
+    // Read afresh: the bucket pass may have answered since this event was queued, and its
+    // answer must not be overwritten with an older view.
+    let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(fresh) = api.get_opt(&r.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let previous = fresh.status.as_ref();
     let known = match (&engine, &bucket) {
         (Err(e), _) => Known::Failed {
             reason: "InvalidSpec",
@@ -424,7 +430,6 @@ pub async fn reconcile_request<F: StoreFactory>(
         _ => request_status(previous, r.metadata.generation, due_by, &known, now),
     };
     if previous != Some(&status) {
-        let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), &ns);
         patch_status(&api, &r.name_any(), &status).await?;
         if let Known::Failed { reason, why } = &known {
             publish(
