@@ -650,10 +650,27 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     });
     let mut linker =
         HoldLinker::new(rules, policy.time_zone, holds).with_requests(subject_requests.clone());
+    // Each request's tally; an erasure knows when it completed, so that a recording deleted
+    // under it later counts as reappeared only if it came back after that.
+    for r in &subject_requests {
+        let known = journal.state().requests.get(&r.name);
+        let completed = known.is_some_and(|s| s.completed_at.is_some());
+        let kept = known
+            .and_then(|s| s.outcome.as_ref())
+            .map(|o| o.kept_ids.clone())
+            .unwrap_or_default();
+        report.request_tallies.insert(
+            r.name.clone(),
+            crate::retention::RequestTally::for_request(r, completed, kept),
+        );
+    }
     let link_needed = linker.needs_listing();
     let mut link_incomplete = false;
     if link_needed {
-        let with_tags = needs_tags(rules, linker.holds());
+        // A request about a subject links through the subject tag, and takes only the calls
+        // recorded before it (the recorded-at tag): both need tags.
+        let with_tags = needs_tags(rules, linker.holds())
+            || subject_requests.iter().any(|r| !r.subjects.is_empty());
         let mut unreadable = 0u64;
         let mut token = None;
         loop {
@@ -978,7 +995,13 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                         report
                             .request_tallies
                             .entry(name.clone())
-                            .or_default()
+                            .or_insert_with(|| {
+                                crate::retention::RequestTally::for_request(
+                                    r,
+                                    false,
+                                    Default::default(),
+                                )
+                            })
                             .observe(r, &o.plan, &|p| basis_of(policy, p));
                     }
                 }

@@ -149,11 +149,7 @@ pub async fn conclude<J: ObjectStore>(
             continue;
         }
         let completed_before = known.and_then(|s| s.completed_at);
-        let reappeared_now = if completed_before.is_some() {
-            deleted_now
-        } else {
-            0
-        };
+        let reappeared_now = tally.reappeared;
         let mut manifest = previous.and_then(|p| p.manifest.clone());
         if r.kind == RequestType::Access && manifest.is_none() && cx.writes && cx.complete {
             let key = manifest_key(cx.state_prefix, &r.name);
@@ -169,7 +165,8 @@ pub async fn conclude<J: ObjectStore>(
         for (k, n) in &tally.deleted {
             *deleted.entry(k.clone()).or_default() += n;
         }
-        let mut phase = tally.phase(r.kind, cx.writes, manifest.is_some());
+        let lifted = r.lifted_at.is_some_and(|l| l <= cx.now);
+        let mut phase = tally.phase_at(r.kind, cx.writes, manifest.is_some(), lifted);
         // A pass that could not see or act on everything cannot call a request done.
         if !cx.complete && phase != RequestPhase::Failed {
             phase = RequestPhase::InProgress;
@@ -204,6 +201,7 @@ pub async fn conclude<J: ObjectStore>(
                 Default::default()
             },
             manifest: manifest.clone(),
+            kept_ids: tally.kept_ids.clone(),
         };
         let changed = previous.is_none_or(|p| !p.same_answer(&outcome))
             || !outcome.erased_recording_ids.is_empty()

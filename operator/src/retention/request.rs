@@ -259,9 +259,29 @@ pub struct RequestTally {
     /// Erasure: recording ids (or keys, without one) of the selected objects: the tombstone.
     pub recording_ids: BTreeSet<String>,
     pub keys: BTreeSet<String>,
+    /// Erasure: recording ids (or keys) of the objects kept as exceptions.
+    pub kept_ids: BTreeSet<String>,
     /// Access: the manifest's entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<AccessEntry>,
+    /// Erasure: objects deleted in this pass that were created after the erasure had
+    /// completed (a restore, a replication): erased again.
+    pub reappeared: u64,
+    /// Which request this tallies, whether an erasure had completed before this pass, and
+    /// what it kept then: a later deletion of anything else is a reappearance.
+    #[serde(skip)]
+    kind: Option<RequestType>,
+    #[serde(skip)]
+    completed: bool,
+    #[serde(skip)]
+    kept_before: BTreeSet<String>,
+}
+
+/// What an erasure's tombstone and exceptions name an object by.
+fn id_of(plan: &ObjectPlan) -> String {
+    plan.recording_id
+        .clone()
+        .unwrap_or_else(|| plan.key.clone())
 }
 
 fn kind_of(plan: &ObjectPlan) -> String {
@@ -269,6 +289,21 @@ fn kind_of(plan: &ObjectPlan) -> String {
 }
 
 impl RequestTally {
+    /// An empty tally for `request`. `completed` says the journal has it completed (or
+    /// partially) before, with the recording ids (or keys) it kept as exceptions then.
+    pub fn for_request(
+        request: &SubjectRequest,
+        completed: bool,
+        kept_before: BTreeSet<String>,
+    ) -> Self {
+        RequestTally {
+            kind: Some(request.kind),
+            completed,
+            kept_before,
+            ..RequestTally::default()
+        }
+    }
+
     /// Counts one selected object as planned. `legal_basis` names a purpose's lawful basis.
     pub fn observe(
         &mut self,
@@ -285,7 +320,10 @@ impl RequestTally {
                 };
                 match plan.decision {
                     Decision::Delete => self.pending += 1,
-                    _ => self.except(plan, legal_basis),
+                    _ => {
+                        self.kept_ids.insert(id_of(plan));
+                        self.except(plan, legal_basis);
+                    }
                 }
             }
             RequestType::Restriction if plan.holds.iter().any(|h| h == &request.name) => {
@@ -359,9 +397,21 @@ impl RequestTally {
         });
     }
 
-    /// A deletion of a selected object the store confirmed.
+    /// A deletion of a selected object the store confirmed. Counted for the requests that
+    /// cause deletions (erasure, withdrawal, objection); a deletion after a restriction ended
+    /// is the policy's, not the request's.
     pub fn deleted_one(&mut self, plan: &ObjectPlan) {
-        *self.deleted.entry(kind_of(plan)).or_default() += 1;
+        if self.kind.is_some_and(|k| k.ends_purposes()) {
+            *self.deleted.entry(kind_of(plan)).or_default() += 1;
+        }
+        // Deleted under an erasure that had completed, and not one of the objects it kept
+        // then (an exception whose hold ended): it came back.
+        if self.kind == Some(RequestType::Erasure)
+            && self.completed
+            && !self.kept_before.contains(&id_of(plan))
+        {
+            self.reappeared += 1;
+        }
         self.pending = self.pending.saturating_sub(1);
     }
 
@@ -369,7 +419,20 @@ impl RequestTally {
     /// lets anything delete (an erasure under `Observe` cannot be carried out);
     /// `manifest_written` whether the access manifest is in place.
     pub fn phase(&self, kind: RequestType, deletes: bool, manifest_written: bool) -> RequestPhase {
+        self.phase_at(kind, deletes, manifest_written, false)
+    }
+
+    /// [`Self::phase`], where `ended` says a restriction has been lifted (it is then done,
+    /// whatever it still matches).
+    pub fn phase_at(
+        &self,
+        kind: RequestType,
+        deletes: bool,
+        manifest_written: bool,
+        ended: bool,
+    ) -> RequestPhase {
         match kind {
+            RequestType::Restriction if ended => RequestPhase::Completed,
             RequestType::Erasure if !deletes && self.pending > 0 => RequestPhase::Failed,
             RequestType::Erasure if self.pending > 0 => RequestPhase::InProgress,
             RequestType::Erasure if self.exceptions_total > 0 => RequestPhase::PartiallyCompleted,

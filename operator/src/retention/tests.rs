@@ -1737,7 +1737,11 @@ fn an_access_request_lists_without_changing_anything() {
 
 #[test]
 fn an_erasure_that_nothing_can_delete_fails_and_due_dates_follow_the_calendar() {
-    let mut tally = RequestTally::default();
+    let mut tally = RequestTally::for_request(
+        &request(RequestType::Erasure, at(2026, 1, 31)),
+        false,
+        BTreeSet::new(),
+    );
     tally.pending = 1;
     assert_eq!(
         tally.phase(RequestType::Erasure, false, false),

@@ -181,6 +181,10 @@ pub struct RequestOutcome {
     /// Access: the manifest's key in the state location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// Erasure: recording ids (keys, without one) of the objects kept as exceptions, all of
+    /// them: deleting one later (its hold ended) is no reappearance.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub kept_ids: BTreeSet<String>,
 }
 
 impl RequestOutcome {
@@ -192,6 +196,7 @@ impl RequestOutcome {
             && self.exceptions_total == other.exceptions_total
             && self.reappeared == other.reappeared
             && self.manifest == other.manifest
+            && self.kept_ids == other.kept_ids
     }
 }
 
