@@ -38,3 +38,5 @@ mod leader;
 mod load;
 #[path = "e2e/reconcile.rs"]
 mod reconcile;
+#[path = "e2e/requests.rs"]
+mod requests;

@@ -167,6 +167,7 @@ fn chart_yaml_and_json_files_parse() {
         "retentionpolicies.gallring.io",
         "recordingbuckets.gallring.io",
         "legalholds.gallring.io",
+        "subjectrequests.gallring.io",
     ]
     .into_iter()
     .map(String::from)
@@ -1842,6 +1843,20 @@ fn exported_metrics() -> BTreeMap<String, BTreeSet<String>> {
     metrics.record_pass("recordings", "tryg-opkald", &report, 1.5);
     metrics.record_failure("recordings", "other", &PassError::Fenced);
     metrics.set_holds_past_review("recordings", "tryg-opkald", 1);
+    // An erasure received two months ago and still open: past due.
+    let received = now - chrono::TimeDelta::days(60);
+    let due = received + chrono::TimeDelta::days(30);
+    metrics.set_subject_requests(
+        "recordings",
+        "tryg-opkald",
+        &[(
+            gallring::retention::RequestType::Erasure,
+            true,
+            received,
+            due,
+        )],
+        now,
+    );
     metrics.set_retry_backoff("recordings", "other", 10.0);
     metrics.set_leader(true);
     metrics.observe(Operation::ListObjects, "ok", 0.02);
