@@ -664,7 +664,53 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             crate::retention::RequestTally::for_request(r, completed, kept),
         );
     }
-    let link_needed = linker.needs_listing();
+    // Requests link through the index where it is warm (a complete listing swept into it):
+    // their subjects' recording ids come from its subject table, so the withdrawals and
+    // erasures that stay in effect for years cost no listing of their own. A request not yet
+    // answered links over a listing all the same (objects uploaded since the last one are in
+    // no index yet, and its answer must be complete).
+    let index_warm = config
+        .index
+        .as_ref()
+        .filter(|ix| matches!(ix.index.listed_at(), Ok(Some(_))));
+    let needs_link =
+        |r: &crate::retention::SubjectRequest| !r.subjects.is_empty() || !r.keys.is_empty();
+    if let Some(ix) = index_warm {
+        let q = crate::state::index::Selection {
+            subjects: subject_requests
+                .iter()
+                .flat_map(|r| r.subjects.iter().cloned())
+                .collect(),
+            keys: subject_requests
+                .iter()
+                .flat_map(|r| r.keys.iter().cloned())
+                .collect(),
+            ..Default::default()
+        };
+        if !q.subjects.is_empty() || !q.keys.is_empty() {
+            match ix.index.select(&q) {
+                Ok(entries) => {
+                    for e in &entries {
+                        linker.observe(&cache::object_of(e, &protect::listed(e)));
+                    }
+                }
+                Err(e) => report.index.error(&e),
+            }
+        }
+    }
+    let unanswered = |r: &crate::retention::SubjectRequest| {
+        journal
+            .state()
+            .requests
+            .get(&r.name)
+            .is_none_or(|s| s.completed_at.is_none())
+    };
+    let link_needed = linker.holds_need_listing()
+        || (rules.recording_id.is_some()
+            && subject_requests
+                .iter()
+                .filter(|r| needs_link(r))
+                .any(|r| index_warm.is_none() || unanswered(r)));
     let mut link_incomplete = false;
     if link_needed {
         // A request about a subject links through the subject tag, and takes only the calls

@@ -56,7 +56,7 @@ fn targets(index: &Index, holds: &[&Hold], rules: &BucketRules) -> Result<Vec<En
     Ok(found.into_values().collect())
 }
 
-fn listed(e: &Entry) -> ListedObject {
+pub(super) fn listed(e: &Entry) -> ListedObject {
     ListedObject {
         key: e.key.clone(),
         version_id: e.version_id.clone(),

@@ -1402,3 +1402,95 @@ async fn a_version_lifecycle_expired_and_one_removed_early_are_told_apart_in_the
     );
     assert_eq!(by_key["audio/r2.wav"].0, GoneCause::Others);
 }
+
+/// Issue 12: an erasure by subject reaches the transcript (linked by recording id) over a
+/// listing while it is unanswered; once answered, a warm index links it and a pass costs one
+/// listing; a recording that reappears is erased again from the journal's tombstone alone.
+#[tokio::test]
+async fn an_answered_erasure_links_through_the_index_and_erases_a_reappearing_recording() {
+    let s = MemoryStore::new("calls");
+    for (id, subject) in [("r1", "cust-1"), ("r2", "cust-2")] {
+        s.put(
+            &format!("audio/{id}.wav"),
+            day(2026, 1, 10),
+            100,
+            &[("subject", subject)],
+        );
+        s.put(&format!("text/{id}.json"), day(2026, 1, 10), 10, &[]);
+    }
+    let mut rules = rules(Enforcement::Operator);
+    rules.subject_tag = Some("subject".into());
+    let erase = crate::retention::SubjectRequest {
+        name: "SubjectRequest/test/erase".into(),
+        kind: crate::retention::RequestType::Erasure,
+        recording_ids: Default::default(),
+        subjects: ["cust-1".to_string()].into(),
+        keys: Default::default(),
+        purposes: Default::default(),
+        received_at: day(2026, 2, 1),
+        reference: "DSR-1".into(),
+        lifted_at: None,
+    };
+    let ix = new_index();
+    let listings = |ops: &[Operation]| {
+        ops.iter()
+            .filter(|o| matches!(o, Operation::ListObjects | Operation::ListObjectVersions))
+            .count()
+    };
+    let run = |now, requests: Vec<crate::retention::SubjectRequest>| {
+        let config = PassConfig {
+            requests,
+            ..with_index(&ix, 7)
+        };
+        let rules = rules.clone();
+        let s = &s;
+        async move {
+            reconcile(s, &policy(), &rules, vec![], now, config, &|_| {})
+                .await
+                .expect("the pass runs")
+        }
+    };
+    // The index is warm before the request arrives; a pass without requests lists this often
+    // (the journal's segments, the bucket).
+    run(day(2026, 2, 1), vec![]).await;
+    s.clear_requests();
+    run(day(2026, 2, 1), vec![]).await;
+    let plain = listings(&s.requests());
+    s.clear_requests();
+    let first = run(day(2026, 2, 2), vec![erase.clone()]).await;
+    let recordings = |s: &MemoryStore| -> Vec<String> {
+        s.live_keys()
+            .into_iter()
+            .filter(|k| !k.starts_with(".gallring/"))
+            .collect()
+    };
+    assert_eq!(
+        recordings(&s),
+        vec!["audio/r2.wav", "text/r2.json"],
+        "both artifacts of cust-1's call are erased, cust-2's kept"
+    );
+    let answer = &first.requests[&erase.name];
+    assert_eq!(answer.phase, crate::retention::RequestPhase::Completed);
+    assert_eq!(
+        listings(&s.requests()),
+        plain + 1,
+        "unanswered: linked over a listing of its own"
+    );
+
+    s.clear_requests();
+    let steady = run(day(2026, 2, 3), vec![erase.clone()]).await;
+    assert_eq!(
+        listings(&s.requests()),
+        plain,
+        "answered: the index links it, no listing of its own"
+    );
+    assert_eq!(steady.requests[&erase.name].reappeared_now, 0);
+
+    // The transcript comes back (a restore) with no subject tag; the request is gone from the
+    // host: the journal's tombstone (recording id r1) erases it again.
+    s.put("text/r1.json", day(2026, 2, 3), 10, &[]);
+    let again = run(day(2026, 2, 4), vec![]).await;
+    assert!(!s.live_keys().contains("text/r1.json"));
+    assert_eq!(again.requests[&erase.name].reappeared_now, 1);
+    assert!(s.live_keys().contains("text/r2.json"));
+}

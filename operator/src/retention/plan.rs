@@ -213,20 +213,16 @@ impl<'a> HoldLinker<'a> {
         self
     }
 
-    /// Whether linking needs to see every object (a hold or a request selects by something
-    /// other than a recording id).
-    pub fn needs_listing(&self) -> bool {
+    /// Whether linking the holds needs to see every object (one selects by something other
+    /// than a recording id).
+    pub fn holds_need_listing(&self) -> bool {
         self.bucket.recording_id.is_some()
-            && (self.linked.holds.iter().any(|h| {
+            && self.linked.holds.iter().any(|h| {
                 !h.select.keys.is_empty()
                     || h.select.prefix.is_some()
                     || !h.select.tags.is_empty()
                     || !h.select.subjects.is_empty()
-            }) || self
-                .linked
-                .requests
-                .iter()
-                .any(|r| !r.subjects.is_empty() || !r.keys.is_empty()))
+            })
     }
 
     pub fn observe(&mut self, obj: &ObjectInfo) {
