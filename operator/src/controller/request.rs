@@ -214,7 +214,7 @@ pub(super) async fn publish_outcomes<F: StoreFactory>(
     {
         let tz = policy.map_or(chrono_tz::UTC, |p| p.time_zone);
         let engine = engine_request(r, policy);
-        let due_by = engine.as_ref().ok().map(|e| e.due_by(tz));
+        let due_by = Some(due_of(r, tz));
         let name = format!("SubjectRequest/{}", ResourceKey::of(r).namespaced_name());
         let report = reports.and_then(|m| m.get(&name));
         let known = match (&engine, report) {
@@ -233,13 +233,7 @@ pub(super) async fn publish_outcomes<F: StoreFactory>(
         };
         let previous = r.status.as_ref();
         let status = request_status(previous, r.metadata.generation, due_by, &known, now);
-        if let Ok(e) = &engine {
-            let open = status
-                .phase
-                .as_deref()
-                .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
-            rows.push((e.kind, open, e.received_at, e.due_by(tz)));
-        }
+        rows.push(row(r, status.phase.as_deref(), tz));
         if previous != Some(&status) {
             patch_status(&api, &r.name_any(), &status).await?;
             let was = previous.and_then(|p| p.phase.clone());
@@ -306,6 +300,35 @@ pub(super) async fn publish_outcomes<F: StoreFactory>(
     Ok(())
 }
 
+/// When a request is due (Art. 12(3)), from its spec alone: an invalid request is due too.
+fn due_of(r: &SubjectRequest, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    crate::retention::request::response_period()
+        .add_in(r.spec.received_at, tz)
+        .unwrap_or(r.spec.received_at)
+}
+
+/// One request as the gauges count it: its type, whether it is open (no phase yet, Pending,
+/// InProgress or Failed), when it was received and when it is due. From the spec and the
+/// phase only, so that both controllers count every request the same way.
+fn row(
+    r: &SubjectRequest,
+    phase: Option<&str>,
+    tz: chrono_tz::Tz,
+) -> (
+    crate::retention::RequestType,
+    bool,
+    DateTime<Utc>,
+    DateTime<Utc>,
+) {
+    let open = phase.is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
+    (
+        crate::api::compile::request_type(r.spec.type_),
+        open,
+        r.spec.received_at,
+        due_of(r, tz),
+    )
+}
+
 /// The request gauges of one bucket, from the requests as the API server has them now.
 async fn refresh_metrics<F: StoreFactory>(
     ctx: &Context<F>,
@@ -321,15 +344,7 @@ async fn refresh_metrics<F: StoreFactory>(
         .items
         .iter()
         .filter(|r| r.spec.bucket_ref.name == bucket && r.metadata.deletion_timestamp.is_none())
-        .filter_map(|r| {
-            let e = engine_request(r, None).ok()?;
-            let open = r
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
-            Some((e.kind, open, e.received_at, e.due_by(tz)))
-        })
+        .map(|r| row(r, r.status.as_ref().and_then(|s| s.phase.as_deref()), tz))
         .collect();
     ctx.metrics.set_subject_requests(ns, bucket, &rows, now);
     Ok(())
@@ -360,7 +375,7 @@ pub async fn reconcile_request<F: StoreFactory>(
     };
     let engine = engine_request(&r, policy.as_ref());
     let tz = policy.as_ref().map_or(chrono_tz::UTC, |p| p.time_zone);
-    let due_by = engine.as_ref().ok().map(|e| e.due_by(tz));
+    let due_by = Some(due_of(&r, tz));
     // Read afresh: the bucket pass may have answered since this event was queued, and its
     // answer must not be overwritten with an older view.
     let api: Api<SubjectRequest> = Api::namespaced(ctx.client.clone(), &ns);

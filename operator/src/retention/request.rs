@@ -401,6 +401,13 @@ impl RequestTally {
     /// cause deletions (erasure, withdrawal, objection); a deletion after a restriction ended
     /// is the policy's, not the request's.
     pub fn deleted_one(&mut self, plan: &ObjectPlan) {
+        // No longer present: `matched` counts what is still there after the pass.
+        if let Some(n) = self.matched.get_mut(&kind_of(plan)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.matched.remove(&kind_of(plan));
+            }
+        }
         if self.kind.is_some_and(|k| k.ends_purposes()) {
             *self.deleted.entry(kind_of(plan)).or_default() += 1;
         }
