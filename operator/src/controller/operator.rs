@@ -269,6 +269,20 @@ async fn run_controllers(
     .default_backoff()
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
+    // A request deleted wakes its bucket too: a restriction ends then (its hold is released by
+    // the pass), without waiting for the next scan.
+    let request_deletes = watcher(
+        api_for::<DeserializeGuard<SubjectRequest>>(client, ns),
+        cfg.clone(),
+    )
+    .default_backoff()
+    .filter_map(|e| {
+        futures::future::ready(match e {
+            Ok(watcher::Event::Delete(r)) => Some(Ok(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    });
 
     let mut bucket_ctl = Controller::for_stream(bucket_trigger, bucket_store.clone())
         .watches_stream(policy_trigger, {
@@ -286,6 +300,13 @@ async fn run_controllers(
             Err(_) => Vec::new(),
         })
         .watches_stream(request_trigger, |r| match &r.0 {
+            Ok(req) => vec![
+                ObjectRef::new(&req.spec.bucket_ref.name)
+                    .within(&req.namespace().unwrap_or_default()),
+            ],
+            Err(_) => Vec::new(),
+        })
+        .watches_stream(request_deletes, |r| match &r.0 {
             Ok(req) => vec![
                 ObjectRef::new(&req.spec.bucket_ref.name)
                     .within(&req.namespace().unwrap_or_default()),
