@@ -347,6 +347,9 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     if !plan.holds.is_empty() {
         let _ = writeln!(out, "{:<11} {}", "holds", plan.holds.join(", "));
     }
+    if !plan.requests.is_empty() {
+        let _ = writeln!(out, "{:<11} {}", "requests", plan.requests.join(", "));
+    }
     if let Some(floor) = plan.keep_until {
         let _ = writeln!(
             out,
