@@ -470,3 +470,100 @@ pub async fn reconcile_request<F: StoreFactory>(
         (true, None) => Action::requeue(Duration::from_secs(3600)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retention::{RequestException, RequestType};
+    use chrono::TimeZone;
+
+    fn t(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 9, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+
+    fn report(phase: RequestPhase) -> RequestReport {
+        RequestReport {
+            request: "SubjectRequest/ns/r".into(),
+            kind: RequestType::Erasure,
+            phase,
+            matched: [("audio".to_string(), 1)].into(),
+            deleted: [("audio".to_string(), 2), ("transcript".to_string(), 2)].into(),
+            kept: [("audio".to_string(), 1)].into(),
+            exceptions: vec![RequestException {
+                key: "a/r9.wav".into(),
+                version_id: None,
+                kind: Some("audio".into()),
+                kept_by: "hold ns/complaint".into(),
+                reason: "held".into(),
+            }],
+            exceptions_total: 1,
+            reappeared: 0,
+            reappeared_now: 0,
+            manifest: None,
+            received_at: t(1),
+            due_by: t(1) + chrono::Duration::days(30),
+            completed_at: Some(t(2)),
+        }
+    }
+
+    #[test]
+    fn an_answer_becomes_the_status_with_counts_per_kind_and_named_exceptions() {
+        let r = report(RequestPhase::PartiallyCompleted);
+        let s = request_status(None, Some(1), Some(r.due_by), &Known::Outcome(&r), t(2));
+        assert_eq!(s.phase.as_deref(), Some("PartiallyCompleted"));
+        assert_eq!(s.matched, Some(1));
+        assert_eq!(s.kinds["audio"].deleted, 2);
+        assert_eq!(s.kinds["audio"].kept, 1);
+        assert_eq!(s.kinds["transcript"].matched, 0);
+        assert_eq!(s.exceptions[0].kept_by, "hold ns/complaint");
+        let ready = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "PartiallyCompleted")
+        );
+        let due = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PAST_DUE)
+            .expect("PastDue");
+        assert_eq!(due.status, "False", "answered: never past due");
+    }
+
+    #[test]
+    fn an_open_request_past_its_due_date_says_so() {
+        let r = report(RequestPhase::InProgress);
+        let s = request_status(None, Some(1), Some(t(20)), &Known::Outcome(&r), t(21));
+        let due = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PAST_DUE)
+            .expect("PastDue");
+        assert_eq!(
+            (due.status.as_str(), due.reason.as_str()),
+            ("True", "PastDue")
+        );
+        // A failed request is open too.
+        let failed = Known::Failed {
+            reason: "InvalidSpec",
+            why: "spec.purposes[0]: not withdrawable".into(),
+        };
+        let s = request_status(Some(&s), Some(2), Some(t(20)), &failed, t(21));
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert!(
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == PAST_DUE && c.status == "True")
+        );
+        assert!(
+            s.conditions
+                .iter()
+                .any(|c| c.message.contains("spec.purposes[0]"))
+        );
+    }
+}
