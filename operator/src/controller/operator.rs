@@ -299,20 +299,8 @@ async fn run_controllers(
             ],
             Err(_) => Vec::new(),
         })
-        .watches_stream(request_trigger, |r| match &r.0 {
-            Ok(req) => vec![
-                ObjectRef::new(&req.spec.bucket_ref.name)
-                    .within(&req.namespace().unwrap_or_default()),
-            ],
-            Err(_) => Vec::new(),
-        })
-        .watches_stream(request_deletes, |r| match &r.0 {
-            Ok(req) => vec![
-                ObjectRef::new(&req.spec.bucket_ref.name)
-                    .within(&req.namespace().unwrap_or_default()),
-            ],
-            Err(_) => Vec::new(),
-        });
+        .watches_stream(request_trigger, bucket_of_request)
+        .watches_stream(request_deletes, bucket_of_request);
     // Credentials Secrets, metadata only (their data is read when a bucket needs it), in the
     // namespaces the operator may read: a Secret created after its bucket wakes the bucket.
     let secret_apis: Vec<Api<PartialObjectMeta<Secret>>> = if opts.secrets.cluster_wide {
@@ -424,6 +412,18 @@ async fn run_controllers(
 
     futures::join!(buckets, holds, requests, policies);
     sweeper.abort();
+}
+
+/// The bucket a SubjectRequest is about (none for a malformed one).
+fn bucket_of_request(
+    r: DeserializeGuard<SubjectRequest>,
+) -> Vec<ObjectRef<DeserializeGuard<RecordingBucket>>> {
+    match &r.0 {
+        Ok(req) => vec![
+            ObjectRef::new(&req.spec.bucket_ref.name).within(&req.namespace().unwrap_or_default()),
+        ],
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Drops the series of deleted buckets, or their stale scan timestamp would page forever.

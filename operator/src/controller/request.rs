@@ -84,40 +84,40 @@ pub fn request_status(
             let (ok, reason, message) = outcome_message(r);
             condition(prev_conditions, READY, ok, reason, message, generation, now)
         }
-        Known::Waiting { reason, why } => {
-            if status.phase.is_none() {
-                status.phase = Some(RequestPhase::Pending.as_str().to_string());
+        Known::Waiting { reason, why } | Known::Failed { reason, why } => {
+            let phase = match known {
+                Known::Failed { .. } => Some(RequestPhase::Failed),
+                _ if status.phase.is_none() => Some(RequestPhase::Pending),
+                _ => None,
+            };
+            if let Some(p) = phase {
+                status.phase = Some(p.as_str().to_string());
             }
-            condition(
-                prev_conditions,
-                READY,
-                false,
-                reason,
-                why.clone(),
-                generation,
-                now,
-            )
-        }
-        Known::Failed { reason, why } => {
-            status.phase = Some(RequestPhase::Failed.as_str().to_string());
-            condition(
-                prev_conditions,
-                READY,
-                false,
-                reason,
-                why.clone(),
-                generation,
-                now,
-            )
+            let why = why.clone();
+            condition(prev_conditions, READY, false, reason, why, generation, now)
         }
     };
+    let due = past_due_condition(&status, prev_conditions, due_by, generation, now);
+    status.conditions = vec![ready, due];
+    status
+}
+
+/// `PastDue`: true while the request is open (no phase yet, Pending, InProgress, Failed) and
+/// its due date has passed.
+fn past_due_condition(
+    status: &SubjectRequestStatus,
+    previous: &[Condition],
+    due_by: Option<DateTime<Utc>>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Condition {
     let open = status
         .phase
         .as_deref()
         .is_none_or(|p| phase_of(p).is_none_or(|p| p.is_open()));
     let past_due = open && due_by.is_some_and(|d| d <= now);
-    let due = condition(
-        prev_conditions,
+    condition(
+        previous,
         PAST_DUE,
         past_due,
         if past_due { "PastDue" } else { "NotDue" },
@@ -130,9 +130,7 @@ pub fn request_status(
         },
         generation,
         now,
-    );
-    status.conditions = vec![ready, due];
-    status
+    )
 }
 
 fn phase_of(s: &str) -> Option<RequestPhase> {
@@ -417,29 +415,10 @@ pub async fn reconcile_request<F: StoreFactory>(
             Some(p),
         ) => {
             let mut s = p.clone();
-            let ready = p.conditions.iter().find(|c| c.type_ == READY).cloned();
-            let open = p
-                .phase
-                .as_deref()
-                .is_none_or(|x| phase_of(x).is_none_or(|x| x.is_open()));
-            let past_due = open && due_by.is_some_and(|d| d <= now);
             s.due_by = due_by;
-            s.conditions = ready
-                .into_iter()
-                .chain([condition(
-                    &p.conditions,
-                    PAST_DUE,
-                    past_due,
-                    if past_due { "PastDue" } else { "NotDue" },
-                    if past_due {
-                        "past its due date (receivedAt + one month, GDPR Art. 12(3)) and still open"
-                    } else {
-                        ""
-                    },
-                    r.metadata.generation,
-                    now,
-                )])
-                .collect();
+            let ready = p.conditions.iter().find(|c| c.type_ == READY).cloned();
+            let due = past_due_condition(p, &p.conditions, due_by, r.metadata.generation, now);
+            s.conditions = ready.into_iter().chain([due]).collect();
             s
         }
         _ => request_status(previous, r.metadata.generation, due_by, &known, now),

@@ -83,6 +83,17 @@ pub fn in_effect(state: &JournalState, host: &[SubjectRequest]) -> Vec<SubjectRe
     out
 }
 
+/// The ids of `ids` that `known` does not hold yet.
+fn not_in(
+    ids: &std::collections::BTreeSet<String>,
+    known: Option<&std::collections::BTreeSet<String>>,
+) -> std::collections::BTreeSet<String> {
+    ids.iter()
+        .filter(|id| known.is_none_or(|k| !k.contains(*id)))
+        .cloned()
+        .collect()
+}
+
 /// Where an access request's manifest goes in the state location.
 pub fn manifest_key(state_prefix: &str, request: &str) -> String {
     let safe: String = request
@@ -180,26 +191,9 @@ pub async fn conclude<J: ObjectStore>(
             exceptions: tally.exceptions.clone(),
             exceptions_total: tally.exceptions_total,
             reappeared: previous.map_or(0, |p| p.reappeared) + reappeared_now,
-            erased_recording_ids: if r.kind == RequestType::Erasure {
-                tally
-                    .recording_ids
-                    .iter()
-                    .filter(|id| known.is_none_or(|s| !s.tombstone_ids.contains(*id)))
-                    .cloned()
-                    .collect()
-            } else {
-                Default::default()
-            },
-            erased_keys: if r.kind == RequestType::Erasure {
-                tally
-                    .keys
-                    .iter()
-                    .filter(|k| known.is_none_or(|s| !s.tombstone_keys.contains(*k)))
-                    .cloned()
-                    .collect()
-            } else {
-                Default::default()
-            },
+            // Only an erasure's tally names ids; the tombstone grows by what is new.
+            erased_recording_ids: not_in(&tally.recording_ids, known.map(|s| &s.tombstone_ids)),
+            erased_keys: not_in(&tally.keys, known.map(|s| &s.tombstone_keys)),
             manifest: manifest.clone(),
             kept_ids: tally.kept_ids.clone(),
         };
