@@ -18,6 +18,10 @@
 //! - `faults/cases.rs`: the cases of issue 8, one named test each.
 //! - `faults/trust.rs`: the cases of README "Trust and time" (re-uploads, holds added and
 //!   clocks off mid-pass, withdrawals, unreadable tags, lost or refused delete batches).
+//! - `faults/requests.rs`: data-subject requests (SubjectRequest manifests: an erasure, a
+//!   withdrawal, a restriction) beside a LegalHold and a legal-obligation purpose, under
+//!   random faults and under SIGKILL, and an erased recording restored after the request is
+//!   gone (erased again from the journal); the checker also holds the journal to the store.
 //! - `faults/explain.rs`: `gallring explain` on a kept, a held and a deleted recording.
 //! - `faults/selftest.rs`: the proxy forwards byte for byte; the checker reports each kind of
 //!   damage it guards against.
@@ -53,6 +57,8 @@ mod evidence;
 mod explain;
 #[path = "faults/report.rs"]
 mod report;
+#[path = "faults/requests.rs"]
+mod requests;
 #[path = "faults/selftest.rs"]
 mod selftest;
 #[path = "faults/trust.rs"]

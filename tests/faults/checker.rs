@@ -12,6 +12,20 @@
 //!   not lifted while a hold still selects it;
 //! - the foreign lifecycle rule is unchanged (its SDK form, field for field), no foreign rule
 //!   was added, and every `gallring-` rule only expires its own `expire-<N>d` tag after N days.
+//!
+//! With data-subject requests in the model (`requests.rs`), the protection above already counts
+//! them (an erasure never reaches a held, unselected or legally obliged object early; a
+//! withdrawal leaves the other purposes' deadlines), and the checker also reads gallring's
+//! journal straight from the bucket and asserts that it never claims what the store did not
+//! see:
+//!
+//! - every version a `deletionsConfirmed` record names is gone from the store (a key named
+//!   without a version is present only as an object written after that record);
+//! - an erasure whose last journaled outcome is `Completed` or `PartiallyCompleted` left none
+//!   of the seeded objects it selects that nothing kept at that moment; every seeded object it
+//!   selects that something kept (a hold, a restriction, `bookkeeping`, no classify rule) and
+//!   that is still there is named among its exceptions (never `Completed` with one), and every
+//!   seeded object it names as an exception is one it selects that something kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +34,7 @@ use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
-use super::model::{Model, Obj};
+use super::model::{Model, Obj, RequestKind};
 
 pub const RETENTION_TAG: &str = "gallring.io/retention";
 pub const KEEP_UNTIL_TAG: &str = "gallring.io/keep-until";
@@ -388,6 +402,10 @@ impl Checker {
                 }
             }
         }
+        if !model.requests.is_empty() {
+            let records = journal_records(s3, bucket).await;
+            violations.extend(journal_violations(&records, &versions, model));
+        }
         self.last = snapshot;
         violations
     }
@@ -486,4 +504,156 @@ pub fn facts_for<'a>(
         .filter(|r| r.get("fact").and_then(|f| f.as_str()) == Some(fact))
         .filter(|r| r.get("case").and_then(|c| c.as_str()) == Some(case))
         .collect()
+}
+
+fn str_of<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(|f| f.as_str())
+}
+
+/// A record's `at`.
+pub fn record_at(r: &serde_json::Value) -> Option<DateTime<Utc>> {
+    str_of(r, "at")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The last journaled outcome of each data-subject request, by the journal's request name.
+pub fn latest_outcomes(records: &[serde_json::Value]) -> BTreeMap<String, &serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        if str_of(r, "fact") == Some("subjectRequestOutcome")
+            && let Some(name) = str_of(r, "request")
+        {
+            out.insert(name.to_string(), r);
+        }
+    }
+    out
+}
+
+/// `(key, versionId)` of each object a fact names (`objects[]`), with the record's time.
+pub fn journaled_objects(
+    records: &[serde_json::Value],
+    fact: &str,
+) -> Vec<(String, Option<String>, Option<DateTime<Utc>>)> {
+    records
+        .iter()
+        .filter(|r| str_of(r, "fact") == Some(fact))
+        .flat_map(|r| {
+            let at = record_at(r);
+            r.get("objects")
+                .and_then(|o| o.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(move |o| {
+                    Some((
+                        str_of(o, "key")?.to_string(),
+                        str_of(o, "versionId").map(str::to_string),
+                        at,
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// What the journal claims against what the store holds (see the module's doc).
+fn journal_violations(
+    records: &[serde_json::Value],
+    versions: &Versions,
+    model: &Model,
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (key, version, at) in journaled_objects(records, "deletionsConfirmed") {
+        match version {
+            Some(v) => {
+                if versions.contains_key(&(key.clone(), v.clone())) {
+                    violations.push(format!(
+                        "{key}: the journal confirms the deletion of version {v} (at {at:?}), but the store still has it"
+                    ));
+                }
+            }
+            None => {
+                for ((k, v), lm) in versions.range((key.clone(), String::new())..) {
+                    if k != &key {
+                        break;
+                    }
+                    if lm.zip(at).is_none_or(|(lm, at)| lm <= at) {
+                        violations.push(format!(
+                            "{key}: the journal confirms its deletion (at {at:?}), but the store still has version {v} written {lm:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let outcomes = latest_outcomes(records);
+    for r in model
+        .requests
+        .iter()
+        .filter(|r| r.kind == RequestKind::Erasure)
+    {
+        let Some((name, outcome)) = outcomes.iter().find(|(n, _)| r.is_named(n)) else {
+            continue;
+        };
+        let phase = str_of(outcome, "phase").unwrap_or_default();
+        if !matches!(phase, "Completed" | "PartiallyCompleted") {
+            continue;
+        }
+        let Some(at) = record_at(outcome) else {
+            violations.push(format!("{name}: an outcome without `at`: {outcome}"));
+            continue;
+        };
+        let named: BTreeSet<(String, Option<String>)> = outcome
+            .get("exceptions")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    str_of(e, "key")?.to_string(),
+                    str_of(e, "versionId").map(str::to_string),
+                ))
+            })
+            .collect();
+        let total = outcome
+            .get("exceptionsTotal")
+            .and_then(|t| t.as_u64())
+            .unwrap_or(0);
+        for o in &model.objs {
+            let selected = model.request_selects(r, o);
+            let present = versions.contains_key(&(o.key.clone(), o.version_id.clone()));
+            let kept = model.protected_until(o).is_none_or(|t| at < t);
+            let is_named = named.contains(&(o.key.clone(), Some(o.version_id.clone())))
+                || named.contains(&(o.key.clone(), None));
+            if selected && present && !kept {
+                violations.push(format!(
+                    "{}: the journal says erasure {name} is {phase} (at {}), but this object it selects and nothing kept is still there [{}]",
+                    o.key,
+                    at.format("%H:%M:%S"),
+                    model.why(o)
+                ));
+            }
+            if selected && present && kept && !is_named && total <= 100 {
+                violations.push(format!(
+                    "{}: erasure {name} is {phase} (at {}) and keeps this object it selects, but does not name it as an exception (exceptions: {named:?}) [{}]",
+                    o.key,
+                    at.format("%H:%M:%S"),
+                    model.why(o)
+                ));
+            }
+            if is_named && !(selected && kept) {
+                violations.push(format!(
+                    "{}: erasure {name} (at {}) names it as an exception, but it {} [{}]",
+                    o.key,
+                    at.format("%H:%M:%S"),
+                    if selected {
+                        "is kept by nothing"
+                    } else {
+                        "is not selected by the request"
+                    },
+                    model.why(o)
+                ));
+            }
+        }
+    }
+    violations
 }

@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::checker::{FOREIGN_RULE_ID, RETENTION_TAG};
-use super::model::{HoldDef, Reason};
+use super::model::{HoldDef, Reason, RequestDef};
 use super::proxy::{FaultProxy, object_key, shift_date};
 use super::rng::Rng;
-use super::world::{ObjSpec, Scenario, endpoint};
+use super::world::{ObjSpec, Options, Scenario, endpoint};
 
 /// An upstream that, for each connection in turn, reads exactly the expected number of bytes,
 /// answers with canned bytes, and keeps what it read and anything after it.
@@ -410,4 +410,96 @@ async fn the_checker_reports_every_kind_of_damage_it_guards_against() {
     }
     assert_eq!(violations.len(), 8, "{all}");
     s.summary("8 kinds of damage reported");
+}
+
+/// Damage around data-subject requests, one of each kind: objects deleted that a restriction
+/// holds, that `bookkeeping` keeps from an erasure, that documentation keeps after a
+/// withdrawal, that the erasure does not select; and a journal (a segment written behind
+/// gallring's back) that confirms a deletion the store did not see and calls the erasure
+/// `Completed` with an erasable object left, a kept one unnamed and an unselected one named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_reports_every_kind_of_request_damage_it_guards_against() {
+    let mut s = Scenario::with(
+        "checker_requests_selftest",
+        Options {
+            consent: true,
+            legal_obligation: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let alice = |id: &str, hours: i64| ObjSpec::audio(id, hours).tag("subject", "alice");
+    s.seed(vec![
+        alice("x1", 72),
+        alice("x2", 240).tag("ledger", "yes"),
+        ObjSpec::audio("x3", 72)
+            .tag("subject", "bob")
+            .tag("consent", "given"),
+        ObjSpec::audio("x4", 72).tag("subject", "carol"),
+        alice("x5", 72),
+        ObjSpec::audio("x6", 72).tag("subject", "bob"),
+        alice("x7", 72),
+    ])
+    .await;
+    let received = chrono::Utc::now() - chrono::TimeDelta::hours(36);
+    s.add_request(RequestDef::erasure("erase", "alice", received));
+    s.add_request(RequestDef::withdrawal(
+        "withdraw",
+        "bob",
+        &["quality"],
+        received,
+    ));
+    s.add_request(RequestDef::restriction("restrict", &["x1", "x7"], received));
+    let version = |k: &str| s.model.obj(k).expect("seeded").version_id.clone();
+    for id in ["x1", "x2", "x3", "x4"] {
+        let k = format!("calls/{id}/audio.wav");
+        s.s3.delete_object()
+            .bucket(&s.bucket)
+            .key(&k)
+            .version_id(version(&k))
+            .send()
+            .await
+            .expect("delete");
+    }
+    let at = chrono::Utc::now().to_rfc3339();
+    let records = [
+        serde_json::json!({
+            "seq": 0, "at": at, "prev": "", "fact": "deletionsConfirmed",
+            "objects": [{"key": "calls/x6/audio.wav", "versionId": version("calls/x6/audio.wav")}],
+        }),
+        serde_json::json!({
+            "seq": 1, "at": at, "prev": "", "fact": "subjectRequestOutcome",
+            "request": "SubjectRequest/faults/erase", "type": "Erasure", "phase": "Completed",
+            "exceptions": [{
+                "key": "calls/x4/audio.wav", "versionId": version("calls/x4/audio.wav"),
+                "keptBy": "a hold", "reason": "held",
+            }],
+            "exceptionsTotal": 1,
+        }),
+    ];
+    let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+    s.s3.put_object()
+        .bucket(&s.bucket)
+        .key(".gallring/journal/0000000000000000.jsonl")
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .expect("a journal segment");
+
+    let violations = s.checker.check(&s.s3, &s.bucket, &s.model, "damage").await;
+    let all = violations.join("\n");
+    for want in [
+        "calls/x1/audio.wav: deleted",
+        "calls/x2/audio.wav: deleted",
+        "calls/x3/audio.wav: deleted",
+        "calls/x4/audio.wav: deleted",
+        "calls/x6/audio.wav: the journal confirms the deletion of version",
+        "calls/x5/audio.wav: the journal says erasure SubjectRequest/faults/erase is Completed",
+        "calls/x7/audio.wav: erasure SubjectRequest/faults/erase is Completed (at",
+        "calls/x4/audio.wav: erasure SubjectRequest/faults/erase (at",
+    ] {
+        assert!(all.contains(want), "the checker missed `{want}`:\n{all}");
+    }
+    assert_eq!(violations.len(), 8, "{all}");
+    s.summary("8 kinds of request damage reported");
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gallring::store::s3::S3Store;
 
 use super::checker::{self, Checker, FOREIGN_RULE_ID};
-use super::model::{HoldDef, Kind, Model, Obj};
+use super::model::{HoldDef, Kind, Model, Obj, RequestDef};
 use super::proxy::{FaultPlan, FaultProxy};
 use super::rng::{Rng, base_seed, scenario_seed};
 
@@ -263,6 +263,9 @@ pub struct Options {
     pub verify_every_pass: bool,
     /// `--journal-signing-key`: every journal segment is sealed with this key file.
     pub journal_signing_key: Option<PathBuf>,
+    /// The policy also has the purpose `bookkeeping` (Art. 6(1)(c) legal obligation, kept on
+    /// erasure): audio tagged `ledger=yes` is kept [`super::model::BOOKKEEPING_DAYS`] days.
+    pub legal_obligation: bool,
 }
 
 /// The scenario: bucket, proxy, manifests, model, checker and counts.
@@ -361,6 +364,9 @@ impl Scenario {
             dir,
             model: Model {
                 quality_days: options.consent.then_some(super::model::QUALITY_DAYS),
+                bookkeeping_days: options
+                    .legal_obligation
+                    .then_some(super::model::BOOKKEEPING_DAYS),
                 ..Model::default()
             },
             checker,
@@ -441,21 +447,33 @@ impl Scenario {
         self.model.holds.push(hold);
     }
 
-    /// Writes the policy, the bucket (its endpoint is the proxy) and the holds in effect.
+    /// Writes the policy, the bucket (its endpoint is the proxy), the holds in effect and the
+    /// data-subject requests in the manifests.
     pub fn write_manifests(&self) {
         let dir = self.dir.join("manifests");
-        let (policy, bucket) = if self.options.consent {
-            assert!(
-                POLICY.contains(QUALITY_ANCHOR) && BUCKET.contains(CONSENT_ANCHOR),
-                "the consent variant's anchors are in the manifests"
+        let (mut policy, mut bucket) = (POLICY.to_string(), BUCKET.to_string());
+        assert!(
+            POLICY.contains(QUALITY_ANCHOR) && BUCKET.contains(CONSENT_ANCHOR),
+            "the variants' anchors are in the manifests"
+        );
+        if self.options.consent {
+            policy = policy.replace(QUALITY_ANCHOR, QUALITY_PURPOSE);
+            bucket = bucket.replace(CONSENT_ANCHOR, CONSENT_RULE);
+        }
+        if self.options.legal_obligation {
+            policy = policy.replace(QUALITY_ANCHOR, BOOKKEEPING_PURPOSE);
+            // The ledger rule goes first (the first rule that matches classifies), with the
+            // consent choice read as the audio rule reads it.
+            let consent = if self.options.consent {
+                CONSENT_FROM_TAG
+            } else {
+                ""
+            };
+            bucket = bucket.replace(
+                LEDGER_ANCHOR,
+                &format!("{LEDGER_RULE}{consent}{LEDGER_ANCHOR}"),
             );
-            (
-                POLICY.replace(QUALITY_ANCHOR, QUALITY_PURPOSE),
-                BUCKET.replace(CONSENT_ANCHOR, CONSENT_RULE),
-            )
-        } else {
-            (POLICY.to_string(), BUCKET.to_string())
-        };
+        }
         let bucket = if self.options.verify_every_pass {
             bucket.replace(
                 "  scanInterval: PT1S\n",
@@ -485,6 +503,35 @@ impl Scenario {
         } else {
             std::fs::write(path, holds.join("---\n")).expect("holds manifest");
         }
+        let requests: Vec<String> = self
+            .model
+            .requests
+            .iter()
+            .filter(|r| r.removed_at.is_none())
+            .map(request_manifest)
+            .collect();
+        let path = dir.join("requests.yaml");
+        if requests.is_empty() {
+            let _ = std::fs::remove_file(path);
+        } else {
+            std::fs::write(path, requests.join("---\n")).expect("requests manifest");
+        }
+    }
+
+    /// Writes a SubjectRequest into the manifests (with everything else in the model): the
+    /// model lets it count from right after the write.
+    pub fn add_request(&mut self, request: RequestDef) {
+        let name = request.name.clone();
+        self.model.requests.push(request);
+        self.write_manifests();
+        self.model.request_mut(&name).written_at = Some(Utc::now());
+    }
+
+    /// Takes a SubjectRequest out of the manifests (its resource deleted): an erasure or a
+    /// withdrawal stays in effect from the journal; a restriction ends.
+    pub fn remove_request(&mut self, name: &str) {
+        self.model.request_mut(name).removed_at = Some(Utc::now());
+        self.write_manifests();
     }
 
     /// Takes a hold out of the manifests: a release, from now.
@@ -831,6 +878,45 @@ spec:
     )
 }
 
+fn request_manifest(r: &RequestDef) -> String {
+    let mut spec = format!("  type: {}\n", r.kind.as_str());
+    if let Some(subject) = &r.subject {
+        spec.push_str(&format!("  subject: \"{subject}\"\n"));
+    }
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !r.recording_ids.is_empty() {
+        spec.push_str(&format!("  recordingIds: [{}]\n", list(&r.recording_ids)));
+    }
+    if !r.purposes.is_empty() {
+        spec.push_str(&format!("  purposes: [{}]\n", list(&r.purposes)));
+    }
+    format!(
+        "apiVersion: gallring.io/v1alpha1
+kind: SubjectRequest
+metadata:
+  name: {name}
+  namespace: faults
+spec:
+  bucketRef:
+    name: calls
+{spec}  receivedAt: \"{received}\"
+  reference: \"{reference}\"
+  owner: fault-suite
+",
+        name = r.name,
+        received = r
+            .received_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        reference = r.reference,
+    )
+}
+
 const POLICY: &str = "apiVersion: gallring.io/v1alpha1
 kind: RetentionPolicy
 metadata:
@@ -865,6 +951,34 @@ const QUALITY_PURPOSE: &str = "    - name: quality
       retain:
         audio: P30D
   holdRelease:
+";
+
+/// The `bookkeeping` purpose (legal-obligation scenarios), before [`QUALITY_ANCHOR`].
+const BOOKKEEPING_PURPOSE: &str = "    - name: bookkeeping
+      legalBasis:
+        article6: legalObligation
+      withdrawable: false
+      retain:
+        audio: P21D
+  holdRelease:
+";
+
+/// Where the ledger rule goes in [`BUCKET`]: before the audio rule.
+const LEDGER_ANCHOR: &str = "    - name: audio\n";
+/// Audio tagged `ledger=yes` also serves `bookkeeping` (legal-obligation scenarios).
+const LEDGER_RULE: &str = "    - name: ledger-audio
+      match:
+        glob: \"calls/*/audio.wav\"
+        tags:
+          ledger: \"yes\"
+      kind: audio
+      purposes: [documentation, bookkeeping]
+";
+/// The ledger rule's consent choice, as [`CONSENT_RULE`] reads it (consent scenarios too).
+const CONSENT_FROM_TAG: &str = "      purposesFromTag:
+        key: consent
+        values:
+          given: [quality]
 ";
 
 /// Where audio gets `quality` from its `consent` tag in [`BUCKET`] (consent scenarios).
