@@ -358,7 +358,7 @@ async fn pass_once(
         }
         Err(e) => {
             metrics.record_failure(namespace, name, &e);
-            error!(bucket = %b.key, category = e.category(), error = %e, "scan failed; nothing was deleted");
+            error!(bucket = %b.key, category = e.category(), error = %e, "pass failed; deletions made before the failure are in the journal (gallring explain, gallring evidence)");
             false
         }
     }

@@ -91,7 +91,9 @@ pub async fn failed<F: StoreFactory>(
             EventType::Warning,
             "ScanFailed",
             "Scan",
-            format!("nothing was deleted: {error}"),
+            format!(
+                "the pass failed (deletions made before the failure are in the journal): {error}"
+            ),
         )
         .await;
     }

@@ -1622,6 +1622,8 @@ impl<S: ObjectStore, J: ObjectStore> Deletions<'_, S, J> {
         let intended = batch
             .iter()
             .map(|c| IntendedDeletion {
+                recording_id: c.plan.recording_id.clone(),
+                requests: c.plan.requests.clone(),
                 key: c.plan.key.clone(),
                 version_id: c.plan.version_id.clone(),
                 deadline: c.plan.deadline,

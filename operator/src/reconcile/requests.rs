@@ -156,7 +156,13 @@ pub async fn conclude<J: ObjectStore>(
         let deleted_now: u64 = tally.deleted.values().sum();
         // Only the host's requests are answered; one the journal keeps is reported when it
         // erases a recording again.
-        if !from_host && deleted_now == 0 {
+        let settled = previous.is_none_or(|p| {
+            matches!(
+                p.phase,
+                RequestPhase::Completed | RequestPhase::PartiallyCompleted
+            )
+        });
+        if !from_host && deleted_now == 0 && settled {
             continue;
         }
         let completed_before = known.and_then(|s| s.completed_at);

@@ -259,7 +259,7 @@ pub struct RequestTally {
     /// Erasure: recording ids (or keys, without one) of the selected objects: the tombstone.
     pub recording_ids: BTreeSet<String>,
     pub keys: BTreeSet<String>,
-    /// Erasure: recording ids (or keys) of the objects kept as exceptions.
+    /// Erasure: keys of the objects kept as exceptions.
     pub kept_ids: BTreeSet<String>,
     /// Access: the manifest's entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -277,20 +277,13 @@ pub struct RequestTally {
     kept_before: BTreeSet<String>,
 }
 
-/// What an erasure's tombstone and exceptions name an object by.
-fn id_of(plan: &ObjectPlan) -> String {
-    plan.recording_id
-        .clone()
-        .unwrap_or_else(|| plan.key.clone())
-}
-
 fn kind_of(plan: &ObjectPlan) -> String {
     plan.kind.clone().unwrap_or_else(|| "unclassified".into())
 }
 
 impl RequestTally {
     /// An empty tally for `request`. `completed` says the journal has it completed (or
-    /// partially) before, with the recording ids (or keys) it kept as exceptions then.
+    /// partially) before, with the keys it kept as exceptions then.
     pub fn for_request(
         request: &SubjectRequest,
         completed: bool,
@@ -321,7 +314,7 @@ impl RequestTally {
                 match plan.decision {
                     Decision::Delete => self.pending += 1,
                     _ => {
-                        self.kept_ids.insert(id_of(plan));
+                        self.kept_ids.insert(plan.key.clone());
                         self.except(plan, legal_basis);
                     }
                 }
@@ -415,7 +408,7 @@ impl RequestTally {
         // then (an exception whose hold ended): it came back.
         if self.kind == Some(RequestType::Erasure)
             && self.completed
-            && !self.kept_before.contains(&id_of(plan))
+            && !self.kept_before.contains(&plan.key)
         {
             self.reappeared += 1;
         }

@@ -181,8 +181,8 @@ pub struct RequestOutcome {
     /// Access: the manifest's key in the state location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
-    /// Erasure: recording ids (keys, without one) of the objects kept as exceptions, all of
-    /// them: deleting one later (its hold ended) is no reappearance.
+    /// Erasure: keys of the objects kept as exceptions, all of them: deleting one later (its
+    /// hold ended) is no reappearance.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub kept_ids: BTreeSet<String>,
 }
@@ -276,6 +276,13 @@ pub struct IntendedDeletion {
     pub purposes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub controllers: Vec<String>,
+    /// Its recording id, and the data-subject requests that select it: an erasure's tombstone
+    /// gains the recording id here, before the deletion (a pass that dies after deleting the
+    /// audio still leaves the link to the transcript).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
 }
 
 /// An object version's creation time as gallring first saw it. Some stores (Ceph RGW) move
@@ -493,7 +500,23 @@ impl JournalState {
                     self.legal_holds.remove(o);
                 }
             }
-            Fact::DeletionsIntended { .. } => {}
+            Fact::DeletionsIntended { objects } => {
+                // Write-ahead tombstones: what an erasure deletes is named before it goes.
+                for o in objects {
+                    for name in &o.requests {
+                        if let Some(r) = self
+                            .requests
+                            .get_mut(name)
+                            .filter(|r| r.record.kind == RequestType::Erasure)
+                        {
+                            match &o.recording_id {
+                                Some(id) => r.tombstone_ids.insert(id.clone()),
+                                None => r.tombstone_keys.insert(o.key.clone()),
+                            };
+                        }
+                    }
+                }
+            }
             Fact::DeletionsConfirmed { objects } | Fact::ObjectsGone { objects } => {
                 for o in objects {
                     self.first_seen.remove(o);
