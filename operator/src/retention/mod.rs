@@ -5,6 +5,7 @@
 //! types: `now` is always a parameter. The hosts (the `plan` and `run` commands and the
 //! Kubernetes operator) read the clock and do the I/O.
 
+pub mod answer;
 pub mod classify;
 pub mod duration;
 pub mod lifecycle;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod plan;
 pub mod request;
 
+pub use answer::{AccessEntry, RequestException, RequestPhase, RequestTally};
 pub use classify::{RecordedAt, RecordedAtIssue};
 pub use duration::{DurationError, IsoDuration};
 pub use model::*;
@@ -19,9 +21,7 @@ pub use plan::{
     BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary, UseLimit,
     plan_bucket, plan_bucket_with,
 };
-pub use request::{
-    AccessEntry, RequestException, RequestPhase, RequestTally, RequestType, SubjectRequest,
-};
+pub use request::{RequestType, SubjectRequest};
 
 #[cfg(test)]
 mod tests;
