@@ -585,6 +585,7 @@ pub fn render(r: &Report) -> String {
     deletions(&mut out, r);
     upcoming(&mut out, r);
     holds(&mut out, r);
+    requests(&mut out, r);
     overdue(&mut out, r);
 
     let _ = writeln!(
@@ -933,6 +934,56 @@ fn holds(out: &mut String, r: &Report) {
     out.push_str("<h3>Holds applied and released in the period</h3>");
     out.push_str(&table(
         &["at", "event", "hold", "reason", "case"],
+        &rows,
+        500,
+    ));
+    out.push_str("</section>");
+}
+
+/// Data-subject requests received and answered in the period, from the journal.
+fn requests(out: &mut String, r: &Report) {
+    let e = &r.evidence;
+    section(out, "requests", "Data-subject requests");
+    let es = &e.summary;
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = write!(
+        out,
+        "<p>Received in the period: {}. Answers recorded: {}. Each answer is what a pass found; the request's status in the cluster shows the latest.</p>",
+        esc(&list(&es.requests_received)),
+        esc(&list(&es.request_answers))
+    );
+    let rows: Vec<Vec<String>> = e
+        .requests
+        .iter()
+        .map(|q| {
+            vec![
+                ts(q.at),
+                q.event.clone(),
+                q.request.clone(),
+                q.kind.clone(),
+                q.detail.clone(),
+                q.exceptions.join("; "),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "at",
+            "event",
+            "request",
+            "type",
+            "detail",
+            "kept (Art. 17(3))",
+        ],
         &rows,
         500,
     ));
