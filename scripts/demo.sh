@@ -240,11 +240,17 @@ grep "${access_audio}" target/demo-evidence/dispositions.csv | cut -d, -f1,2,4,9
   fail "gallring evidence shows ${expired} lifecycle expiries, expected at least ${masked_start:-1}"
 grep -q "${access_audio}" target/demo-evidence/dispositions.csv ||
   fail "gallring evidence does not show the access request's recording"
+echo "   The access request, received and answered (requests.csv):"
+cut -d, -f1-4 target/demo-evidence/requests.csv | tail -n +2 | sed 's/^/     /'
+grep -q ',Completed,SubjectRequest/recordings/indsigt-demo-2,Access,' target/demo-evidence/requests.csv ||
+  fail "gallring evidence does not show the access request's answer"
 "${gallring}" journal verify --manifests "${manifests}" --public-key "${journal_public}" |
   sed 's/^/   /' || fail "the journal does not verify"
 "${gallring}" report --manifests "${manifests}" --out target/demo-report.html >/dev/null ||
   fail "gallring report failed"
 grep -q 'gallring-expire-30d' target/demo-report.html ||
   fail "the report does not show the lifecycle rule that expired the masked transcripts"
+grep -q 'SubjectRequest/recordings/indsigt-demo-2' target/demo-report.html ||
+  fail "the report does not show the access request and its answer"
 echo "   The same for a person to read (one file, no external requests): target/demo-report.html"
 echo "   Stop the store with scripts/s3-down.sh"
