@@ -141,6 +141,10 @@ pub struct LinkedHolds {
     requests: Vec<SubjectRequest>,
     /// Recording id → the requests reaching it (by id, or through an artifact of the subject).
     request_ids: BTreeMap<String, BTreeSet<usize>>,
+    /// Subject → the requests about it; key → the requests whose tombstone names it. Lookups,
+    /// not a scan of every request per object: lasting requests accumulate for years.
+    request_subjects: BTreeMap<String, Vec<usize>>,
+    request_keys: BTreeMap<String, Vec<usize>>,
 }
 
 impl LinkedHolds {
@@ -165,16 +169,30 @@ impl LinkedHolds {
             .and_then(|id| self.request_ids.get(id))
             .cloned()
             .unwrap_or_default();
-        out.extend(self.requests.iter().enumerate().filter_map(|(i, r)| {
-            r.selects(
+        let candidates = self.request_candidates(key, ids.subject.as_deref());
+        out.extend(candidates.filter(|i| {
+            self.requests[*i].selects(
                 key,
                 ids.recording.as_deref(),
                 ids.subject.as_deref(),
                 recorded_at,
             )
-            .then_some(i)
         }));
         out
+    }
+
+    /// The requests that may select an object of this key or subject directly.
+    fn request_candidates<'s>(
+        &'s self,
+        key: &str,
+        subject: Option<&str>,
+    ) -> impl Iterator<Item = usize> + use<'s> {
+        self.request_keys
+            .get(key)
+            .into_iter()
+            .chain(subject.and_then(|s| self.request_subjects.get(s)))
+            .flatten()
+            .copied()
     }
 }
 
@@ -203,13 +221,23 @@ impl<'a> HoldLinker<'a> {
     /// the subject's recordings (the transcript carries no subject tag of its own).
     pub fn with_requests(mut self, requests: Vec<SubjectRequest>) -> Self {
         let mut ids: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+        let mut subjects: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut keys: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, r) in requests.iter().enumerate() {
             for id in &r.recording_ids {
                 ids.entry(id.clone()).or_default().insert(i);
             }
+            for s in &r.subjects {
+                subjects.entry(s.clone()).or_default().push(i);
+            }
+            for k in &r.keys {
+                keys.entry(k.clone()).or_default().push(i);
+            }
         }
         self.linked.requests = requests;
         self.linked.request_ids = ids;
+        self.linked.request_subjects = subjects;
+        self.linked.request_keys = keys;
         self
     }
 
@@ -246,16 +274,17 @@ impl<'a> HoldLinker<'a> {
                 }
             }
         }
-        if subject.is_some() || !self.linked.requests.is_empty() {
+        if !self.linked.requests.is_empty() {
             let mut reached = Vec::new();
-            for (i, r) in self.linked.requests.iter().enumerate() {
-                let direct = r.keys.contains(&obj.key)
-                    || subject.as_deref().is_some_and(|s| r.subjects.contains(s));
-                if direct {
-                    let (_, at) = scope.get_or_insert_with(|| scope_of(bucket, tz, obj));
-                    if r.keys.contains(&obj.key) || r.covers_time(*at) {
-                        reached.push(i);
-                    }
+            let candidates: Vec<usize> = self
+                .linked
+                .request_candidates(&obj.key, subject.as_deref())
+                .collect();
+            for i in candidates {
+                let r = &self.linked.requests[i];
+                let (_, at) = scope.get_or_insert_with(|| scope_of(bucket, tz, obj));
+                if r.keys.contains(&obj.key) || r.covers_time(*at) {
+                    reached.push(i);
                 }
             }
             if !reached.is_empty() {

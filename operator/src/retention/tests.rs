@@ -1805,3 +1805,37 @@ proptest! {
         prop_assert_eq!(selected, tally.pending + tally.exceptions_total);
     }
 }
+
+#[test]
+fn many_unrelated_requests_change_nothing_about_an_object_they_do_not_name() {
+    let p = standard_policy();
+    let objects = call("r1", at(2026, 1, 10));
+    let erase = request(RequestType::Erasure, at(2026, 3, 1));
+    // Years of other subjects' withdrawals and erasures (tombstones by id and by key).
+    let mut many: Vec<SubjectRequest> = (0..1000)
+        .map(|i| {
+            let mut r = request(
+                if i % 2 == 0 {
+                    RequestType::Erasure
+                } else {
+                    RequestType::Withdrawal
+                },
+                at(2025, 6, 1),
+            );
+            r.name = format!("SubjectRequest/test/other-{i}");
+            r.subjects = [format!("cust-other-{i}")].into();
+            r.recording_ids = [format!("gone-{i}")].into();
+            r.keys = [format!("a/gone-{i}/audio.wav")].into();
+            r
+        })
+        .collect();
+    let alone = plans_with(&p, vec![], vec![erase.clone()], &objects, at(2026, 3, 20));
+    many.push(erase.clone());
+    let among = plans_with(&p, vec![], many, &objects, at(2026, 3, 20));
+    assert_eq!(alone, among);
+    assert!(
+        among
+            .values()
+            .all(|o| o.requests == vec![erase.name.clone()])
+    );
+}
