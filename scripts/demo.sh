@@ -201,6 +201,14 @@ while ((SECONDS < deadline)); do
     break
   fi
 done
+# The pass that counted 0 may have listed them and found them gone only when reading them
+# (lifecycle ran in between): the journal records a removal from two complete listings, so
+# wait for the next pass before reading the evidence.
+passes_then="$(grep -c "recordings/${bucket}:" "${run_log}" || true)"
+for _ in $(seq 1 60); do
+  (( $(grep -c "recordings/${bucket}:" "${run_log}" || true) > passes_then )) && break
+  sleep 1
+done
 
 say "8. Result"
 grep "recordings/${bucket}:" "${run_log}" | tail -1 | strip | fold -s -w 100 | sed 's/^/   /'
