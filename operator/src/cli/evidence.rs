@@ -259,12 +259,7 @@ pub async fn collect<S: ObjectStore, J: ObjectStore>(
                 })
             }
             Fact::SubjectRequestOutcome(o) if in_period(r.at, from, to) => {
-                let counts = |m: &BTreeMap<String, u64>| {
-                    m.iter()
-                        .map(|(k, n)| format!("{n} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
+                let counts = crate::retention::answer::counts_text;
                 requests.push(RequestEvent {
                     at: r.at,
                     event: o.phase.as_str().into(),
@@ -630,12 +625,7 @@ pub fn write(e: &Evidence, dir: &Path, signer: Option<&Signer>) -> Result<String
         s.overdue_now
     );
     if !s.requests_received.is_empty() || !s.request_answers.is_empty() {
-        let list = |m: &BTreeMap<String, u64>| {
-            m.iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = crate::retention::answer::counts_text;
         let _ = writeln!(
             out,
             "data-subject requests: received {}; answers {}",

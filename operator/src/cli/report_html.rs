@@ -945,16 +945,7 @@ fn requests(out: &mut String, r: &Report) {
     let e = &r.evidence;
     section(out, "requests", "Data-subject requests");
     let es = &e.summary;
-    let list = |m: &std::collections::BTreeMap<String, u64>| {
-        if m.is_empty() {
-            "none".to_string()
-        } else {
-            m.iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
+    let list = crate::retention::answer::counts_text;
     let _ = write!(
         out,
         "<p>Received in the period: {}. Answers recorded: {}. Each answer is what a pass found; the request's status in the cluster shows the latest.</p>",

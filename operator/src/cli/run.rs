@@ -183,14 +183,7 @@ pub fn describe(bucket: &str, r: &PassReport) -> String {
 
 /// One line for a data-subject request's outcome.
 pub fn describe_request(r: &reconcile::requests::RequestReport) -> String {
-    let counts = |m: &std::collections::BTreeMap<String, u64>| {
-        let v: Vec<String> = m.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    };
+    let counts = crate::retention::answer::counts_text;
     let mut line = format!(
         "{} {}: {}; selected present: {}",
         r.kind,

@@ -130,6 +130,17 @@ pub struct RequestTally {
     kept_before: BTreeSet<String>,
 }
 
+/// Counts by name as people read them: `2 audio, 1 transcript` (`none` when empty).
+pub fn counts_text(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".to_string();
+    }
+    m.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn kind_of(plan: &ObjectPlan) -> String {
     plan.kind.clone().unwrap_or_else(|| "unclassified".into())
 }
