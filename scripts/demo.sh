@@ -201,14 +201,16 @@ while ((SECONDS < deadline)); do
     break
   fi
 done
-# The pass that counted 0 may have listed them and found them gone only when reading them
-# (lifecycle ran in between): the journal records a removal from two complete listings, so
-# wait for the next pass before reading the evidence.
-passes_then="$(grep -c "recordings/${bucket}:" "${run_log}" || true)"
-for _ in $(seq 1 60); do
-  (( $(grep -c "recordings/${bucket}:" "${run_log}" || true) > passes_then )) && break
-  sleep 1
+# A pass counts an object when it reads it; the journal records a removal by lifecycle only
+# once a complete listing no longer shows it, and RGW's listing can show an expired object
+# for a while after it is gone. Wait (up to 4 minutes) until gallring has journaled them.
+gone_wait=$((SECONDS + 240))
+while ((SECONDS < gone_wait)); do
+  gone="$(metric gallring_objects_gone_total 'cause="lifecycle"')"
+  (( ${gone:-0} >= ${masked_start:-1} )) && break
+  sleep 5
 done
+echo "   removals by S3 lifecycle journaled by gallring: $(metric gallring_objects_gone_total 'cause="lifecycle"')"
 
 say "8. Result"
 grep "recordings/${bucket}:" "${run_log}" | tail -1 | strip | fold -s -w 100 | sed 's/^/   /'
