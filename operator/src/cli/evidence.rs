@@ -376,12 +376,11 @@ pub async fn plan_now<S: ObjectStore, J: ObjectStore>(
     b: &CompiledBucket,
     now: DateTime<Utc>,
 ) -> Result<Vec<ObjectPlan>, ExplainError> {
-    let journal = Journal::load(state, &b.state.prefix).await?;
-    let js = journal.state();
+    let mut journal = Journal::load(state, &b.state.prefix).await?;
     let info = store.bucket_info().await?;
     let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
     let holds = engine_holds(
-        js,
+        journal.state(),
         b.policy.cap_holds(b.holds.clone()),
         &b.policy,
         b.rules.grace,
@@ -394,6 +393,13 @@ pub async fn plan_now<S: ObjectStore, J: ObjectStore>(
         let page = store
             .list_page(b.rules.prefix.as_deref(), info.versioned, token, 1000)
             .await?;
+        // The first-seen shards of this page's keys (listings are in key order).
+        if let (Some(first), Some(last)) = (page.objects.first(), page.objects.last()) {
+            journal
+                .prepare_seen(state, &first.key, crate::state::seen::Upto::Key(&last.key))
+                .await?;
+        }
+        let js = journal.state();
         for o in page
             .objects
             .iter()

@@ -196,7 +196,8 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     version_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, ExplainError> {
-    let journal = Journal::load(state, &b.state.prefix).await?;
+    let mut journal = Journal::load(state, &b.state.prefix).await?;
+    journal.prepare_seen_for(state, [key]).await?;
     let js = journal.state();
     let info = store.bucket_info().await?;
     let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());

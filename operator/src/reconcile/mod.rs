@@ -31,6 +31,7 @@ use crate::state::journal::{
     Fact, FirstSeen, HoldRecord, IntendedDeletion, Journal, JournalError, JournalState, VersionRef,
     WithdrawalSeen,
 };
+use crate::state::seen::Upto;
 use crate::store::{
     ErrorCategory, ObjectHead, ObjectId, ObjectStore, Operation, StoreError, StoredRule,
     lifecycle_map,
@@ -790,7 +791,8 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     // and the listing did not show are gone (acted on once the listing is complete).
     let mut coverage = cache::Coverage::default();
     let mut journal_gone: std::collections::BTreeSet<VersionRef> = Default::default();
-    let mut index_gone: Vec<crate::state::index::Entry> = Vec::new();
+    // With the creation time gallring first saw, looked up while its shard is in memory.
+    let mut index_gone: Vec<(DateTime<Utc>, crate::state::index::Entry)> = Vec::new();
     // The previous page's deletions, made once the next page is listed: Ceph RGW ends a
     // version listing early when the version its marker names was deleted.
     let mut pending: Vec<Candidate> = Vec::new();
@@ -818,6 +820,17 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             .collect();
         let window = coverage.next(&objects, last_page);
+        // The first-seen shards of the keys this page lists or completes; the others leave
+        // memory (the listing is in key order, so each shard is read once a pass).
+        {
+            let lo = window.from.as_deref().or(prefix).unwrap_or("");
+            let upto = match (window.until.as_deref(), prefix) {
+                (Some(u), _) => Upto::Key(u),
+                (None, Some(p)) => Upto::Prefix(p),
+                (None, None) => Upto::End,
+            };
+            journal.prepare_seen(state, lo, upto).await?;
+        }
         journal_gone.extend(
             forgotten_in(journal.state(), &window)
                 .into_iter()
@@ -868,7 +881,14 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             Some(ix) => {
                 let entries = match cache::join_page(&ix.index, &objects, &window) {
                     Ok((entries, gone)) => {
-                        index_gone.extend(gone);
+                        let js = journal.state();
+                        index_gone.extend(gone.into_iter().map(|e| {
+                            let id = VersionRef {
+                                key: e.key.clone(),
+                                version_id: e.version_id.clone(),
+                            };
+                            (js.created(&id, e.etag.as_deref(), e.last_modified), e)
+                        }));
                         entries
                     }
                     Err(e) => {
@@ -1093,7 +1113,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         .into_iter()
         .filter(|v| {
             let state = journal.state();
-            state.first_seen.contains_key(v) || state.withdrawals.contains_key(v)
+            state.seen.may_contain(v) || state.withdrawals.contains_key(v)
         })
         .collect();
     if writes && !gone.is_empty() {
@@ -1112,26 +1132,18 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         let since = ix.index.listed_at().unwrap_or(None);
         let ids: Vec<(String, Option<String>)> = index_gone
             .iter()
-            .map(|e| (e.key.clone(), e.version_id.clone()))
+            .map(|(_, e)| (e.key.clone(), e.version_id.clone()))
             .collect();
         match ix.index.remove_many(&ids) {
             Ok(()) => {
                 report.index.swept = index_gone.len() as u64;
                 let observed: Vec<crate::state::journal::GoneObject> = index_gone
                     .iter()
-                    .filter(|e| prefix.is_none_or(|p| e.key.starts_with(p)))
-                    .map(|e| {
-                        let id = VersionRef {
-                            key: e.key.clone(),
-                            version_id: e.version_id.clone(),
-                        };
-                        let created =
-                            journal
-                                .state()
-                                .created(&id, e.etag.as_deref(), e.last_modified);
+                    .filter(|(_, e)| prefix.is_none_or(|p| e.key.starts_with(p)))
+                    .map(|(created, e)| {
                         cache::gone_object(
                             e,
-                            created,
+                            *created,
                             &report.lifecycle_rules,
                             (rules, policy),
                             config.lifecycle_day,
@@ -1231,19 +1243,18 @@ fn forgotten_in(state: &JournalState, window: &cache::Window) -> Vec<VersionRef>
     };
     let before_until = |v: &&VersionRef| window.until.as_deref().is_none_or(|u| v.key.as_str() < u);
     state
-        .first_seen
-        .range(from.clone()..)
-        .map(|(v, _)| v)
-        .take_while(before_until)
+        .seen
+        .in_range(&from.key, window.until.as_deref())
+        .into_iter()
         .chain(
             state
                 .withdrawals
                 .range(from..)
                 .map(|(v, _)| v)
-                .take_while(before_until),
+                .take_while(before_until)
+                .cloned(),
         )
         .filter(|v| window.gone(v))
-        .cloned()
         .collect()
 }
 

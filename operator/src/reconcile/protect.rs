@@ -56,6 +56,31 @@ fn targets(index: &Index, holds: &[&Hold], rules: &BucketRules) -> Result<Vec<En
     Ok(found.into_values().collect())
 }
 
+/// First-seen shards one run of the hold-first step may hold in memory at once.
+const SHARDS_PER_RUN: usize = 16;
+
+/// `entries` (in key order) cut into runs that each need at most [`SHARDS_PER_RUN`] shards.
+fn shard_runs<'e>(journal: &Journal, entries: &'e [Entry]) -> Vec<&'e [Entry]> {
+    let seen = &journal.state().seen;
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut shards = BTreeSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let shard = seen.needed_for([e.key.as_str()]);
+        let grown = shards.union(&shard).count();
+        if grown > SHARDS_PER_RUN && i > start {
+            runs.push(&entries[start..i]);
+            start = i;
+            shards.clear();
+        }
+        shards.extend(shard);
+    }
+    if start < entries.len() {
+        runs.push(&entries[start..]);
+    }
+    runs
+}
+
 pub(super) fn listed(e: &Entry) -> ListedObject {
     ListedObject {
         key: e.key.clone(),
@@ -111,23 +136,32 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
     }
     let linked = linker.finish();
     let planner = Planner::new(policy, rules, &linked, early);
-    let cx = &ObjectContext {
-        store,
-        planner: &planner,
-        rules,
-        object_lock,
-        writes: true,
-        fence: &config.fence,
-        journal: journal.state(),
-        protect_only: true,
-    };
-    // Unordered (a slow object holds back no other), then in key order again.
-    let mut outcomes: Vec<ObjectOutcome> = futures::stream::iter(entries.iter().map(listed))
-        .map(move |o| async move { handle_object(cx, &o).await })
-        .buffer_unordered(config.concurrency.max(1))
-        .filter_map(futures::future::ready)
-        .collect()
-        .await;
+    let mut outcomes: Vec<ObjectOutcome> = Vec::new();
+    // In runs of keys whose first-seen shards fit in memory together (entries are in key
+    // order), each run's shards loaded before its objects are handled.
+    for run in shard_runs(journal, &entries) {
+        journal
+            .prepare_seen_for(state, run.iter().map(|e| e.key.as_str()))
+            .await?;
+        let cx = &ObjectContext {
+            store,
+            planner: &planner,
+            rules,
+            object_lock,
+            writes: true,
+            fence: &config.fence,
+            journal: journal.state(),
+            protect_only: true,
+        };
+        // Unordered (a slow object holds back no other), then in key order again.
+        let done: Vec<ObjectOutcome> = futures::stream::iter(run.iter().map(listed))
+            .map(move |o| async move { handle_object(cx, &o).await })
+            .buffer_unordered(config.concurrency.max(1))
+            .filter_map(futures::future::ready)
+            .collect()
+            .await;
+        outcomes.extend(done);
+    }
     outcomes
         .sort_by(|a, b| (&a.plan.key, &a.plan.version_id).cmp(&(&b.plan.key, &b.plan.version_id)));
     if outcomes.iter().any(|o| o.fenced) {

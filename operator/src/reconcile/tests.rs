@@ -588,6 +588,18 @@ async fn a_new_object_under_a_withdrawn_key_does_not_inherit_the_withdrawal() {
     );
 }
 
+/// Every first-seen entry of the journal, whichever shard it is in.
+async fn first_seen_of(
+    s: &MemoryStore,
+) -> std::collections::BTreeMap<VersionRef, crate::state::journal::Seen> {
+    crate::state::Journal::load(s, crate::state::journal::DEFAULT_PREFIX)
+        .await
+        .expect("journal")
+        .first_seen_all(s)
+        .await
+        .expect("shards")
+}
+
 async fn journal_of(s: &MemoryStore) -> crate::state::JournalState {
     crate::state::Journal::load(s, crate::state::journal::DEFAULT_PREFIX)
         .await
@@ -916,9 +928,11 @@ async fn a_batch_the_store_refuses_is_settled_object_by_object_and_the_bad_key_n
         recordings(&s),
         ["misc/readme.txt", "text/r1.json"].map(String::from).into()
     );
-    let j = journal_of(&s).await;
     assert!(
-        j.first_seen.keys().all(|v| v.key != "audio/r1.wav"),
+        first_seen_of(&s)
+            .await
+            .keys()
+            .all(|v| v.key != "audio/r1.wav"),
         "deleted: forgotten"
     );
 }
@@ -978,6 +992,36 @@ async fn deadlines_count_from_the_first_creation_time_gallring_saw() {
     // Due one year after the call (2027-01-10), not after the tag write (2027-06-01).
     let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
     assert_eq!(r.deleted, 1);
+}
+
+/// The same across many first-seen shards (16 entries each in unit tests): every page loads
+/// the shards of its keys, and no object counts from the moved time.
+#[tokio::test]
+async fn deadlines_count_from_the_first_creation_time_in_every_shard() {
+    let s = MemoryStore::new("calls").tag_writes_move_last_modified();
+    for i in 0..200 {
+        s.put(&format!("audio/r{i:03}.wav"), day(2026, 1, 10), 100, &[]);
+    }
+    s.set_clock(day(2026, 6, 1));
+    pass(&s, Enforcement::Operator, vec![], day(2026, 6, 1)).await;
+    let shards = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
+        .await
+        .expect("journal")
+        .state()
+        .seen
+        .shards()
+        .len();
+    assert!(shards > 4, "200 entries in several shards: {shards}");
+    let r = pass(&s, Enforcement::Operator, vec![], day(2026, 6, 2)).await;
+    assert_eq!(r.last_modified_moved, 200, "every move is seen and counted");
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 9)).await;
+    assert_eq!(r.deleted, 0, "not due yet");
+    let r = pass(&s, Enforcement::Operator, vec![], day(2027, 1, 11)).await;
+    assert_eq!(
+        r.deleted, 200,
+        "due one year after the call, in every shard"
+    );
+    assert!(first_seen_of(&s).await.is_empty(), "deleted: forgotten");
 }
 
 #[tokio::test]
@@ -1052,12 +1096,8 @@ async fn the_journal_can_live_in_another_bucket_under_object_lock_retention() {
     let journal = crate::state::Journal::load(&state, "journal-of-calls/")
         .await
         .expect("journal");
-    let seen: Vec<&str> = journal
-        .state()
-        .first_seen
-        .keys()
-        .map(|v| v.key.as_str())
-        .collect();
+    let all = journal.first_seen_all(&state).await.expect("shards");
+    let seen: Vec<&str> = all.keys().map(|v| v.key.as_str()).collect();
     assert_eq!(
         seen,
         vec!["misc/readme.txt"],
@@ -1069,7 +1109,7 @@ async fn the_journal_can_live_in_another_bucket_under_object_lock_retention() {
 async fn versions_gone_from_the_listing_are_forgotten_by_the_journal() {
     let s = seeded();
     pass(&s, Enforcement::Lifecycle, vec![], day(2026, 2, 1)).await;
-    assert_eq!(journal_of(&s).await.first_seen.len(), 4);
+    assert_eq!(first_seen_of(&s).await.len(), 4);
     // Lifecycle (or anyone) removes one: the next complete pass drops it from the state.
     s.delete_objects(&[crate::store::ObjectId {
         key: "text/r1.json".into(),
@@ -1078,9 +1118,9 @@ async fn versions_gone_from_the_listing_are_forgotten_by_the_journal() {
     .await
     .expect("deleted");
     pass(&s, Enforcement::Lifecycle, vec![], day(2026, 2, 2)).await;
-    let j = journal_of(&s).await;
-    assert_eq!(j.first_seen.len(), 3);
-    assert!(j.first_seen.keys().all(|v| v.key != "text/r1.json"));
+    let j = first_seen_of(&s).await;
+    assert_eq!(j.len(), 3);
+    assert!(j.keys().all(|v| v.key != "text/r1.json"));
 }
 
 // ---------------------------------------------------------------------------------------------

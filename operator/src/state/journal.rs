@@ -2,7 +2,9 @@
 //!
 //! Layout under the state prefix (default `.gallring/` in the bucket itself):
 //! - `journal/<first seq, 16 digits>.jsonl`: a segment, one record per line, written once;
-//! - `checkpoint.json`: the state folded from every segment up to a point, and the chain head.
+//! - `checkpoint.json`: the state folded from every segment up to a point, and the chain head;
+//! - `seen/<seq>-<head>-<n>.jsonl`: the checkpoint's first-seen creation times in key-range
+//!   shards (one entry per object version: kept out of the checkpoint and out of memory).
 //!
 //! A record is `{"seq":N,"at":"<RFC 3339>","prev":"<sha256 of the previous record's line>",
 //! "fact":"<kind>",...}`; the first record's `prev` is 64 zeros. Readable with jq or DuckDB
@@ -21,10 +23,15 @@ use crate::retention::{
 };
 use crate::store::{ObjectId, ObjectStore, StoreError};
 
+use super::seen::{self as shards, SeenMap, ShardRef, Upto};
+
 /// The default state prefix in the recordings bucket.
 pub const DEFAULT_PREFIX: &str = crate::retention::DEFAULT_STATE_PREFIX;
 /// Fold a checkpoint after this many segments, so a load reads few segments.
 const CHECKPOINT_EVERY: u64 = 32;
+/// ... or once this many first-seen changes wait for their shards (memory stays bounded while
+/// a first pass journals every object).
+const CHECKPOINT_PENDING: usize = 8 * super::seen::SHARD_ENTRIES;
 /// Segments fetched at once when the journal is loaded.
 const LOAD_IN_FLIGHT: usize = 8;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -426,9 +433,19 @@ pub struct JournalState {
     pub released: Vec<(HoldRecord, DateTime<Utc>)>,
     /// Legal holds gallring set and has not lifted.
     pub legal_holds: BTreeSet<VersionRef>,
-    /// First-seen creation times, by version (dropped once the version is deleted).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
-    pub first_seen: BTreeMap<VersionRef, Seen>,
+    /// First-seen creation times, by version (dropped once the version is deleted): in
+    /// key-range shards the checkpoint names, loaded as a pass reaches them ([`SeenMap`]).
+    #[serde(skip)]
+    pub seen: SeenMap,
+    /// The first-seen map as checkpoints held it whole before the shards: read, then moved
+    /// into `seen` (the next checkpoint writes it as shards).
+    #[serde(
+        default,
+        rename = "firstSeen",
+        skip_serializing,
+        deserialize_with = "pairs::deserialize"
+    )]
+    legacy_first_seen: BTreeMap<VersionRef, Seen>,
     /// Journaled withdrawals, by version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "pairs")]
     pub withdrawals: BTreeMap<VersionRef, Withdrawal>,
@@ -519,13 +536,13 @@ impl JournalState {
             }
             Fact::DeletionsConfirmed { objects } | Fact::ObjectsGone { objects } => {
                 for o in objects {
-                    self.first_seen.remove(o);
+                    self.seen.remove(o);
                     self.withdrawals.remove(o);
                 }
             }
             Fact::ObjectsFirstSeen { objects } => {
                 for o in objects {
-                    self.first_seen.insert(
+                    self.seen.insert(
                         VersionRef {
                             key: o.key.clone(),
                             version_id: o.version_id.clone(),
@@ -603,16 +620,18 @@ impl JournalState {
         etag: Option<&str>,
         listed: DateTime<Utc>,
     ) -> DateTime<Utc> {
-        match self.first_seen.get(id) {
+        match self.seen.get(id).known() {
             Some(s) if same_content(s.etag.as_deref(), etag) => s.last_modified.min(listed),
             _ => listed,
         }
     }
 
-    /// Whether this content's creation time is already journaled.
+    /// Whether this content's creation time is already journaled. A shard not loaded answers
+    /// no: the time is journaled again, and the earlier one is kept.
     pub fn seen(&self, id: &VersionRef, etag: Option<&str>) -> bool {
-        self.first_seen
+        self.seen
             .get(id)
+            .known()
             .is_some_and(|s| same_content(s.etag.as_deref(), etag))
     }
 
@@ -662,6 +681,13 @@ struct Checkpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_at: Option<DateTime<Utc>>,
     state: JournalState,
+    /// The first-seen shards, in key order.
+    #[serde(default)]
+    seen: Vec<ShardRef>,
+    /// Shards this checkpoint replaced: removed by the next one (a load of the previous
+    /// checkpoint may still be reading them).
+    #[serde(default)]
+    retired: Vec<String>,
 }
 
 /// A checkpoint as written: the state borrowed, not copied (it holds an entry per object).
@@ -674,6 +700,8 @@ struct CheckpointRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_at: Option<DateTime<Utc>>,
     state: &'a JournalState,
+    seen: &'a [ShardRef],
+    retired: &'a [String],
 }
 
 /// Why the journal cannot be read or written. Either way nothing that lowers protection
@@ -709,6 +737,8 @@ pub struct Journal {
     segments_since_checkpoint: u64,
     last_segment: Option<String>,
     state: JournalState,
+    /// Shards the loaded checkpoint replaced (removed by the next checkpoint).
+    retired: Vec<String>,
     /// Seals each segment it writes (issue 11), when the host has a key.
     signer: Option<std::sync::Arc<super::seal::Signer>>,
 }
@@ -753,8 +783,17 @@ impl Journal {
             segments_since_checkpoint: 0,
             last_segment: None,
             state: JournalState::default(),
+            retired: Vec::new(),
             signer: None,
         }
+    }
+
+    /// An empty journal that folds the chain without keeping first-seen times: for reads of
+    /// the whole history, whose memory must not grow with the bucket.
+    fn chain_only(prefix: &str) -> Journal {
+        let mut j = Journal::empty(prefix);
+        j.state.seen = SeenMap::discarding();
+        j
     }
 
     /// Seals every segment written from now on with `signer`.
@@ -816,17 +855,23 @@ impl Journal {
             }
         };
         let mut journal = match checkpoint {
-            Some(c) => Journal {
-                prefix: prefix.to_string(),
-                retention: None,
-                last_at: c.last_at,
-                next_seq: c.next_seq,
-                head: c.head,
-                segments_since_checkpoint: 0,
-                last_segment: c.last_segment,
-                state: c.state,
-                signer: None,
-            },
+            Some(mut c) => {
+                c.state.seen = SeenMap::from_shards(c.seen);
+                let legacy = std::mem::take(&mut c.state.legacy_first_seen);
+                c.state.seen.absorb(legacy);
+                Journal {
+                    prefix: prefix.to_string(),
+                    retention: None,
+                    last_at: c.last_at,
+                    next_seq: c.next_seq,
+                    head: c.head,
+                    segments_since_checkpoint: 0,
+                    last_segment: c.last_segment,
+                    state: c.state,
+                    retired: c.retired,
+                    signer: None,
+                }
+            }
             None => Journal::empty(prefix),
         };
         let mut keys = list_keys(store, prefix, "journal/", ".jsonl").await?;
@@ -948,20 +993,28 @@ impl Journal {
         }
         self.last_segment = Some(key);
         self.segments_since_checkpoint += 1;
-        if self.segments_since_checkpoint >= CHECKPOINT_EVERY {
+        if self.segments_since_checkpoint >= CHECKPOINT_EVERY
+            || self.state.seen.pending() >= CHECKPOINT_PENDING
+        {
             self.checkpoint(store).await?;
         }
         Ok(())
     }
 
-    /// Writes the folded state, so the next load reads only later segments.
+    /// Writes the folded state, so the next load reads only later segments: first the
+    /// first-seen shards that changed (new objects; the old ones stay until the checkpoint
+    /// after next), then the checkpoint that names them.
     pub async fn checkpoint<S: ObjectStore>(&mut self, store: &S) -> Result<(), JournalError> {
+        let until = self.last_at.and_then(|at| self.retain_until(at));
+        let (seen, loaded, replaced) = self.rewrite_shards(store, until).await?;
         let c = CheckpointRef {
             next_seq: self.next_seq,
             head: &self.head,
             last_segment: self.last_segment.as_deref(),
             last_at: self.last_at,
             state: &self.state,
+            seen: &seen,
+            retired: &replaced,
         };
         let key = Self::checkpoint_key(&self.prefix);
         let body = serde_json::to_vec(&c).map_err(|e| JournalError::Corrupt {
@@ -969,20 +1022,201 @@ impl Journal {
             line: 0,
             message: e.to_string(),
         })?;
-        let until = self.last_at.and_then(|at| self.retain_until(at));
         store
             .put_object(&key, body, "application/json", until)
             .await?;
+        // Nothing names the shards the previous checkpoint replaced any more. Under Object
+        // Lock they are evidence like the rest and stay.
+        if self.retention.is_none() {
+            for object in std::mem::take(&mut self.retired) {
+                let id = ObjectId {
+                    key: object,
+                    version_id: None,
+                };
+                if let Err(e) = store.delete_object(&id, None).await {
+                    tracing::debug!(key = %id.key, error = %e, "replaced first-seen shard not removed");
+                }
+            }
+        }
+        self.retired = replaced;
+        self.state.seen.checkpointed(seen, loaded);
         self.segments_since_checkpoint = 0;
         Ok(())
     }
+
+    fn shard_key(&self, n: usize) -> String {
+        format!(
+            "{}seen/{:016}-{}-{n:05}.jsonl",
+            self.prefix,
+            self.next_seq,
+            &self.head[..self.head.len().min(8)]
+        )
+    }
+
+    async fn fetch_shard<S: ObjectStore>(
+        store: &S,
+        object: &str,
+    ) -> Result<BTreeMap<VersionRef, Seen>, JournalError> {
+        let corrupt = |line: usize, message: String| JournalError::Corrupt {
+            key: object.to_string(),
+            line,
+            message,
+        };
+        let body = store.get_object(object).await?.ok_or_else(|| {
+            corrupt(
+                0,
+                "the checkpoint names this first-seen shard but it is missing (remove \
+                 checkpoint.json to rebuild the state from the segments)"
+                    .into(),
+            )
+        })?;
+        shards::decode(&body).map_err(|(line, message)| corrupt(line, message))
+    }
+
+    /// The shards with the changes since the checkpoint written (each rewritten shard as new
+    /// objects), the shards to keep in memory, and the objects the rewrite replaced.
+    async fn rewrite_shards<S: ObjectStore>(
+        &self,
+        store: &S,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<RewrittenShards, JournalError> {
+        let seen = &self.state.seen;
+        let touched = seen.touched();
+        let mut out: Vec<(ShardRef, Option<BTreeMap<VersionRef, Seen>>)> = Vec::new();
+        let mut replaced = Vec::new();
+        let mut written = 0usize;
+        let mut write = async |from: String,
+                               entries: BTreeMap<VersionRef, Seen>,
+                               keep: bool|
+               -> Result<
+            (ShardRef, Option<BTreeMap<VersionRef, Seen>>),
+            JournalError,
+        > {
+            let object = self.shard_key(written);
+            written += 1;
+            let body = shards::encode(&entries).map_err(|e| JournalError::Corrupt {
+                key: object.clone(),
+                line: 0,
+                message: e.to_string(),
+            })?;
+            store
+                .put_object(&object, body, "application/x-ndjson", until)
+                .await?;
+            let r = ShardRef {
+                from,
+                object,
+                entries: entries.len() as u64,
+            };
+            Ok((r, keep.then_some(entries)))
+        };
+        if touched.contains(&None) {
+            // No shards yet (or keys below the first): the changes are the new shards.
+            for (from, entries) in seen.rewrite(None, BTreeMap::new()) {
+                out.push(write(from, entries, true).await?);
+            }
+        }
+        for (i, r) in seen.shards().iter().enumerate() {
+            let loaded = seen.loaded(i);
+            if !touched.contains(&Some(i)) {
+                out.push((r.clone(), loaded.cloned()));
+                continue;
+            }
+            let base = match loaded {
+                Some(m) => m.clone(),
+                None => Self::fetch_shard(store, &r.object).await?,
+            };
+            replaced.push(r.object.clone());
+            for (from, entries) in seen.rewrite(Some(i), base) {
+                out.push(write(from, entries, loaded.is_some()).await?);
+            }
+        }
+        if let Some(first) = out.first_mut() {
+            // The first shard covers every key below the second.
+            first.0.from = String::new();
+        }
+        let mut refs = Vec::with_capacity(out.len());
+        let mut keep = BTreeMap::new();
+        for (i, (r, entries)) in out.into_iter().enumerate() {
+            refs.push(r);
+            if let Some(m) = entries {
+                keep.insert(i, m);
+            }
+        }
+        Ok((refs, keep, replaced))
+    }
+
+    /// Loads the first-seen shards a page over keys `[lo, upto]` needs and drops the others.
+    pub async fn prepare_seen<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        lo: &str,
+        upto: Upto<'_>,
+    ) -> Result<(), JournalError> {
+        let needed = self.state.seen.needed(lo, upto);
+        self.load_shards(store, &needed).await
+    }
+
+    /// Loads the first-seen shards of these keys and drops the others.
+    pub async fn prepare_seen_for<'k, S: ObjectStore>(
+        &mut self,
+        store: &S,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<(), JournalError> {
+        let needed = self.state.seen.needed_for(keys);
+        self.load_shards(store, &needed).await
+    }
+
+    async fn load_shards<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        needed: &BTreeSet<usize>,
+    ) -> Result<(), JournalError> {
+        let missing = self.state.seen.keep_only(needed);
+        let mut fetched = futures::stream::iter(missing)
+            .map(|(i, object)| async move { (i, Self::fetch_shard(store, &object).await) })
+            .buffer_unordered(LOAD_IN_FLIGHT);
+        while let Some((i, entries)) = fetched.next().await {
+            self.state.seen.put_loaded(i, entries?);
+        }
+        Ok(())
+    }
+
+    /// Every first-seen entry, shard by shard with the changes applied (for tests and
+    /// reports over a small bucket: this holds them all).
+    pub async fn first_seen_all<S: ObjectStore>(
+        &self,
+        store: &S,
+    ) -> Result<BTreeMap<VersionRef, Seen>, JournalError> {
+        let seen = &self.state.seen;
+        let mut all = BTreeMap::new();
+        for (_, entries) in seen.rewrite(None, BTreeMap::new()) {
+            all.extend(entries);
+        }
+        for (i, r) in seen.shards().iter().enumerate() {
+            let base = match seen.loaded(i) {
+                Some(m) => m.clone(),
+                None => Self::fetch_shard(store, &r.object).await?,
+            };
+            for (_, entries) in seen.rewrite(Some(i), base) {
+                all.extend(entries);
+            }
+        }
+        Ok(all)
+    }
 }
+
+/// New shard list, the shards to keep in memory by their new index, the replaced objects.
+type RewrittenShards = (
+    Vec<ShardRef>,
+    BTreeMap<usize, BTreeMap<VersionRef, Seen>>,
+    Vec<String>,
+);
 
 /// Every record from the first, the chain checked (as a load does, without the checkpoint):
 /// for reports over the whole history.
 pub async fn records<S: ObjectStore>(store: &S, prefix: &str) -> Result<Vec<Record>, JournalError> {
     let keys = list_keys(store, prefix, "journal/", ".jsonl").await?;
-    let mut j = Journal::empty(prefix);
+    let mut j = Journal::chain_only(prefix);
     let mut out = Vec::new();
     for key in keys {
         let Some(bytes) = store.get_object(&key).await? else {
@@ -1042,7 +1276,7 @@ pub async fn verify<S: ObjectStore>(
         .await?
         .into_iter()
         .collect();
-    let mut j = Journal::empty(prefix);
+    let mut j = Journal::chain_only(prefix);
     let mut report = VerifyReport {
         key_checked: key.is_some(),
         ..VerifyReport::default()
@@ -1165,6 +1399,220 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0)
             .single()
             .expect("valid")
+    }
+
+    fn first_seen(keys: impl IntoIterator<Item = String>, d: u32) -> Fact {
+        Fact::ObjectsFirstSeen {
+            objects: keys
+                .into_iter()
+                .map(|key| FirstSeen {
+                    key,
+                    version_id: None,
+                    etag: Some("e".into()),
+                    last_modified: t(d),
+                })
+                .collect(),
+        }
+    }
+
+    fn vref(key: String) -> VersionRef {
+        VersionRef {
+            key,
+            version_id: None,
+        }
+    }
+
+    /// The first-seen map in shards: what a load gives back is what was journaled (with
+    /// removals and content seen again), memory holds the shards a step asked for, and the
+    /// shards a checkpoint replaced go at the checkpoint after.
+    #[tokio::test]
+    async fn first_seen_times_survive_checkpoints_in_shards_and_load_as_needed() {
+        let store = MemoryStore::new("b");
+        let key = |i: u32| format!("audio/{i:06}.wav");
+        let mut model: BTreeMap<VersionRef, Seen> = BTreeMap::new();
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        // 30 pages of 1,000, as a first pass journals them: several shards.
+        for page in 0..30u32 {
+            let keys: Vec<String> = (page * 1000..(page + 1) * 1000).map(key).collect();
+            for k in &keys {
+                model.insert(
+                    vref(k.clone()),
+                    Seen {
+                        etag: Some("e".into()),
+                        last_modified: t(1),
+                    },
+                );
+            }
+            j.append(&store, t(1), vec![first_seen(keys, 1)])
+                .await
+                .expect("durable");
+        }
+        // Gone, and seen again later (the same key uploaded anew): counts from day 5.
+        let gone: Vec<VersionRef> = (0..30_000).step_by(7).map(|i| vref(key(i))).collect();
+        j.append(
+            &store,
+            t(2),
+            vec![Fact::ObjectsGone {
+                objects: gone.clone(),
+            }],
+        )
+        .await
+        .expect("durable");
+        for v in &gone {
+            model.remove(v);
+        }
+        let again: Vec<String> = (0..30_000).step_by(21).map(key).collect();
+        j.append(&store, t(5), vec![first_seen(again.clone(), 5)])
+            .await
+            .expect("durable");
+        // Journaled once more with a later time (a shard not loaded): the earlier time stays.
+        j.append(
+            &store,
+            t(9),
+            vec![first_seen((1..30_000).step_by(13).map(key), 9)],
+        )
+        .await
+        .expect("durable");
+        for k in again {
+            model.insert(
+                vref(k),
+                Seen {
+                    etag: Some("e".into()),
+                    last_modified: t(5),
+                },
+            );
+        }
+        for i in (1..30_000).step_by(13) {
+            model.entry(vref(key(i))).or_insert(Seen {
+                etag: Some("e".into()),
+                last_modified: t(9),
+            });
+        }
+        j.checkpoint(&store).await.expect("checkpoint");
+        let shards = j.state().seen.shards().len();
+        assert!(
+            shards >= 30_000 / shards::SHARD_ENTRIES - 1,
+            "30,000 entries in shards of {}: {shards}",
+            shards::SHARD_ENTRIES
+        );
+        assert_eq!(j.state().seen.pending(), 0);
+
+        let mut fresh = Journal::load(&store, DEFAULT_PREFIX).await.expect("load");
+        assert_eq!(
+            fresh.state().seen.in_memory(),
+            0,
+            "nothing loaded before it is asked for"
+        );
+        assert_eq!(
+            fresh.first_seen_all(&store).await.expect("shards"),
+            model,
+            "what was journaled"
+        );
+        // A page over 1,000 keys needs one or two shards, not all of them.
+        fresh
+            .prepare_seen(&store, &key(12_000), Upto::Key(&key(12_999)))
+            .await
+            .expect("shards");
+        assert!(fresh.state().seen.in_memory() <= 1000 + 2 * shards::SHARD_ENTRIES);
+        for i in [12_000, 12_001, 12_007, 12_012, 12_999] {
+            let v = vref(key(i));
+            assert_eq!(
+                fresh.state().seen.get(&v).known(),
+                model.get(&v),
+                "{}",
+                v.key
+            );
+        }
+        assert_eq!(
+            fresh.state().seen.get(&vref(key(29_000))),
+            shards::Lookup::Unloaded
+        );
+
+        // Replaced shards are removed by the checkpoint after the one that replaced them.
+        let before: BTreeSet<String> = list_keys(&store, DEFAULT_PREFIX, "seen/", ".jsonl")
+            .await
+            .expect("list")
+            .into_iter()
+            .collect();
+        let first = j.state().seen.shards()[0].object.clone();
+        j.append(&store, t(10), vec![first_seen([key(0)], 10)])
+            .await
+            .expect("durable");
+        j.checkpoint(&store).await.expect("checkpoint");
+        let listed = list_keys(&store, DEFAULT_PREFIX, "seen/", ".jsonl")
+            .await
+            .expect("list");
+        assert!(listed.contains(&first), "kept for one more checkpoint");
+        j.append(&store, t(11), vec![first_seen([key(1)], 11)])
+            .await
+            .expect("durable");
+        j.checkpoint(&store).await.expect("checkpoint");
+        let listed = list_keys(&store, DEFAULT_PREFIX, "seen/", ".jsonl")
+            .await
+            .expect("list");
+        assert!(!listed.contains(&first), "removed");
+        let named: BTreeSet<&String> = j.state().seen.shards().iter().map(|s| &s.object).collect();
+        assert!(
+            listed
+                .iter()
+                .all(|k| named.contains(k) || !before.contains(k) || j.retired.contains(k))
+        );
+        for r in j.state().seen.shards() {
+            assert!(
+                listed.contains(&r.object),
+                "named shard {} exists",
+                r.object
+            );
+        }
+    }
+
+    /// A checkpoint written before the shards (the map inline) is read, and the next
+    /// checkpoint writes it as shards.
+    #[tokio::test]
+    async fn a_checkpoint_with_the_map_inline_is_read_and_sharded_by_the_next() {
+        let store = MemoryStore::new("b");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        j.append(&store, t(1), vec![first_seen(["a".to_string()], 1)])
+            .await
+            .expect("durable");
+        let legacy = serde_json::json!({
+            "nextSeq": j.next_seq,
+            "head": j.head,
+            "lastSegment": j.last_segment,
+            "state": {
+                "applied": {}, "released": [], "legalHolds": [],
+                "firstSeen": [[{"key": "a"}, {"etag": "e", "lastModified": t(1)}]]
+            }
+        });
+        store
+            .put_object(
+                &Journal::checkpoint_key(DEFAULT_PREFIX),
+                serde_json::to_vec(&legacy).expect("json"),
+                "application/json",
+                None,
+            )
+            .await
+            .expect("written");
+        let mut loaded = Journal::load(&store, DEFAULT_PREFIX).await.expect("legacy");
+        let a = vref("a".into());
+        assert_eq!(
+            loaded.state().seen.get(&a).known().map(|s| s.last_modified),
+            Some(t(1))
+        );
+        loaded.checkpoint(&store).await.expect("checkpoint");
+        let again = Journal::load(&store, DEFAULT_PREFIX)
+            .await
+            .expect("sharded");
+        assert_eq!(again.state().seen.shards().len(), 1);
+        assert_eq!(
+            again
+                .first_seen_all(&store)
+                .await
+                .expect("shards")
+                .get(&a)
+                .map(|s| s.last_modified),
+            Some(t(1))
+        );
     }
 
     fn complaint() -> HoldRecord {
