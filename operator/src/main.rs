@@ -162,6 +162,10 @@ enum Command {
         /// object store's (response Date headers) differ by more than this many seconds.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
         max_clock_skew_seconds: u32,
+        /// First-seen creation times per journal shard under the state prefix (tuning: a
+        /// pass holds the shards of the keys it lists; the default suits any bucket).
+        #[arg(long, default_value_t = gallring::state::seen::SHARD_ENTRIES as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        seen_shard_entries: u32,
         /// Attempts per S3 request (retries back off with jitter).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
         max_attempts: u32,
@@ -394,6 +398,7 @@ fn main() -> ExitCode {
             lifecycle_day_seconds,
             journal_signing_key,
             json_logs,
+            seen_shard_entries,
         } => match load_signer(journal_signing_key.as_deref()) {
             Err(e) => Err(e),
             Ok(signer) => run_host(
@@ -406,7 +411,7 @@ fn main() -> ExitCode {
                 max_attempts,
                 request_timeout,
                 index_dir,
-                (signer, lifecycle_day_seconds),
+                (signer, lifecycle_day_seconds, seen_shard_entries),
                 json_logs,
             ),
         },
@@ -653,7 +658,11 @@ fn run_host(
     max_attempts: u32,
     request_timeout: u64,
     index_dir: Option<PathBuf>,
-    (signer, lifecycle_day_seconds): (Option<std::sync::Arc<gallring::state::seal::Signer>>, u32),
+    (signer, lifecycle_day_seconds, seen_shard_entries): (
+        Option<std::sync::Arc<gallring::state::seal::Signer>>,
+        u32,
+        u32,
+    ),
     json_logs: bool,
 ) -> Result<(), String> {
     let metrics_addr = match metrics_addr {
@@ -672,6 +681,7 @@ fn run_host(
             max_clock_skew: chrono::Duration::seconds(i64::from(max_clock_skew_seconds)),
             signer,
             lifecycle_day: chrono::Duration::seconds(i64::from(lifecycle_day_seconds)),
+            seen_shard_entries: seen_shard_entries as usize,
             ..Default::default()
         },
         max_attempts,

@@ -5,7 +5,17 @@
 use super::model::{HoldDef, Reason};
 use super::proxy::FaultPlan;
 use super::rng::Rng;
-use super::world::{ObjSpec, Outcome, RunOpts, Scenario, age};
+use super::world::{ObjSpec, Options, Outcome, RunOpts, Scenario, age};
+
+/// The journal's first-seen times in shards of two entries: a random bucket of 40 objects
+/// spans about twenty, and a checkpoint comes every 16 changes, so the faults and kills land
+/// in shard loads, rewrites and removals too.
+fn small_shards() -> Options {
+    Options {
+        seen_shard_entries: Some(2),
+        ..Options::default()
+    }
+}
 
 /// A random bucket: `recordings` calls (audio + transcript) of random ages, up to 10 foreign
 /// tags each, foreign legal holds on some objects that stay protected anyway, and two
@@ -102,7 +112,7 @@ async fn settle(s: &mut Scenario) -> Outcome {
 /// delay, applied-then-dropped), retries from one to four attempts, pages of 4 to 1000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_and_release_under_random_faults_never_delete_early_or_touch_foreign_state() {
-    let mut s = Scenario::new("random_faults").await;
+    let mut s = Scenario::with("random_faults", small_shards()).await;
     let (specs, holds) = random_bucket(&mut s.rng, 20);
     s.seed(specs).await;
     for h in holds {
@@ -132,7 +142,7 @@ async fn apply_and_release_under_random_faults_never_delete_early_or_touch_forei
 /// with a tenth of the requests failing; then clean passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_of_apply_and_release_never_deletes_early() {
-    let mut s = Scenario::new("sigkill").await;
+    let mut s = Scenario::with("sigkill", small_shards()).await;
     let (specs, holds) = random_bucket(&mut s.rng, 16);
     s.seed(specs).await;
     for h in holds {

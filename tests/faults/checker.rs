@@ -406,6 +406,7 @@ impl Checker {
             let records = journal_records(s3, bucket).await;
             violations.extend(journal_violations(&records, &versions, model));
         }
+        violations.extend(checkpoint_violations(s3, bucket).await);
         self.last = snapshot;
         violations
     }
@@ -443,6 +444,83 @@ impl Checker {
             .map(|o| o.key.clone())
             .collect()
     }
+}
+
+async fn read_object(s3: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) if service_code(&e).as_deref() == Some("NoSuchKey") => return None,
+        Err(e) => panic!("checker: reading {key}: {e:?}"),
+    };
+    Some(
+        out.body
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("checker: reading {key}: {e}"))
+            .into_bytes()
+            .to_vec(),
+    )
+}
+
+/// The checkpoint's first-seen shards, read straight from the bucket: every shard it names
+/// exists (a checkpoint never names a shard removed or not yet written, whatever was killed
+/// when), holds the entries it says, and only keys of its own range, in order.
+async fn checkpoint_violations(s3: &Client, bucket: &str) -> Vec<String> {
+    let key = ".gallring/checkpoint.json";
+    let Some(body) = read_object(s3, bucket, key).await else {
+        return Vec::new();
+    };
+    let checkpoint: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{key}: not JSON: {e}")],
+    };
+    let shards = checkpoint["seen"].as_array().cloned().unwrap_or_default();
+    let mut violations = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let (Some(from), Some(object)) = (shard["from"].as_str(), shard["object"].as_str()) else {
+            violations.push(format!("{key}: shard {i} without from/object: {shard}"));
+            continue;
+        };
+        if i == 0 && !from.is_empty() {
+            violations.push(format!(
+                "{key}: the first shard starts at {from:?}, not \"\""
+            ));
+        }
+        let until = shards.get(i + 1).and_then(|n| n["from"].as_str());
+        let Some(body) = read_object(s3, bucket, object).await else {
+            violations.push(format!("{key} names shard {object}, which is missing"));
+            continue;
+        };
+        let keys: Vec<String> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["key"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if shard["entries"].as_u64() != Some(keys.len() as u64) {
+            violations.push(format!(
+                "shard {object}: {} entries, the checkpoint says {}",
+                keys.len(),
+                shard["entries"]
+            ));
+        }
+        if keys.windows(2).any(|w| w[0] > w[1]) {
+            violations.push(format!("shard {object}: keys out of order"));
+        }
+        if let Some(k) = keys
+            .iter()
+            .find(|k| k.as_str() < from || until.is_some_and(|u| k.as_str() >= u))
+        {
+            violations.push(format!(
+                "shard {object}: key {k} outside its range [{from:?}, {until:?})"
+            ));
+        }
+    }
+    violations
 }
 
 /// Every record of gallring's journal, read straight from the bucket (`.gallring/journal/`).

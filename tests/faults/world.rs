@@ -266,6 +266,9 @@ pub struct Options {
     /// The policy also has the purpose `bookkeeping` (Art. 6(1)(c) legal obligation, kept on
     /// erasure): audio tagged `ledger=yes` is kept [`super::model::BOOKKEEPING_DAYS`] days.
     pub legal_obligation: bool,
+    /// `--seen-shard-entries`: the journal's first-seen times in shards this small, so that
+    /// every pass crosses several and checkpoints rewrite and retire shards under the faults.
+    pub seen_shard_entries: Option<u32>,
 }
 
 /// The scenario: bucket, proxy, manifests, model, checker and counts.
@@ -566,6 +569,9 @@ impl Scenario {
         }
         if let Some(k) = &self.options.journal_signing_key {
             cmd.arg("--journal-signing-key").arg(k);
+        }
+        if let Some(n) = self.options.seen_shard_entries {
+            cmd.args(["--seen-shard-entries", &n.to_string()]);
         }
         cmd.env("RUST_LOG", "info,aws_config=warn,aws_smithy_runtime=warn")
             .env("AWS_EC2_METADATA_DISABLED", "true")

@@ -66,6 +66,8 @@ pub struct PassConfig {
     pub lifecycle_day: chrono::Duration,
     /// The host's data-subject requests for this bucket (restrictions also as holds).
     pub requests: Vec<crate::retention::SubjectRequest>,
+    /// First-seen entries per journal shard ([`crate::state::seen`]).
+    pub seen_shard_entries: usize,
 }
 
 impl Default for PassConfig {
@@ -81,6 +83,7 @@ impl Default for PassConfig {
             signer: None,
             lifecycle_day: chrono::Duration::days(1),
             requests: Vec::new(),
+            seen_shard_entries: crate::state::seen::SHARD_ENTRIES,
         }
     }
 }
@@ -520,7 +523,8 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     let mut journal = Journal::load(state, &config.state.prefix)
         .await?
         .retain_for(config.state.retention)
-        .signed_by(config.signer.clone());
+        .signed_by(config.signer.clone())
+        .with_shard_entries(config.seen_shard_entries);
     // Records are dated by the pass's clock, a lower bound of the store's: the store's clock
     // has moved on since, so a later pass never decides by an earlier time than an earlier
     // pass wrote (the `Date` header has whole seconds; two passes within one second would

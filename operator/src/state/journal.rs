@@ -29,9 +29,9 @@ use super::seen::{self as shards, SeenMap, ShardRef, Upto};
 pub const DEFAULT_PREFIX: &str = crate::retention::DEFAULT_STATE_PREFIX;
 /// Fold a checkpoint after this many segments, so a load reads few segments.
 const CHECKPOINT_EVERY: u64 = 32;
-/// ... or once this many first-seen changes wait for their shards (memory stays bounded while
-/// a first pass journals every object).
-const CHECKPOINT_PENDING: usize = 8 * super::seen::SHARD_ENTRIES;
+/// ... or once this many shards' worth of first-seen changes wait (memory stays bounded
+/// while a first pass journals every object).
+const CHECKPOINT_PENDING_SHARDS: usize = 8;
 /// Segments fetched at once when the journal is loaded.
 const LOAD_IN_FLIGHT: usize = 8;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -796,6 +796,12 @@ impl Journal {
         j
     }
 
+    /// Writes first-seen shards of `n` entries (tuning; the default suits any bucket).
+    pub fn with_shard_entries(mut self, n: usize) -> Self {
+        self.state.seen.set_shard_entries(n);
+        self
+    }
+
     /// Seals every segment written from now on with `signer`.
     pub fn signed_by(mut self, signer: Option<std::sync::Arc<super::seal::Signer>>) -> Self {
         self.signer = signer;
@@ -994,7 +1000,8 @@ impl Journal {
         self.last_segment = Some(key);
         self.segments_since_checkpoint += 1;
         if self.segments_since_checkpoint >= CHECKPOINT_EVERY
-            || self.state.seen.pending() >= CHECKPOINT_PENDING
+            || self.state.seen.pending()
+                >= CHECKPOINT_PENDING_SHARDS * self.state.seen.shard_entries()
         {
             self.checkpoint(store).await?;
         }
@@ -1364,6 +1371,8 @@ pub async fn verify<S: ObjectStore>(
             struct Head {
                 next_seq: u64,
                 head: String,
+                #[serde(default)]
+                seen: Vec<ShardRef>,
             }
             match serde_json::from_slice::<Head>(&bytes) {
                 Err(e) => report.problem = Some(format!("{key}: not a checkpoint: {e}")),
@@ -1381,6 +1390,27 @@ pub async fn verify<S: ObjectStore>(
                                 .as_deref()
                                 .unwrap_or("nothing (no segment ends there)")
                         ));
+                    }
+                    // Every first-seen shard it names is there and reads (one at a time).
+                    for shard in &c.seen {
+                        if report.problem.is_some() {
+                            break;
+                        }
+                        match Journal::fetch_shard(store, &shard.object).await {
+                            Ok(entries) if entries.len() as u64 == shard.entries => {}
+                            Ok(entries) => {
+                                report.problem = Some(format!(
+                                    "{key}: shard {} holds {} entries, the checkpoint says {}",
+                                    shard.object,
+                                    entries.len(),
+                                    shard.entries
+                                ))
+                            }
+                            Err(JournalError::Corrupt { key, line, message }) => {
+                                report.problem = Some(format!("{key} line {line}: {message}"))
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
             }
@@ -1564,6 +1594,36 @@ mod tests {
                 r.object
             );
         }
+    }
+
+    /// `journal verify` reads every shard the checkpoint names and names a missing one.
+    #[tokio::test]
+    async fn verify_names_a_missing_first_seen_shard() {
+        let store = MemoryStore::new("b");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        j.append(&store, t(1), vec![first_seen(["a".to_string()], 1)])
+            .await
+            .expect("durable");
+        j.checkpoint(&store).await.expect("checkpoint");
+        let report = verify(&store, DEFAULT_PREFIX, None).await.expect("read");
+        assert_eq!(report.problem, None);
+        let shard = j.state().seen.shards()[0].object.clone();
+        store
+            .delete_object(
+                &ObjectId {
+                    key: shard.clone(),
+                    version_id: None,
+                },
+                None,
+            )
+            .await
+            .expect("deleted");
+        let report = verify(&store, DEFAULT_PREFIX, None).await.expect("read");
+        let problem = report.problem.expect("a problem");
+        assert!(
+            problem.contains(&shard) && problem.contains("missing"),
+            "{problem}"
+        );
     }
 
     /// A checkpoint written before the shards (the map inline) is read, and the next

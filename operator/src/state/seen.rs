@@ -67,7 +67,7 @@ impl<'a> Lookup<'a> {
 }
 
 /// The first-seen map: the checkpoint's shards (some in memory) and the changes since.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenMap {
     shards: Vec<ShardRef>,
     loaded: BTreeMap<usize, BTreeMap<VersionRef, Seen>>,
@@ -75,6 +75,20 @@ pub struct SeenMap {
     delta: BTreeMap<VersionRef, Change>,
     /// Set for reads of the whole history (verify, records), which need no state.
     discard: bool,
+    /// Entries per shard written.
+    shard_entries: usize,
+}
+
+impl Default for SeenMap {
+    fn default() -> Self {
+        SeenMap {
+            shards: Vec::new(),
+            loaded: BTreeMap::new(),
+            delta: BTreeMap::new(),
+            discard: false,
+            shard_entries: SHARD_ENTRIES,
+        }
+    }
 }
 
 /// A change since the checkpoint.
@@ -126,6 +140,16 @@ impl SeenMap {
             discard: true,
             ..SeenMap::default()
         }
+    }
+
+    /// Writes shards of `n` entries from now on (tuning; the fault suite uses tiny shards so
+    /// that every pass crosses several).
+    pub fn set_shard_entries(&mut self, n: usize) {
+        self.shard_entries = n.max(1);
+    }
+
+    pub fn shard_entries(&self) -> usize {
+        self.shard_entries
     }
 
     pub fn shards(&self) -> &[ShardRef] {
@@ -287,7 +311,7 @@ impl SeenMap {
     }
 
     /// Shard `i`'s entries (or, for `None`, an empty base) with the changes in its range
-    /// applied, split into chunks of at most [`SHARD_ENTRIES`] at key boundaries. Each chunk
+    /// applied, split into chunks of at most `shard_entries` at key boundaries. Each chunk
     /// comes with the first key it covers; the first keeps the shard's own `from`.
     pub fn rewrite(
         &self,
@@ -320,7 +344,7 @@ impl SeenMap {
         let mut current_from = from;
         for (id, s) in base {
             // Versions of one key stay in one shard: split only where the key changes.
-            let split = current.len() >= SHARD_ENTRIES
+            let split = current.len() >= self.shard_entries
                 && current
                     .last_key_value()
                     .is_some_and(|(l, _)| l.key != id.key);
