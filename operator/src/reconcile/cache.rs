@@ -320,23 +320,35 @@ pub(super) fn join_page(
         .until
         .as_ref()
         .map(|u| objects.last().map_or(u.as_str(), |o| o.key.as_str()));
-    let mut found: std::collections::HashMap<(String, Option<String>), Entry> =
-        std::collections::HashMap::with_capacity(objects.len());
-    let mut gone = Vec::new();
-    index.for_each_between(window.from.as_deref(), through, |e| {
-        let id = VersionRef {
-            key: e.key.clone(),
-            version_id: e.version_id.clone(),
-        };
-        if window.gone(&id) {
-            gone.push(e);
-        } else {
-            found.insert((id.key, id.version_id), e);
-        }
-    })?;
-    let entries = objects
+    let mut in_range: Vec<Entry> = Vec::with_capacity(objects.len());
+    index.for_each_between(window.from.as_deref(), through, |e| in_range.push(e))?;
+    // The index gives entries in (key, version id) order: each object finds its entry by a
+    // binary search, without a key copied per object. Were the order ever not so, an object
+    // would only miss its entry and be read from the store.
+    let at: Vec<Option<usize>> = objects
         .iter()
-        .map(|o| found.remove(&(o.key.clone(), o.version_id.clone())))
+        .map(|o| {
+            let wanted = (o.key.as_str(), o.version_id.as_deref());
+            in_range
+                .binary_search_by(|e| (e.key.as_str(), e.version_id.as_deref()).cmp(&wanted))
+                .ok()
+        })
+        .collect();
+    let mut slots: Vec<Option<Entry>> = in_range.into_iter().map(Some).collect();
+    let entries = at
+        .into_iter()
+        .map(|i| i.and_then(|i| slots.get_mut(i).and_then(Option::take)))
+        .collect();
+    // A listed version is never gone from its window, so only the entries left are checked.
+    let gone = slots
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            window.gone(&VersionRef {
+                key: e.key.clone(),
+                version_id: e.version_id.clone(),
+            })
+        })
         .collect();
     Ok((entries, gone))
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::classify::{self, Classification, RecordedAt, RecordedAtIssue};
@@ -843,9 +843,7 @@ impl<'a> Planner<'a> {
 
     /// A date as the policy's readers write it: the local date in its time zone.
     fn local_day(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.policy.time_zone)
-            .format("%Y-%m-%d")
-            .to_string()
+        local_day(t, self.policy.time_zone)
     }
 
     /// When a purpose's clock starts for this object, or `None` while the event it counts
@@ -959,6 +957,29 @@ impl<'a> Planner<'a> {
         } else {
             format!(", {c}")
         }
+    }
+}
+
+/// `t`'s date in `tz` as `%Y-%m-%d`, written by hand: a steady pass plans every object, and
+/// chrono parses the format string again on each call. Years outside 0..=9999 (which `%Y`
+/// writes with a sign) go through chrono.
+fn local_day(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    let local = t.with_timezone(&tz);
+    let (m, d) = (local.month(), local.day());
+    match u32::try_from(local.year()) {
+        Ok(y @ 0..=9999) => {
+            let mut out = String::with_capacity(10);
+            for (n, width) in [(y, 4), (m, 2), (d, 2)] {
+                if !out.is_empty() {
+                    out.push('-');
+                }
+                for place in (0..width).rev() {
+                    out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+                }
+            }
+            out
+        }
+        _ => local.format("%Y-%m-%d").to_string(),
     }
 }
 
@@ -1140,5 +1161,30 @@ pub fn plan_bucket_with(
     BucketPlan {
         objects: plans,
         summary,
+    }
+}
+
+#[cfg(test)]
+mod local_day_tests {
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn local_day_writes_what_chrono_writes(
+            secs in -70_000_000_000i64..300_000_000_000i64,
+            tz in prop::sample::select(vec![
+                chrono_tz::UTC,
+                chrono_tz::Europe::Oslo,
+                chrono_tz::Pacific::Kiritimati,
+                chrono_tz::America::St_Johns,
+            ]),
+        ) {
+            let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
+            prop_assert_eq!(
+                super::local_day(t, tz),
+                t.with_timezone(&tz).format("%Y-%m-%d").to_string()
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@
 //!
 //! **Layout.**
 //! - `entries`: object key bytes, `0x00`, version id bytes (nothing for `None`) → the
-//!   [`Entry`] as JSON. Byte order of this encoding is S3's listing order: UTF-8 binary order
+//!   [`Entry`] in the binary form of [`value`] (key and version id not repeated). Byte order of this encoding is S3's listing order: UTF-8 binary order
 //!   of the key, then the version id's bytes (`None` first). It relies on no key containing
 //!   NUL, which S3 listings cannot carry (XML 1.0 has no NUL character, and the S3 API names
 //!   keys as UTF-8 in XML), so a key with NUL is refused with [`IndexError::InvalidId`]. An
@@ -29,7 +29,7 @@
 //!   it, maintained in the same write transaction as `entries`, so a hold by recording id or
 //!   subject reads its own objects, not the bucket.
 //! - `meta`: the layout's version. An index written under another layout is emptied on open
-//!   (a cold pass), not misread.
+//!   (a cold pass), not misread. Layout 1 stored entries as JSON; 2 in the binary form.
 //!
 //! **Costs.** [`Index::select`] by key, prefix, recording id or subject reads only what it
 //! selects; by tag it scans every entry (tags change behind gallring's back, so a tag index
@@ -53,6 +53,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{ObjectStore, StoreError};
 
+mod value;
+
 const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 const BY_RECORDING_ID: MultimapTableDefinition<&str, &[u8]> =
     MultimapTableDefinition::new("by_recording_id");
@@ -61,7 +63,12 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LAYOUT_KEY: &str = "layout";
 const LISTED_AT_KEY: &str = "listed_at";
 /// Bump when the table layout or the stored [`Entry`] form changes incompatibly.
-const LAYOUT: u64 = 1;
+/// 2: entries in the binary form of [`value`] instead of JSON.
+const LAYOUT: u64 = 2;
+/// The snapshot's form (JSON Lines of [`Entry`], a manifest), versioned apart from the local
+/// layout: the local encoding changed in layout 2, the snapshot did not, so a new host still
+/// restores a snapshot written before.
+const SNAPSHOT_LAYOUT: u64 = 1;
 /// redb's page cache defaults to 1 GiB and grows as pages are read: bound it, so that the
 /// operator's peak RSS stays flat with the bucket's size (issue 9: ≤ 64 MiB at 100k objects).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -239,16 +246,17 @@ impl Index {
     /// replaced entry's old recording id and subject are unlinked in the same transaction.
     /// Nothing is written when any entry is refused.
     pub fn put_many(&self, entries: &[Entry]) -> Result<(), IndexError> {
+        // A steady pass has nothing to write on most pages: no write transaction (and disk
+        // flush) for nothing.
+        if entries.is_empty() {
+            return Ok(());
+        }
         // Encode everything first, so that a refused entry fails the page before it writes.
         let encoded = entries
             .iter()
             .map(|e| {
                 let id = encode_id(&e.key, e.version_id.as_deref())?;
-                let value = serde_json::to_vec(e).map_err(|err| IndexError::Encode {
-                    key: e.key.clone(),
-                    message: err.to_string(),
-                })?;
-                Ok((id, e, value))
+                Ok((id, e, value::encode(e)))
             })
             .collect::<Result<Vec<_>, IndexError>>()?;
         let txn = self.db.begin_write().map_err(db("begin write"))?;
@@ -271,6 +279,9 @@ impl Index {
 
     /// Removes object versions (absent ones are no error) in one write transaction.
     pub fn remove_many(&self, ids: &[(String, Option<String>)]) -> Result<(), IndexError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let encoded = ids
             .iter()
             .map(|(k, v)| encode_id(k, v.as_deref()))
@@ -542,7 +553,7 @@ impl Index {
         let previous = read_manifest(store, key).await.ok().flatten();
         let generation = previous.as_ref().map_or(0, |m| m.generation + 1);
         let mut manifest = Manifest {
-            layout: LAYOUT,
+            layout: SNAPSHOT_LAYOUT,
             generation,
             entries: 0,
             parts: Vec::new(),
@@ -810,11 +821,11 @@ fn encode_id(key: &str, version_id: Option<&str>) -> Result<Vec<u8>, IndexError>
     Ok(id)
 }
 
-fn decode(id: &[u8], value: &[u8]) -> Result<Entry, IndexError> {
-    serde_json::from_slice(value).map_err(|e| IndexError::CorruptEntry {
+fn decode(id: &[u8], bytes: &[u8]) -> Result<Entry, IndexError> {
+    value::decode(id, bytes).map_err(|message| IndexError::CorruptEntry {
         key: String::from_utf8_lossy(id.split(|b| *b == SEP).next().unwrap_or_default())
             .into_owned(),
-        message: e.to_string(),
+        message: message.to_string(),
     })
 }
 
@@ -876,7 +887,7 @@ async fn read_manifest<S: ObjectStore>(
             message: e.to_string(),
         })?;
     // A snapshot written under another layout is not misread: a cold start instead.
-    Ok((manifest.layout == LAYOUT).then_some(manifest))
+    Ok((manifest.layout == SNAPSHOT_LAYOUT).then_some(manifest))
 }
 
 /// The hosts' indexes, one per bucket, each opened once per process (redb allows one open
@@ -1769,6 +1780,213 @@ mod tests {
                 }
             }
             prop_assert_eq!(index.secondary_pairs().unwrap(), pairs);
+        }
+    }
+
+    // ---- the binary entry value (layout 2) ----
+
+    fn full_entry() -> Entry {
+        with(entry("samtaler/2026/t-1/audio.wav", Some("v2")), |e| {
+            e.last_modified = Utc.timestamp_opt(1_800_000_000, 123_000_000).unwrap();
+            e.verified_at = Utc.timestamp_opt(1_800_000_001, 987_654_321).unwrap();
+            e.written_before = Some(Utc.timestamp_opt(-1, 5).unwrap());
+            e.size = u64::MAX;
+            e.tags
+                .insert("gallring.io/retention".into(), "expire-365d".into());
+            e.tags.insert("ünïcode".into(), String::new());
+            e.metadata
+                .insert("recorded-at".into(), "2026-01-02T03:04:05Z".into());
+            e.recording_id = Some("r-1".into());
+            e.subject = Some("s-1".into());
+            e.decision = "unclassified".into();
+        })
+    }
+
+    fn round_trip(e: &Entry) -> Result<Entry, &'static str> {
+        let id = encode_id(&e.key, e.version_id.as_deref()).unwrap();
+        value::decode(&id, &value::encode(e))
+    }
+
+    #[test]
+    fn the_binary_value_round_trips_every_field_exactly() {
+        let e = full_entry();
+        assert_eq!(round_trip(&e), Ok(e.clone()));
+        let bare = with(entry("k", None), |e| e.etag = None);
+        assert_eq!(round_trip(&bare), Ok(bare.clone()));
+        // Smaller than the JSON it replaces.
+        assert!(value::encode(&e).len() < serde_json::to_vec(&e).unwrap().len());
+    }
+
+    #[test]
+    fn a_truncated_extended_or_foreign_value_is_a_typed_error() {
+        let e = full_entry();
+        let id = encode_id(&e.key, e.version_id.as_deref()).unwrap();
+        let bytes = value::encode(&e);
+        for n in 0..bytes.len() {
+            assert!(
+                value::decode(&id, &bytes[..n]).is_err(),
+                "prefix of {n} bytes"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(value::decode(&id, &longer), Err("trailing bytes"));
+        // What layout 1 stored: JSON.
+        let json = serde_json::to_vec(&e).unwrap();
+        assert_eq!(
+            value::decode(&id, &json),
+            Err("an entry of an earlier layout (JSON)")
+        );
+        // A string that is not UTF-8 (the etag's first byte).
+        let mut bad = bytes.clone();
+        let at = 3; // form, option marker, length
+        bad[at] = 0xff;
+        assert_eq!(value::decode(&id, &bad), Err("string is not UTF-8"));
+        // Through the index: named, typed.
+        let index = Index::in_memory().unwrap();
+        {
+            let txn = index.db.begin_write().unwrap();
+            let mut tables = WriteTables::open(&txn).unwrap();
+            tables
+                .entries
+                .insert(id.as_slice(), &bytes[..bytes.len() - 1])
+                .unwrap();
+            drop(tables);
+            txn.commit().unwrap();
+        }
+        let err = index.get(&e.key, e.version_id.as_deref()).err().unwrap();
+        assert!(
+            matches!(err, IndexError::CorruptEntry { ref key, .. } if key == &e.key),
+            "{err}"
+        );
+    }
+
+    /// An index file as layout 1 left it (JSON entries, layout 1 in `meta`) is emptied on
+    /// open and then works: a cold pass, never a misread entry. Its snapshot form did not
+    /// change, so a snapshot written before is still restored.
+    #[tokio::test]
+    async fn a_layout_1_index_is_emptied_and_its_snapshot_still_restores() {
+        let path = std::env::temp_dir().join(format!(
+            "gallring-index-layout1-{}-{}.redb",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let old = with(entry("a", None), |e| e.subject = Some("s".into()));
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert(LAYOUT_KEY, 1).unwrap();
+            let id = encode_id("a", None).unwrap();
+            let json = serde_json::to_vec(&old).unwrap();
+            txn.open_table(ENTRIES)
+                .unwrap()
+                .insert(id.as_slice(), json.as_slice())
+                .unwrap();
+            txn.open_multimap_table(BY_SUBJECT)
+                .unwrap()
+                .insert("s", id.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.len().unwrap(), 0);
+        assert!(index.secondary_pairs().unwrap().is_empty());
+        assert_eq!(index.get("a", None).unwrap(), None);
+
+        // A snapshot in the form layout 1 wrote (its manifest says layout 1).
+        let store = MemoryStore::new("calls");
+        let line = serde_json::to_vec(&old).unwrap();
+        store
+            .put_object(
+                "s/00000000/000000.jsonl",
+                line,
+                "application/x-ndjson",
+                None,
+            )
+            .await
+            .unwrap();
+        let manifest = serde_json::json!({
+            "layout": 1, "generation": 0, "entries": 1,
+            "parts": ["s/00000000/000000.jsonl"],
+        });
+        store
+            .put_object(
+                "s.json",
+                serde_json::to_vec(&manifest).unwrap(),
+                "application/json",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(Index::restore(&store, "s.json", &index).await.unwrap(), 1);
+        assert_eq!(index.get("a", None).unwrap(), Some(old));
+        drop(index);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        ".{0,12}"
+    }
+
+    fn any_time() -> impl Strategy<Value = DateTime<Utc>> {
+        (
+            -8_000_000_000_000i64..8_000_000_000_000,
+            0u32..1_000_000_000,
+        )
+            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap_or_default())
+    }
+
+    fn any_entry() -> impl Strategy<Value = Entry> {
+        let texts = || prop::collection::btree_map(any_text(), any_text(), 0..4);
+        (
+            ("[^\\x00]{0,12}", prop::option::of(".{1,8}")),
+            prop::option::of(any_text()),
+            (any_time(), any_time(), prop::option::of(any_time())),
+            any::<u64>(),
+            (texts(), texts()),
+            (prop::option::of(any_text()), prop::option::of(any_text())),
+            any_text(),
+        )
+            .prop_map(
+                |(
+                    (key, version_id),
+                    etag,
+                    (last_modified, verified_at, written_before),
+                    size,
+                    (tags, metadata),
+                    (recording_id, subject),
+                    decision,
+                )| Entry {
+                    key,
+                    version_id,
+                    etag,
+                    last_modified,
+                    size,
+                    tags,
+                    metadata,
+                    recording_id,
+                    subject,
+                    decision,
+                    verified_at,
+                    written_before,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn any_entry_round_trips_through_the_binary_value(e in any_entry()) {
+            prop_assert_eq!(round_trip(&e), Ok(e.clone()));
+        }
+
+        #[test]
+        fn any_bytes_decode_to_an_entry_or_an_error_never_a_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let _ = value::decode(b"k\0", &bytes);
+            let mut formed = vec![2u8];
+            formed.extend_from_slice(&bytes);
+            let _ = value::decode(b"k\0v", &formed);
         }
     }
 }
