@@ -7,12 +7,12 @@ use super::proxy::FaultPlan;
 use super::rng::Rng;
 use super::world::{ObjSpec, Options, Outcome, RunOpts, Scenario, age};
 
-/// The journal's first-seen times in shards of two entries: a random bucket of 40 objects
-/// spans about twenty, and a checkpoint comes every 16 changes, so the faults and kills land
+/// The journal's first-seen times in shards of one entry: a random bucket of 40 objects
+/// spans about forty, and a checkpoint comes every 8 changes, so the faults and kills land
 /// in shard loads, rewrites and removals too.
 fn small_shards() -> Options {
     Options {
-        seen_shard_entries: Some(2),
+        seen_shard_entries: Some(1),
         ..Options::default()
     }
 }
