@@ -24,6 +24,8 @@ use crate::retention::{
 use crate::store::{ObjectId, ObjectStore, StoreError};
 
 use super::seen::{self as shards, SeenMap, ShardRef, Upto};
+// The version and first-seen types live with the shards that hold them.
+pub use super::seen::{FirstSeen, Seen, VersionRef};
 
 /// The default state prefix in the recordings bucket.
 pub const DEFAULT_PREFIX: &str = crate::retention::DEFAULT_STATE_PREFIX;
@@ -248,24 +250,6 @@ impl RequestState {
     }
 }
 
-/// An object version named in a fact.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VersionRef {
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-}
-
-impl From<&ObjectId> for VersionRef {
-    fn from(id: &ObjectId) -> Self {
-        VersionRef {
-            key: id.key.clone(),
-            version_id: id.version_id.clone(),
-        }
-    }
-}
-
 /// A deletion gallring is about to make, with its justification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -290,19 +274,6 @@ pub struct IntendedDeletion {
     pub recording_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<String>,
-}
-
-/// An object version's creation time as gallring first saw it. Some stores (Ceph RGW) move
-/// `LastModified` when tags are written; deadlines count from this one instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FirstSeen {
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    pub last_modified: DateTime<Utc>,
 }
 
 /// A withdrawal (or opt-out, objection) read from an object's `gallring.io/withdrawn` tag.
@@ -452,15 +423,6 @@ pub struct JournalState {
     /// Data-subject requests, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, RequestState>,
-}
-
-/// A first-seen creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Seen {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    pub last_modified: DateTime<Utc>,
 }
 
 /// The withdrawn purposes of one version and when the last of them was journaled.

@@ -17,7 +17,49 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{FirstSeen, Seen, VersionRef};
+use chrono::{DateTime, Utc};
+
+use crate::store::ObjectId;
+
+/// An object version named in a fact.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRef {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+impl From<&ObjectId> for VersionRef {
+    fn from(id: &ObjectId) -> Self {
+        VersionRef {
+            key: id.key.clone(),
+            version_id: id.version_id.clone(),
+        }
+    }
+}
+
+/// An object version's creation time as gallring first saw it. Some stores (Ceph RGW) move
+/// `LastModified` when tags are written; deadlines count from this one instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstSeen {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A first-seen creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seen {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
 
 /// Entries per shard when a checkpoint writes one (a shard splits beyond this). The unit
 /// tests use small shards, so that every pass they run crosses shards and checkpoints.
@@ -420,7 +462,7 @@ pub fn decode(body: &[u8]) -> Result<BTreeMap<VersionRef, Seen>, (usize, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
     use proptest::prelude::*;
 
     fn v(key: &str) -> VersionRef {
