@@ -841,26 +841,25 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                 .filter(|v| prefix.is_none_or(|p| v.key.starts_with(p)))
                 .filter(|v| !is_state_key(&v.key, own_prefix)),
         );
-        // Creation times as first seen, durable before any tag write can move them.
-        let unseen: Vec<FirstSeen> = objects
-            .iter()
-            .filter(|o| !journal.state().seen(&listed_ref(o), o.etag.as_deref()))
-            .map(|o| FirstSeen {
-                key: o.key.clone(),
-                version_id: o.version_id.clone(),
-                etag: o.etag.clone(),
-                last_modified: o.last_modified,
-            })
-            .collect();
-        report.last_modified_moved += objects
-            .iter()
-            .filter(|o| {
-                journal
-                    .state()
-                    .created(&listed_ref(o), o.etag.as_deref(), o.last_modified)
-                    < o.last_modified
-            })
-            .count() as u64;
+        // Creation times as first seen, durable before any tag write can move them (one
+        // lookup per object: journaled already, and moved since?).
+        let mut unseen: Vec<FirstSeen> = Vec::new();
+        for o in &objects {
+            match journal
+                .state()
+                .first_seen(&listed_ref(o), o.etag.as_deref())
+            {
+                Some(s) => {
+                    report.last_modified_moved += u64::from(s.last_modified < o.last_modified)
+                }
+                None => unseen.push(FirstSeen {
+                    key: o.key.clone(),
+                    version_id: o.version_id.clone(),
+                    etag: o.etag.clone(),
+                    last_modified: o.last_modified,
+                }),
+            }
+        }
         if writes && !unseen.is_empty() {
             if !config.fence.allows() {
                 return Err(PassError::Fenced);
@@ -1248,7 +1247,7 @@ fn forgotten_in(state: &JournalState, window: &cache::Window) -> Vec<VersionRef>
     let before_until = |v: &&VersionRef| window.until.as_deref().is_none_or(|u| v.key.as_str() < u);
     state
         .seen
-        .in_range(&from.key, window.until.as_deref())
+        .in_range(&from.key, window.until.as_deref(), |v| window.gone(v))
         .into_iter()
         .chain(
             state

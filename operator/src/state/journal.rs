@@ -582,19 +582,19 @@ impl JournalState {
         etag: Option<&str>,
         listed: DateTime<Utc>,
     ) -> DateTime<Utc> {
-        match self.seen.get(id).known() {
-            Some(s) if same_content(s.etag.as_deref(), etag) => s.last_modified.min(listed),
-            _ => listed,
+        match self.first_seen(id, etag) {
+            Some(s) => s.last_modified.min(listed),
+            None => listed,
         }
     }
 
-    /// Whether this content's creation time is already journaled. A shard not loaded answers
-    /// no: the time is journaled again, and the earlier one is kept.
-    pub fn seen(&self, id: &VersionRef, etag: Option<&str>) -> bool {
+    /// This content's journaled first-seen time. A shard not loaded answers none: the time
+    /// is journaled again, and the earlier one is kept.
+    pub fn first_seen(&self, id: &VersionRef, etag: Option<&str>) -> Option<&Seen> {
         self.seen
             .get(id)
             .known()
-            .is_some_and(|s| same_content(s.etag.as_deref(), etag))
+            .filter(|s| same_content(s.etag.as_deref(), etag))
     }
 
     /// The journaled withdrawal of this content, if any.
@@ -1031,14 +1031,10 @@ impl Journal {
             line,
             message,
         };
-        let body = store.get_object(object).await?.ok_or_else(|| {
-            corrupt(
-                0,
-                "the checkpoint names this first-seen shard but it is missing (remove \
-                 checkpoint.json to rebuild the state from the segments)"
-                    .into(),
-            )
-        })?;
+        let body = store
+            .get_object(object)
+            .await?
+            .ok_or_else(|| missing_shard(object))?;
         shards::decode(&body).map_err(|(line, message)| corrupt(line, message))
     }
 
@@ -1142,10 +1138,26 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let missing = self.state.seen.keep_only(needed);
         let mut fetched = futures::stream::iter(missing)
-            .map(|(i, object)| async move { (i, Self::fetch_shard(store, &object).await) })
+            .map(|(i, object)| async move {
+                let body = store.get_object(&object).await;
+                (i, object, body)
+            })
             .buffer_unordered(LOAD_IN_FLIGHT);
-        while let Some((i, entries)) = fetched.next().await {
-            self.state.seen.put_loaded(i, entries?);
+        while let Some((i, object, body)) = fetched.next().await {
+            let Some(body) = body? else {
+                return Err(missing_shard(&object));
+            };
+            // Parsed off the task, so the pass's lister goes on meanwhile.
+            let parsed = tokio::task::spawn_blocking(move || shards::decode(&body))
+                .await
+                .map_err(|e| (0, e.to_string()))
+                .and_then(|r| r);
+            let entries = parsed.map_err(|(line, message)| JournalError::Corrupt {
+                key: object,
+                line,
+                message,
+            })?;
+            self.state.seen.put_loaded(i, entries);
         }
         Ok(())
     }
@@ -1171,6 +1183,16 @@ impl Journal {
             }
         }
         Ok(all)
+    }
+}
+
+fn missing_shard(object: &str) -> JournalError {
+    JournalError::Corrupt {
+        key: object.to_string(),
+        line: 0,
+        message: "the checkpoint names this first-seen shard but it is missing (remove \
+                  checkpoint.json to rebuild the state from the segments)"
+            .into(),
     }
 }
 

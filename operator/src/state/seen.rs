@@ -316,30 +316,38 @@ impl SeenMap {
         }
     }
 
-    /// Versions remembered with a key in `[from, until)` (`until` `None`: to the end), as far
-    /// as the loaded shards and the changes tell.
-    pub fn in_range(&self, from: &str, until: Option<&str>) -> Vec<VersionRef> {
+    /// Versions remembered with a key in `[from, until)` (`until` `None`: to the end) that
+    /// `keep` accepts, as far as the loaded shards and the changes tell. Only those are
+    /// copied: a pass asks for the few its listing did not show, page after page.
+    pub fn in_range(
+        &self,
+        from: &str,
+        until: Option<&str>,
+        keep: impl Fn(&VersionRef) -> bool,
+    ) -> Vec<VersionRef> {
         let start = VersionRef {
             key: from.to_string(),
             version_id: None,
         };
-        let before = |v: &&VersionRef| until.is_none_or(|u| v.key.as_str() < u);
-        let mut out: BTreeSet<&VersionRef> = self
+        let before = |v: &VersionRef| until.is_none_or(|u| v.key.as_str() < u);
+        let mut out: Vec<VersionRef> = self
             .delta
             .range(start.clone()..)
             .take_while(|(v, _)| before(v))
-            .filter(|(_, c)| c.seen().is_some())
-            .map(|(v, _)| v)
+            .filter(|(v, c)| c.seen().is_some() && keep(v))
+            .map(|(v, _)| v.clone())
             .collect();
         for m in self.loaded.values() {
             out.extend(
                 m.range(start.clone()..)
                     .map(|(v, _)| v)
-                    .take_while(before)
-                    .filter(|v| !matches!(self.delta.get(*v), Some(Change::Forget))),
+                    .take_while(|v| before(v))
+                    .filter(|v| !self.delta.contains_key(*v) && keep(v))
+                    .cloned(),
             );
         }
-        out.into_iter().cloned().collect()
+        out.sort();
+        out
     }
 
     /// The shards the changes fall in (`None`: there are no shards yet).
