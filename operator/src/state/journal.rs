@@ -1022,20 +1022,37 @@ impl Journal {
         )
     }
 
+    /// A shard's entries, read and parsed (off the task, so a pass's lister goes on).
     async fn fetch_shard<S: ObjectStore>(
         store: &S,
         object: &str,
     ) -> Result<BTreeMap<VersionRef, Seen>, JournalError> {
-        let corrupt = |line: usize, message: String| JournalError::Corrupt {
-            key: object.to_string(),
-            line,
-            message,
-        };
         let body = store
             .get_object(object)
             .await?
             .ok_or_else(|| missing_shard(object))?;
-        shards::decode(&body).map_err(|(line, message)| corrupt(line, message))
+        tokio::task::spawn_blocking(move || shards::decode(&body))
+            .await
+            .map_err(|e| (0, e.to_string()))
+            .and_then(|r| r)
+            .map_err(|(line, message)| JournalError::Corrupt {
+                key: object.to_string(),
+                line,
+                message,
+            })
+    }
+
+    /// Shard `i`'s entries as the checkpoint wrote them: from memory when loaded, else read.
+    async fn shard_base<S: ObjectStore>(
+        &self,
+        store: &S,
+        i: usize,
+        r: &ShardRef,
+    ) -> Result<BTreeMap<VersionRef, Seen>, JournalError> {
+        match self.state.seen.loaded(i) {
+            Some(m) => Ok(m.clone()),
+            None => Self::fetch_shard(store, &r.object).await,
+        }
     }
 
     /// The shards with the changes since the checkpoint written (each rewritten shard as new
@@ -1086,10 +1103,7 @@ impl Journal {
                 out.push((r.clone(), loaded.cloned()));
                 continue;
             }
-            let base = match loaded {
-                Some(m) => m.clone(),
-                None => Self::fetch_shard(store, &r.object).await?,
-            };
+            let base = self.shard_base(store, i, r).await?;
             replaced.push(r.object.clone());
             for (from, entries) in seen.rewrite(Some(i), base) {
                 out.push(write(from, entries, loaded.is_some()).await?);
@@ -1138,26 +1152,10 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let missing = self.state.seen.keep_only(needed);
         let mut fetched = futures::stream::iter(missing)
-            .map(|(i, object)| async move {
-                let body = store.get_object(&object).await;
-                (i, object, body)
-            })
+            .map(|(i, object)| async move { (i, Self::fetch_shard(store, &object).await) })
             .buffer_unordered(LOAD_IN_FLIGHT);
-        while let Some((i, object, body)) = fetched.next().await {
-            let Some(body) = body? else {
-                return Err(missing_shard(&object));
-            };
-            // Parsed off the task, so the pass's lister goes on meanwhile.
-            let parsed = tokio::task::spawn_blocking(move || shards::decode(&body))
-                .await
-                .map_err(|e| (0, e.to_string()))
-                .and_then(|r| r);
-            let entries = parsed.map_err(|(line, message)| JournalError::Corrupt {
-                key: object,
-                line,
-                message,
-            })?;
-            self.state.seen.put_loaded(i, entries);
+        while let Some((i, entries)) = fetched.next().await {
+            self.state.seen.put_loaded(i, entries?);
         }
         Ok(())
     }
@@ -1174,10 +1172,7 @@ impl Journal {
             all.extend(entries);
         }
         for (i, r) in seen.shards().iter().enumerate() {
-            let base = match seen.loaded(i) {
-                Some(m) => m.clone(),
-                None => Self::fetch_shard(store, &r.object).await?,
-            };
+            let base = self.shard_base(store, i, r).await?;
             for (_, entries) in seen.rewrite(Some(i), base) {
                 all.extend(entries);
             }
