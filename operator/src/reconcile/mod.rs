@@ -530,7 +530,10 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     // pass wrote (the `Date` header has whole seconds; two passes within one second would
     // otherwise see a release a moment "in the future").
     let early = journal.last_at().map_or(early, |t| early.max(t.min(now)));
-    let facts = hold_facts(journal.state(), &holds, early);
+    // A hold gone from the host's list went some time before this pass: dated by the later
+    // clock (at most one of the two is wrong), its floor never starts before it really went.
+    let late = store_now.map_or(now, |s| s.max(now)).max(early);
+    let facts = hold_facts(journal.state(), &holds, early, late);
     // Holds applied (or changed) now: protected first, through the index, before the listing.
     let applied_now: std::collections::BTreeSet<String> = facts
         .iter()
@@ -2024,8 +2027,15 @@ pub(crate) fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
 /// The facts the host's holds add to the journal: holds that took effect, holds the host
 /// released (a deleted LegalHold), and holds the journal knows but the host no longer has
 /// (gone from the manifests, or from the cluster): a hold that disappears is a release.
-/// `now` is the clock the pass decides by: a release it dates takes effect in the same pass.
-fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<Fact> {
+/// `now` is the clock the pass decides by. A hold that disappeared is dated `gone`, the later of
+/// the two clocks: the earlier one may be behind (by up to the skew a pass tolerates for tags),
+/// and a release dated early would start its floor early.
+fn hold_facts(
+    state: &JournalState,
+    holds: &[Hold],
+    now: DateTime<Utc>,
+    gone: DateTime<Utc>,
+) -> Vec<Fact> {
     let mut facts = Vec::new();
     for h in holds {
         let record = HoldRecord::of(h);
@@ -2055,7 +2065,7 @@ fn hold_facts(state: &JournalState, holds: &[Hold], now: DateTime<Utc>) -> Vec<F
         if !holds.iter().any(|h| &h.name == name) {
             facts.push(Fact::HoldReleased {
                 hold: record.clone(),
-                released_at: now,
+                released_at: gone,
             });
         }
     }

@@ -1557,3 +1557,62 @@ async fn an_unreadable_object_in_the_link_pass_does_not_unhold_its_linked_artifa
         "the hold is active: the transcript must keep its `held` tag and its legal hold"
     );
 }
+
+/// Found by the property (fixed; a floor that started before its hold went). A complaint hold
+/// is journaled, then dropped from the host's list; the next pass runs on a local clock 13.5 h
+/// behind the store's. It dated the disappearance by the earlier of its two clocks, so the
+/// hold's floor (release + holdRelease) started 13.5 h before the hold really went, and the
+/// transcript got an `expire-<N>d` tag that let lifecycle expire it that much before its floor.
+/// The fix: a disappearance is dated by the later clock (at most one of the two is wrong).
+#[tokio::test]
+async fn a_hold_dropped_while_the_local_clock_is_behind_keeps_its_whole_floor() {
+    let object = |kind, recording, age| ObjSpec {
+        kind,
+        recording,
+        age,
+        foreign_tags: 0,
+        case: None,
+        foreign_legal_hold: false,
+        recorded_offset: None,
+    };
+    let clean = |clocks| Step::Pass {
+        faults: Faults::none(),
+        clocks,
+        holds_now: HoldsNow::NotOffered,
+    };
+    let w = World {
+        objects: vec![
+            object(Kind::Transcript, 1, 11_604_765),
+            object(Kind::Audio, 2, 0),
+        ],
+        audio: (12, 94),
+        transcript: (5, 78),
+        complaint_release: (6, 46),
+        dispute_release: (0, 0),
+        object_lock: false,
+        versioned: false,
+        operator_only: false,
+        recorded_at_metadata: false,
+        moves_last_modified: false,
+        index: None,
+        page_size: 1,
+        concurrency: 1,
+        steps: vec![
+            Step::Advance { hours: 2310 },
+            Step::Apply {
+                select: Select::Recording(1),
+                reason: 0,
+                expires_in: None,
+            },
+            clean(Clocks::Agree),
+            Step::Release {
+                pick: 0,
+                drop: true,
+            },
+            clean(Clocks::LocalOff(-48_765)),
+        ],
+    };
+    if let Err(e) = play(&w).await {
+        panic!("{e}");
+    }
+}
