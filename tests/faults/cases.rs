@@ -71,16 +71,6 @@ pub(super) async fn clean(s: &mut Scenario, label: &str) -> bool {
     s.run(RunOpts::clean(), label).await.ok()
 }
 
-/// A clean pass more than a second after the last one. A hold gone from the manifests is
-/// dated by the later of the local clock and the store's, so that its floor never starts before
-/// it went; the pass decides by the earlier one, and the store's `Date` has whole seconds, so
-/// a release with no floor takes effect once the store's clock has passed it: by the next pass
-/// a second later.
-async fn next_second_pass(s: &mut Scenario, label: &str) -> bool {
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    clean(s, label).await
-}
-
 /// Issue 8 case 1: a Dispute hold on objects carrying 9 foreign tags (no room for
 /// `keep-until` beside the retention tag) is released; the 3-year floor still holds, under
 /// faults, and where there is room the `keep-until` mirror is written and restored when
@@ -205,7 +195,7 @@ async fn an_object_with_ten_foreign_tags_is_released_like_any_other() {
     s.release("complaint");
     s.release("dispute");
     let first = clean(&mut s, "release").await;
-    let second = next_second_pass(&mut s, "release").await;
+    let second = clean(&mut s, "release").await;
     let leaked = s.checker.leaked_legal_holds(&s.model);
     s.summary(&format!(
         "release passes exit ok: {first}, {second}; legal holds never lifted: {leaked:?}"
@@ -315,7 +305,6 @@ async fn legal_holds_gallring_did_not_set_are_never_lifted() {
     s.release("complaint");
     s.release("dispute");
     let release = clean(&mut s, "release").await;
-    let released = next_second_pass(&mut s, "released").await;
     assert!(
         !present(&s, &key("r44", "audio")) && !present(&s, &key("r44", "transcript")),
         "gallring lifts its own legal hold on release and deletes the call (log {})",
@@ -344,15 +333,15 @@ async fn legal_holds_gallring_did_not_set_are_never_lifted() {
         );
     }
     s.summary(&format!(
-        "pass exits: apply ok {apply}, release ok {release}, {released}, last clean ok {last} (an expired object under a foreign legal hold cannot be deleted)"
+        "pass exits: apply ok {apply}, release ok {release}, last clean ok {last} (an expired object under a foreign legal hold cannot be deleted)"
     ));
 }
 
 /// Issue 8 "a hold that disappears is a release": a Dispute hold taken out of the standalone
-/// host's manifests is journaled once as `holdReleased` (when it left, by the later of the
-/// local clock and the store's, so that its floor never starts before it left), its objects
-/// keep `release + 3 years`, mirrored in `keep-until`, across later passes with faults; a
-/// Complaint taken out with it (no floor) lets its expired call go by the next pass.
+/// host's manifests is journaled once as `holdReleased` (when it left, by the clock the pass
+/// decides by), its
+/// objects keep `release + 3 years`, mirrored in `keep-until`, across later passes with
+/// faults; a Complaint taken out with it (no floor) lets its expired call go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_removed_from_the_manifests_is_a_release_with_its_floor() {
     let mut s = Scenario::new("removed_hold").await;
@@ -386,20 +375,15 @@ async fn a_hold_removed_from_the_manifests_is_a_release_with_its_floor() {
             .and_then(|v| v.as_str())
             .expect("releasedAt"),
     );
-    // Dated by the later of the local clock and the store's (both right here): never before
-    // it was taken out, never after the pass.
+    // Dated by the clock the pass decides by, the earlier of the local one and the store's
+    // (whose `Date` has whole seconds), so that the release takes effect in the same pass.
     assert!(
-        at >= left && at <= Utc::now(),
+        at >= left - chrono::Duration::seconds(1) && at <= Utc::now(),
         "released at {at}, taken out of the manifests at {left}"
     );
     let floor = at
         .checked_add_months(Months::new(36))
         .expect("floor in range");
-    assert!(
-        next_second_pass(&mut s, "released").await,
-        "log {}",
-        s.last_log()
-    );
     assert!(
         !present(&s, &key("r54", "audio")),
         "the Complaint's call, with no floor, is deleted"
@@ -452,7 +436,7 @@ async fn a_legal_hold_set_just_before_a_crash_is_still_gallrings_to_lift() {
     assert!(clean(&mut s, "apply").await, "log {}", s.last_log());
     s.release("complaint");
     let first = clean(&mut s, "release").await;
-    let second = next_second_pass(&mut s, "release").await;
+    let second = clean(&mut s, "release").await;
     let leaked = s.checker.leaked_legal_holds(&s.model);
     s.summary(&format!(
         "release passes ok: {first}, {second}; legal holds never lifted: {leaked:?}"
@@ -487,7 +471,7 @@ async fn a_lost_answer_to_a_release_tag_write_does_not_strand_the_legal_hold() {
     let dropped = s.run(RunOpts::clean().attempts(1), "release-dropped").await;
     assert!(!dropped.ok(), "a lost answer fails the pass");
     let first = clean(&mut s, "release").await;
-    let second = next_second_pass(&mut s, "release").await;
+    let second = clean(&mut s, "release").await;
     let leaked = s.checker.leaked_legal_holds(&s.model);
     s.summary(&format!(
         "release passes ok: {first}, {second}; legal holds never lifted: {leaked:?}"
