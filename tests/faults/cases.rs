@@ -415,6 +415,73 @@ async fn a_hold_removed_from_the_manifests_is_a_release_with_its_floor() {
     s.summary("");
 }
 
+/// The case the never-early property found (a floor that started before its hold went): a
+/// Dispute and a Complaint are taken out of the manifests while the local clock is 10 minutes
+/// behind the store's (the proxy moves the answers' `Date`; which of the two is wrong, gallring
+/// cannot tell). The pass deletes nothing (the clocks disagree), and dates the release by the
+/// later clock, so the Dispute's floor is `store's time + 3 years`, not 10 minutes earlier, and
+/// the Complaint's call (no floor) is still there after a pass with the clocks agreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_removed_while_the_local_clock_is_behind_is_dated_by_the_later_clock() {
+    let mut s = Scenario::new("removed_hold_skew").await;
+    let mut specs = call("r56", OLD, 1, 0);
+    specs.extend(call("r57", OLD, 0, 0));
+    s.seed(specs).await;
+    s.add_hold(HoldDef::new("dispute", Reason::Dispute, &["r56"], &[]));
+    s.add_hold(HoldDef::new("complaint", Reason::Complaint, &["r57"], &[]));
+    s.write_manifests();
+    assert!(clean(&mut s, "apply").await, "log {}", s.last_log());
+
+    let ahead = chrono::TimeDelta::minutes(10);
+    s.release("dispute");
+    s.release("complaint");
+    let left = s.model.hold("dispute").released_at.expect("released");
+    s.proxy.shift_dates(Some(ahead));
+    let skewed = s.run(RunOpts::clean(), "release-skewed").await;
+    assert!(
+        skewed.log_text().contains("ClockSkew"),
+        "the clocks disagree: no deletions (log {})",
+        skewed.log.display()
+    );
+    s.proxy.shift_dates(None);
+    let records = checker::journal_records(&s.s3, &s.bucket).await;
+    let case = s.model.hold("dispute").case.clone();
+    let released = checker::facts_for(&records, "holdReleased", &case);
+    assert_eq!(released.len(), 1, "one holdReleased record: {released:?}");
+    let at = parse(
+        released[0]
+            .get("releasedAt")
+            .and_then(|v| v.as_str())
+            .expect("releasedAt"),
+    );
+    // The store's `Date` has whole seconds.
+    assert!(
+        at >= left + ahead - chrono::TimeDelta::seconds(1),
+        "released at {at}: dated by the local clock, 10 minutes behind the store's (taken out at {left})"
+    );
+    let floor = at
+        .checked_add_months(Months::new(36))
+        .expect("floor in range");
+    assert!(clean(&mut s, "clocks-agree").await, "log {}", s.last_log());
+    for what in ["audio", "transcript"] {
+        let k = key("r56", what);
+        let mirror = tag(&s, &k, KEEP_UNTIL_TAG).unwrap_or_else(|| panic!("{k}: keep-until"));
+        assert_eq!(
+            parse(&mirror),
+            to_second(floor),
+            "{k}: keep-until mirrors the floor from the later clock"
+        );
+        let k = key("r57", what);
+        assert!(
+            present(&s, &k),
+            "{k}: the Complaint's call is kept until the release the later clock dated ({at})"
+        );
+    }
+    s.summary(&format!(
+        "taken out at {left}, store 10 min ahead: released at {at}"
+    ));
+}
+
 /// A crash right after gallring set a legal hold (the store applied it, the answer never
 /// came, the process was SIGKILLed) leaves a legal hold that is gallring's: on release, it
 /// is lifted and the expired call deleted, not kept forever as if someone else had set it.

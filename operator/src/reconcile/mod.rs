@@ -530,10 +530,18 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     // pass wrote (the `Date` header has whole seconds; two passes within one second would
     // otherwise see a release a moment "in the future").
     let early = journal.last_at().map_or(early, |t| early.max(t.min(now)));
-    // A hold gone from the host's list went some time before this pass: dated by the later
-    // clock (at most one of the two is wrong), its floor never starts before it really went.
+    // A hold gone from the host's list went some time before this pass. When the two clocks
+    // agree to within the store's `Date` resolution (whole seconds), the clock the pass
+    // decides by dates it, and a release without a floor takes effect in this pass. Beyond
+    // that, the later clock dates it (at most one of the two is wrong): a local clock hours
+    // behind must not start the hold's floor hours before the hold went.
     let late = store_now.map_or(now, |s| s.max(now)).max(early);
-    let facts = hold_facts(journal.state(), &holds, early, late);
+    let gone = if late - early < chrono::TimeDelta::seconds(1) {
+        early
+    } else {
+        late
+    };
+    let facts = hold_facts(journal.state(), &holds, early, gone);
     // Holds applied (or changed) now: protected first, through the index, before the listing.
     let applied_now: std::collections::BTreeSet<String> = facts
         .iter()
@@ -2027,9 +2035,9 @@ pub(crate) fn is_state_key(key: &str, prefix: Option<&str>) -> bool {
 /// The facts the host's holds add to the journal: holds that took effect, holds the host
 /// released (a deleted LegalHold), and holds the journal knows but the host no longer has
 /// (gone from the manifests, or from the cluster): a hold that disappears is a release.
-/// `now` is the clock the pass decides by. A hold that disappeared is dated `gone`, the later of
-/// the two clocks: the earlier one may be behind (by up to the skew a pass tolerates for tags),
-/// and a release dated early would start its floor early.
+/// `now` is the clock the pass decides by. A hold that disappeared is dated `gone`: `now`
+/// when the two clocks agree, else the later of them (a release dated early would start its
+/// floor early).
 fn hold_facts(
     state: &JournalState,
     holds: &[Hold],

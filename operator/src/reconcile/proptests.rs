@@ -1563,7 +1563,8 @@ async fn an_unreadable_object_in_the_link_pass_does_not_unhold_its_linked_artifa
 /// behind the store's. It dated the disappearance by the earlier of its two clocks, so the
 /// hold's floor (release + holdRelease) started 13.5 h before the hold really went, and the
 /// transcript got an `expire-<N>d` tag that let lifecycle expire it that much before its floor.
-/// The fix: a disappearance is dated by the later clock (at most one of the two is wrong).
+/// The fix: when the two clocks disagree (beyond the store `Date`'s whole seconds), a
+/// disappearance is dated by the later one (at most one of the two is wrong).
 #[tokio::test]
 async fn a_hold_dropped_while_the_local_clock_is_behind_keeps_its_whole_floor() {
     let object = |kind, recording, age| ObjSpec {
