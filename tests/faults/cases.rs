@@ -61,6 +61,20 @@ fn parse(t: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The one `holdReleased` record of the hold `name` in the journal, read from the store: its
+/// `releasedAt`, and the hold's case.
+async fn journaled_release(s: &Scenario, name: &str) -> (DateTime<Utc>, String) {
+    let records = checker::journal_records(&s.s3, &s.bucket).await;
+    let case = s.model.hold(name).case.clone();
+    let released = checker::facts_for(&records, "holdReleased", &case);
+    assert_eq!(released.len(), 1, "one holdReleased record: {released:?}");
+    let at = released[0]
+        .get("releasedAt")
+        .and_then(|v| v.as_str())
+        .expect("releasedAt");
+    (parse(at), case)
+}
+
 /// The tag is written to the second (RFC 3339 without fractions).
 fn to_second(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
@@ -365,16 +379,7 @@ async fn a_hold_removed_from_the_manifests_is_a_release_with_its_floor() {
     s.release("complaint");
     let left = s.model.hold("dispute").released_at.expect("released");
     assert!(clean(&mut s, "release").await, "log {}", s.last_log());
-    let records = checker::journal_records(&s.s3, &s.bucket).await;
-    let case = s.model.hold("dispute").case.clone();
-    let released = checker::facts_for(&records, "holdReleased", &case);
-    assert_eq!(released.len(), 1, "one holdReleased record: {released:?}");
-    let at = parse(
-        released[0]
-            .get("releasedAt")
-            .and_then(|v| v.as_str())
-            .expect("releasedAt"),
-    );
+    let (at, case) = journaled_release(&s, "dispute").await;
     // Dated by the clock the pass decides by, the earlier of the local one and the store's
     // (whose `Date` has whole seconds), so that the release takes effect in the same pass.
     assert!(
@@ -444,16 +449,7 @@ async fn a_hold_removed_while_the_local_clock_is_behind_is_dated_by_the_later_cl
         skewed.log.display()
     );
     s.proxy.shift_dates(None);
-    let records = checker::journal_records(&s.s3, &s.bucket).await;
-    let case = s.model.hold("dispute").case.clone();
-    let released = checker::facts_for(&records, "holdReleased", &case);
-    assert_eq!(released.len(), 1, "one holdReleased record: {released:?}");
-    let at = parse(
-        released[0]
-            .get("releasedAt")
-            .and_then(|v| v.as_str())
-            .expect("releasedAt"),
-    );
+    let (at, _) = journaled_release(&s, "dispute").await;
     // The store's `Date` has whole seconds.
     assert!(
         at >= left + ahead - chrono::TimeDelta::seconds(1),
