@@ -56,14 +56,18 @@ enum Phase {
     Pass,
 }
 
-#[derive(Default)]
 struct Counter {
     requests: AtomicU64,
+    trace: Option<Instant>,
 }
 
 impl RequestObserver for Counter {
-    fn observe(&self, _: Operation, _: &'static str, _: f64) {
+    fn observe(&self, op: Operation, outcome: &'static str, seconds: f64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t0) = self.trace {
+            let end = t0.elapsed().as_secs_f64();
+            eprintln!("trace {:8.4} {:8.4} {op:?} {outcome}", end - seconds, end);
+        }
     }
 }
 
@@ -233,7 +237,10 @@ async fn main() -> std::process::ExitCode {
             }
         }
         Phase::Pass => {
-            let counter = Arc::new(Counter::default());
+            let counter = Arc::new(Counter {
+                requests: AtomicU64::new(0),
+                trace: std::env::var_os("BENCH_TRACE").map(|_| started),
+            });
             let mut settings = S3Settings::new(&args.bucket);
             settings.endpoint = std::env::var("GALLRING_S3_ENDPOINT").ok();
             settings.request_timeout = Duration::from_secs(30);

@@ -275,6 +275,10 @@ pub fn merge_tags(
     plan: &ObjectPlan,
 ) -> Option<BTreeMap<String, String>> {
     let want = plan.tag.as_ref()?;
+    // The usual case, the tag already there and no floor to mirror, without a copy.
+    if plan.keep_until.is_none() && current.get(RETENTION_TAG) == Some(want) {
+        return None;
+    }
     let mut next = current.clone();
     let governed = current.contains_key(RETENTION_TAG) || plan.decision != Decision::Unclassified;
     if !governed {
@@ -788,6 +792,8 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     }
     let linked = linker.finish();
     let planner = Planner::new(policy, rules, &linked, early);
+    // Objects decided from the index are kept as they are: nobody reads their reasons.
+    let quiet = Planner::new(policy, rules, &linked, early).without_reasons();
 
     let deleter = Deletions {
         store,
@@ -923,7 +929,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                         .as_ref()
                         .filter(|_| index.is_some() && lookup == cache::Lookup::Fresh)
                         .and_then(|e| {
-                            cached_outcome(&planner, journal.state(), info.object_lock, e, &o)
+                            cached_outcome(&quiet, journal.state(), info.object_lock, e, &o)
                         });
                     if let Some(hit) = hit {
                         moved.extend(e.as_ref().and_then(|e| cache::moved(e, &o)));
@@ -1565,11 +1571,23 @@ fn cached_outcome(
     listed: &crate::store::ListedObject,
 ) -> Option<ObjectOutcome> {
     let obj = cache::object_of(entry, listed);
-    let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
-    let plan = planner.plan(&view);
+    let etag = listed.etag.as_deref();
+    // Without a withdrawal, in the tags or the journal, the trusted view is the object dated
+    // by its first sighting: planned as it is, without a copy.
+    let plain = !obj.tags.contains_key(WITHDRAWN_TAG)
+        && !obj.tags.contains_key(WITHDRAWN_AT_TAG)
+        && journal.withdrawal(&listed_ref(listed), etag).is_none();
+    let (plan, tags, new_withdrawal) = if plain {
+        let mut view = obj;
+        view.last_modified = journal.created(&listed_ref(listed), etag, listed.last_modified);
+        (planner.plan(&view), view.tags, None)
+    } else {
+        let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
+        (planner.plan(&view), obj.tags, new_withdrawal)
+    };
     let settled = new_withdrawal.is_none()
         && matches!(plan.decision, Decision::Keep | Decision::Unclassified)
-        && merge_tags(&obj.tags, &plan).is_none()
+        && merge_tags(&tags, &plan).is_none()
         && !(object_lock && journal.set_by_gallring(&listed_id(listed)));
     settled.then(|| {
         let mut out = ObjectOutcome::new(plan, listed);

@@ -607,6 +607,38 @@ proptest! {
     }
 
     #[test]
+    fn a_plan_without_its_reason_decides_the_same(
+        w in world(),
+        kind in prop::option::of(0u8..3),
+        received in 0i64..900,
+    ) {
+        // With and without a data-subject request, so that the withdrawal and erasure paths
+        // (which write most of the notes) are planned both ways too.
+        let requests: Vec<SubjectRequest> = kind
+            .map(|k| {
+                let t = [RequestType::Erasure, RequestType::Withdrawal, RequestType::Objection][usize::from(k)];
+                request(t, at(2025, 1, 1) + TimeDelta::days(received))
+            })
+            .into_iter()
+            .collect();
+        let b = bucket();
+        let mut linker = HoldLinker::new(&b, w.policy.time_zone, w.policy.cap_holds(w.holds.clone()))
+            .with_requests(requests);
+        for o in &w.objects {
+            linker.observe(o);
+        }
+        let linked = linker.finish();
+        let explained = Planner::new(&w.policy, &b, &linked, w.now);
+        let terse = Planner::new(&w.policy, &b, &linked, w.now).without_reasons();
+        for o in &w.objects {
+            let mut want = explained.plan(o);
+            prop_assert!(!want.reason.is_empty(), "{}: a plan explains itself", o.key);
+            want.reason.clear();
+            prop_assert_eq!(terse.plan(o), want);
+        }
+    }
+
+    #[test]
     fn deadline_is_monotone_in_retention(w in world(), extra in duration()) {
         let before = plans(&w);
         let mut longer = w.clone();

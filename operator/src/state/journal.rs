@@ -384,7 +384,7 @@ pub enum GoneCause {
 }
 
 /// One line of a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     pub seq: u64,
@@ -392,6 +392,81 @@ pub struct Record {
     pub prev: String,
     #[serde(flatten)]
     pub fact: Fact,
+}
+
+/// Read by hand: a derived `flatten` of an internally tagged enum copies every line into an
+/// intermediate tree twice before it reaches the fact, and the journal's bulk (first-seen
+/// lines of a thousand objects) is read at every pass start. Lines as gallring writes them
+/// (`seq`, `at`, `prev`, then `fact`) go straight to their fact; a first-seen fact is read
+/// from the line directly, any other fact (or another field order) through a JSON value.
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+/// The fields of a first-seen fact, read once its tag is known.
+#[derive(Deserialize)]
+struct FirstSeenBody {
+    objects: Vec<FirstSeen>,
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordVisitor {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a journal record (seq, at, prev and a fact)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+        use serde::de::Error;
+        let (mut seq, mut at, mut prev) = (None, None, None);
+        let mut rest = serde_json::Map::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match name.as_ref() {
+                "seq" if seq.is_none() => seq = Some(map.next_value::<u64>()?),
+                "at" if at.is_none() => at = Some(map.next_value::<DateTime<Utc>>()?),
+                "prev" if prev.is_none() => prev = Some(map.next_value::<String>()?),
+                "seq" | "at" | "prev" => return Err(A::Error::duplicate_field("seq, at or prev")),
+                "fact" if rest.is_empty() => {
+                    let tag = map.next_value::<String>()?;
+                    if tag == "objectsFirstSeen"
+                        && seq.is_some()
+                        && at.is_some()
+                        && let (Some(seq), Some(at), Some(prev)) = (seq, at, prev.take())
+                    {
+                        let body = FirstSeenBody::deserialize(
+                            serde::de::value::MapAccessDeserializer::new(map),
+                        )?;
+                        return Ok(Record {
+                            seq,
+                            at,
+                            prev,
+                            fact: Fact::ObjectsFirstSeen {
+                                objects: body.objects,
+                            },
+                        });
+                    }
+                    rest.insert("fact".into(), serde_json::Value::String(tag));
+                }
+                other => {
+                    let value = map.next_value::<serde_json::Value>()?;
+                    if rest.insert(other.to_string(), value).is_some() {
+                        return Err(A::Error::custom(format!("duplicate field `{other}`")));
+                    }
+                }
+            }
+        }
+        let fact = Fact::deserialize(serde_json::Value::Object(rest)).map_err(A::Error::custom)?;
+        Ok(Record {
+            seq: seq.ok_or_else(|| A::Error::missing_field("seq"))?,
+            at: at.ok_or_else(|| A::Error::missing_field("at"))?,
+            prev: prev.ok_or_else(|| A::Error::missing_field("prev"))?,
+            fact,
+        })
+    }
 }
 
 /// What the facts add up to: the protection state.
@@ -1428,6 +1503,102 @@ mod tests {
         VersionRef {
             key,
             version_id: None,
+        }
+    }
+
+    /// Records read the way a derived `flatten` reads them: the reference for the hand-written
+    /// reader.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Derived {
+        seq: u64,
+        at: DateTime<Utc>,
+        prev: String,
+        #[serde(flatten)]
+        fact: Fact,
+    }
+
+    /// Every kind of line, as written and with its fields in other orders, reads as the
+    /// derived reader reads it; lines it refuses are refused too.
+    #[test]
+    fn records_read_by_hand_read_as_derived() {
+        let hold = HoldRecord {
+            hold: "ns/h".into(),
+            reason: "complaint".into(),
+            case: "C-1".into(),
+            select: SelectRecord::default(),
+            limitation_start: Some(t(3)),
+        };
+        let facts = vec![
+            first_seen((0..3).map(|i| format!("k/{i}")), 2),
+            first_seen(std::iter::empty(), 2),
+            Fact::HoldApplied(hold.clone()),
+            Fact::HoldReleased {
+                hold,
+                released_at: t(4),
+            },
+            Fact::ObjectsGone {
+                objects: vec![vref("k/1".into())],
+            },
+            Fact::LegalHoldsSet {
+                objects: vec![VersionRef {
+                    key: "k/2".into(),
+                    version_id: Some("v".into()),
+                }],
+            },
+        ];
+        let mut lines = Vec::new();
+        for (seq, fact) in facts.into_iter().enumerate() {
+            let record = Record {
+                seq: seq as u64,
+                at: t(5),
+                prev: format!("{seq:064}"),
+                fact,
+            };
+            let line = serde_json::to_string(&record).expect("serializes");
+            let read: Record = serde_json::from_str(&line).expect("reads");
+            assert_eq!(read, record, "{line}");
+            lines.push(line.clone());
+            // The same fields in reverse order, and with the fact's tag first.
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&line).expect("an object");
+            let reversed: serde_json::Map<_, _> = map.clone().into_iter().rev().collect();
+            lines.push(serde_json::to_string(&reversed).expect("serializes"));
+            let mut fact_first = serde_json::Map::new();
+            fact_first.insert("fact".into(), map["fact"].clone());
+            fact_first.extend(map.clone());
+            lines.push(serde_json::to_string(&fact_first).expect("serializes"));
+            // Broken: a field missing, a field of the wrong type, an unknown fact, an extra field.
+            for (name, value) in [
+                ("seq", None),
+                ("at", Some(serde_json::json!(7))),
+                ("fact", Some(serde_json::json!("noSuchFact"))),
+                ("extra", Some(serde_json::json!(1))),
+            ] {
+                let mut broken = map.clone();
+                match value {
+                    Some(v) => broken.insert(name.into(), v),
+                    None => broken.remove(name),
+                };
+                lines.push(serde_json::to_string(&broken).expect("serializes"));
+            }
+        }
+        lines.push(r#"{"seq":1,"seq":2,"at":"2026-11-01T00:00:00Z","prev":"","fact":"objectsGone","objects":[]}"#.into());
+        lines.push("[1,2]".into());
+        lines.push("{}".into());
+        for line in &lines {
+            let derived = serde_json::from_str::<Derived>(line).map(|d| Record {
+                seq: d.seq,
+                at: d.at,
+                prev: d.prev,
+                fact: d.fact,
+            });
+            let by_hand = serde_json::from_str::<Record>(line);
+            match (derived, by_hand) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{line}: derived {a:?}, by hand {b:?}"),
+            }
         }
     }
 
