@@ -1562,7 +1562,8 @@ async fn handle_object<S: ObjectStore>(
 
 /// The outcome of an object decided from its index entry, when that decision needs nothing
 /// written, now or at the end of the pass (any write is merged into tags read just before it,
-/// and holds and deletions are always decided on what the store says now).
+/// and holds and deletions are always decided on what the store says now). `planner` writes
+/// no reasons: a settled object's reason is never read.
 fn cached_outcome(
     planner: &Planner<'_>,
     journal: &JournalState,
@@ -1572,14 +1573,15 @@ fn cached_outcome(
 ) -> Option<ObjectOutcome> {
     let obj = cache::object_of(entry, listed);
     let etag = listed.etag.as_deref();
+    let id = listed_ref(listed);
     // Without a withdrawal, in the tags or the journal, the trusted view is the object dated
     // by its first sighting: planned as it is, without a copy.
     let plain = !obj.tags.contains_key(WITHDRAWN_TAG)
         && !obj.tags.contains_key(WITHDRAWN_AT_TAG)
-        && journal.withdrawal(&listed_ref(listed), etag).is_none();
+        && journal.withdrawal(&id, etag).is_none();
     let (plan, tags, new_withdrawal) = if plain {
         let mut view = obj;
-        view.last_modified = journal.created(&listed_ref(listed), etag, listed.last_modified);
+        view.last_modified = journal.created(&id, etag, listed.last_modified);
         (planner.plan(&view), view.tags, None)
     } else {
         let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
