@@ -1571,22 +1571,14 @@ fn cached_outcome(
     entry: &crate::state::index::Entry,
     listed: &crate::store::ListedObject,
 ) -> Option<ObjectOutcome> {
-    let obj = cache::object_of(entry, listed);
-    let etag = listed.etag.as_deref();
-    let id = listed_ref(listed);
-    // Without a withdrawal, in the tags or the journal, the trusted view is the object dated
-    // by its first sighting: planned as it is, without a copy.
-    let plain = !obj.tags.contains_key(WITHDRAWN_TAG)
-        && !obj.tags.contains_key(WITHDRAWN_AT_TAG)
-        && journal.withdrawal(&id, etag).is_none();
-    let (plan, tags, new_withdrawal) = if plain {
-        let mut view = obj;
-        view.last_modified = journal.created(&id, etag, listed.last_modified);
-        (planner.plan(&view), view.tags, None)
-    } else {
-        let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
-        (planner.plan(&view), obj.tags, new_withdrawal)
-    };
+    let (plan, tags, new_withdrawal) =
+        match plain_view(cache::object_of(entry, listed), listed, journal) {
+            Ok(view) => (planner.plan(&view), view.tags, None),
+            Err(obj) => {
+                let (view, new_withdrawal) = trusted_view(&obj, listed, journal);
+                (planner.plan(&view), obj.tags, new_withdrawal)
+            }
+        };
     let settled = new_withdrawal.is_none()
         && matches!(plan.decision, Decision::Keep | Decision::Unclassified)
         && merge_tags(&tags, &plan).is_none()
@@ -2008,6 +2000,25 @@ fn listed_ref(o: &crate::store::ListedObject) -> VersionRef {
 
 fn version_ref(p: &ObjectPlan) -> VersionRef {
     VersionRef::from(&object_id(p))
+}
+
+/// [`trusted_view`] without a copy where it changes only the date: no withdrawal in the tags
+/// or the journal. `Err` gives the object back otherwise.
+fn plain_view(
+    mut obj: ObjectInfo,
+    listed: &crate::store::ListedObject,
+    journal: &JournalState,
+) -> Result<ObjectInfo, ObjectInfo> {
+    let id = listed_ref(listed);
+    let etag = listed.etag.as_deref();
+    if obj.tags.contains_key(WITHDRAWN_TAG)
+        || obj.tags.contains_key(WITHDRAWN_AT_TAG)
+        || journal.withdrawal(&id, etag).is_some()
+    {
+        return Err(obj);
+    }
+    obj.last_modified = journal.created(&id, etag, listed.last_modified);
+    Ok(obj)
 }
 
 /// What the engine plans with: the object as listed, but with the creation time gallring first
