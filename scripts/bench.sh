@@ -5,12 +5,20 @@
 #   - a cold gallring pass (classify + tag every object) and a warm pass (nothing changed),
 # each in its own process (peak RSS is per phase). Prints a table and the ratios.
 #
-#   scripts/bench.sh [N] [CONCURRENCY]      # defaults: 20000 16
+#   scripts/bench.sh [N] [CONCURRENCY] [lock]     # defaults: 20000 16
+#
+# With `lock`, the bucket is a new one with Object Lock (a hold then sets legal holds too);
+# its objects cannot be deleted while held, so each such run leaves its bucket behind.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n="${1:-20000}"
 conc="${2:-16}"
-bucket="bench-${n}"
+lock="${3:-}"
+case "$lock" in
+  "") bucket="bench-${n}"; seed_flags=(--recreate) ;;
+  lock) bucket="bench-lock-${n}-$(date +%s)"; seed_flags=(--object-lock) ;;
+  *) echo "bench: the third argument is 'lock' or nothing, not '$lock'" >&2; exit 2 ;;
+esac
 
 eval "$(scripts/s3-up.sh)"
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION GALLRING_S3_ENDPOINT
@@ -18,8 +26,10 @@ cargo build --quiet --release --locked --example seed --example bench
 bin=target/release/examples
 
 echo "bench: seeding ${n} objects into ${bucket}" >&2
-"${bin}/seed" --bucket "${bucket}" --layout flat --count "${n}" --recreate --concurrency 32
+"${bin}/seed" --bucket "${bucket}" --layout flat --count "${n}" "${seed_flags[@]}" --concurrency 32
 
+# As the chart's Deployment runs gallring (see charts/gallring/templates/deployment.yaml).
+export MALLOC_ARENA_MAX=2
 run() { "${bin}/bench" "$@" --bucket "${bucket}" --concurrency "${conc}"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 
@@ -36,17 +46,21 @@ restored="$(run pass --index-dir "$newhost")"
 steady2="$(run pass --index-dir "$index")"
 du_index="$(du -sk "$index" | cut -f1)"
 # Hold latency: a new hold on 1, 100 and 1,000 keys spread over the bucket; the time from the
-# start of the pass until the hold-first step has protected them (before the listing).
+# start of the pass until the hold-first step has protected them (before the listing). Right
+# before each, the same number of other keys protected by hand (`raw-hold`: tags read, legal
+# hold read and set on an Object Lock bucket, tags written), the floor side by side.
 holds=()
 offset=0
 for h in 1 100 1000; do
-  # Each hold selects objects no earlier hold selected: every one needs its writes.
+  # Each run selects objects no earlier run selected: every one needs its writes.
+  offset=$((offset + 1))
+  raw="$(run raw-hold --hold-keys "$h" --count "$n" --hold-offset "$offset" 2>/dev/null)"
   offset=$((offset + 1))
   out="$(run pass --index-dir "$index" --hold-keys "$h" --count "$n" --hold-offset "$offset")"
-  holds+=("${h}:${out%%$'\n'*}")
+  holds+=("${h}:$(field "$raw" seconds):${out%%$'\n'*}")
 done
 
-printf '\nN=%s objects, concurrency %s, Ceph RGW on loopback, release build\n\n' "$n" "$conc"
+printf '\nN=%s objects, concurrency %s, bucket %s, Ceph RGW on loopback, release build\n\n' "$n" "$conc" "$bucket"
 printf '%-26s %10s %12s %14s %14s\n' phase seconds objects/s requests/obj "peak RSS MiB"
 for row in "raw ListObjectsV2:${list}" "raw Get+PutObjectTagging:${tag}" "gallring cold pass:${cold}" \
   "steady, index:${steady}" "raw ListObjectsV2 (2):${list2}" "steady, no index:${warm}" \
@@ -72,5 +86,6 @@ PY
 printf '\nhold latency (pass start until protected, before the listing):\n'
 python3 -c "import json,sys; r=json.loads(sys.argv[1])['objects_per_second']; print(f'  (the raw Get+PutObjectTagging rate above protects 1000 objects in {1000/r:.2f} s)')" "$tag"
 for row in "${holds[@]}"; do
-  printf '  %5s keys: %s\n' "${row%%:*}" "${row#*:}"
+  h="${row%%:*}"; rest="${row#*:}"
+  printf '  %5s keys: by hand %7.3f s; gallring %s\n' "$h" "${rest%%:*}" "${rest#*:}"
 done

@@ -53,6 +53,10 @@ struct Args {
 enum Phase {
     RawList,
     RawTag,
+    /// The floor for a hold: the keys `pass --hold-keys` selects, each protected by hand as
+    /// gallring must (tags and legal hold read, legal hold set, tags written with `held`
+    /// added), with the same requests in flight; no listing.
+    RawHold,
     Pass,
 }
 
@@ -113,6 +117,84 @@ async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>,
             return Ok((keys, requests));
         }
     }
+}
+
+/// The keys a hold of `--hold-keys` selects: spread evenly over the bucket.
+fn held_keys(args: &Args) -> Vec<String> {
+    let step = args.count.checked_div(args.hold_keys).unwrap_or(1).max(1);
+    (0..args.hold_keys)
+        .map(|j| {
+            let i = (j * step + args.hold_offset) % args.count.max(1);
+            format!("bench/{:03}/{i:08}.wav", i % 256)
+        })
+        .collect()
+}
+
+/// One key protected by hand: what a hold costs at least on an Object Lock bucket (without
+/// one, the legal hold requests are skipped).
+async fn raw_hold(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    lock: bool,
+) -> Result<(), String> {
+    use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
+    let current = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("{key}: {e:?}"))?;
+    if lock {
+        let on = c
+            .get_object_legal_hold()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()
+            .and_then(|r| r.legal_hold().and_then(|h| h.status().cloned()))
+            == Some(ObjectLockLegalHoldStatus::On);
+        if !on {
+            c.put_object_legal_hold()
+                .bucket(bucket)
+                .key(key)
+                .legal_hold(
+                    ObjectLockLegalHold::builder()
+                        .status(ObjectLockLegalHoldStatus::On)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| format!("{key}: {e:?}"))?;
+        }
+    }
+    let mut tags: Vec<Tag> = current
+        .tag_set()
+        .iter()
+        .filter(|t| t.key() != "baseline-held")
+        .cloned()
+        .collect();
+    tags.push(
+        Tag::builder()
+            .key("baseline-held")
+            .value("1")
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .map_err(|e| e.to_string())?;
+    c.put_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| format!("{key}: {e:?}"))?;
+    Ok(())
 }
 
 fn bench_policy() -> (Policy, BucketRules) {
@@ -236,6 +318,36 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Phase::RawHold => {
+            let c = client().await;
+            let lock = c
+                .get_object_lock_configuration()
+                .bucket(&args.bucket)
+                .send()
+                .await
+                .is_ok_and(|r| r.object_lock_configuration().is_some());
+            let keys = held_keys(&args);
+            let n = keys.len() as u64;
+            let failures = futures::stream::iter(keys)
+                .map(|k| {
+                    let c = c.clone();
+                    let bucket = args.bucket.clone();
+                    async move { raw_hold(&c, &bucket, &k, lock).await }
+                })
+                .buffer_unordered(args.concurrency)
+                .filter(|r| futures::future::ready(r.is_err()))
+                .count()
+                .await;
+            eprintln!(
+                "raw-hold: {n} keys protected by hand in {:.3}s (Object Lock: {lock})",
+                started.elapsed().as_secs_f64()
+            );
+            if failures > 0 {
+                Err(format!("{failures} of {n} keys failed"))
+            } else {
+                Ok((n, n * if lock { 4 } else { 2 }))
+            }
+        }
         Phase::Pass => {
             let counter = Arc::new(Counter {
                 requests: AtomicU64::new(0),
@@ -267,13 +379,7 @@ async fn main() -> std::process::ExitCode {
             let holds = if args.hold_keys == 0 {
                 vec![]
             } else {
-                let step = args.count.checked_div(args.hold_keys).unwrap_or(1).max(1);
-                let keys = (0..args.hold_keys)
-                    .map(|j| {
-                        let i = (j * step + args.hold_offset) % args.count.max(1);
-                        format!("bench/{:03}/{i:08}.wav", i % 256)
-                    })
-                    .collect();
+                let keys = held_keys(&args);
                 vec![gallring::retention::Hold {
                     limitation_start: None,
                     created_at: None,
@@ -281,7 +387,7 @@ async fn main() -> std::process::ExitCode {
                     reason: gallring::retention::HoldReason::Complaint,
                     case: "BENCH".into(),
                     select: gallring::retention::HoldSelector {
-                        keys,
+                        keys: keys.into_iter().collect(),
                         ..Default::default()
                     },
                     expires: None,

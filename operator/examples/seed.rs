@@ -28,6 +28,10 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Create the bucket with Object Lock (so that holds set legal holds). Needs a bucket
+    /// that does not exist yet: objects under a legal hold cannot be deleted to re-create it.
+    #[arg(long, conflicts_with = "recreate")]
+    object_lock: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -200,6 +204,20 @@ async fn main() -> std::process::ExitCode {
         && let Err(e) = recreate(&client, &args.bucket).await
     {
         eprintln!("seed: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    if args.object_lock
+        && let Err(e) = client
+            .create_bucket()
+            .bucket(&args.bucket)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+    {
+        eprintln!(
+            "seed: creating bucket {} with Object Lock (it must not exist yet): {e:?}",
+            args.bucket
+        );
         return std::process::ExitCode::FAILURE;
     }
     let (objects, cases) = match args.layout {

@@ -1495,6 +1495,23 @@ fn namespace_mode_has_no_cluster_role_and_reads_secrets_in_its_namespace_only() 
 }
 
 #[test]
+fn deployment_bounds_glibc_malloc_arenas() {
+    let docs = rendered("gallring", "gallring", &[]);
+    let deployments = of_kind(&docs, "Deployment");
+    let env = lookup(deployments[0], "spec.template.spec.containers")
+        .and_then(Yaml::as_sequence)
+        .and_then(|c| c[0].get("env"))
+        .and_then(Yaml::as_sequence)
+        .expect("the container's env");
+    let arenas = env
+        .iter()
+        .find(|v| v.get("name").and_then(Yaml::as_str) == Some("MALLOC_ARENA_MAX"))
+        .and_then(|v| v.get("value"))
+        .and_then(Yaml::as_str);
+    assert_eq!(arenas, Some("2"), "MALLOC_ARENA_MAX in {env:?}");
+}
+
+#[test]
 fn deployment_passes_the_flags_of_the_values() {
     let args = operator_args(&rendered("gallring", "gallring", &[]));
     for (f, value) in [
