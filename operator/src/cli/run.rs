@@ -243,6 +243,7 @@ async fn pass_once(
     let now = Utc::now();
     let key = b.key.clone();
     let progress = move |p: Progress| {
+        p.log_protected(&key);
         if p.pages > 1 && p.pages.is_multiple_of(10) {
             info!(bucket = %key, listed = p.listed, pages = p.pages, "scanning");
         }

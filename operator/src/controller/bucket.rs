@@ -177,7 +177,7 @@ pub async fn run_pipeline<F: StoreFactory>(
         validated.holds.clone(),
         now,
         pass,
-        &|_| {},
+        &|p: reconcile::Progress| p.log_protected(&key),
     ))
     .await;
     match result {

@@ -261,6 +261,20 @@ pub struct Progress {
     pub protected: u64,
 }
 
+impl Progress {
+    /// Logs what a host's operators want to see as it happens: a new hold's objects protected
+    /// (before the listing, so that the time from the hold to its protection is on record).
+    pub fn log_protected(&self, bucket: &dyn std::fmt::Display) {
+        if self.pages == 0 && self.protected > 0 {
+            tracing::info!(
+                bucket = %bucket,
+                protected = self.protected,
+                "new holds' objects protected ahead of the listing"
+            );
+        }
+    }
+}
+
 /// Listing pages the lister may run ahead of the pass.
 const LIST_AHEAD: usize = 4;
 /// Objects decided from the index between two yields to the lister.
