@@ -139,13 +139,7 @@ async fn raw_hold(
     lock: bool,
 ) -> Result<(), String> {
     use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
-    let current = c
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("{key}: {e:?}"))?;
+    let current = read_tags(c, bucket, key).await?;
     if lock {
         let on = c
             .get_object_legal_hold()
@@ -170,15 +164,33 @@ async fn raw_hold(
                 .map_err(|e| format!("{key}: {e:?}"))?;
         }
     }
-    let mut tags: Vec<Tag> = current
-        .tag_set()
-        .iter()
-        .filter(|t| t.key() != "baseline-held")
-        .cloned()
-        .collect();
+    write_tags_with(c, bucket, key, current, "baseline-held").await
+}
+
+/// A key's tags, as GetObjectTagging gives them.
+async fn read_tags(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<Tag>, String> {
+    let out = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("{key}: {e:?}"))?;
+    Ok(out.tag_set().to_vec())
+}
+
+/// Writes `tags` with `extra=1` set (the others kept, as a tag write replaces the whole set).
+async fn write_tags_with(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    mut tags: Vec<Tag>,
+    extra: &str,
+) -> Result<(), String> {
+    tags.retain(|t| t.key() != extra);
     tags.push(
         Tag::builder()
-            .key("baseline-held")
+            .key(extra)
             .value("1")
             .build()
             .map_err(|e| e.to_string())?,
@@ -267,37 +279,8 @@ async fn main() -> std::process::ExitCode {
                             let c = c.clone();
                             let bucket = args.bucket.clone();
                             async move {
-                                let current = c
-                                    .get_object_tagging()
-                                    .bucket(&bucket)
-                                    .key(&k)
-                                    .send()
-                                    .await
-                                    .map_err(|e| format!("{k}: {e:?}"))?;
-                                let mut tags: Vec<Tag> = current
-                                    .tag_set()
-                                    .iter()
-                                    .filter(|t| t.key() != "baseline")
-                                    .cloned()
-                                    .collect();
-                                tags.push(
-                                    Tag::builder()
-                                        .key("baseline")
-                                        .value("1")
-                                        .build()
-                                        .map_err(|e| e.to_string())?,
-                                );
-                                let tagging = Tagging::builder()
-                                    .set_tag_set(Some(tags))
-                                    .build()
-                                    .map_err(|e| e.to_string())?;
-                                c.put_object_tagging()
-                                    .bucket(bucket)
-                                    .key(&k)
-                                    .tagging(tagging)
-                                    .send()
-                                    .await
-                                    .map_err(|e| format!("{k}: {e:?}"))?;
+                                let current = read_tags(&c, &bucket, &k).await?;
+                                write_tags_with(&c, &bucket, &k, current, "baseline").await?;
                                 Ok::<(), String>(())
                             }
                         })
