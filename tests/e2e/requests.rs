@@ -472,7 +472,10 @@ async fn subject_requests_of_every_type_are_carried_out_on_the_store_and_answere
     );
 
     // ---- Erasure, withdrawal, objection and access, filed now.
-    let received = Utc::now().trunc_subsecs(0) - TimeDelta::seconds(1);
+    // Not before the calls' `call-start` (`now`): a request about a subject covers only the
+    // calls recorded up to its receivedAt, and this point can come within the same second as
+    // `now` (one second earlier, as this once was, left the erasure nothing to match).
+    let received = Utc::now().trunc_subsecs(0).max(now);
     let erase_history = e.watch("SubjectRequest", "erase");
     let filed = Instant::now();
     e.apply(request(
