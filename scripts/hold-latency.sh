@@ -361,7 +361,7 @@ env -i PATH="${PATH}" HOME="${run}/home" KUBECONFIG="${sa_kubeconfig}" RUST_LOG=
 op_pid=$!
 echo "${op_pid}" >"${pid_file}"
 
-# status.lastScan ("when the last scan completed") is written by the pass report of a
+# status.lastScan (the start of the last completed scan) is written by the pass report of a
 # completed pass only; the log line "pass complete" says the same.
 bucket_state() { # prints lastScan, objects and the conditions, separated by \x1f
   kubectl -n "${ns}" get recordingbucket bench -o json >"${run}/bucket.json" 2>/dev/null || return 1

@@ -713,7 +713,8 @@ pub struct RecordingBucketStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub journal_public_key: Option<String>,
-    /// When the last scan completed.
+    /// When the last completed scan started (this host's clock); it is written when the scan
+    /// ends. Its decisions are as of decidedAt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = TIMESTAMP_MAX))]
     pub last_scan: Option<DateTime<Utc>>,
