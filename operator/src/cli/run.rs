@@ -197,6 +197,12 @@ pub fn describe_request(r: &reconcile::requests::RequestReport) -> String {
     if r.exceptions_total > 0 {
         line.push_str(&format!("; kept (Art. 17(3)): {}", r.exceptions_total));
     }
+    if r.recorded_after > 0 {
+        line.push_str(&format!(
+            "; recorded after receivedAt (not reached): {}",
+            r.recorded_after
+        ));
+    }
     if let Some(m) = &r.manifest {
         line.push_str(&format!("; manifest {m}"));
     }

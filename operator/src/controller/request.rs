@@ -150,6 +150,14 @@ fn outcome_message(r: &RequestReport) -> (bool, &'static str, String) {
     let matched: u64 = r.matched.values().sum();
     let deleted: u64 = r.deleted.values().sum();
     match r.phase {
+        RequestPhase::Completed if matched == 0 && deleted == 0 && r.recorded_after > 0 => (
+            true,
+            "NoMatch",
+            format!(
+                "no recording made up to receivedAt matches; {}",
+                after_text(r.recorded_after)
+            ),
+        ),
         RequestPhase::Completed if matched == 0 && deleted == 0 => (
             true,
             "NoMatch",
@@ -176,7 +184,23 @@ fn outcome_message(r: &RequestReport) -> (bool, &'static str, String) {
     }
 }
 
+/// The subject's objects a request does not reach because they were recorded after it.
+fn after_text(n: u64) -> String {
+    format!(
+        "{n} object(s) of the subject were recorded after receivedAt: new processing this request does not reach"
+    )
+}
+
 fn summary(r: &RequestReport, matched: u64, deleted: u64) -> String {
+    let mut text = summary_counts(r, matched, deleted);
+    if r.recorded_after > 0 {
+        text.push_str("; ");
+        text.push_str(&after_text(r.recorded_after));
+    }
+    text
+}
+
+fn summary_counts(r: &RequestReport, matched: u64, deleted: u64) -> String {
     use crate::retention::RequestType as T;
     match r.kind {
         T::Erasure => format!("{deleted} object(s) deleted, {matched} selected still present"),
@@ -480,6 +504,7 @@ mod tests {
             exceptions_total: 1,
             reappeared: 0,
             reappeared_now: 0,
+            recorded_after: 0,
             manifest: None,
             received_at: t(1),
             due_by: t(1) + chrono::Duration::days(30),
@@ -512,6 +537,44 @@ mod tests {
             .find(|c| c.type_ == PAST_DUE)
             .expect("PastDue");
         assert_eq!(due.status, "False", "answered: never past due");
+    }
+
+    #[test]
+    fn a_request_that_matched_nothing_says_when_the_subjects_calls_came_after_it() {
+        let mut r = report(RequestPhase::Completed);
+        r.matched.clear();
+        r.deleted.clear();
+        let ready = |r: &RequestReport| {
+            let s = request_status(None, Some(1), Some(r.due_by), &Known::Outcome(r), t(2));
+            let c = s.conditions.into_iter().find(|c| c.type_ == READY);
+            c.expect("Ready")
+        };
+        let none = ready(&r);
+        assert_eq!(none.reason, "NoMatch");
+        assert!(
+            none.message.contains("check spec.subject"),
+            "{}",
+            none.message
+        );
+        r.recorded_after = 2;
+        let later = ready(&r);
+        assert_eq!(later.reason, "NoMatch");
+        assert!(
+            later
+                .message
+                .contains("2 object(s) of the subject were recorded after receivedAt"),
+            "{}",
+            later.message
+        );
+        // With something matched, the later calls are named beside the counts.
+        r.matched = [("audio".to_string(), 1)].into();
+        let some = ready(&r);
+        assert_eq!(some.reason, "Completed");
+        assert!(
+            some.message.contains("recorded after receivedAt"),
+            "{}",
+            some.message
+        );
     }
 
     #[test]

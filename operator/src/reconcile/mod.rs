@@ -1105,6 +1105,11 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                             .observe(r, &o.plan, &|p| basis_of(policy, p));
                     }
                 }
+                for name in &o.plan.requests_after {
+                    if let Some(t) = report.request_tallies.get_mut(name) {
+                        t.recorded_after += 1;
+                    }
+                }
             }
             report.tags_written += u64::from(o.tags_written);
             report.legal_holds_set += u64::from(o.legal_hold_set);

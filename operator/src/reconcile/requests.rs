@@ -33,6 +33,8 @@ pub struct RequestReport {
     pub reappeared: u64,
     /// Objects deleted again in this pass after the erasure had completed.
     pub reappeared_now: u64,
+    /// Objects of the subject recorded after `receivedAt`, which the request does not reach.
+    pub recorded_after: u64,
     /// Access: `s3://bucket/key` of the manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
@@ -232,6 +234,7 @@ pub async fn conclude<J: ObjectStore>(
                 exceptions_total: tally.exceptions_total,
                 reappeared: outcome.reappeared,
                 reappeared_now,
+                recorded_after: tally.recorded_after,
                 manifest: manifest.map(|k| format!("s3://{}/{k}", cx.state_store.bucket())),
                 received_at: r.received_at,
                 due_by: r.due_by(cx.policy.time_zone),

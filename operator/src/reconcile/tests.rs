@@ -1534,3 +1534,51 @@ async fn an_answered_erasure_links_through_the_index_and_erases_a_reappearing_re
     assert_eq!(again.requests[&erase.name].reappeared_now, 1);
     assert!(s.live_keys().contains("text/r2.json"));
 }
+
+/// An erasure about a subject whose only call was recorded after it was received deletes
+/// nothing, and its answer counts the call it does not reach (so that a NoMatch can say why).
+#[tokio::test]
+async fn an_erasure_received_before_the_subjects_call_reports_the_call_it_does_not_reach() {
+    let s = MemoryStore::new("calls");
+    s.put(
+        "audio/r1.wav",
+        day(2026, 2, 5),
+        100,
+        &[("subject", "cust-1")],
+    );
+    s.put("text/r1.json", day(2026, 2, 5), 10, &[]);
+    let mut rules = rules(Enforcement::Operator);
+    rules.subject_tag = Some("subject".into());
+    let erase = crate::retention::SubjectRequest {
+        name: "SubjectRequest/test/erase".into(),
+        kind: crate::retention::RequestType::Erasure,
+        recording_ids: Default::default(),
+        subjects: ["cust-1".to_string()].into(),
+        keys: Default::default(),
+        purposes: Default::default(),
+        received_at: day(2026, 2, 1),
+        reference: "DSR-1".into(),
+        lifted_at: None,
+    };
+    let config = PassConfig {
+        requests: vec![erase.clone()],
+        ..PassConfig::default()
+    };
+    let report = reconcile(
+        &s,
+        &policy(),
+        &rules,
+        vec![],
+        day(2026, 2, 6),
+        config,
+        &|_| {},
+    )
+    .await
+    .expect("the pass runs");
+    let answer = &report.requests[&erase.name];
+    assert_eq!(answer.phase, crate::retention::RequestPhase::Completed);
+    assert!(answer.matched.is_empty(), "{answer:?}");
+    assert_eq!(answer.recorded_after, 1, "the audio carries the subject");
+    assert!(s.live_keys().contains("audio/r1.wav"));
+    assert!(s.live_keys().contains("text/r1.json"));
+}

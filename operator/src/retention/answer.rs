@@ -120,6 +120,10 @@ pub struct RequestTally {
     /// Erasure: objects deleted in this pass that were created after the erasure had
     /// completed (a restore, a replication): erased again.
     pub reappeared: u64,
+    /// Objects of the subject recorded after the request was received: new processing it
+    /// does not reach.
+    #[serde(default)]
+    pub recorded_after: u64,
     /// Which request this tallies, whether an erasure had completed before this pass, and
     /// what it kept then: a later deletion of anything else is a reappearance.
     #[serde(skip)]

@@ -121,6 +121,10 @@ pub struct ObjectPlan {
     /// Data-subject requests in effect that select it (`namespace/name`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<String>,
+    /// Requests about its subject received before it was recorded: it is new processing they
+    /// do not reach (an answer that matched nothing says so).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests_after: Vec<String>,
 }
 
 /// The end of one purpose's use of an object.
@@ -179,6 +183,24 @@ impl LinkedHolds {
             )
         }));
         out
+    }
+
+    /// The requests about this object's subject that it escapes only because it was
+    /// recorded after they were received (new processing they do not reach).
+    fn requests_recorded_after(
+        &self,
+        ids: &Ids,
+        recorded_at: Option<DateTime<Utc>>,
+        selected: &BTreeSet<usize>,
+    ) -> Vec<usize> {
+        ids.subject
+            .as_ref()
+            .and_then(|s| self.request_subjects.get(s))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|i| !selected.contains(i) && !self.requests[*i].covers_time(recorded_at))
+            .collect()
     }
 
     /// The requests that may select an object of this key or subject directly.
@@ -439,9 +461,17 @@ impl<'a> Planner<'a> {
             .copied()
             .filter(|h| h.is_active(self.now))
             .collect();
-        let requests: Vec<&SubjectRequest> = self
+        let recorded_when = recorded.as_ref().map(|r| r.at);
+        let selected = self.holds.requests_selecting(&obj.key, &ids, recorded_when);
+        let requests_after: Vec<String> = self
             .holds
-            .requests_selecting(&obj.key, &ids, recorded.as_ref().map(|r| r.at))
+            .requests_recorded_after(&ids, recorded_when, &selected)
+            .into_iter()
+            .map(|i| &self.holds.requests[i])
+            .filter(|r| r.in_effect(self.now))
+            .map(|r| r.name.clone())
+            .collect();
+        let requests: Vec<&SubjectRequest> = selected
             .into_iter()
             .map(|i| &self.holds.requests[i])
             .filter(|r| r.in_effect(self.now))
@@ -478,6 +508,7 @@ impl<'a> Planner<'a> {
             keep_until: None,
             uses: Vec::new(),
             requests: requests.iter().map(|r| r.name.clone()).collect(),
+            requests_after,
         };
         let room_for_tag = obj.room_for_retention_tag();
 

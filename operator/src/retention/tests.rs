@@ -1616,6 +1616,19 @@ fn an_erasure_reaches_every_artifact_of_the_subjects_calls_made_before_it() {
         assert_eq!(plans[k].decision, Decision::Keep, "{k}");
         assert!(plans[k].requests.is_empty());
     }
+    // Its audio carries the subject, so the answer can say why it was not reached; the
+    // transcript (no subject of its own) and r1's objects are not counted as later.
+    assert_eq!(
+        plans["a/r2/audio.wav"].requests_after,
+        vec![erase.name.clone()]
+    );
+    for k in [
+        "t/r2/transcript.json",
+        "a/r1/audio.wav",
+        "t/r1/transcript.json",
+    ] {
+        assert!(plans[k].requests_after.is_empty(), "{k}");
+    }
 }
 
 #[test]
