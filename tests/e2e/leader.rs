@@ -202,3 +202,94 @@ async fn a_leader_cut_off_from_the_api_stops_writing_to_s3_before_its_lease_can_
     );
     e.finish().await;
 }
+
+/// SIGTERM while a long first pass runs: the leader stops writing at once, exits within the
+/// pod's grace period and releases the Lease (it used to wait for the pass to end, which the
+/// kubelet cuts short with SIGKILL); the next leader finishes the pass, and every object is
+/// then tagged with its retention, read from the store directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_pass_stops_its_writes_and_the_next_leader_finishes_it() {
+    const OBJECTS: usize = 600;
+    let mut e = E2e::new(test_name!(), "sigterm", Setup::default()).await;
+    let keys: Vec<String> = (0..OBJECTS)
+        .map(|i| format!("calls/t-{i:05}/audio.wav"))
+        .collect();
+    e.put_many(keys.clone(), 32).await;
+    e.apply(policy("calls", "P1Y")).await;
+    e.apply(bucket(
+        "calls",
+        &e.bucket,
+        &e.s3proxy.endpoint(),
+        "calls",
+        "PT1H",
+    ))
+    .await;
+    // A long pass: one object at a time, each S3 request delayed (about 50 s in all).
+    e.s3proxy.set_delay(Duration::from_millis(40));
+    e.spawn("first", &["--concurrency=1"]);
+    let tag_writes = |reqs: &[S3Request]| {
+        reqs.iter()
+            .filter(|r| r.method == "PUT" && r.target.contains("tagging"))
+            .count()
+    };
+    wait_for(
+        "the pass to be writing tags",
+        Duration::from_secs(120),
+        || async { (tag_writes(&e.s3proxy.requests_on(&e.bucket)) >= 20).then_some(()) },
+    )
+    .await;
+    assert_eq!(e.lease_holder().await.as_deref(), Some("first"));
+
+    let termed = Instant::now();
+    let status = e.op("first").terminate(Duration::from_secs(30)).await;
+    let exited = termed.elapsed();
+    let written = tag_writes(&e.s3proxy.requests_on(&e.bucket));
+    figure(
+        "SIGTERM during a pass: exit (s)",
+        format!(
+            "{:.1} ({written} of {OBJECTS} tags written)",
+            exited.as_secs_f64()
+        ),
+    );
+    assert!(
+        written < OBJECTS,
+        "the pass finished before SIGTERM ({written} tag writes): raise OBJECTS or the delay"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM mid-pass: the leader should exit cleanly within 30 s, got {status:?} after {exited:?}"
+    );
+    assert!(
+        exited < Duration::from_secs(15),
+        "SIGTERM mid-pass: exit took {exited:?}"
+    );
+    let log = e.op("first").log_text().to_ascii_lowercase();
+    assert!(log.contains("released"), "the Lease is released:\n{log}");
+
+    // The next leader takes over at once and finishes the pass.
+    e.s3proxy.set_delay(Duration::ZERO);
+    e.spawn("second", &[]);
+    wait_holder(&e, "second", Duration::from_secs(30)).await;
+    let mut untagged = Vec::new();
+    let started = Instant::now();
+    loop {
+        untagged.clear();
+        for k in &keys {
+            let r = e.retention(k).await;
+            if !r.as_deref().is_some_and(|v| v.starts_with("expire-")) {
+                untagged.push(format!("{k}: {r:?}"));
+            }
+        }
+        if untagged.is_empty() || started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(
+        untagged.is_empty(),
+        "{} object(s) without their retention tag after the second leader's pass, e.g. {:?}",
+        untagged.len(),
+        untagged.first()
+    );
+    e.finish().await;
+}

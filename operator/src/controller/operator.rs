@@ -60,6 +60,10 @@ where
     }
 }
 
+/// How long a shutdown waits for the controllers after stopping writes, within the chart's
+/// 30 s grace period (the Lease is released after).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
 enum Ended {
     Shutdown,
     LostLeadership,
@@ -96,9 +100,24 @@ pub async fn run(
         };
         metrics.set_leader(true);
         info!("leader: starting controllers");
+        let controllers =
+            run_controllers(&client, &metrics, &opts, fence.clone(), shutdown.clone());
+        let mut controllers = std::pin::pin!(controllers);
         let ended = tokio::select! {
-            () = run_controllers(&client, &metrics, &opts, fence.clone(), shutdown.clone()) => Ended::Shutdown,
+            () = &mut controllers => Ended::Shutdown,
             () = keep_leading(&elector, &fence) => Ended::LostLeadership,
+            () = shutdown.clone() => {
+                // The controllers stop once their passes end, and a first pass over a large
+                // bucket takes minutes: writes stop now instead, so a pass in flight ends at
+                // its next write (as when leadership is lost; the journal makes that safe)
+                // and the Lease is released within the pod's grace period.
+                fence.revoke();
+                info!("shutting down: passes in flight stop at their next write");
+                if tokio::time::timeout(SHUTDOWN_WAIT, &mut controllers).await.is_err() {
+                    warn!(seconds = SHUTDOWN_WAIT.as_secs(), "controllers still running at shutdown: abandoned");
+                }
+                Ended::Shutdown
+            }
         };
         fence.revoke();
         metrics.set_leader(false);

@@ -548,6 +548,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     // pass wrote (the `Date` header has whole seconds; two passes within one second would
     // otherwise see a release a moment "in the future").
     let early = journal.last_at().map_or(early, |t| early.max(t.min(now)));
+    tracing::debug!(bucket = store.bucket(), "pass: journal loaded");
     // A hold gone from the host's list went some time before this pass. When the two clocks
     // agree to within the store's `Date` resolution (whole seconds), the clock the pass
     // decides by dates it, and a release without a floor takes effect in this pass. Beyond
@@ -600,6 +601,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         own_prefix,
     )
     .await?;
+    tracing::debug!(bucket = store.bucket(), "pass: lifecycle read");
 
     let mut report = PassReport {
         now,
@@ -1486,20 +1488,32 @@ async fn handle_object<S: ObjectStore>(
         journal,
         protect_only,
     } = *cx;
+    // As it was listed, nothing read: the plan of an object whose state is unknown.
+    let unread = || {
+        planner.plan(&ObjectInfo {
+            key: listed.key.clone(),
+            version_id: listed.version_id.clone(),
+            last_modified: listed.last_modified,
+            size: listed.size,
+            tags: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        })
+    };
+    // A replica that may no longer write (leadership lost, shutting down) reads no further:
+    // the page ends as fenced without a request per remaining object.
+    if writes && !fence.allows() {
+        let mut out = ObjectOutcome::new(unread(), listed);
+        out.unknown = true;
+        out.fenced = true;
+        return Some(out);
+    }
     let obj = match fetch_object(store, rules, listed, true).await {
         Ok(o) => o,
         Err(e) if e.category == ErrorCategory::NotFound => return None,
         Err(e) => {
             // Unreadable tags: decide nothing, write nothing, count it as unknown (never as
             // unclassified, never deleted on a guess).
-            let mut plan = planner.plan(&ObjectInfo {
-                key: listed.key.clone(),
-                version_id: listed.version_id.clone(),
-                last_modified: listed.last_modified,
-                size: listed.size,
-                tags: BTreeMap::new(),
-                metadata: BTreeMap::new(),
-            });
+            let mut plan = unread();
             plan.decision = Decision::Unclassified;
             plan.deadline = None;
             plan.overdue = false;

@@ -1582,3 +1582,65 @@ async fn an_erasure_received_before_the_subjects_call_reports_the_call_it_does_n
     assert!(s.live_keys().contains("audio/r1.wav"));
     assert!(s.live_keys().contains("text/r1.json"));
 }
+
+/// A replica that may no longer write (its lease lost, or shutting down) stops at once: the
+/// pass reads no object it could not act on, so a shutdown during a long pass is quick.
+#[tokio::test]
+async fn a_pass_that_may_not_write_reads_no_object_it_could_not_act_on() {
+    let s = MemoryStore::new("calls");
+    for i in 0..50 {
+        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
+    }
+    let rules = rules(Enforcement::Operator);
+    reconcile(
+        &s,
+        &policy(),
+        &rules,
+        vec![],
+        day(2026, 2, 1),
+        PassConfig::default(),
+        &|_| {},
+    )
+    .await
+    .expect("the first pass runs");
+    // Someone removes every tag: each object needs a write again; nothing else changed.
+    for i in 0..50 {
+        let id = ObjectId {
+            key: format!("audio/r{i:02}.wav"),
+            version_id: None,
+        };
+        s.put_tags(&id, &BTreeMap::new())
+            .await
+            .expect("tags removed");
+    }
+    s.clear_requests();
+    let config = PassConfig {
+        fence: Fence::closed(),
+        concurrency: 1,
+        ..PassConfig::default()
+    };
+    let result = reconcile(
+        &s,
+        &policy(),
+        &rules,
+        vec![],
+        day(2026, 2, 2),
+        config,
+        &|_| {},
+    )
+    .await;
+    assert!(matches!(result, Err(PassError::Fenced)), "{result:?}");
+    let reads = s
+        .requests()
+        .into_iter()
+        .filter(|o| *o == Operation::GetObjectTagging)
+        .count();
+    assert_eq!(reads, 0, "objects read by a pass that could not write");
+    let writes = s.requests().into_iter().filter(|o| {
+        matches!(
+            o,
+            Operation::PutObjectTagging | Operation::PutBucketLifecycle | Operation::DeleteObjects
+        )
+    });
+    assert_eq!(writes.count(), 0);
+}
