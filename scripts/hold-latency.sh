@@ -26,7 +26,8 @@
 #
 # Environment: GALLRING_MOTO_VENV (the virtualenv scripts/moto-up.sh makes, whose boto3 is
 # used; default ~/.cache/gallring/moto-5.1.22), HOLD_LATENCY_TIMEOUT (seconds to wait for one
-# hold's objects, default 600).
+# hold's objects, default 600), HOLD_LATENCY_RUST_LOG (the operator's RUST_LOG instead of the
+# chart's).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -246,7 +247,8 @@ PY
 )
 ((${#chart[@]} >= 3)) || die "the chart's Deployment has no arguments: ${run}/deployment.json"
 sa="${chart[0]}"
-rust_log="${chart[1]}"
+# HOLD_LATENCY_RUST_LOG replaces it, e.g. to see the pass's steps at debug level.
+rust_log="${HOLD_LATENCY_RUST_LOG:-${chart[1]}}"
 [[ "${chart[2]}" == operator ]] || die "the chart's Deployment does not run 'gallring operator': ${chart[*]:2}"
 metrics_port="$("${py}" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 op_args=()
@@ -396,12 +398,12 @@ grep -m1 '"pass complete"' "${oplog}" >&2 || true
 # The poller: computes the keys of one hold (held_keys in bench.rs), checks them in the store
 # and writes the LegalHold manifest; says it is ready; waits for t0 (a file, so a poller that
 # died cannot block the script); then reads the tags of the keys not yet seen held, 16 in
-# flight, round after round, until every key is held. A key seen held stays held (the hold is
-# active), so it is not read again: the rounds then cost the store (which the operator is
-# writing to at the same time) only the keys still missing. Prints one JSON line: seconds from t0
+# flight, round after round (each after a light probe, see below), until every key is held. A
+# key seen held stays held (the hold is active), so it is not read again: the rounds then cost
+# the store (which the operator is writing to at the same time) only the keys still missing. Prints one JSON line: seconds from t0
 # to the end of the read that showed the last key held (the figure reported), seconds to the
 # start of the last read that showed a key not yet held (so the true time lies between the two:
-# a round over many keys takes a while), rounds (the store checked N times), requests.
+# a round over many keys takes a while), rounds (the store checked N times), probes, requests.
 cat >"${run}/poll.py" <<'PY'
 import argparse, json, os, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -489,16 +491,21 @@ t0 = float(open(a.go).read().strip())
 # Each key became held after the start of its last read that showed it not held, and before
 # the end of the first read that showed it held: the time every key was held lies between the
 # latest of the former (0 if every key was held at its first read) and the latest of the latter.
-remaining, rounds, requests = keys, 0, 0
+#
+# The poller shares two cores with the store and the operator, and boto3 spends a few ms of CPU
+# on each request: reading every missing key round after round took CPU from both while they
+# worked. So a round over all missing keys follows a probe: up to PROBE keys spread over the
+# missing ones, read every PAUSE s until all of them are held. The probe's reads count like
+# any other (a key seen held is done), so the bounds above stay true.
+PROBE, PAUSE = 8, 0.02
+remaining, rounds, requests, probes = keys, 0, 0, 0
 not_yet, held_by = t0, t0
-while remaining:
-    if time.time() - t0 > a.timeout:
-        fail(f"{len(remaining)} of {len(keys)} keys still not {a.tag}={a.held} after {a.timeout:.0f} s "
-             f"({rounds} rounds); first: {remaining[0]}")
-    rounds += 1
-    requests += len(remaining)
+
+def read(batch):
+    global not_yet, held_by, requests
+    requests += len(batch)
     still = []
-    for key, value, start, end in pool.map(retention, remaining):
+    for key, value, start, end in pool.map(retention, batch):
         if value is None:
             fail(f"{key} disappeared from bucket {a.bucket}")
         if value == a.held:
@@ -506,8 +513,23 @@ while remaining:
         else:
             not_yet = max(not_yet, start)
             still.append(key)
-    remaining = still
-print(json.dumps({"seconds": held_by - t0, "after": not_yet - t0, "rounds": rounds, "requests": requests}))
+    return still
+
+while remaining:
+    if time.time() - t0 > a.timeout:
+        fail(f"{len(remaining)} of {len(keys)} keys still not {a.tag}={a.held} after {a.timeout:.0f} s "
+             f"({rounds} rounds); first: {remaining[0]}")
+    if len(remaining) > PROBE:
+        sample = remaining[:: -(-len(remaining) // PROBE)]
+        probes += 1
+        missing = set(read(sample))
+        remaining = [k for k in remaining if k not in set(sample) or k in missing]
+        if missing:
+            time.sleep(PAUSE)
+            continue
+    rounds += 1
+    remaining = read(remaining)
+print(json.dumps({"seconds": held_by - t0, "after": not_yet - t0, "rounds": rounds, "probes": probes, "requests": requests}))
 PY
 
 # The operator's log lines since t0 (JSON lines from --json-logs): those about protecting

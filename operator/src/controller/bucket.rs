@@ -132,6 +132,7 @@ pub async fn run_pipeline<F: StoreFactory>(
         }
     };
 
+    tracing::debug!(bucket = %key, "references read");
     let store = ctx
         .factory
         .make(&bucket.spec.s3, deref.credentials.clone())

@@ -125,6 +125,11 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
             return Ok(0);
         }
     };
+    tracing::debug!(
+        bucket = store.bucket(),
+        objects = entries.len(),
+        "pass: new holds select these objects in the index"
+    );
     if entries.is_empty() {
         return Ok(0);
     }

@@ -411,8 +411,9 @@ impl S3Store {
             Ok(_) => "ok",
             Err(e) => e.category.as_str(),
         };
-        self.observer
-            .observe(operation, outcome, started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        self.observer.observe(operation, outcome, seconds);
+        tracing::trace!(bucket = %self.bucket, ?operation, key, outcome, seconds, "s3 request");
         result
     }
 
