@@ -397,13 +397,14 @@ grep -m1 '"pass complete"' "${oplog}" >&2 || true
 # ------------------------------------------------------------------------------ 6. the holds
 # The poller: computes the keys of one hold (held_keys in bench.rs), checks them in the store
 # and writes the LegalHold manifest; says it is ready; waits for t0 (a file, so a poller that
-# died cannot block the script); then reads the tags of the keys not yet seen held, 16 in
-# flight, round after round (each after a light probe, see below), until every key is held. A
-# key seen held stays held (the hold is active), so it is not read again: the rounds then cost
-# the store (which the operator is writing to at the same time) only the keys still missing. Prints one JSON line: seconds from t0
-# to the end of the read that showed the last key held (the figure reported), seconds to the
-# start of the last read that showed a key not yet held (so the true time lies between the two:
-# a round over many keys takes a while), rounds (the store checked N times), probes, requests.
+# died cannot block the script); then becomes `bench wait-held`, which reads the tags of the
+# keys not yet seen held in key order, 16 at a time, until every key is held: a window with a
+# key still missing is read again after 10 ms, one found all held is followed by the next at
+# once, so the reads follow the operator (which protects in key order) and confirm its last key
+# soon after it is written. A key seen held stays held (the hold is active), so it is not read
+# again. Prints one JSON line: seconds from t0 to the end of the read that showed the last key
+# held (the figure reported), seconds to the start of the last read that showed a key not yet
+# held (the true time lies between the two), rounds (windows read), requests.
 cat >"${run}/poll.py" <<'PY'
 import argparse, json, os, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -413,7 +414,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 p = argparse.ArgumentParser()
-for a in ("bucket", "ns", "name", "manifest", "ready", "go", "tag", "held"):
+for a in ("bucket", "ns", "name", "manifest", "ready", "go", "tag", "held", "waiter"):
     p.add_argument("--" + a, required=True)
 for a in ("count", "keys", "offset"):
     p.add_argument("--" + a, type=int, required=True)
@@ -481,55 +482,13 @@ with open(a.ready + ".tmp", "w") as f:
     f.write(f"{len(keys)} keys, {a.tag} before the hold: {summary}\n")
 os.rename(a.ready + ".tmp", a.ready)
 
-waited = time.time()
-while not os.path.exists(a.go):
-    if time.time() - waited > 900:
-        fail("no t0 within 900 s")
-    time.sleep(0.001)
-t0 = float(open(a.go).read().strip())
-
-# Each key became held after the start of its last read that showed it not held, and before
-# the end of the first read that showed it held: the time every key was held lies between the
-# latest of the former (0 if every key was held at its first read) and the latest of the latter.
-#
-# The poller shares two cores with the store and the operator, and boto3 spends a few ms of CPU
-# on each request: reading every missing key round after round took CPU from both while they
-# worked. So a round over all missing keys follows a probe: up to PROBE keys spread over the
-# missing ones, read every PAUSE s until all of them are held. The probe's reads count like
-# any other (a key seen held is done), so the bounds above stay true.
-PROBE, PAUSE = 8, 0.02
-remaining, rounds, requests, probes = keys, 0, 0, 0
-not_yet, held_by = t0, t0
-
-def read(batch):
-    global not_yet, held_by, requests
-    requests += len(batch)
-    still = []
-    for key, value, start, end in pool.map(retention, batch):
-        if value is None:
-            fail(f"{key} disappeared from bucket {a.bucket}")
-        if value == a.held:
-            held_by = max(held_by, end)
-        else:
-            not_yet = max(not_yet, start)
-            still.append(key)
-    return still
-
-while remaining:
-    if time.time() - t0 > a.timeout:
-        fail(f"{len(remaining)} of {len(keys)} keys still not {a.tag}={a.held} after {a.timeout:.0f} s "
-             f"({rounds} rounds); first: {remaining[0]}")
-    if len(remaining) > PROBE:
-        sample = remaining[:: -(-len(remaining) // PROBE)]
-        probes += 1
-        missing = set(read(sample))
-        remaining = [k for k in remaining if k not in set(sample) or k in missing]
-        if missing:
-            time.sleep(PAUSE)
-            continue
-    rounds += 1
-    remaining = read(remaining)
-print(json.dumps({"seconds": held_by - t0, "after": not_yet - t0, "rounds": rounds, "probes": probes, "requests": requests}))
+# The waiting and reading after t0 is done by `bench wait-held` (Rust, the AWS SDK): boto3
+# spends a few ms of CPU per request, and the poller shares two cores with the store and the
+# operator. It waits for the t0 file itself (see operator/examples/bench.rs).
+sys.stdout.flush()
+os.execv(a.waiter, [a.waiter, "wait-held", "--bucket", a.bucket, "--count", str(a.count),
+                    "--hold-keys", str(a.keys), "--hold-offset", str(a.offset), "--go", a.go,
+                    "--timeout", str(a.timeout), "--concurrency", "16"])
 PY
 
 # The operator's log lines since t0 (JSON lines from --json-logs): those about protecting
@@ -624,7 +583,8 @@ for ho in "${offsets[@]}"; do
   result="${run}/${name}.result"
   "${py}" "${run}/poll.py" --bucket "${bucket}" --ns "${ns}" --name "${name}" --manifest "${manifest}" \
     --ready "${ready}" --go "${go}" --tag "${retention_tag}" --held "${held_value}" \
-    --count "${n}" --keys "${h}" --offset "${offset}" --timeout "${hold_timeout}" >"${result}" &
+    --count "${n}" --keys "${h}" --offset "${offset}" --timeout "${hold_timeout}" \
+    --waiter "target/release/examples/bench" >"${result}" &
   poll_pid=$!
   wait_until 120 "the poller of ${name} to check its keys in the store" poller_ready "${ready}"
   log "${name} (offset ${offset}): $(cat "${ready}")"
@@ -648,7 +608,7 @@ print("%.3f" % r["seconds"], r["rounds"], r["requests"], "%.3f" % r["after"])
 PY
 ) || true
   [[ -n "${requests:-}" ]] || die "${name}: the poller's result is unreadable: ${result}"
-  line="$(printf '%4d keys: protected after %s s (store checked %d times)' "${h}" "${seconds}" "${rounds}")"
+  line="$(printf '%4d keys: protected after %s s (%d windows of keys read)' "${h}" "${seconds}" "${rounds}")"
   echo "${line}"
   printf '    (all held between %s and %s s after t0, by the reads; kubectl create took %.3f s; %d GetObjectTagging requests)\n' \
     "${after}" "${seconds}" "$(python3 -c "print(${created} - ${t0})")" "${requests}"

@@ -47,6 +47,12 @@ struct Args {
     /// The bucket's object count (to spread the held keys).
     #[arg(long, default_value_t = 20_000)]
     count: u32,
+    /// `wait-held`: starts its clock at the Unix time (seconds) this file holds, once it exists.
+    #[arg(long)]
+    go: Option<std::path::PathBuf>,
+    /// `wait-held`: gives up after this many seconds from that time.
+    #[arg(long, default_value_t = 600.0)]
+    timeout: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,6 +64,9 @@ enum Phase {
     /// added), with the same requests in flight; no listing.
     RawHold,
     Pass,
+    /// The checker of `scripts/hold-latency.sh`: reads the store directly until every key
+    /// `--hold-keys` selects is tagged `held`; prints the time from the `--go` file's t0.
+    WaitHeld,
 }
 
 struct Counter {
@@ -209,6 +218,98 @@ async fn write_tags_with(
     Ok(())
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `wait-held` reads the missing keys in key order, a window at a time, as the operator
+/// protects them (its hold-first step goes through the index in key order): a window found
+/// all held is followed at once by the next, one with a key still missing is read again after
+/// a pause. The reads so follow the operator's progress, and the last key is confirmed soon
+/// after it is written, without rounds over every key (the checker shares two cores with the
+/// store and the operator).
+const WINDOW: usize = 16;
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// Each key became held after the start of its last read that showed it not held, and before
+/// the end of its first read that showed it held: the time every key was held lies between
+/// the latest of the former (`after`) and the latest of the latter (`seconds`), from t0.
+async fn wait_held(args: &Args) -> Result<String, String> {
+    let go = args.go.as_ref().ok_or("wait-held needs --go FILE")?;
+    let c = client().await;
+    let mut remaining = held_keys(args);
+    remaining.sort();
+    let waited = Instant::now();
+    let t0: f64 = loop {
+        if let Ok(text) = std::fs::read_to_string(go)
+            && !text.trim().is_empty()
+        {
+            break text
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: not a Unix time: {e}", go.display()))?;
+        }
+        if waited.elapsed() > Duration::from_secs(900) {
+            return Err(format!("no t0 in {} within 900 s", go.display()));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let (mut after, mut held_by) = (t0, t0);
+    let (mut windows, mut requests) = (0u64, 0u64);
+    while !remaining.is_empty() {
+        if unix_now() - t0 > args.timeout {
+            return Err(format!(
+                "{} of {} keys still not held after {:.0} s; first: {}",
+                remaining.len(),
+                args.hold_keys,
+                args.timeout,
+                remaining[0]
+            ));
+        }
+        let window: Vec<String> = remaining.iter().take(WINDOW).cloned().collect();
+        windows += 1;
+        requests += window.len() as u64;
+        let reads: Vec<(String, Result<Vec<Tag>, String>, f64, f64)> =
+            futures::stream::iter(window.iter().cloned())
+                .map(|k| {
+                    let c = c.clone();
+                    let bucket = args.bucket.clone();
+                    async move {
+                        let start = unix_now();
+                        let tags = read_tags(&c, &bucket, &k).await;
+                        (k, tags, start, unix_now())
+                    }
+                })
+                .buffer_unordered(args.concurrency)
+                .collect()
+                .await;
+        let mut held = std::collections::BTreeSet::new();
+        for (key, tags, start, end) in reads {
+            let is_held = tags?
+                .iter()
+                .any(|t| t.key() == "gallring.io/retention" && t.value() == "held");
+            if is_held {
+                held_by = held_by.max(end);
+                held.insert(key);
+            } else {
+                after = after.max(start);
+            }
+        }
+        let all = held.len() == window.len();
+        remaining.retain(|k| !held.contains(k));
+        if !all {
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    Ok(format!(
+        "{{\"seconds\":{:.3},\"after\":{:.3},\"rounds\":{windows},\"requests\":{requests}}}",
+        held_by - t0,
+        after - t0
+    ))
+}
+
 fn bench_policy() -> (Policy, BucketRules) {
     let policy = Policy {
         controller: "Controller A/S".to_string(),
@@ -260,6 +361,19 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let started = Instant::now();
     let result: Result<(u64, u64), String> = match args.phase {
+        // Its own line: times from t0, not a phase's throughput.
+        Phase::WaitHeld => {
+            return match wait_held(&args).await {
+                Ok(line) => {
+                    println!("{line}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("wait-held: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         Phase::RawList => {
             let c = client().await;
             list_keys(&c, &args.bucket)
