@@ -231,6 +231,9 @@ fn unix_now() -> f64 {
 /// after it is written, without rounds over every key (the checker shares two cores with the
 /// store and the operator).
 const WINDOW: usize = 16;
+
+/// One read of a key's tags: the key, its tags, and when the request started and ended.
+type Read = (String, Result<Vec<Tag>, String>, f64, f64);
 const PAUSE: Duration = Duration::from_millis(10);
 
 /// Each key became held after the start of its last read that showed it not held, and before
@@ -271,20 +274,19 @@ async fn wait_held(args: &Args) -> Result<String, String> {
         let window: Vec<String> = remaining.iter().take(WINDOW).cloned().collect();
         windows += 1;
         requests += window.len() as u64;
-        let reads: Vec<(String, Result<Vec<Tag>, String>, f64, f64)> =
-            futures::stream::iter(window.iter().cloned())
-                .map(|k| {
-                    let c = c.clone();
-                    let bucket = args.bucket.clone();
-                    async move {
-                        let start = unix_now();
-                        let tags = read_tags(&c, &bucket, &k).await;
-                        (k, tags, start, unix_now())
-                    }
-                })
-                .buffer_unordered(args.concurrency)
-                .collect()
-                .await;
+        let reads: Vec<Read> = futures::stream::iter(window.iter().cloned())
+            .map(|k| {
+                let c = c.clone();
+                let bucket = args.bucket.clone();
+                async move {
+                    let start = unix_now();
+                    let tags = read_tags(&c, &bucket, &k).await;
+                    (k, tags, start, unix_now())
+                }
+            })
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
         let mut held = std::collections::BTreeSet::new();
         for (key, tags, start, end) in reads {
             let is_held = tags?
