@@ -56,28 +56,32 @@ for c in python3 curl; do
   command -v "${c}" >/dev/null || die "${c} is missing"
 done
 
-# A different offset for each hold, so that the three selections are disjoint (every key of a
-# hold then needs its writes): for each, the first offset above the previous one whose keys
-# (held_keys in bench.rs: step N/h, i = (j*step + offset) % N) no earlier hold selected. For N a
-# multiple of 1000 (from 4000 up) that is 1, 2, 3.
+# A different offset for each hold, so that the selections are disjoint (every key of a hold
+# then needs its writes), and one more for the same number of keys protected by hand right
+# before it (`bench raw-hold`, the floor): for each, the first offset above the previous one
+# whose keys (held_keys in bench.rs: step N/h, i = (j*step + offset) % N) no earlier selection
+# has. For N a multiple of 1000 (from 6000 up) the holds get 1, 3, 5 and the floors 2, 4, 6.
 mapfile -t offsets < <(python3 - "${n}" <<'PY'
 import sys
 n = int(sys.argv[1])
 used, off = set(), 0
 for h in (1, 100, 1000):
     step = max(n // h, 1)
-    while True:
-        off += 1
-        sel = {(j * step + off) % n for j in range(h)}
-        if len(sel) == h and not sel & used:
-            break
-        if off > min(n, 10000):
-            sys.exit(f"no offset gives {h} keys disjoint from the earlier holds' in {n} objects")
-    used |= sel
-    print(h, off)
+    picked = []
+    for _ in ("hold", "by hand"):
+        while True:
+            off += 1
+            sel = {(j * step + off) % n for j in range(h)}
+            if len(sel) == h and not sel & used:
+                break
+            if off > min(n, 10000):
+                sys.exit(f"no offset gives {h} keys disjoint from the earlier selections in {n} objects")
+        used |= sel
+        picked.append(off)
+    print(h, *picked)
 PY
 )
-((${#offsets[@]} == 3)) || die "N=${n}: cannot choose three disjoint selections (see above); try a multiple of 1000 from 4000 up"
+((${#offsets[@]} == 3)) || die "N=${n}: cannot choose three disjoint selections (see above); try a multiple of 1000 from 6000 up"
 
 # ------------------------------------------------------------------------------ the run's files
 run="$(mktemp -d /tmp/hold-latency.XXXXXX)"
@@ -575,7 +579,7 @@ poller_ready() { # READY-FILE
 
 results=()
 for ho in "${offsets[@]}"; do
-  read -r h offset <<<"${ho}"
+  read -r h offset by_hand_offset <<<"${ho}"
   name="hold-${h}"
   manifest="${run}/${name}.json"
   ready="${run}/${name}.ready"
@@ -591,6 +595,13 @@ for ho in "${offsets[@]}"; do
   idle_last=""
   idle_same=0
   wait_until 300 "the operator to be idle (no S3 request for 3 s)" operator_idle
+  # The floor, right before: as many other keys protected by hand (bench raw-hold: tags read
+  # and written with one added, on Object Lock the legal hold read and set too; 16 in flight;
+  # no Kubernetes, no journal). Its time includes making the SDK client.
+  by_hand="$(target/release/examples/bench raw-hold --bucket "${bucket}" --count "${n}" \
+    --hold-keys "${h}" --hold-offset "${by_hand_offset}" --concurrency 16 2>"${run}/${name}.by-hand.log" |
+    "${py}" -c 'import json, sys; print("%.3f" % json.loads(sys.stdin.read().splitlines()[-1])["seconds"])')" ||
+    die "${name}: bench raw-hold failed: $(cat "${run}/${name}.by-hand.log")"
 
   t0="$(date +%s.%N)"
   echo "${t0}" >"${go}.tmp" && mv "${go}.tmp" "${go}"
@@ -608,7 +619,8 @@ print("%.3f" % r["seconds"], r["rounds"], r["requests"], "%.3f" % r["after"])
 PY
 ) || true
   [[ -n "${requests:-}" ]] || die "${name}: the poller's result is unreadable: ${result}"
-  line="$(printf '%4d keys: protected after %s s (%d windows of keys read)' "${h}" "${seconds}" "${rounds}")"
+  line="$(printf '%4d keys: protected after %s s (%d windows of keys read); by hand right before, other keys: %s s' \
+    "${h}" "${seconds}" "${rounds}" "${by_hand}")"
   echo "${line}"
   printf '    (all held between %s and %s s after t0, by the reads; kubectl create took %.3f s; %d GetObjectTagging requests)\n' \
     "${after}" "${seconds}" "$(python3 -c "print(${created} - ${t0})")" "${requests}"
