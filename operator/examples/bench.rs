@@ -53,6 +53,10 @@ struct Args {
     /// `wait-held`: gives up after this many seconds from that time.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
+    /// `wait-held`: the tag (`KEY=VALUE`) that shows a key held; `baseline-held=1` waits for
+    /// `raw-hold`'s keys.
+    #[arg(long, default_value = "gallring.io/retention=held")]
+    held_tag: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -241,6 +245,10 @@ const PAUSE: Duration = Duration::from_millis(10);
 /// the latest of the former (`after`) and the latest of the latter (`seconds`), from t0.
 async fn wait_held(args: &Args) -> Result<String, String> {
     let go = args.go.as_ref().ok_or("wait-held needs --go FILE")?;
+    let (tag_key, tag_value) = args
+        .held_tag
+        .split_once('=')
+        .ok_or_else(|| format!("--held-tag {}: not KEY=VALUE", args.held_tag))?;
     let c = client().await;
     let mut remaining = held_keys(args);
     remaining.sort();
@@ -291,7 +299,7 @@ async fn wait_held(args: &Args) -> Result<String, String> {
         for (key, tags, start, end) in reads {
             let is_held = tags?
                 .iter()
-                .any(|t| t.key() == "gallring.io/retention" && t.value() == "held");
+                .any(|t| t.key() == tag_key && t.value() == tag_value);
             if is_held {
                 held_by = held_by.max(end);
                 held.insert(key);
@@ -425,7 +433,9 @@ async fn main() -> std::process::ExitCode {
                 .send()
                 .await
                 .is_ok_and(|r| r.object_lock_configuration().is_some());
-            let keys = held_keys(&args);
+            // In key order, as gallring's hold-first step goes through the index.
+            let mut keys = held_keys(&args);
+            keys.sort();
             let n = keys.len() as u64;
             let failures = futures::stream::iter(keys)
                 .map(|k| {
