@@ -129,13 +129,22 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_after_sigkill_an
     e.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_cut_off_from_the_api_stops_writing_to_s3_before_its_lease_can_expire() {
-    const OBJECTS: usize = 2000;
-    let mut e = E2e::new(test_name!(), "fencing", Setup::default()).await;
-    let keys: Vec<String> = (0..OBJECTS)
-        .map(|i| format!("calls/f-{i:05}/audio.wav"))
-        .collect();
+fn tag_writes(reqs: &[S3Request]) -> usize {
+    reqs.iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("tagging"))
+        .count()
+}
+
+/// A long first pass: `keys` in the bucket under a one-year policy, every S3 request delayed
+/// by `delay`, and `identity` leading with one object at a time. Returns once that pass has
+/// written `tags` tags.
+async fn start_long_pass(
+    e: &mut E2e,
+    keys: Vec<String>,
+    delay: Duration,
+    identity: &str,
+    tags: usize,
+) {
     e.put_many(keys, 32).await;
     e.apply(policy("calls", "P1Y")).await;
     e.apply(bucket(
@@ -146,21 +155,25 @@ async fn a_leader_cut_off_from_the_api_stops_writing_to_s3_before_its_lease_can_
         "PT1H",
     ))
     .await;
-    // A long pass: one object at a time, each S3 request delayed.
-    e.s3proxy.set_delay(Duration::from_millis(20));
-    e.spawn("leader", &["--concurrency=1"]);
-    let tag_writes = |reqs: &[S3Request]| {
-        reqs.iter()
-            .filter(|r| r.method == "PUT" && r.target.contains("tagging"))
-            .count()
-    };
+    e.s3proxy.set_delay(delay);
+    e.spawn(identity, &["--concurrency=1"]);
     wait_for(
         "the pass to be writing tags",
         Duration::from_secs(120),
-        || async { (tag_writes(&e.s3proxy.requests_on(&e.bucket)) >= 30).then_some(()) },
+        || async { (tag_writes(&e.s3proxy.requests_on(&e.bucket)) >= tags).then_some(()) },
     )
     .await;
-    assert_eq!(e.lease_holder().await.as_deref(), Some("leader"));
+    assert_eq!(e.lease_holder().await.as_deref(), Some(identity));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_stops_writing_to_s3_before_its_lease_can_expire() {
+    const OBJECTS: usize = 2000;
+    let mut e = E2e::new(test_name!(), "fencing", Setup::default()).await;
+    let keys: Vec<String> = (0..OBJECTS)
+        .map(|i| format!("calls/f-{i:05}/audio.wav"))
+        .collect();
+    start_long_pass(&mut e, keys, Duration::from_millis(20), "leader", 30).await;
 
     let cut: DateTime<Utc> = Utc::now();
     e.api_proxy.cut();
@@ -214,31 +227,8 @@ async fn sigterm_during_a_long_pass_stops_its_writes_and_the_next_leader_finishe
     let keys: Vec<String> = (0..OBJECTS)
         .map(|i| format!("calls/t-{i:05}/audio.wav"))
         .collect();
-    e.put_many(keys.clone(), 32).await;
-    e.apply(policy("calls", "P1Y")).await;
-    e.apply(bucket(
-        "calls",
-        &e.bucket,
-        &e.s3proxy.endpoint(),
-        "calls",
-        "PT1H",
-    ))
-    .await;
-    // A long pass: one object at a time, each S3 request delayed (about 50 s in all).
-    e.s3proxy.set_delay(Duration::from_millis(40));
-    e.spawn("first", &["--concurrency=1"]);
-    let tag_writes = |reqs: &[S3Request]| {
-        reqs.iter()
-            .filter(|r| r.method == "PUT" && r.target.contains("tagging"))
-            .count()
-    };
-    wait_for(
-        "the pass to be writing tags",
-        Duration::from_secs(120),
-        || async { (tag_writes(&e.s3proxy.requests_on(&e.bucket)) >= 20).then_some(()) },
-    )
-    .await;
-    assert_eq!(e.lease_holder().await.as_deref(), Some("first"));
+    // About 50 s in all.
+    start_long_pass(&mut e, keys.clone(), Duration::from_millis(40), "first", 20).await;
 
     let termed = Instant::now();
     let status = e.op("first").terminate(Duration::from_secs(30)).await;

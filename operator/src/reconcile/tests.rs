@@ -1443,6 +1443,21 @@ async fn a_version_lifecycle_expired_and_one_removed_early_are_told_apart_in_the
     assert_eq!(by_key["audio/r2.wav"].0, GoneCause::Others);
 }
 
+/// An erasure of `subject`'s recordings, received at `received`.
+fn erasure_of(subject: &str, received: DateTime<Utc>) -> crate::retention::SubjectRequest {
+    crate::retention::SubjectRequest {
+        name: "SubjectRequest/test/erase".into(),
+        kind: crate::retention::RequestType::Erasure,
+        recording_ids: Default::default(),
+        subjects: [subject.to_string()].into(),
+        keys: Default::default(),
+        purposes: Default::default(),
+        received_at: received,
+        reference: "DSR-1".into(),
+        lifted_at: None,
+    }
+}
+
 /// Issue 12: an erasure by subject reaches the transcript (linked by recording id) over a
 /// listing while it is unanswered; once answered, a warm index links it and a pass costs one
 /// listing; a recording that reappears is erased again from the journal's tombstone alone.
@@ -1460,17 +1475,7 @@ async fn an_answered_erasure_links_through_the_index_and_erases_a_reappearing_re
     }
     let mut rules = rules(Enforcement::Operator);
     rules.subject_tag = Some("subject".into());
-    let erase = crate::retention::SubjectRequest {
-        name: "SubjectRequest/test/erase".into(),
-        kind: crate::retention::RequestType::Erasure,
-        recording_ids: Default::default(),
-        subjects: ["cust-1".to_string()].into(),
-        keys: Default::default(),
-        purposes: Default::default(),
-        received_at: day(2026, 2, 1),
-        reference: "DSR-1".into(),
-        lifted_at: None,
-    };
+    let erase = erasure_of("cust-1", day(2026, 2, 1));
     let ix = new_index();
     let listings = |ops: &[Operation]| {
         ops.iter()
@@ -1549,17 +1554,7 @@ async fn an_erasure_received_before_the_subjects_call_reports_the_call_it_does_n
     s.put("text/r1.json", day(2026, 2, 5), 10, &[]);
     let mut rules = rules(Enforcement::Operator);
     rules.subject_tag = Some("subject".into());
-    let erase = crate::retention::SubjectRequest {
-        name: "SubjectRequest/test/erase".into(),
-        kind: crate::retention::RequestType::Erasure,
-        recording_ids: Default::default(),
-        subjects: ["cust-1".to_string()].into(),
-        keys: Default::default(),
-        purposes: Default::default(),
-        received_at: day(2026, 2, 1),
-        reference: "DSR-1".into(),
-        lifted_at: None,
-    };
+    let erase = erasure_of("cust-1", day(2026, 2, 1));
     let config = PassConfig {
         requests: vec![erase.clone()],
         ..PassConfig::default()
