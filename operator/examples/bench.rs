@@ -7,7 +7,11 @@
 //! - `raw-tag`: GetObjectTagging then PutObjectTagging (the tags read plus one) on every
 //!   object with N in flight: the floor for a pass that must tag every object and keep the
 //!   tags others put there (a tag write replaces the whole set).
+//! - `raw-hold`: the keys `pass --hold-keys` would select, protected by hand (the floor for a
+//!   hold).
 //! - `pass`: one gallring reconcile pass (classify + tag; run twice: cold, then warm).
+//! - `wait-held`: the checker of `scripts/hold-latency.sh` (reads the store until every
+//!   selected key is held; prints the time from the `--go` file's t0).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
