@@ -3,7 +3,8 @@
 //! peak RSS (VmHWM) belongs to that phase alone.
 //!
 //! Phases:
-//! - `raw-list`: ListObjectsV2 over the bucket, page by page (the floor for any scan).
+//! - `raw-list`: ListObjectsV2 over the bucket, page by page (the floor for any scan); with
+//!   `--ranges N`, cut every 900 keys and N ranges listed side by side, by hand.
 //! - `raw-tag`: GetObjectTagging then PutObjectTagging (the tags read plus one) on every
 //!   object with N in flight: the floor for a pass that must tag every object and keep the
 //!   tags others put there (a tag write replaces the whole set).
@@ -41,6 +42,10 @@ struct Args {
     /// `pass` with the local index in this directory (issue 9); without it, no index.
     #[arg(long)]
     index_dir: Option<std::path::PathBuf>,
+    /// `raw-list` in ranges cut every 900 keys of the seeded layout (`--count`), this many
+    /// side by side, as a pass with an index lists; 0: one listing from the start.
+    #[arg(long, default_value_t = 0)]
+    ranges: usize,
     /// `pass` with a new hold on this many objects (keys spread over the bucket): reports
     /// the time until the hold-first step has protected them (`protect_seconds`).
     #[arg(long, default_value_t = 0)]
@@ -134,6 +139,66 @@ async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>,
             return Ok((keys, requests));
         }
     }
+}
+
+/// Where a pass with an index cuts the listing of the seeded layout: every 900th key.
+fn layout_cuts(count: u32) -> Vec<String> {
+    let mut keys: Vec<String> = (0..count)
+        .map(|i| format!("bench/{:03}/{i:08}.wav", i % 256))
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter().skip(899).step_by(900).collect()
+}
+
+/// ListObjectsV2 in ranges cut at `cuts`, `in_flight` ranges at a time, by hand: the floor
+/// for the steady pass's listing (gallring's `ListAhead` does the same).
+async fn list_ranges(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    cuts: &[String],
+    in_flight: usize,
+) -> Result<(u64, u64), String> {
+    let mut ranges: Vec<(Option<String>, Option<String>)> = Vec::new();
+    let mut after = None;
+    for cut in cuts {
+        ranges.push((after.replace(cut.clone()), Some(cut.clone())));
+    }
+    ranges.push((after, None));
+    let counted = futures::stream::iter(ranges)
+        .map(|(after, through)| async move {
+            let (mut objects, mut requests, mut token) = (0u64, 0u64, None::<String>);
+            loop {
+                let page = c
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .set_start_after(after.clone().filter(|_| token.is_none()))
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ListObjectsV2: {e:?}"))?;
+                requests += 1;
+                let mut past = false;
+                for o in page.contents() {
+                    match (o.key(), through.as_deref()) {
+                        (Some(k), Some(t)) if k > t => past = true,
+                        _ => objects += 1,
+                    }
+                }
+                token = page.next_continuation_token().map(str::to_string);
+                if past || token.is_none() {
+                    return Ok::<_, String>((objects, requests));
+                }
+            }
+        })
+        .buffered(in_flight)
+        .collect::<Vec<_>>()
+        .await;
+    let mut total = (0, 0);
+    for r in counted {
+        let (o, q) = r?;
+        total = (total.0 + o, total.1 + q);
+    }
+    Ok(total)
 }
 
 /// The keys a hold of `--hold-keys` selects: spread evenly over the bucket.
@@ -387,6 +452,10 @@ async fn main() -> std::process::ExitCode {
                     std::process::ExitCode::FAILURE
                 }
             };
+        }
+        Phase::RawList if args.ranges > 0 => {
+            let c = client().await;
+            list_ranges(&c, &args.bucket, &layout_cuts(args.count), args.ranges).await
         }
         Phase::RawList => {
             let c = client().await;

@@ -3,9 +3,10 @@
 //! passes. The checker runs after every run.
 
 use super::model::{HoldDef, Reason};
-use super::proxy::FaultPlan;
+use super::proxy::{FaultPlan, RequestInfo};
 use super::rng::Rng;
 use super::world::{ObjSpec, Options, Outcome, RunOpts, Scenario, age};
+use std::sync::Arc;
 
 /// The journal's first-seen times in shards of one entry: a random bucket of 40 objects
 /// spans about forty, and a checkpoint comes every 8 changes, so the faults and kills land
@@ -22,6 +23,15 @@ fn small_shards() -> Options {
 /// unclassified objects. Holds: a Dispute (3-year floor) and a Complaint (no floor) that are
 /// released, and a Claim that stays.
 fn random_bucket(rng: &mut Rng, recordings: usize) -> (Vec<ObjSpec>, Vec<HoldDef>) {
+    random_bucket_with(rng, recordings, true)
+}
+
+/// `random_bucket`, with foreign legal holds only where `object_lock` (a plain bucket has none).
+fn random_bucket_with(
+    rng: &mut Rng,
+    recordings: usize,
+    object_lock: bool,
+) -> (Vec<ObjSpec>, Vec<HoldDef>) {
     // Ages by class: 0 fresh, 1 audio due, 2 both due.
     let classes: Vec<(String, u64)> = (0..recordings)
         .map(|i| (format!("r{i:02}"), (i % 3) as u64))
@@ -59,14 +69,19 @@ fn random_bucket(rng: &mut Rng, recordings: usize) -> (Vec<ObjSpec>, Vec<HoldDef
                 _ => 10,
             };
             let mut spec = spec.tags(tags);
-            if stays_protected(id) && rng.chance(0.25) {
+            if object_lock && stays_protected(id) && rng.chance(0.25) {
                 spec = spec.foreign_legal_hold();
             }
             specs.push(spec);
         }
     }
     specs.push(ObjSpec::unclassified("calls/r00/notes.txt").tags(2));
-    specs.push(ObjSpec::unclassified("misc/readme.txt").foreign_legal_hold());
+    let readme = ObjSpec::unclassified("misc/readme.txt");
+    specs.push(if object_lock {
+        readme.foreign_legal_hold()
+    } else {
+        readme.tags(1)
+    });
     (specs, holds)
 }
 
@@ -134,6 +149,65 @@ async fn apply_and_release_under_random_faults_never_delete_early_or_touch_forei
         let opts = RunOpts::random(&mut s.rng);
         s.run(opts, "release").await;
     }
+    settle(&mut s).await;
+}
+
+/// The same on a plain bucket, where a pass with an index (restored from the snapshot the
+/// run before wrote) lists in ranges side by side, each from a `StartAfter` (pages of 4 and 9:
+/// many ranges): faults on those listings, too, never make a pass miss an object, delete one
+/// early or lose its foreign tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_plain_bucket_listed_in_ranges_random_faults_never_delete_early_or_touch_foreign_state()
+ {
+    let mut s = Scenario::with(
+        "ranges_faults",
+        Options {
+            unversioned: true,
+            ..small_shards()
+        },
+    )
+    .await;
+    let (specs, holds) = random_bucket_with(&mut s.rng, 20, false);
+    s.seed(specs).await;
+    for h in holds {
+        s.add_hold(h);
+    }
+    s.write_manifests();
+    // One clean pass first: it writes the index snapshot every later run starts from.
+    s.run(RunOpts::clean(), "snapshot").await;
+    // Half the listings from a key fail, in pages of 4 (about fourteen ranges a pass); then a
+    // quarter of all requests.
+    let ranges = || {
+        let mut plan = FaultPlan::random(0.5);
+        plan.only = Some(Arc::new(|r: &RequestInfo| r.from_key));
+        plan
+    };
+    for phase in ["apply", "release"] {
+        if phase == "release" {
+            s.release("dispute");
+            s.release("complaint");
+        }
+        s.proxy.set_plan(ranges());
+        for _ in 0..2 {
+            let mut opts = RunOpts::random(&mut s.rng);
+            opts.page_size = 4;
+            s.run(opts, phase).await;
+        }
+        s.proxy.set_plan(FaultPlan::random(0.25));
+        for _ in 0..3 {
+            let opts = RunOpts::random(&mut s.rng);
+            s.run(opts, phase).await;
+        }
+        if phase == "apply" {
+            s.until_holds_journaled("apply").await;
+        }
+    }
+    let stats = s.proxy.stats();
+    assert!(
+        stats.from_key_faulted > 0,
+        "the passes listed {} ranges from a key, none of them faulted: the test did not test that",
+        stats.from_key
+    );
     settle(&mut s).await;
 }
 

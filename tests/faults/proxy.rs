@@ -70,6 +70,8 @@ pub struct RequestInfo {
     pub op: &'static str,
     /// The object key, percent-decoded (empty for bucket-level requests).
     pub key: String,
+    /// A listing from a key on (`start-after`): one range of a listing cut in ranges.
+    pub from_key: bool,
 }
 
 pub type Filter = Arc<dyn Fn(&RequestInfo) -> bool + Send + Sync>;
@@ -135,6 +137,9 @@ pub struct Stats {
     pub faulted: Vec<(&'static str, String)>,
     /// Answers whose `Date` header was moved by the date shift.
     pub dates_shifted: u64,
+    /// Listings from a key on (`start-after`), and how many of them got a fault.
+    pub from_key: u64,
+    pub from_key_faulted: u64,
 }
 
 impl Stats {
@@ -333,6 +338,8 @@ impl Shared {
         let mut s = self.stats.lock().expect("stats");
         s.requests += 1;
         *s.by_op.entry(info.op).or_default() += 1;
+        s.from_key += u64::from(info.from_key);
+        s.from_key_faulted += u64::from(info.from_key && fault.is_some());
         if let Some(f) = fault {
             *s.faults.entry(f.name()).or_default() += 1;
             *s.faults_by_op.entry((info.op, f.name())).or_default() += 1;
@@ -402,6 +409,10 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream) {
         let info = RequestInfo {
             op: operation(&req.first, &req.second),
             key: object_key(&req.second),
+            from_key: req
+                .second
+                .split_once('?')
+                .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("start-after="))),
         };
         let n = shared.ordinal.fetch_add(1, Ordering::SeqCst);
         let fault = shared.decide(n, &info);

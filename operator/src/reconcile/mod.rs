@@ -277,6 +277,13 @@ impl Progress {
 
 /// Listing pages the lister may run ahead of the pass.
 const LIST_AHEAD: usize = 4;
+/// Ranges of the listing requested side by side, where the index says where to cut it.
+const RANGES_IN_FLIGHT: usize = 8;
+/// Entries the index puts in one range of the listing: under a page, so that a range that
+/// gained a few objects since still takes one request.
+fn range_entries(page_size: i32) -> usize {
+    usize::try_from(page_size).unwrap_or(1).max(1) * 9 / 10
+}
 /// Objects decided from the index between two yields to the lister.
 const YIELD_EVERY: usize = 128;
 const MAX_SAMPLE_ERRORS: usize = 5;
@@ -437,48 +444,48 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
     // A policy's `maxHold` ends a hold as its `expires` would.
     let holds = policy.cap_holds(holds);
     let info = store.bucket_info().await?;
+    // A cold local index starts from the last snapshot (a new leader, a new host), before the
+    // listing, which is cut where the index says.
+    let restored = match &config.index {
+        Some(ix) => {
+            let key = cache::snapshot_key(&config.state.prefix);
+            Some(cache::restore_if_empty(&ix.index, state, &key).await)
+        }
+        None => None,
+    };
     // The listing runs ahead of the pass from the start (up to `LIST_AHEAD` pages), beside
     // the journal's load and the hold-first step: a pass with nothing to do costs about its
-    // listing. Listing is only reading; every decision waits for the journal.
+    // listing. Listing is only reading; every decision waits for the journal. On a task of its
+    // own where the store allows: parsing a page then overlaps the work on the one before.
     let (pages_tx, pages_rx) = futures::channel::mpsc::channel(LIST_AHEAD);
-    let lister = list_ahead(
-        store,
-        rules.prefix.as_deref(),
-        info.versioned,
-        config.page_size,
-        pages_tx,
-    );
+    let job = crate::store::ListAhead {
+        prefix: rules.prefix.clone(),
+        versions: info.versioned,
+        page_size: config.page_size,
+        tx: pages_tx,
+        // Where the index says the pages of the last pass were: a cut anywhere else costs
+        // one more request, never an object (see `ListAhead`).
+        splits: config
+            .index
+            .as_ref()
+            .and_then(|ix| ix.index.split_keys(range_entries(config.page_size)).ok())
+            .unwrap_or_default(),
+        ranges_in_flight: RANGES_IN_FLIGHT,
+    };
     let pass = pass(
-        store, state, policy, rules, holds, now, config, progress, info, pages_rx,
+        store, state, policy, rules, holds, now, config, progress, info, restored, pages_rx,
     );
-    let ((), report) = futures::join!(lister, pass);
-    report
+    match store.spawn_listing(job) {
+        Ok(_listing) => pass.await,
+        Err(job) => {
+            let ((), report) = futures::join!(job.run(store), pass);
+            report
+        }
+    }
 }
 
 /// Pages listed ahead of the pass that reads them.
 type PagesRx = futures::channel::mpsc::Receiver<Result<crate::store::Page, StoreError>>;
-
-/// Lists the bucket page by page into `tx`, until the last page, an error (sent too) or the
-/// pass hanging up.
-async fn list_ahead<S: ObjectStore>(
-    store: &S,
-    prefix: Option<&str>,
-    versioned: bool,
-    page_size: i32,
-    mut tx: futures::channel::mpsc::Sender<Result<crate::store::Page, StoreError>>,
-) {
-    use futures::SinkExt;
-    let mut token = None;
-    loop {
-        let page = store.list_page(prefix, versioned, token, page_size).await;
-        let next = page.as_ref().ok().and_then(|p| p.next.clone());
-        let stop = next.is_none();
-        if tx.send(page).await.is_err() || stop {
-            return;
-        }
-        token = next;
-    }
-}
 
 /// The next page the lister sent.
 async fn next_page(
@@ -512,6 +519,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     config: PassConfig,
     progress: &(dyn Fn(Progress) + Sync),
     info: crate::store::BucketInfo,
+    restored: Option<Result<u64, crate::state::index::IndexError>>,
     mut listing: PagesRx,
 ) -> Result<PassReport, PassError> {
     // The journal's prefix in the recordings bucket, when it is there: never governed.
@@ -640,13 +648,11 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         requests: BTreeMap::new(),
         request_tallies: BTreeMap::new(),
     };
-    // A cold local index starts from the last snapshot (a new leader, a new host).
     let snapshot_key = cache::snapshot_key(&config.state.prefix);
-    if let Some(ix) = &config.index {
-        match cache::restore_if_empty(&ix.index, state, &snapshot_key).await {
-            Ok(n) => report.index.restored = n,
-            Err(e) => report.index.error(&e),
-        }
+    match restored {
+        Some(Ok(n)) => report.index.restored = n,
+        Some(Err(e)) => report.index.error(&e),
+        None => {}
     }
     if let Some(ix) = config
         .index

@@ -276,6 +276,16 @@ impl ObjectStore for FaultyStore<'_> {
         self.read(Operation::ListObjects, None, false, request)
             .await
     }
+    async fn list_page_after(
+        &self,
+        prefix: Option<&str>,
+        after: &str,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let request = self.inner.list_page_after(prefix, after, page_size);
+        self.read(Operation::ListObjects, None, false, request)
+            .await
+    }
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         let op = Operation::GetObjectTagging;
         self.read(op, Some(&id.key), true, self.inner.get_tags(id))

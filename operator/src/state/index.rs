@@ -374,6 +374,32 @@ impl Index {
         Ok(())
     }
 
+    /// The key of every `every`-th entry in listing order (each key once): where a listing
+    /// of the bucket as the index last saw it can be cut into ranges of about `every`
+    /// entries, to list them side by side. Reads the keys only, not the entries.
+    pub fn split_keys(&self, every: usize) -> Result<Vec<String>, IndexError> {
+        let every = every.max(1);
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(ENTRIES).map_err(db("open entries"))?;
+        let mut out: Vec<String> = Vec::new();
+        for (i, item) in table.iter().map_err(db("range"))?.enumerate() {
+            if (i + 1) % every != 0 {
+                continue;
+            }
+            let (k, _) = item.map_err(db("range"))?;
+            let id = k.value();
+            let key = id.split(|b| *b == SEP).next().unwrap_or_default();
+            if out.last().is_some_and(|l| l.as_bytes() == key) {
+                continue;
+            }
+            // Ids are written from `String`s; one that is not UTF-8 only loses its cut.
+            if let Ok(key) = std::str::from_utf8(key) {
+                out.push(key.to_string());
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` entries in listing order strictly after the version `after` (from the
     /// start with `None`): resumable over keys with any number of versions, for sweeps.
     pub fn scan_after(

@@ -135,6 +135,8 @@ macro_rules! object_store_contract {
             a_listing_resumes_after_the_last_listed_key_when_listed_objects_were_deleted,
             a_versions_listing_whose_marker_version_was_deleted_skips_the_rest_of_that_key,
             listings_give_each_versions_etag_without_quotes,
+            a_listing_after_a_key_starts_at_the_next_key,
+            a_listing_cut_into_ranges_is_the_listing_in_one_piece,
             tags_replace_the_whole_set,
             tags_of_one_version_leave_the_other_versions_alone,
             more_than_ten_tags_is_rejected_and_changes_nothing,
@@ -632,6 +634,118 @@ pub async fn a_listing_resumes_after_the_last_listed_key_when_listed_objects_wer
             .await
             .expect("empty page");
         assert!(rest.objects.is_empty() && rest.next.is_none(), "{rest:?}");
+    }
+}
+
+pub async fn a_listing_after_a_key_starts_at_the_next_key<B: Backend>(b: &B) {
+    for kind in [BucketKind::Plain, BucketKind::Versioned] {
+        let store = b.create("after", kind).await;
+        for key in ["a", "b", "c", "p/1", "p/2"] {
+            b.seed(&store, Seed::new(key, b"one")).await;
+        }
+        b.seed(&store, Seed::new("b", b"two")).await;
+        let after = |after: &'static str, prefix: Option<&'static str>, size: i32| {
+            let store = &store;
+            async move {
+                store
+                    .list_page_after(prefix, after, size)
+                    .await
+                    .unwrap_or_else(|e| panic!("list after {after}: {e}"))
+            }
+        };
+        let page = after("b", None, 1000).await;
+        assert_eq!(keys(&page.objects), ["c", "p/1", "p/2"], "{kind:?}");
+        assert!(page.next.is_none(), "{kind:?}");
+        assert!(
+            page.objects.iter().all(|o| o.version_id.is_none()),
+            "{kind:?}"
+        );
+        // A key that is not there: from the next one that is.
+        let page = after("bb", None, 1000).await;
+        assert_eq!(keys(&page.objects), ["c", "p/1", "p/2"], "{kind:?}");
+        assert_eq!(
+            keys(&after("a", None, 1000).await.objects),
+            ["b", "c", "p/1", "p/2"]
+        );
+        assert!(after("z", None, 1000).await.objects.is_empty(), "{kind:?}");
+        // With a prefix: an `after` before it lists all of it, one inside it the rest.
+        assert_eq!(
+            keys(&after("a", Some("p/"), 1000).await.objects),
+            ["p/1", "p/2"]
+        );
+        assert_eq!(keys(&after("p/1", Some("p/"), 1000).await.objects), ["p/2"]);
+        // Its continuation resumes it.
+        let first = after("a", None, 2).await;
+        let mut seen = first.objects.clone();
+        let mut next = first.next;
+        while let Some(token) = next {
+            let page = store
+                .list_page(None, false, Some(token), 2)
+                .await
+                .expect("resume");
+            seen.extend(page.objects);
+            next = page.next;
+            assert!(seen.len() <= 10, "the listing does not end");
+        }
+        let whole = all(&store, false).await;
+        assert_eq!(seen, whole[1..], "{kind:?}");
+    }
+}
+
+/// The listing a pass reads, cut at keys from its index and listed side by side
+/// ([`crate::store::ListAhead`]): whatever the cuts (keys that are there or not, repeated,
+/// out of order, before or past every key), the pages read in order are the listing.
+pub async fn a_listing_cut_into_ranges_is_the_listing_in_one_piece<B: Backend>(b: &B) {
+    use futures::StreamExt;
+    for (kind, versions) in [(BucketKind::Plain, false), (BucketKind::Versioned, true)] {
+        let store = b.create("ranges", kind).await;
+        for i in 0..9 {
+            b.seed(&store, Seed::new(&format!("k{i}"), b"one")).await;
+        }
+        if versions {
+            for key in ["k3", "k4", "k4"] {
+                b.seed(&store, Seed::new(key, b"again")).await;
+            }
+        }
+        let whole = all(&store, versions).await;
+        let cuts: [&[&str]; 5] = [
+            &[],
+            &["k3"],
+            &["k5", "k1", "k1", "k4"],
+            &["", "a", "k2x", "k4", "k8", "z"],
+            &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"],
+        ];
+        for splits in cuts {
+            for (page_size, in_flight) in [(1, 1), (2, 3), (1000, 2)] {
+                let case = format!(
+                    "{kind:?}, cuts {splits:?}, pages of {page_size}, {in_flight} in flight"
+                );
+                let (tx, rx) = futures::channel::mpsc::channel(1);
+                let job = crate::store::ListAhead {
+                    prefix: None,
+                    versions,
+                    page_size,
+                    tx,
+                    splits: splits.iter().map(|s| s.to_string()).collect(),
+                    ranges_in_flight: in_flight,
+                };
+                let (_, read) = futures::join!(job.run(&store), rx.collect::<Vec<_>>());
+                let read: Vec<crate::store::Page> = read
+                    .into_iter()
+                    .map(|p| p.unwrap_or_else(|e| panic!("{case}: {e}")))
+                    .collect();
+                let (last, rest) = read
+                    .split_last()
+                    .unwrap_or_else(|| panic!("{case}: no page"));
+                assert!(last.next.is_none(), "{case}: the last page ends it");
+                for p in rest {
+                    assert!(p.next.is_some() && !p.objects.is_empty(), "{case}: {p:?}");
+                    assert!(p.objects.len() <= page_size as usize, "{case}");
+                }
+                let listed: Vec<ListedObject> = read.into_iter().flat_map(|p| p.objects).collect();
+                assert_eq!(listed, whole, "{case}");
+            }
+        }
     }
 }
 

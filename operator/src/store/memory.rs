@@ -670,40 +670,16 @@ fn as_stored(rules: &[StoredRule]) -> Vec<StoredRule> {
     out
 }
 
-impl ObjectStore for MemoryStore {
-    fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    async fn bucket_info(&self) -> StoreResult<BucketInfo> {
-        self.enter(Operation::HeadBucket, None)?;
-        Ok(self.info)
-    }
-
-    async fn list_page(
+impl MemoryStore {
+    /// One page from after `marker` (a continuation) or after every version of `after`.
+    fn list(
         &self,
         prefix: Option<&str>,
         versions: bool,
-        continuation: Option<String>,
+        marker: Option<Marker>,
+        after: Option<&str>,
         page_size: i32,
     ) -> StoreResult<Page> {
-        let op = if versions {
-            Operation::ListObjectVersions
-        } else {
-            Operation::ListObjects
-        };
-        self.enter(op, None)?;
-        let marker = match continuation {
-            None => None,
-            Some(token) => Some(Marker::parse(&token).ok_or_else(|| {
-                self.error(
-                    op,
-                    None,
-                    ErrorCategory::Other,
-                    &format!("invalid continuation token {token:?}"),
-                )
-            })?),
-        };
         let size = usize::try_from(page_size)
             .unwrap_or(1)
             .clamp(1, MAX_PAGE_SIZE);
@@ -711,7 +687,9 @@ impl ObjectStore for MemoryStore {
         let s = self.lock();
         let from = marker
             .as_ref()
-            .map_or(prefix, |m| m.key.as_str().max(prefix));
+            .map(|m| m.key.as_str())
+            .or(after)
+            .map_or(prefix, |k| k.max(prefix));
         let mut objects: Vec<ListedObject> = Vec::new();
         let mut last: Option<Marker> = None;
         let mut more = false;
@@ -722,6 +700,9 @@ impl ObjectStore for MemoryStore {
         {
             if !key.starts_with(prefix) {
                 break;
+            }
+            if after == Some(key.as_str()) {
+                continue;
             }
             let mut after_seq = u64::MAX;
             if let Some(m) = marker.as_ref().filter(|m| m.key == *key) {
@@ -766,7 +747,54 @@ impl ObjectStore for MemoryStore {
             next: if more { last.map(|m| m.token()) } else { None },
         })
     }
+}
 
+impl ObjectStore for MemoryStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn bucket_info(&self) -> StoreResult<BucketInfo> {
+        self.enter(Operation::HeadBucket, None)?;
+        Ok(self.info)
+    }
+
+    async fn list_page(
+        &self,
+        prefix: Option<&str>,
+        versions: bool,
+        continuation: Option<String>,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let op = if versions {
+            Operation::ListObjectVersions
+        } else {
+            Operation::ListObjects
+        };
+        self.enter(op, None)?;
+        let marker = match continuation {
+            None => None,
+            Some(token) => Some(Marker::parse(&token).ok_or_else(|| {
+                self.error(
+                    op,
+                    None,
+                    ErrorCategory::Other,
+                    &format!("invalid continuation token {token:?}"),
+                )
+            })?),
+        };
+        self.list(prefix, versions, marker, None, page_size)
+    }
+
+    async fn list_page_after(
+        &self,
+        prefix: Option<&str>,
+        after: &str,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        self.enter(Operation::ListObjects, None)?;
+        self.list(prefix, false, None, Some(after), page_size)
+    }
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         self.enter(Operation::GetObjectTagging, Some(&id.key))?;
         self.with_version(Operation::GetObjectTagging, id, |v, _| v.tags.clone())

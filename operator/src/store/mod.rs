@@ -268,6 +268,18 @@ pub trait ObjectStore: Send + Sync {
         page_size: i32,
     ) -> impl Future<Output = StoreResult<Page>> + Send;
 
+    /// One page of the listing of current objects under `prefix` from the first key after
+    /// `after` (which need not exist): ListObjectsV2's `StartAfter`. Its continuation resumes
+    /// it as `list_page` does. Version listings have no such start: with a `KeyMarker` alone,
+    /// Ceph RGW 16 lists the marker key's versions too, and moto 5.1.22 skips the key after
+    /// a marker that is not there.
+    fn list_page_after(
+        &self,
+        prefix: Option<&str>,
+        after: &str,
+        page_size: i32,
+    ) -> impl Future<Output = StoreResult<Page>> + Send;
+
     fn get_tags(
         &self,
         id: &ObjectId,
@@ -341,6 +353,14 @@ pub trait ObjectStore: Send + Sync {
     /// the first response. `Date` has whole seconds, so this may be up to a second behind.
     fn server_time(&self) -> Option<DateTime<Utc>>;
 
+    /// Runs `job` on a task of its own where this store can be moved into one, so that the
+    /// listing's requests and the parsing of its pages run beside the work on the pages (on a
+    /// multi-threaded runtime, on another core). `Err(job)`, the default: the caller runs it
+    /// in its own task.
+    fn spawn_listing(&self, job: ListAhead) -> Result<ListingTask, ListAhead> {
+        Err(job)
+    }
+
     /// Writes a whole small object, replacing any current one under the key.
     ///
     /// With `retain_until`, the new version gets an Object Lock retention in GOVERNANCE mode
@@ -354,6 +374,178 @@ pub trait ObjectStore: Send + Sync {
         content_type: &str,
         retain_until: Option<DateTime<Utc>>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// A listing of a bucket, page by page into a channel, ahead of the pass that reads it.
+///
+/// With `splits`, a listing of current objects is cut into ranges at those keys (a version
+/// listing ignores them: see [`ObjectStore::list_page_after`]), and up to `ranges_in_flight`
+/// ranges are listed side by side: range `i` is every key after `splits[i-1]` up to and
+/// including `splits[i]` (the first from the start, the last to the end), each from its own
+/// `list_page_after` and its continuations. The pages sent are, in order, exactly the
+/// listing one sequential pass would give (page breaks aside): the reader cannot tell the
+/// difference, whatever keys the splits name. Empty pages are not sent, except the last.
+pub struct ListAhead {
+    pub prefix: Option<String>,
+    /// Every version and delete marker (see [`ObjectStore::list_page`]).
+    pub versions: bool,
+    pub page_size: i32,
+    /// Bounded: the listing runs at most its capacity of pages ahead of the reader.
+    pub tx: futures::channel::mpsc::Sender<StoreResult<Page>>,
+    /// Keys to cut the listing at (any order; repeats ignored); none: one sequential listing.
+    pub splits: Vec<String>,
+    /// Ranges whose first page is requested before the reader reaches them (at least 1).
+    pub ranges_in_flight: usize,
+}
+
+impl ListAhead {
+    /// Lists until the last page, an error (sent too, and the end) or the reader hanging up.
+    /// Every page but the last is sent with some `next`; the last with `None`.
+    pub async fn run<S: ObjectStore + ?Sized>(mut self, store: &S) {
+        use futures::{FutureExt, SinkExt};
+        let mut splits = std::mem::take(&mut self.splits);
+        if self.versions {
+            splits.clear();
+        }
+        splits.sort_unstable();
+        splits.dedup();
+        // (after, through): the first range from the start, the last to the end.
+        let mut ranges: Vec<(Option<String>, Option<String>)> =
+            Vec::with_capacity(splits.len() + 1);
+        let mut after = None;
+        for s in splits {
+            ranges.push((after.replace(s.clone()), Some(s)));
+        }
+        ranges.push((after, None));
+        let (prefix, versions, page_size) = (self.prefix.as_deref(), self.versions, self.page_size);
+        let mut ahead = RangesAhead {
+            store,
+            prefix,
+            versions,
+            page_size,
+            ranges: ranges.into_iter(),
+            in_flight: futures::stream::FuturesOrdered::new(),
+            done: std::collections::VecDeque::new(),
+            cap: self.ranges_in_flight.max(1),
+        };
+        let tx = &mut self.tx;
+        while let Some((mut page, through)) = ahead.next_range().await {
+            loop {
+                let mut p = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = ahead.alongside(tx.send(Err(e))).await;
+                        return;
+                    }
+                };
+                // Keys past the range belong to the next one: the range is complete.
+                let before = p.objects.len();
+                if let Some(t) = through.as_deref() {
+                    p.objects.retain(|o| o.key.as_str() <= t);
+                }
+                let resume = p.next.take().filter(|_| p.objects.len() == before);
+                let last = resume.is_none() && through.is_none();
+                if last || !p.objects.is_empty() {
+                    p.next = (!last).then(String::new);
+                    if ahead.alongside(tx.send(Ok(p))).await.is_err() || last {
+                        return;
+                    }
+                }
+                let Some(token) = resume else { break };
+                let rest = store
+                    .list_page(prefix, versions, Some(token), page_size)
+                    .boxed();
+                page = ahead.alongside(rest).await;
+            }
+        }
+    }
+}
+
+type RangePage<'a> = futures::future::BoxFuture<'a, (StoreResult<Page>, Option<String>)>;
+
+/// The first pages of the ranges ahead of the one being sent: requested up to `cap` at a
+/// time and polled whenever the listing waits (for the reader or for a page of its own), so
+/// that no response sits unread in a socket, or runs into a request timeout, while the
+/// reader is slow.
+struct RangesAhead<'a, S: ?Sized> {
+    store: &'a S,
+    prefix: Option<&'a str>,
+    versions: bool,
+    page_size: i32,
+    ranges: std::vec::IntoIter<(Option<String>, Option<String>)>,
+    in_flight: futures::stream::FuturesOrdered<RangePage<'a>>,
+    /// Answered, in range order, not yet sent.
+    done: std::collections::VecDeque<(StoreResult<Page>, Option<String>)>,
+    cap: usize,
+}
+
+impl<'a, S: ObjectStore + ?Sized> RangesAhead<'a, S> {
+    /// Starts ranges while fewer than `cap` are in flight or answered, and collects answers.
+    fn progress(&mut self, cx: &mut std::task::Context<'_>) {
+        use futures::{FutureExt, StreamExt};
+        loop {
+            while self.in_flight.len() + self.done.len() < self.cap {
+                let Some((after, through)) = self.ranges.next() else {
+                    break;
+                };
+                let (store, prefix, versions, size) =
+                    (self.store, self.prefix, self.versions, self.page_size);
+                self.in_flight.push_back(
+                    async move {
+                        let page = match after.as_deref() {
+                            Some(a) => store.list_page_after(prefix, a, size).await,
+                            None => store.list_page(prefix, versions, None, size).await,
+                        };
+                        (page, through)
+                    }
+                    .boxed(),
+                );
+            }
+            match self.in_flight.poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some(answer)) => self.done.push_back(answer),
+                _ => return,
+            }
+        }
+    }
+
+    /// The next range's first page, in order; `None` after the last range.
+    async fn next_range(&mut self) -> Option<(StoreResult<Page>, Option<String>)> {
+        futures::future::poll_fn(|cx| {
+            self.progress(cx);
+            match self.done.pop_front() {
+                Some(answer) => std::task::Poll::Ready(Some(answer)),
+                None if self.in_flight.is_empty() => std::task::Poll::Ready(None),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Awaits `f` while the ranges ahead go on.
+    async fn alongside<T>(&mut self, f: impl Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        futures::future::poll_fn(|cx| {
+            self.progress(cx);
+            f.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// A listing on a task of its own ([`ObjectStore::spawn_listing`]); stopped when dropped, so
+/// that a pass that ends early leaves no request behind.
+pub struct ListingTask(tokio::task::JoinHandle<()>);
+
+impl ListingTask {
+    pub fn new(handle: tokio::task::JoinHandle<()>) -> Self {
+        Self(handle)
+    }
+}
+
+impl Drop for ListingTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Told about every store request, for the request and latency metrics.
@@ -387,6 +579,14 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
         (**self)
             .list_page(prefix, versions, continuation, page_size)
             .await
+    }
+    async fn list_page_after(
+        &self,
+        prefix: Option<&str>,
+        after: &str,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        (**self).list_page_after(prefix, after, page_size).await
     }
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
         (**self).get_tags(id).await
@@ -424,6 +624,9 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
     fn server_time(&self) -> Option<DateTime<Utc>> {
         (**self).server_time()
     }
+    fn spawn_listing(&self, job: ListAhead) -> Result<ListingTask, ListAhead> {
+        (**self).spawn_listing(job)
+    }
     async fn put_object(
         &self,
         key: &str,
@@ -434,5 +637,79 @@ impl<T: ObjectStore> ObjectStore for std::sync::Arc<T> {
         (**self)
             .put_object(key, body, content_type, retain_until)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use proptest::prelude::*;
+
+    fn listing(store: &MemoryStore, prefix: Option<&str>, page_size: i32) -> Vec<ListedObject> {
+        futures::executor::block_on(async {
+            let mut out = Vec::new();
+            let mut token = None;
+            loop {
+                let page = store
+                    .list_page(prefix, false, token, page_size)
+                    .await
+                    .expect("list");
+                out.extend(page.objects);
+                match page.next {
+                    Some(t) => token = Some(t),
+                    None => return out,
+                }
+            }
+        })
+    }
+
+    proptest! {
+        /// Cut anywhere, listed in any number of ranges at once, the pages read in order are
+        /// the listing, and each range costs at most one request more than its pages.
+        #[test]
+        fn a_listing_cut_anywhere_is_the_listing_in_one_piece(
+            keys in proptest::collection::btree_set("[a-c]{1,3}", 0..40),
+            splits in proptest::collection::vec("[a-d]{0,3}", 0..12),
+            page_size in 1i32..6,
+            in_flight in 1usize..5,
+            prefix in proptest::option::of("[a-c]"),
+        ) {
+            let store = MemoryStore::new("b");
+            let at = DateTime::<Utc>::UNIX_EPOCH;
+            for k in &keys {
+                store.put(k, at, 1, &[]);
+            }
+            let whole = listing(&store, prefix.as_deref(), page_size);
+            let sequential_requests = store.requests().len();
+            store.clear_requests();
+            let ranges = splits.iter().collect::<std::collections::BTreeSet<_>>().len() + 1;
+            let (tx, rx) = futures::channel::mpsc::channel(1);
+            let job = ListAhead {
+                prefix: prefix.clone(),
+                versions: false,
+                page_size,
+                tx,
+                splits,
+                ranges_in_flight: in_flight,
+            };
+            let (_, read): ((), Vec<StoreResult<Page>>) = futures::executor::block_on(async {
+                futures::join!(job.run(&store), futures::StreamExt::collect(rx))
+            });
+            let read: Vec<Page> = read.into_iter().map(|p| p.expect("page")).collect();
+            let (last, rest) = read.split_last().expect("a page at least");
+            prop_assert!(last.next.is_none());
+            for p in rest {
+                prop_assert!(p.next.is_some() && !p.objects.is_empty());
+            }
+            let listed: Vec<ListedObject> = read.into_iter().flat_map(|p| p.objects).collect();
+            prop_assert_eq!(listed, whole);
+            let requests = store.requests().len();
+            prop_assert!(
+                requests <= sequential_requests + 2 * ranges,
+                "{} requests, {} for the listing in one piece, {} ranges",
+                requests, sequential_requests, ranges
+            );
+        }
     }
 }

@@ -53,8 +53,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle_map;
 use super::{
-    BucketInfo, DeleteFailure, ErrorCategory, ListedObject, ObjectHead, ObjectId, ObjectStore,
-    Operation, Page, RequestObserver, StoreError, StoreResult, StoredRule,
+    BucketInfo, DeleteFailure, ErrorCategory, ListAhead, ListedObject, ListingTask, ObjectHead,
+    ObjectId, ObjectStore, Operation, Page, RequestObserver, StoreError, StoreResult, StoredRule,
 };
 use crate::retention::lifecycle::LifecycleRule;
 
@@ -520,6 +520,7 @@ impl S3Store {
         &self,
         prefix: Option<&str>,
         continuation: Option<String>,
+        after: Option<&str>,
         page_size: i32,
     ) -> StoreResult<Page> {
         let op = Operation::ListObjects;
@@ -533,6 +534,7 @@ impl S3Store {
                     .set_prefix(prefix.map(str::to_string))
                     .max_keys(page_size)
                     .set_continuation_token(continuation)
+                    .set_start_after(after.map(str::to_string))
                     .send(),
             )
             .await?;
@@ -985,8 +987,21 @@ impl ObjectStore for S3Store {
         if versions {
             self.list_versions(prefix, continuation, page_size).await
         } else {
-            self.list_current(prefix, continuation, page_size).await
+            self.list_current(prefix, continuation, None, page_size)
+                .await
         }
+    }
+
+    async fn list_page_after(
+        &self,
+        prefix: Option<&str>,
+        after: &str,
+        page_size: i32,
+    ) -> StoreResult<Page> {
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let prefix = prefix.filter(|p| !p.is_empty());
+        self.list_current(prefix, None, Some(after), page_size)
+            .await
     }
 
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
@@ -1332,6 +1347,17 @@ impl ObjectStore for S3Store {
 
     fn server_time(&self) -> Option<DateTime<Utc>> {
         self.server_date.now()
+    }
+
+    /// A clone shares the client; outside a Tokio runtime the caller lists in its own task.
+    fn spawn_listing(&self, job: ListAhead) -> Result<ListingTask, ListAhead> {
+        use tracing::Instrument;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(job);
+        };
+        let store = self.clone();
+        let listing = async move { job.run(&store).await }.instrument(tracing::Span::current());
+        Ok(ListingTask::new(runtime.spawn(listing)))
     }
 
     async fn delete_object(&self, id: &ObjectId, if_match: Option<&str>) -> StoreResult<()> {
