@@ -453,6 +453,21 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         }
         None => None,
     };
+    // Where the index says the pages of the last pass were: a cut anywhere else costs one
+    // more request, never an object (see `ListAhead`). Off the runtime's threads: it reads
+    // every key of the index (about 2 s at 10 million).
+    let splits = match &config.index {
+        Some(ix) => {
+            let index = ix.index.clone();
+            let every = range_entries(config.page_size);
+            tokio::task::spawn_blocking(move || index.split_keys(every))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     // The listing runs ahead of the pass from the start (up to `LIST_AHEAD` pages), beside
     // the journal's load and the hold-first step: a pass with nothing to do costs about its
     // listing. Listing is only reading; every decision waits for the journal. On a task of its
@@ -463,13 +478,7 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         versions: info.versioned,
         page_size: config.page_size,
         tx: pages_tx,
-        // Where the index says the pages of the last pass were: a cut anywhere else costs
-        // one more request, never an object (see `ListAhead`).
-        splits: config
-            .index
-            .as_ref()
-            .and_then(|ix| ix.index.split_keys(range_entries(config.page_size)).ok())
-            .unwrap_or_default(),
+        splits,
         ranges_in_flight: RANGES_IN_FLIGHT,
     };
     let pass = pass(
