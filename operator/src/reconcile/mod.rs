@@ -951,8 +951,9 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                 let mut moved = Vec::new();
                 for (i, (o, e)) in objects.into_iter().zip(entries).enumerate() {
                     if i % YIELD_EVERY == 0 {
-                        // Decisions from the index are CPU only: let the lister (polled in
-                        // the same task) send its next request in between.
+                        // Decisions from the index are CPU only: let the lister send its
+                        // next request in between where it shares this task (a store that
+                        // cannot be moved to a task of its own), and other tasks run.
                         tokio::task::yield_now().await;
                     }
                     let lookup = cache::lookup(e.as_ref(), &o, rules, early, ix.verify_interval);
