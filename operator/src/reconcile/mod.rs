@@ -282,7 +282,7 @@ const RANGES_IN_FLIGHT: usize = 8;
 /// Entries the index puts in one range of the listing: under a page, so that a range that
 /// gained a few objects since still takes one request.
 fn range_entries(page_size: i32) -> usize {
-    usize::try_from(page_size).unwrap_or(1).max(1) * 9 / 10
+    (usize::try_from(page_size).unwrap_or(1) * 9 / 10).max(1)
 }
 /// Objects decided from the index between two yields to the lister.
 const YIELD_EVERY: usize = 128;
@@ -453,20 +453,25 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         }
         None => None,
     };
-    // Where the index says the pages of the last pass were: a cut anywhere else costs one
-    // more request, never an object (see `ListAhead`). Off the runtime's threads: it reads
-    // every key of the index (about 2 s at 10 million).
+    // Where the last complete listing was cut, or else every 900th key of the index: a cut
+    // anywhere else costs one more request, never an object (see `ListAhead`). Off the
+    // runtime's threads: without recorded cuts it reads every key of the index (about 2 s at
+    // 10 million).
     let splits = match &config.index {
-        Some(ix) => {
+        Some(ix) if !info.versioned => {
             let index = ix.index.clone();
             let every = range_entries(config.page_size);
-            tokio::task::spawn_blocking(move || index.split_keys(every))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
+            tokio::task::spawn_blocking(move || match index.cuts() {
+                Ok(cuts) if !cuts.is_empty() => Ok(cuts),
+                _ => index.split_keys(every),
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
         }
-        None => Vec::new(),
+        // A version listing is not cut (see `ObjectStore::list_page_after`).
+        _ => Vec::new(),
     };
     // The listing runs ahead of the pass from the start (up to `LIST_AHEAD` pages), beside
     // the journal's load and the hold-first step: a pass with nothing to do costs about its
@@ -845,6 +850,10 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
     let mut journal_gone: std::collections::BTreeSet<VersionRef> = Default::default();
     // With the creation time gallring first saw, looked up while its shard is in memory.
     let mut index_gone: Vec<(DateTime<Utc>, crate::state::index::Entry)> = Vec::new();
+    // Every `range_entries`-th key listed: where the next pass cuts its listing.
+    let cut_every = range_entries(config.page_size) as u64;
+    let mut cuts: Vec<String> = Vec::new();
+    let mut listed_governed = 0u64;
     // The previous page's deletions, made once the next page is listed: Ceph RGW ends a
     // version listing early when the version its marker names was deleted.
     let mut pending: Vec<Candidate> = Vec::new();
@@ -871,6 +880,14 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .into_iter()
             .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
             .collect();
+        if config.index.is_some() && !info.versioned {
+            for (i, o) in objects.iter().enumerate() {
+                if (listed_governed + i as u64 + 1).is_multiple_of(cut_every) {
+                    cuts.push(o.key.clone());
+                }
+            }
+            listed_governed += objects.len() as u64;
+        }
         let window = coverage.next(&objects, last_page);
         // The first-seen shards of the keys this page lists or completes; the others leave
         // memory (the listing is in key order, so each shard is read once a pass).
@@ -1233,6 +1250,9 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                         .await?;
                 }
                 if let Err(e) = ix.index.set_listed_at(early) {
+                    report.index.error(&e);
+                }
+                if let Err(e) = ix.index.set_cuts(&cuts) {
                     report.index.error(&e);
                 }
             }

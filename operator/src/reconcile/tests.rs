@@ -1287,6 +1287,39 @@ async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pas
     );
 }
 
+/// With an index, a plain bucket's listing is cut where the last complete listing recorded
+/// its cuts (every 900th key of pages of 1,000; here every 3rd of pages of 4), the ranges
+/// are listed side by side, and the pass decides as one listing from the start would.
+#[tokio::test]
+async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_decides_the_same() {
+    let s = MemoryStore::new("calls");
+    for i in 0..30 {
+        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
+    }
+    let ix = new_index();
+    let paged = |ix: &std::sync::Arc<crate::state::index::Index>| PassConfig {
+        page_size: 4,
+        ..with_index(ix, 7)
+    };
+    let cold = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 1), paged(&ix)).await;
+    let cuts = ix.cuts().expect("cuts");
+    let every_third: Vec<String> = (0..30)
+        .skip(2)
+        .step_by(3)
+        .map(|i| format!("audio/r{i:02}.wav"))
+        .collect();
+    assert_eq!(cuts, every_third, "the cold pass records where to cut");
+    assert!(s.listed_after().is_empty(), "a cold index gives no cuts");
+    s.clear_requests();
+    let steady = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 2), paged(&ix)).await;
+    // Every range after the first starts after its cut, once: a range of 3 keys takes one
+    // page of 4 (its 4th key is the next range's).
+    assert_eq!(s.listed_after(), cuts);
+    assert_eq!(steady.summary, cold.summary);
+    assert_eq!(steady.index.hits, 30, "{:?}", steady.index);
+    assert_eq!(ix.cuts().expect("cuts"), every_third, "the same cuts again");
+}
+
 #[tokio::test]
 async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_pass() {
     let s = seeded();

@@ -60,6 +60,8 @@ const BY_RECORDING_ID: MultimapTableDefinition<&str, &[u8]> =
     MultimapTableDefinition::new("by_recording_id");
 const BY_SUBJECT: MultimapTableDefinition<&str, &[u8]> = MultimapTableDefinition::new("by_subject");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Where the last complete listing was cut into ranges (`Index::cuts`), in order.
+const CUTS: TableDefinition<u64, &str> = TableDefinition::new("cuts");
 const LAYOUT_KEY: &str = "layout";
 const LISTED_AT_KEY: &str = "listed_at";
 /// Bump when the table layout or the stored [`Entry`] form changes incompatibly.
@@ -225,6 +227,7 @@ impl Index {
             }
         }
         txn.open_table(ENTRIES).map_err(db("create entries"))?;
+        txn.open_table(CUTS).map_err(db("create cuts"))?;
         txn.open_multimap_table(BY_RECORDING_ID)
             .map_err(db("create by_recording_id"))?;
         txn.open_multimap_table(BY_SUBJECT)
@@ -372,6 +375,34 @@ impl Index {
             f(decode(k.value(), v.value())?);
         }
         Ok(())
+    }
+
+    /// The keys a pass recorded, with [`Index::set_cuts`], to cut the next listing at: read
+    /// at the start of each pass instead of every key ([`Index::split_keys`]).
+    pub fn cuts(&self) -> Result<Vec<String>, IndexError> {
+        let txn = self.db.begin_read().map_err(db("begin read"))?;
+        let table = txn.open_table(CUTS).map_err(db("open cuts"))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db("read cuts"))? {
+            let (_, key) = item.map_err(db("read cuts"))?;
+            out.push(key.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Replaces the recorded cuts (keys of a complete listing, in order).
+    pub fn set_cuts(&self, cuts: &[String]) -> Result<(), IndexError> {
+        let txn = self.db.begin_write().map_err(db("begin write"))?;
+        {
+            let mut table = txn.open_table(CUTS).map_err(db("open cuts"))?;
+            table.retain(|_, _| false).map_err(db("clear cuts"))?;
+            for (i, key) in cuts.iter().enumerate() {
+                table
+                    .insert(i as u64, key.as_str())
+                    .map_err(db("write cuts"))?;
+            }
+        }
+        txn.commit().map_err(db("commit"))
     }
 
     /// The key of every `every`-th entry in listing order (each key once): where a listing

@@ -130,6 +130,8 @@ struct State {
     lifecycle: Option<Vec<StoredRule>>,
     faults: Vec<Fault>,
     requests: Vec<Operation>,
+    /// The `after` of every listing started after a key, in order.
+    listed_after: Vec<String>,
     next_seq: u64,
     /// The store's clock when set; otherwise the wall clock.
     clock: Option<DateTime<Utc>>,
@@ -372,7 +374,14 @@ impl MemoryStore {
     }
 
     pub fn clear_requests(&self) {
-        self.lock().requests.clear();
+        let mut s = self.lock();
+        s.requests.clear();
+        s.listed_after.clear();
+    }
+
+    /// The keys listings were started after ([`ObjectStore::list_page_after`]), in order.
+    pub fn listed_after(&self) -> Vec<String> {
+        self.lock().listed_after.clone()
     }
 
     /// Tags of the latest version of `key`.
@@ -793,6 +802,7 @@ impl ObjectStore for MemoryStore {
         page_size: i32,
     ) -> StoreResult<Page> {
         self.enter(Operation::ListObjects, None)?;
+        self.lock().listed_after.push(after.to_string());
         self.list(prefix, false, None, Some(after), page_size)
     }
     async fn get_tags(&self, id: &ObjectId) -> StoreResult<BTreeMap<String, String>> {
