@@ -197,7 +197,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Every page of a listing, in order.
-async fn pages<S: ObjectStore>(
+pub(crate) async fn pages<S: ObjectStore>(
     store: &S,
     prefix: Option<&str>,
     versions: bool,

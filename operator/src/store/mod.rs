@@ -646,24 +646,6 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use proptest::prelude::*;
 
-    fn listing(store: &MemoryStore, prefix: Option<&str>, page_size: i32) -> Vec<ListedObject> {
-        futures::executor::block_on(async {
-            let mut out = Vec::new();
-            let mut token = None;
-            loop {
-                let page = store
-                    .list_page(prefix, false, token, page_size)
-                    .await
-                    .expect("list");
-                out.extend(page.objects);
-                match page.next {
-                    Some(t) => token = Some(t),
-                    None => return out,
-                }
-            }
-        })
-    }
-
     proptest! {
         /// Cut anywhere, listed in any number of ranges at once, the pages read in order are
         /// the listing, and each range costs at most one request more than its pages.
@@ -680,7 +662,13 @@ mod tests {
             for k in &keys {
                 store.put(k, at, 1, &[]);
             }
-            let whole = listing(&store, prefix.as_deref(), page_size);
+            let whole = futures::executor::block_on(crate::store::contract::pages(
+                &store,
+                prefix.as_deref(),
+                false,
+                page_size,
+            ))
+            .concat();
             let sequential_requests = store.requests().len();
             store.clear_requests();
             let ranges = splits.iter().collect::<std::collections::BTreeSet<_>>().len() + 1;
