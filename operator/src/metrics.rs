@@ -885,6 +885,7 @@ mod tests {
             deleted_by_controller: Default::default(),
             deleted_sample: vec![],
             journal_facts: 0,
+            journal_settled: false,
             dangerous_rules: Vec::new(),
             unknown_objects: 0,
             unknown_bytes: 0,

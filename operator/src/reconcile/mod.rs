@@ -165,6 +165,9 @@ pub struct PassReport {
     pub deleted_sample: Vec<String>,
     /// Facts made durable in the journal by this pass.
     pub journal_facts: u64,
+    /// Whether this quiet pass wrote the journal's checkpoint, so later loads read no
+    /// segment from before it.
+    pub journal_settled: bool,
     /// Ids of foreign lifecycle rules that can expire governed objects (or the journal) by
     /// S3's own clock, whatever their deadline or hold.
     pub dangerous_rules: Vec<String>,
@@ -565,6 +568,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         .retain_for(config.state.retention)
         .signed_by(config.signer.clone())
         .with_shard_entries(config.seen_shard_entries);
+    let records_at_load = journal.next_seq();
     // Records are dated by the pass's clock, a lower bound of the store's: the store's clock
     // has moved on since, so a later pass never decides by an earlier time than an earlier
     // pass wrote (the `Date` header has whole seconds; two passes within one second would
@@ -646,6 +650,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         journal_public_key: config.signer.as_ref().map(|s| s.public_hex()),
         deleted_sample: Vec::new(),
         journal_facts: 0,
+        journal_settled: false,
         dangerous_rules,
         unknown_objects: 0,
         unknown_bytes: 0,
@@ -1296,6 +1301,16 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         }
         journal_facts += request_facts.len() as u64;
         journal.append(state, early, request_facts).await?;
+    }
+    // A quiet pass writes the checkpoint that the segments since the last one wait for, so
+    // that the next pass (a new process, or the operator's next) loads none of them.
+    if writes && journal.next_seq() == records_at_load && config.fence.allows() {
+        match journal.settle(state).await {
+            Ok(settled) => report.journal_settled = settled,
+            Err(e) => {
+                tracing::warn!(error = %e, "journal not settled: the next pass reads its segments")
+            }
+        }
     }
     report.requests = request_reports;
     report.journal_facts += journal_facts;

@@ -1320,6 +1320,53 @@ async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_d
     assert_eq!(ix.cuts().expect("cuts"), every_third, "the same cuts again");
 }
 
+/// A quiet pass writes the journal's checkpoint when segments wait since the last one, so
+/// the next pass reads the checkpoint and its first-seen shard, no segment, and decides the
+/// same; a pass that journals something leaves that to a quiet one.
+#[tokio::test]
+async fn a_quiet_pass_settles_the_journal_and_the_next_reads_no_segment() {
+    let s = MemoryStore::new("calls");
+    for i in 0..30 {
+        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
+    }
+    let ix = new_index();
+    let paged = |ix: &std::sync::Arc<crate::state::index::Index>| PassConfig {
+        page_size: 4,
+        ..with_index(ix, 7)
+    };
+    let gets = |s: &MemoryStore| {
+        let ops = s.requests();
+        ops.iter().filter(|o| **o == Operation::GetObject).count()
+    };
+    let cold = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 1), paged(&ix)).await;
+    assert!(cold.journal_facts >= 8, "first seen, a segment a page");
+    assert!(!cold.journal_settled);
+    s.clear_requests();
+    let steady = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 2), paged(&ix)).await;
+    assert_eq!(steady.journal_facts, 0);
+    assert!(steady.journal_settled, "{steady:?}");
+    assert!(gets(&s) >= 8, "every segment read: {:?}", s.requests());
+    s.clear_requests();
+    let next = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 3), paged(&ix)).await;
+    assert!(!next.journal_settled, "nothing left to settle");
+    let read = gets(&s);
+    let shards = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
+        .await
+        .expect("load")
+        .state()
+        .seen
+        .shards()
+        .len();
+    assert_eq!(
+        read,
+        1 + shards,
+        "the checkpoint and its shards: {:?}",
+        s.requests()
+    );
+    assert_eq!(next.summary, cold.summary);
+    assert_eq!(next.index.hits, 30, "{:?}", next.index);
+}
+
 #[tokio::test]
 async fn a_new_leader_starts_from_the_snapshot_and_a_lost_index_costs_one_cold_pass() {
     let s = seeded();

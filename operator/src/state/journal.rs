@@ -34,6 +34,11 @@ const CHECKPOINT_EVERY: u64 = 32;
 /// ... or once this many shards' worth of first-seen changes wait (memory stays bounded
 /// while a first pass journals every object).
 const CHECKPOINT_PENDING_SHARDS: usize = 8;
+/// A quiet pass settles the journal (`Journal::settle`) from this many segments since the
+/// checkpoint: each costs every later load a request.
+const SETTLE_AFTER: u64 = 4;
+/// ... when the checkpoint rewrites at most this many first-seen shards per such segment.
+const SETTLE_SHARDS_PER_SEGMENT: u64 = 4;
 /// Segments fetched at once when the journal is loaded.
 const LOAD_IN_FLIGHT: usize = 8;
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -788,11 +793,25 @@ async fn list_keys<S: ObjectStore>(
     sub: &str,
     suffix: &str,
 ) -> Result<Vec<String>, JournalError> {
+    list_keys_after(store, prefix, sub, suffix, None).await
+}
+
+/// The keys under `prefix` + `sub` ending in `suffix`, sorted, from the first after `after`.
+async fn list_keys_after<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    sub: &str,
+    suffix: &str,
+    after: Option<&str>,
+) -> Result<Vec<String>, JournalError> {
     let under = format!("{prefix}{sub}");
     let mut keys = Vec::new();
     let mut token = None;
     loop {
-        let page = store.list_page(Some(&under), false, token, 1000).await?;
+        let page = match (&token, after) {
+            (None, Some(after)) => store.list_page_after(Some(&under), after, 1000).await?,
+            _ => store.list_page(Some(&under), false, token, 1000).await?,
+        };
         keys.extend(
             page.objects
                 .into_iter()
@@ -917,7 +936,16 @@ impl Journal {
             }
             None => Journal::empty(prefix),
         };
-        let mut keys = list_keys(store, prefix, "journal/", ".jsonl").await?;
+        // Segment keys sort in sequence order: the listing starts after the checkpoint's last
+        // one, so a long journal costs no more to load than its recent segments do.
+        let mut keys = list_keys_after(
+            store,
+            prefix,
+            "journal/",
+            ".jsonl",
+            journal.last_segment.as_deref(),
+        )
+        .await?;
         keys.retain(|key| journal.last_segment.as_ref().is_none_or(|l| key > l));
         // Fetched several at a time (a pass starts with this), folded strictly in order.
         let mut fetched = futures::stream::iter(keys)
@@ -1043,6 +1071,27 @@ impl Journal {
             self.checkpoint(store).await?;
         }
         Ok(())
+    }
+
+    /// Writes a checkpoint when at least `SETTLE_AFTER` segments follow the last one and it
+    /// rewrites few first-seen shards (at most `SETTLE_SHARDS_PER_SEGMENT` per segment): every
+    /// later load then reads none of those segments. For a pass that appended nothing, so
+    /// that a quiet bucket settles once, not a checkpoint per pass (under Object Lock each
+    /// one is a version kept). Returns whether it wrote one.
+    pub async fn settle<S: ObjectStore>(&mut self, store: &S) -> Result<bool, JournalError> {
+        let segments = self.segments_since_checkpoint;
+        if segments < SETTLE_AFTER
+            || self.state.seen.touched().len() as u64 > SETTLE_SHARDS_PER_SEGMENT * segments
+        {
+            return Ok(false);
+        }
+        self.checkpoint(store).await?;
+        Ok(true)
+    }
+
+    /// The sequence number of the next record: how many records the chain holds.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Writes the folded state, so the next load reads only later segments: first the
@@ -1476,6 +1525,7 @@ pub async fn verify<S: ObjectStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Operation;
     use crate::store::memory::MemoryStore;
     use chrono::TimeZone;
 
@@ -1890,6 +1940,106 @@ mod tests {
         let again = Journal::load(&store, DEFAULT_PREFIX).await.expect("reload");
         assert_eq!(again.state(), j.state());
         assert_eq!(again.state().legal_holds.len(), 3);
+    }
+
+    fn held(key: String) -> Fact {
+        Fact::LegalHoldsSet {
+            objects: vec![vref(key)],
+        }
+    }
+
+    fn gets(store: &MemoryStore) -> usize {
+        let ops = store.requests();
+        ops.iter().filter(|o| **o == Operation::GetObject).count()
+    }
+
+    /// A quiet pass settles the journal: from `SETTLE_AFTER` segments since the checkpoint it
+    /// writes one, and later loads read the checkpoint alone, listing only the segments after
+    /// its last one. Below that it writes nothing, and a segment written after it is read.
+    #[tokio::test]
+    async fn settling_writes_a_checkpoint_that_later_loads_start_from() {
+        let store = MemoryStore::new("calls");
+        let mut writer = Journal::load(&store, DEFAULT_PREFIX).await.expect("empty");
+        for d in 1..SETTLE_AFTER as u32 {
+            writer
+                .append(&store, t(d), vec![held(format!("audio/{d}.wav"))])
+                .await
+                .expect("durable");
+        }
+        let mut quiet = Journal::load(&store, DEFAULT_PREFIX).await.expect("load");
+        store.clear_requests();
+        assert!(
+            !quiet.settle(&store).await.expect("settle"),
+            "too few segments"
+        );
+        assert_eq!(store.requests(), vec![]);
+
+        writer
+            .append(&store, t(9), vec![held("audio/9.wav".into())])
+            .await
+            .expect("durable");
+        let mut quiet = Journal::load(&store, DEFAULT_PREFIX).await.expect("load");
+        assert_eq!(quiet.segments_since_checkpoint, SETTLE_AFTER);
+        assert!(quiet.settle(&store).await.expect("settle"));
+        store.clear_requests();
+        let settled = Journal::load(&store, DEFAULT_PREFIX).await.expect("load");
+        assert_eq!(settled.segments_since_checkpoint, 0);
+        assert_eq!(
+            gets(&store),
+            1,
+            "the checkpoint alone: {:?}",
+            store.requests()
+        );
+        let last = writer.last_segment.clone().expect("a segment");
+        assert_eq!(store.listed_after(), vec![last]);
+        assert_eq!(settled.state().legal_holds, writer.state().legal_holds);
+        assert_eq!(settled.state().legal_holds.len(), SETTLE_AFTER as usize);
+        assert_eq!(
+            (settled.next_seq(), &settled.head),
+            (writer.next_seq(), &writer.head)
+        );
+
+        // The writer goes on from its own state: its next segment is read after the checkpoint.
+        writer
+            .append(&store, t(10), vec![held("audio/10.wav".into())])
+            .await
+            .expect("durable");
+        store.clear_requests();
+        let later = Journal::load(&store, DEFAULT_PREFIX).await.expect("load");
+        assert_eq!(later.segments_since_checkpoint, 1);
+        assert_eq!(gets(&store), 2, "{:?}", store.requests());
+        assert_eq!(later.state().legal_holds, writer.state().legal_holds);
+    }
+
+    /// Settling does not rewrite more first-seen shards than the segments it saves are worth.
+    #[tokio::test]
+    async fn settling_skips_a_checkpoint_that_would_rewrite_many_shards() {
+        let store = MemoryStore::new("calls");
+        let key = |i: u32| format!("audio/{i:03}.wav");
+        let mut j = Journal::load(&store, DEFAULT_PREFIX)
+            .await
+            .expect("empty")
+            .with_shard_entries(3);
+        j.append(&store, t(1), vec![first_seen((0..100).map(key), 1)])
+            .await
+            .expect("durable");
+        j.checkpoint(&store).await.expect("checkpoint");
+        // One key gone in each of 20 shards (of 3 keys) over 4 segments: 20 shards for 4
+        // segments (fewer changes than force a checkpoint on the writer).
+        for s in 0..SETTLE_AFTER as u32 {
+            let objects = (0..5).map(|i| vref(key(s * 25 + i * 5))).collect();
+            j.append(&store, t(2), vec![Fact::ObjectsGone { objects }])
+                .await
+                .expect("durable");
+        }
+        let mut quiet = Journal::load(&store, DEFAULT_PREFIX)
+            .await
+            .expect("load")
+            .with_shard_entries(3);
+        assert_eq!(quiet.state().seen.touched().len(), 20);
+        store.clear_requests();
+        assert!(!quiet.settle(&store).await.expect("settle"));
+        assert_eq!(store.requests(), vec![]);
     }
 
     #[tokio::test]
