@@ -751,9 +751,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         if !q.subjects.is_empty() || !q.keys.is_empty() {
             match ix.index.select(&q) {
                 Ok(entries) => {
-                    for e in &entries {
-                        linker.observe(&cache::object_of(e, &protect::listed(e)));
-                    }
+                    protect::observe_dated(&mut linker, &mut journal, state, &entries).await?
                 }
                 Err(e) => report.index.error(&e),
             }
@@ -784,6 +782,10 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             let page = store
                 .list_page(prefix, info.versioned, token, config.page_size)
                 .await?;
+            // Linked as planned: dated by first-seen times (see `dated`).
+            journal
+                .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
+                .await?;
             for o in page
                 .objects
                 .iter()
@@ -795,7 +797,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                             if cache::lookup(Some(&e), o, rules, early, ix.verify_interval)
                                 == cache::Lookup::Fresh =>
                         {
-                            linker.observe(&cache::object_of(&e, o));
+                            linker.observe(&dated(journal.state(), cache::object_of(&e, o), o));
                             continue;
                         }
                         Ok(_) => {}
@@ -803,7 +805,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
                     }
                 }
                 match fetch_object(store, rules, o, with_tags).await {
-                    Ok(obj) => linker.observe(&obj),
+                    Ok(obj) => linker.observe(&dated(journal.state(), obj, o)),
                     Err(e) if e.category == ErrorCategory::NotFound => {}
                     // One unreadable object does not stop the pass; but a recording it would
                     // have linked may be missed, so nothing is deleted in this pass.
@@ -2073,6 +2075,23 @@ fn listed_id(o: &crate::store::ListedObject) -> ObjectId {
         key: o.key.clone(),
         version_id: o.version_id.clone(),
     }
+}
+
+/// `obj` as linking must see it: dated by the creation time the journal remembers, as the
+/// planner dates it (`trusted_view`). Ceph RGW 16 moves `LastModified` when tags are written,
+/// and a hold or request scoped by recording time would otherwise link less than it selects.
+/// The key's first-seen shard must be loaded (else the listed time counts: later).
+pub(super) fn dated(
+    journal: &JournalState,
+    mut obj: ObjectInfo,
+    listed: &crate::store::ListedObject,
+) -> ObjectInfo {
+    obj.last_modified = journal.created(
+        &listed_ref(listed),
+        listed.etag.as_deref(),
+        listed.last_modified,
+    );
+    obj
 }
 
 fn listed_ref(o: &crate::store::ListedObject) -> VersionRef {

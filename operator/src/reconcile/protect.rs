@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::{
-    ObjectContext, ObjectOutcome, PassConfig, PassError, PassReport, cache, handle_object,
+    ObjectContext, ObjectOutcome, PassConfig, PassError, PassReport, cache, dated, handle_object,
     set_deferred_legal_holds,
 };
 use crate::retention::{BucketRules, Decision, Hold, HoldLinker, Planner, Policy};
@@ -81,6 +81,26 @@ fn shard_runs<'e>(journal: &Journal, entries: &'e [Entry]) -> Vec<&'e [Entry]> {
     runs
 }
 
+/// Links over `entries` (in key order) dated by their first-seen times, their shards loaded
+/// a run at a time.
+pub(super) async fn observe_dated<J: ObjectStore>(
+    linker: &mut HoldLinker<'_>,
+    journal: &mut Journal,
+    state: &J,
+    entries: &[Entry],
+) -> Result<(), PassError> {
+    for run in shard_runs(journal, entries) {
+        journal
+            .prepare_seen_for(state, run.iter().map(|e| e.key.as_str()))
+            .await?;
+        for e in run {
+            let l = listed(e);
+            linker.observe(&dated(journal.state(), cache::object_of(e, &l), &l));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn listed(e: &Entry) -> ListedObject {
     ListedObject {
         key: e.key.clone(),
@@ -133,21 +153,40 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
     if entries.is_empty() {
         return Ok(0);
     }
+    // First-seen times (an object's creation, when a tag write has moved its `LastModified`)
+    // only change what a hold scoped by recording time selects: a held object's tag does not
+    // depend on them. Without such a hold among the new ones no shard is read, so the step
+    // costs its own objects at any bucket size (1,000 keys spread over 10 M objects would
+    // touch 1,000 shards).
+    let by_time = fresh
+        .iter()
+        .any(|h| h.select.recorded_after.is_some() || h.select.recorded_before.is_some());
     // Link over the selected objects as the index knows them; every decision below is made
     // on tags read again from the store.
     let mut linker = HoldLinker::new(rules, policy.time_zone, holds.to_vec());
-    for e in &entries {
-        linker.observe(&cache::object_of(e, &listed(e)));
+    if by_time {
+        observe_dated(&mut linker, journal, state, &entries).await?;
+    } else {
+        for e in &entries {
+            linker.observe(&cache::object_of(e, &listed(e)));
+        }
     }
     let linked = linker.finish();
     let planner = Planner::new(policy, rules, &linked, early);
     let mut outcomes: Vec<ObjectOutcome> = Vec::new();
-    // In runs of keys whose first-seen shards fit in memory together (entries are in key
-    // order), each run's shards loaded before its objects are handled.
-    for run in shard_runs(journal, &entries) {
-        journal
-            .prepare_seen_for(state, run.iter().map(|e| e.key.as_str()))
-            .await?;
+    let runs = if by_time {
+        // In runs of keys whose first-seen shards fit in memory together (entries are in key
+        // order), each run's shards loaded before its objects are handled.
+        shard_runs(journal, &entries)
+    } else {
+        vec![&entries[..]]
+    };
+    for run in runs {
+        if by_time {
+            journal
+                .prepare_seen_for(state, run.iter().map(|e| e.key.as_str()))
+                .await?;
+        }
         let cx = &ObjectContext {
             store,
             planner: &planner,

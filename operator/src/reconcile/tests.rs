@@ -1470,6 +1470,122 @@ async fn a_new_hold_protects_what_the_index_selects_before_the_listing() {
     assert_eq!(ours, vec!["audio/r1.wav", "text/r1.json"]);
 }
 
+/// A hold scoped by recording time links the artifacts of the recordings it selects by when
+/// they were first seen, as it selects them: Ceph RGW 16 moves `LastModified` when gallring
+/// writes tags, and linking by the listed time left a held recording's transcript expiring.
+#[tokio::test]
+async fn a_hold_scoped_by_recording_time_links_by_first_seen_times_after_tag_writes_moved_them() {
+    let s = MemoryStore::new("calls").tag_writes_move_last_modified();
+    s.put("audio/r1.wav", day(2025, 6, 1), 100, &[]);
+    s.put("text/r1.json", day(2025, 6, 1), 100, &[]);
+    s.set_clock(day(2026, 2, 1));
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    let mut hold = complaint_on("r1");
+    hold.select = HoldSelector {
+        prefix: Some("audio/".into()),
+        recorded_before: Some(day(2026, 1, 1)),
+        ..Default::default()
+    };
+    let r = pass(&s, Enforcement::Both, vec![hold], day(2026, 2, 2)).await;
+    assert_eq!(r.summary.held, 2, "{:?}", r.summary);
+    assert_eq!(
+        s.tags("text/r1.json")
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref(),
+        Some("held")
+    );
+}
+
+/// The hold-first step reads first-seen shards only for a new hold scoped by recording time:
+/// what else a hold selects, and the `held` tag, do not depend on when an object was first
+/// seen. A hold scoped by time does read them, so an object whose `LastModified` gallring's
+/// own tag write moved still counts from its creation and is protected ahead of the listing.
+#[tokio::test]
+async fn the_hold_first_step_reads_first_seen_shards_only_for_a_hold_scoped_by_recording_time() {
+    async fn hold_first(hold: Hold) -> (usize, PassReport, MemoryStore) {
+        let s = MemoryStore::new("calls").tag_writes_move_last_modified();
+        for r in ["r1", "r2"] {
+            s.put(&format!("audio/{r}.wav"), day(2025, 6, 1), 100, &[]);
+            s.put(&format!("text/{r}.json"), day(2025, 6, 1), 100, &[]);
+        }
+        let ix = new_index();
+        // Tagged on 2026-02-01 (`LastModified` moves there, and the next pass takes the
+        // moved time into the index), then the journal checkpointed: its first-seen times
+        // are in a shard.
+        s.set_clock(day(2026, 2, 1));
+        warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
+        warm(&s, &ix, Enforcement::Both, vec![], day(2026, 2, 1), 7).await;
+        let e = ix.get("audio/r1.wav", None).expect("read").expect("entry");
+        assert_eq!(e.last_modified, day(2026, 2, 1), "the moved time");
+        let mut j = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
+            .await
+            .expect("load");
+        j.checkpoint(&s).await.expect("checkpoint");
+        assert!(
+            s.live_keys().iter().any(|k| k.contains("/seen/")),
+            "a shard"
+        );
+        s.clear_requests();
+        // The requests up to the hold-first step's report (before the first listing page).
+        let until_step: std::sync::Mutex<Vec<Operation>> = Default::default();
+        let progress = |p: Progress| {
+            if p.pages == 0 {
+                *until_step.lock().expect("lock") = s.requests();
+            }
+        };
+        let r = reconcile(
+            &s,
+            &policy(),
+            &rules(Enforcement::Both),
+            vec![hold],
+            day(2026, 2, 2),
+            with_index(&ix, 7),
+            &progress,
+        )
+        .await
+        .expect("the pass runs");
+        let ops = until_step.lock().expect("lock").clone();
+        // After the hold's intent is journaled (the first write), the step's own reads.
+        let shard_reads = ops
+            .iter()
+            .skip_while(|o| **o != Operation::PutObject)
+            .filter(|o| **o == Operation::GetObject)
+            .count();
+        (shard_reads, r, s)
+    }
+    let held = |s: &MemoryStore, key: &str| {
+        s.tags(key).and_then(|t| t.get(RETENTION_TAG).cloned()) == Some("held".into())
+    };
+
+    let (reads, r, s) = hold_first(complaint_on("r1")).await;
+    assert_eq!(reads, 0, "no shard for a hold by recording id");
+    assert_eq!(r.protected_ahead, 2, "{r:?}");
+    assert!(held(&s, "audio/r1.wav") && held(&s, "text/r1.json"));
+    assert!(!held(&s, "audio/r2.wav"));
+
+    let mut scoped = complaint_on("r1");
+    scoped.select = HoldSelector {
+        prefix: Some("audio/".into()),
+        recorded_before: Some(day(2026, 1, 1)),
+        ..Default::default()
+    };
+    let (reads, r, s) = hold_first(scoped).await;
+    assert!(reads >= 1, "the first-seen shard is read");
+    // Both audio files, recorded (first seen) 2025-06-01 though listed as 2026-02-01, and
+    // their transcripts by link; ahead of the listing, and by the listing.
+    assert_eq!(r.protected_ahead, 4, "{r:?}");
+    assert_eq!(r.summary.held, 4, "{:?}", r.summary);
+    for key in [
+        "audio/r1.wav",
+        "audio/r2.wav",
+        "text/r1.json",
+        "text/r2.json",
+    ] {
+        assert!(held(&s, key), "{key}: {:?}", s.tags(key));
+    }
+    assert_eq!(r.tags_written, 4, "nothing written twice: {r:?}");
+}
+
 #[tokio::test]
 async fn a_version_lifecycle_expired_and_one_removed_early_are_told_apart_in_the_journal() {
     let s = seeded();
