@@ -551,6 +551,85 @@ async fn a_missing_bucket_is_a_clear_error_and_nothing_else(b: Backend) {
 /// pass 2, 22 s after the upload, deletes it, although by the moved time it would still have
 /// ~6 s to go. Both passes decide with the real clock (a pass uses the earlier of `now` and
 /// the store's `Date`).
+/// On Ceph RGW, where gallring's tag write moves `LastModified`, a hold scoped by recording
+/// time (recorded before a moment between the upload and that write) holds the audio it
+/// selects and, linked by recording id, its transcript: both are dated by when gallring first
+/// saw them, not by the moved time. The tags are read back with a client of the test's own.
+#[tokio::test]
+async fn a_hold_scoped_by_recording_time_holds_the_linked_transcript_after_tag_writes_moved_it() {
+    let c = raw(Backend::Ceph).await;
+    let bucket = unique("it-scoped");
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let (mut p, mut r) = setup(IsoDuration::days(365), Enforcement::Lifecycle);
+    r.recorded_at = RecordedAtSource::LastModified;
+    r.classify.push(ClassifyRule {
+        name: "transcript".into(),
+        prefix: Some("text/".into()),
+        glob: None,
+        tags: BTreeMap::new(),
+        kind: "transcript".into(),
+        purposes: vec!["documentation".into()],
+        purposes_from_tag: None,
+    });
+    r.recording_id = Some(RecordingIdSource::KeyPattern(
+        regex::Regex::new(r"^[a-z]+/(?P<id>[^.]+)").expect("regex"),
+    ));
+    for purpose in p.purposes.values_mut() {
+        purpose
+            .retain
+            .insert("transcript".into(), IsoDuration::days(365));
+    }
+    put(&c, &bucket, "audio/r1.wav", "").await;
+    put(&c, &bucket, "text/r1.json", "").await;
+    let uploaded = Utc::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = store(
+        Backend::Ceph,
+        &bucket,
+        Arc::new(Metrics::new().expect("metrics")),
+    )
+    .await;
+    let first = pass(&s, &p, &r, vec![]).await;
+    assert_eq!(first.tags_written, 2, "{:?}", first.summary);
+    let listed = c
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("audio/")
+        .send()
+        .await
+        .expect("list");
+    let moved = listed.contents()[0].last_modified().expect("LastModified");
+    let moved = chrono::DateTime::from_timestamp(moved.secs(), 0).expect("in range");
+    let before = uploaded + TimeDelta::seconds(1);
+    assert!(
+        moved > before,
+        "the premise: the tag write moved LastModified past {before} (listed {moved})"
+    );
+
+    let mut hold = hold_on("audio/r1.wav");
+    hold.select = HoldSelector {
+        prefix: Some("audio/".into()),
+        recorded_before: Some(before),
+        ..Default::default()
+    };
+    let second = pass(&s, &p, &r, vec![hold]).await;
+    assert_eq!(second.summary.held, 2, "{:?}", second.summary);
+    for key in ["audio/r1.wav", "text/r1.json"] {
+        assert_eq!(
+            tags(&c, &bucket, key)
+                .await
+                .get("gallring.io/retention")
+                .map(String::as_str),
+            Some("held"),
+            "{key}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_it() {
     let c = raw(Backend::Ceph).await;
