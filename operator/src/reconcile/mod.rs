@@ -488,6 +488,9 @@ pub async fn reconcile_in<S: ObjectStore, J: ObjectStore>(
         tx: pages_tx,
         splits,
         ranges_in_flight: RANGES_IN_FLIGHT,
+        // The journal's keys, when it is in this bucket: never governed (`is_state_key`).
+        skip: (state.bucket() == store.bucket() && !config.state.prefix.is_empty())
+            .then(|| config.state.prefix.clone()),
     };
     let pass = pass(
         store, state, policy, rules, holds, now, config, progress, info, restored, pages_rx,

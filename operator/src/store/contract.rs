@@ -668,6 +668,22 @@ pub async fn a_listing_after_a_key_starts_at_the_next_key<B: Backend>(b: &B) {
             ["b", "c", "p/1", "p/2"]
         );
         assert!(after("z", None, 1000).await.objects.is_empty(), "{kind:?}");
+        // Past every key under a prefix (the prefix and the largest character, as a listing
+        // jumps over gallring's state): from the first key after them.
+        assert_eq!(
+            keys(&after("b\u{10FFFF}", None, 1000).await.objects),
+            ["c", "p/1", "p/2"],
+            "{kind:?}"
+        );
+        assert_eq!(
+            keys(&after("a\u{10FFFF}", None, 1000).await.objects),
+            ["b", "c", "p/1", "p/2"],
+            "{kind:?}"
+        );
+        assert!(
+            after("p/\u{10FFFF}", None, 1000).await.objects.is_empty(),
+            "{kind:?}"
+        );
         // With a prefix: an `after` before it lists all of it, one inside it the rest.
         assert_eq!(
             keys(&after("a", Some("p/"), 1000).await.objects),
@@ -728,6 +744,7 @@ pub async fn a_listing_cut_into_ranges_is_the_listing_in_one_piece<B: Backend>(b
                     tx,
                     splits: splits.iter().map(|s| s.to_string()).collect(),
                     ranges_in_flight: in_flight,
+                    skip: None,
                 };
                 let (_, read) = futures::join!(job.run(&store), rx.collect::<Vec<_>>());
                 let read: Vec<crate::store::Page> = read
