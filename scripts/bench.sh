@@ -80,7 +80,10 @@ print()
 print(f"cold pass / raw Get+PutObjectTagging rate: {cold['objects_per_second'] / tag['objects_per_second']:.2f}x (target >= 0.9x)")
 print(f"steady pass with index, time / raw listing time: {steady['seconds'] / lst['seconds']:.2f}x and "
       f"{steady2['seconds'] / lst2['seconds']:.2f}x (target <= 1.1x); "
-      f"{steady['requests_per_object']:.4f} requests per object (listing alone {lst['requests_per_object']:.4f})")
+      f"{steady['requests']} and {steady2['requests']} requests, "
+      f"{steady['requests'] / steady['objects']:.4f} and {steady2['requests'] / steady2['objects']:.4f} per object "
+      f"(the first reads the journal's segments the cold pass left and checkpoints it; listing alone "
+      f"{lst['requests'] / lst['objects']:.4f})")
 print(f"steady pass with index, time / the same ranged listing by hand: {steady2['seconds'] / ranged['seconds']:.2f}x")
 print(f"steady pass without index, time / raw listing time: {warm['seconds'] / lst2['seconds']:.1f}x "
       f"({warm['requests_per_object']:.3f} requests per object)")
