@@ -779,16 +779,24 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         // recorded before it (the recorded-at tag): both need tags.
         let with_tags = needs_tags(rules, linker.holds())
             || subject_requests.iter().any(|r| !r.subjects.is_empty());
+        let by_time = !subject_requests.is_empty()
+            || linker
+                .holds()
+                .iter()
+                .any(|h| h.select.recorded_after.is_some() || h.select.recorded_before.is_some());
         let mut unreadable = 0u64;
         let mut token = None;
         loop {
             let page = store
                 .list_page(prefix, info.versioned, token, config.page_size)
                 .await?;
-            // Linked as planned: dated by first-seen times (see `dated`).
-            journal
-                .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
-                .await?;
+            // Linked as planned: dated by first-seen times (see `dated`), where a recording
+            // time scopes what links.
+            if by_time {
+                journal
+                    .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
+                    .await?;
+            }
             for o in page
                 .objects
                 .iter()

@@ -1525,6 +1525,11 @@ async fn a_hold_scoped_by_recording_time_links_by_first_seen_times_after_tag_wri
     s.put("text/r1.json", day(2025, 6, 1), 100, &[]);
     s.set_clock(day(2026, 2, 1));
     pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    // First-seen times in a shard, as after any checkpoint: read only when asked for.
+    let mut j = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
+        .await
+        .expect("load");
+    j.checkpoint(&s).await.expect("checkpoint");
     let mut hold = complaint_on("r1");
     hold.select = HoldSelector {
         prefix: Some("audio/".into()),
