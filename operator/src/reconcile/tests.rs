@@ -1287,21 +1287,43 @@ async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pas
     );
 }
 
-/// With an index, a plain bucket's listing is cut where the last complete listing recorded
-/// its cuts (every 900th key of pages of 1,000; here every 3rd of pages of 4), the ranges
-/// are listed side by side, and the pass decides as one listing from the start would.
-#[tokio::test]
-async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_decides_the_same() {
+/// A pass with the index `ix`, in pages of 4 (a listing of 30 objects is cut into several
+/// ranges, and a cold pass journals several segments).
+fn in_pages_of_four(ix: &std::sync::Arc<crate::state::index::Index>) -> PassConfig {
+    PassConfig {
+        page_size: 4,
+        ..with_index(ix, 7)
+    }
+}
+
+/// 30 recordings, a new index, and the cold pass over them in pages of 4.
+async fn thirty_in_pages_of_four() -> (
+    MemoryStore,
+    std::sync::Arc<crate::state::index::Index>,
+    PassReport,
+) {
     let s = MemoryStore::new("calls");
     for i in 0..30 {
         s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
     }
     let ix = new_index();
-    let paged = |ix: &std::sync::Arc<crate::state::index::Index>| PassConfig {
-        page_size: 4,
-        ..with_index(ix, 7)
-    };
-    let cold = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 1), paged(&ix)).await;
+    let cold = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 1),
+        in_pages_of_four(&ix),
+    )
+    .await;
+    (s, ix, cold)
+}
+
+/// With an index, a plain bucket's listing is cut where the last complete listing recorded
+/// its cuts (every 900th key of pages of 1,000; here every 3rd of pages of 4), the ranges
+/// are listed side by side, and the pass decides as one listing from the start would.
+#[tokio::test]
+async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_decides_the_same() {
+    let (s, ix, cold) = thirty_in_pages_of_four().await;
     let cuts = ix.cuts().expect("cuts");
     let every_third: Vec<String> = (0..30)
         .skip(2)
@@ -1311,7 +1333,14 @@ async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_d
     assert_eq!(cuts, every_third, "the cold pass records where to cut");
     assert!(s.listed_after().is_empty(), "a cold index gives no cuts");
     s.clear_requests();
-    let steady = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 2), paged(&ix)).await;
+    let steady = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        in_pages_of_four(&ix),
+    )
+    .await;
     // Every range after the first starts after its cut, once: a range of 3 keys takes one
     // page of 4 (its 4th key is the next range's). (The journal's keys are jumped over.)
     let after_cuts: Vec<String> = s
@@ -1329,16 +1358,7 @@ async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_d
 /// that ends among them is followed by the first key after them.
 #[tokio::test]
 async fn a_steady_pass_jumps_over_the_journals_keys_in_its_listing() {
-    let s = MemoryStore::new("calls");
-    for i in 0..30 {
-        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
-    }
-    let ix = new_index();
-    let paged = |ix: &std::sync::Arc<crate::state::index::Index>| PassConfig {
-        page_size: 4,
-        ..with_index(ix, 7)
-    };
-    let cold = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 1), paged(&ix)).await;
+    let (s, ix, cold) = thirty_in_pages_of_four().await;
     let state_keys = s
         .live_keys()
         .iter()
@@ -1349,7 +1369,14 @@ async fn a_steady_pass_jumps_over_the_journals_keys_in_its_listing() {
         "pages of 4 would list them in 3 or more: {state_keys}"
     );
     s.clear_requests();
-    let steady = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 2), paged(&ix)).await;
+    let steady = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        in_pages_of_four(&ix),
+    )
+    .await;
     let listings = s
         .requests()
         .iter()
@@ -1370,29 +1397,34 @@ async fn a_steady_pass_jumps_over_the_journals_keys_in_its_listing() {
 /// same; a pass that journals something leaves that to a quiet one.
 #[tokio::test]
 async fn a_quiet_pass_settles_the_journal_and_the_next_reads_no_segment() {
-    let s = MemoryStore::new("calls");
-    for i in 0..30 {
-        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
-    }
-    let ix = new_index();
-    let paged = |ix: &std::sync::Arc<crate::state::index::Index>| PassConfig {
-        page_size: 4,
-        ..with_index(ix, 7)
-    };
+    let (s, ix, cold) = thirty_in_pages_of_four().await;
     let gets = |s: &MemoryStore| {
         let ops = s.requests();
         ops.iter().filter(|o| **o == Operation::GetObject).count()
     };
-    let cold = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 1), paged(&ix)).await;
     assert!(cold.journal_facts >= 8, "first seen, a segment a page");
     assert!(!cold.journal_settled);
     s.clear_requests();
-    let steady = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 2), paged(&ix)).await;
+    let steady = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 2),
+        in_pages_of_four(&ix),
+    )
+    .await;
     assert_eq!(steady.journal_facts, 0);
     assert!(steady.journal_settled, "{steady:?}");
     assert!(gets(&s) >= 8, "every segment read: {:?}", s.requests());
     s.clear_requests();
-    let next = pass_with(&s, Enforcement::Both, vec![], day(2026, 2, 3), paged(&ix)).await;
+    let next = pass_with(
+        &s,
+        Enforcement::Both,
+        vec![],
+        day(2026, 2, 3),
+        in_pages_of_four(&ix),
+    )
+    .await;
     assert!(!next.journal_settled, "nothing left to settle");
     let read = gets(&s);
     let shards = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
