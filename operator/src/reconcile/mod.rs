@@ -780,10 +780,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         let with_tags = needs_tags(rules, linker.holds())
             || subject_requests.iter().any(|r| !r.subjects.is_empty());
         let by_time = !subject_requests.is_empty()
-            || linker
-                .holds()
-                .iter()
-                .any(|h| h.select.recorded_after.is_some() || h.select.recorded_before.is_some());
+            || linker.holds().iter().any(|h| h.select.scoped_by_time());
         let mut unreadable = 0u64;
         let mut token = None;
         loop {

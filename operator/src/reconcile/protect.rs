@@ -158,9 +158,7 @@ pub(super) async fn protect_new_holds<S: ObjectStore, J: ObjectStore>(
     // depend on them. Without such a hold among the new ones no shard is read, so the step
     // costs its own objects at any bucket size (1,000 keys spread over 10 M objects would
     // touch 1,000 shards).
-    let by_time = fresh
-        .iter()
-        .any(|h| h.select.recorded_after.is_some() || h.select.recorded_before.is_some());
+    let by_time = fresh.iter().any(|h| h.select.scoped_by_time());
     // Link over the selected objects as the index knows them; every decision below is made
     // on tags read again from the store.
     let mut linker = HoldLinker::new(rules, policy.time_zone, holds.to_vec());

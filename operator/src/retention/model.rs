@@ -376,6 +376,11 @@ impl HoldSelector {
         kind_ok && time_ok
     }
 
+    /// Whether a recording time limits it (`recorded_after`, `recorded_before`).
+    pub fn scoped_by_time(&self) -> bool {
+        self.recorded_after.is_some() || self.recorded_before.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
             && self.prefix.is_none()
