@@ -186,6 +186,17 @@ fn hold_on(key: &str) -> Hold {
     }
 }
 
+/// A new plain bucket named after `label`.
+async fn new_bucket(c: &aws_sdk_s3::Client, label: &str) -> String {
+    let bucket = unique(label);
+    c.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    bucket
+}
+
 async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, tags: &str) -> Option<String> {
     let mut req = c
         .put_object()
@@ -269,12 +280,7 @@ async fn tags(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> BTreeMap<Strin
 #[tokio::test]
 async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassified_ones() {
     let c = raw(Backend::Ceph).await;
-    let bucket = unique("it-lc");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-lc").await;
     put(&c, &bucket, "audio/a.wav", "team=claims").await;
     put(&c, &bucket, "audio/b.wav", "").await;
     put(&c, &bucket, "audio/held.wav", "").await;
@@ -342,12 +348,7 @@ async fn lifecycle_really_expires_tagged_objects_and_spares_held_and_unclassifie
 
 async fn observe_mode_leaves_the_bucket_exactly_as_it_was(b: Backend) {
     let c = raw(b).await;
-    let bucket = unique("it-observe");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-observe").await;
     put(&c, &bucket, "audio/old.wav", "recorded-at=2020-01-01").await;
     put(&c, &bucket, "audio/new.wav", "team=claims").await;
     let snapshot = |c: aws_sdk_s3::Client, bucket: String| async move {
@@ -377,12 +378,7 @@ async fn observe_mode_leaves_the_bucket_exactly_as_it_was(b: Backend) {
 
 async fn the_overdue_gauge_counts_an_object_made_overdue_behind_the_operators_back(b: Backend) {
     let c = raw(b).await;
-    let bucket = unique("it-overdue");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-overdue").await;
     put(&c, &bucket, "audio/x.wav", "").await;
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let (p, r) = setup(IsoDuration::months(12), Enforcement::Lifecycle);
@@ -491,12 +487,7 @@ async fn on_an_object_lock_bucket_a_held_version_survives_and_is_deleted_after_r
 
 async fn a_versioned_bucket_is_deleted_version_by_version(b: Backend) {
     let c = raw(b).await;
-    let bucket = unique("it-versions");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-versions").await;
     c.put_bucket_versioning()
         .bucket(&bucket)
         .versioning_configuration(
@@ -558,12 +549,7 @@ async fn a_missing_bucket_is_a_clear_error_and_nothing_else(b: Backend) {
 #[tokio::test]
 async fn a_hold_scoped_by_recording_time_holds_the_linked_transcript_after_tag_writes_moved_it() {
     let c = raw(Backend::Ceph).await;
-    let bucket = unique("it-scoped");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-scoped").await;
     let (mut p, mut r) = setup(IsoDuration::days(365), Enforcement::Lifecycle);
     r.recorded_at = RecordedAtSource::LastModified;
     r.classify.push(ClassifyRule {
@@ -633,12 +619,7 @@ async fn a_hold_scoped_by_recording_time_holds_the_linked_transcript_after_tag_w
 #[tokio::test]
 async fn deadlines_count_from_the_first_creation_time_even_when_tag_writes_move_it() {
     let c = raw(Backend::Ceph).await;
-    let bucket = unique("it-firstseen");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-firstseen").await;
     let retain = IsoDuration {
         seconds: 20,
         ..IsoDuration::default()
@@ -721,12 +702,7 @@ async fn with_an_index_a_steady_pass_reads_no_object_and_a_new_host_starts_from_
     b: Backend,
 ) {
     let c = raw(b).await;
-    let bucket = unique("it-index");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-index").await;
     let recent = (Utc::now() - TimeDelta::days(10))
         .format("%Y-%m-%d")
         .to_string();
@@ -1036,12 +1012,7 @@ spec:
 /// version gallring keeps stays: removing it would bring the version back.
 async fn in_operator_mode_a_delete_marker_left_over_deleted_versions_is_removed(b: Backend) {
     let c = raw(b).await;
-    let bucket = unique("it-markers");
-    c.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = new_bucket(&c, "it-markers").await;
     c.put_bucket_versioning()
         .bucket(&bucket)
         .versioning_configuration(

@@ -1289,11 +1289,16 @@ async fn an_index_of_objects_changed_behind_gallrings_back_decides_as_a_cold_pas
 
 /// A pass with the index `ix`, in pages of 4 (a listing of 30 objects is cut into several
 /// ranges, and a cold pass journals several segments).
-fn in_pages_of_four(ix: &std::sync::Arc<crate::state::index::Index>) -> PassConfig {
-    PassConfig {
+async fn pass_in_pages_of_four(
+    s: &MemoryStore,
+    ix: &std::sync::Arc<crate::state::index::Index>,
+    now: DateTime<Utc>,
+) -> PassReport {
+    let config = PassConfig {
         page_size: 4,
         ..with_index(ix, 7)
-    }
+    };
+    pass_with(s, Enforcement::Both, vec![], now, config).await
 }
 
 /// 30 recordings, a new index, and the cold pass over them in pages of 4.
@@ -1307,14 +1312,7 @@ async fn thirty_in_pages_of_four() -> (
         s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
     }
     let ix = new_index();
-    let cold = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 1),
-        in_pages_of_four(&ix),
-    )
-    .await;
+    let cold = pass_in_pages_of_four(&s, &ix, day(2026, 2, 1)).await;
     (s, ix, cold)
 }
 
@@ -1333,14 +1331,7 @@ async fn a_steady_pass_lists_in_ranges_cut_where_the_last_listing_recorded_and_d
     assert_eq!(cuts, every_third, "the cold pass records where to cut");
     assert!(s.listed_after().is_empty(), "a cold index gives no cuts");
     s.clear_requests();
-    let steady = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        in_pages_of_four(&ix),
-    )
-    .await;
+    let steady = pass_in_pages_of_four(&s, &ix, day(2026, 2, 2)).await;
     // Every range after the first starts after its cut, once: a range of 3 keys takes one
     // page of 4 (its 4th key is the next range's). (The journal's keys are jumped over.)
     let after_cuts: Vec<String> = s
@@ -1369,14 +1360,7 @@ async fn a_steady_pass_jumps_over_the_journals_keys_in_its_listing() {
         "pages of 4 would list them in 3 or more: {state_keys}"
     );
     s.clear_requests();
-    let steady = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        in_pages_of_four(&ix),
-    )
-    .await;
+    let steady = pass_in_pages_of_four(&s, &ix, day(2026, 2, 2)).await;
     let listings = s
         .requests()
         .iter()
@@ -1405,26 +1389,12 @@ async fn a_quiet_pass_settles_the_journal_and_the_next_reads_no_segment() {
     assert!(cold.journal_facts >= 8, "first seen, a segment a page");
     assert!(!cold.journal_settled);
     s.clear_requests();
-    let steady = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 2),
-        in_pages_of_four(&ix),
-    )
-    .await;
+    let steady = pass_in_pages_of_four(&s, &ix, day(2026, 2, 2)).await;
     assert_eq!(steady.journal_facts, 0);
     assert!(steady.journal_settled, "{steady:?}");
     assert!(gets(&s) >= 8, "every segment read: {:?}", s.requests());
     s.clear_requests();
-    let next = pass_with(
-        &s,
-        Enforcement::Both,
-        vec![],
-        day(2026, 2, 3),
-        in_pages_of_four(&ix),
-    )
-    .await;
+    let next = pass_in_pages_of_four(&s, &ix, day(2026, 2, 3)).await;
     assert!(!next.journal_settled, "nothing left to settle");
     let read = gets(&s);
     let shards = crate::state::Journal::load(&s, crate::state::journal::DEFAULT_PREFIX)
