@@ -381,6 +381,30 @@ impl ObjectOutcome {
     }
 }
 
+/// Where linking lists (`None`: the whole bucket), from what the holds need and what a listing
+/// of the whole bucket would cost in pages where the index knows (`full_pages`). A hold by key
+/// or prefix lists its own ranges, unless they are more listings than the whole bucket: many
+/// single keys spread over a small bucket.
+fn link_ranges(
+    scope: crate::retention::LinkScope,
+    requests_need_listing: bool,
+    prefix: Option<&str>,
+    full_pages: Option<u64>,
+) -> Vec<Option<String>> {
+    use crate::retention::LinkScope;
+    let whole = vec![prefix.map(str::to_string)];
+    match scope {
+        _ if requests_need_listing => whole,
+        LinkScope::Everything => whole,
+        LinkScope::Nothing => Vec::new(),
+        LinkScope::Ranges(r) if r.len() as u64 > full_pages.unwrap_or(MAX_LINK_RANGES) => whole,
+        LinkScope::Ranges(r) => r.into_iter().map(Some).collect(),
+    }
+}
+
+/// Without an index to size the bucket: at most this many listings of a hold's own ranges.
+const MAX_LINK_RANGES: u64 = 64;
+
 pub(crate) fn needs_tags(rules: &BucketRules, holds: &[Hold]) -> bool {
     // Tags are always read in the main pass; for the linking pass only when holds or ids use them.
     matches!(rules.recording_id, Some(RecordingIdSource::Tag(_)))
@@ -767,14 +791,23 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .get(&r.name)
             .is_none_or(|s| s.completed_at.is_none())
     };
-    let link_needed = linker.holds_need_listing()
-        || (rules.recording_id.is_some()
-            && subject_requests
-                .iter()
-                .filter(|r| needs_link(r))
-                .any(|r| index_warm.is_none() || unanswered(r)));
+    let requests_need_listing = rules.recording_id.is_some()
+        && subject_requests
+            .iter()
+            .filter(|r| needs_link(r))
+            .any(|r| index_warm.is_none() || unanswered(r));
+    let link_ranges = link_ranges(
+        linker.link_scope(),
+        requests_need_listing,
+        prefix,
+        config
+            .index
+            .as_ref()
+            .and_then(|ix| ix.index.len().ok())
+            .map(|n| n / u64::try_from(config.page_size.max(1)).unwrap_or(1) + 1),
+    );
     let mut link_incomplete = false;
-    if link_needed {
+    if !link_ranges.is_empty() {
         // A request about a subject links through the subject tag, and takes only the calls
         // recorded before it (the recorded-at tag): both need tags.
         let with_tags = needs_tags(rules, linker.holds())
@@ -782,10 +815,12 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         let by_time = !subject_requests.is_empty()
             || linker.holds().iter().any(|h| h.select.scoped_by_time());
         let mut unreadable = 0u64;
+        let mut ranges = link_ranges.iter();
+        let mut range = ranges.next();
         let mut token = None;
-        loop {
+        while let Some(under) = range {
             let page = store
-                .list_page(prefix, info.versioned, token, config.page_size)
+                .list_page(under.as_deref(), info.versioned, token, config.page_size)
                 .await?;
             // Linked as planned: dated by first-seen times (see `dated`), where a recording
             // time scopes what links.
@@ -828,7 +863,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             }
             token = page.next;
             if token.is_none() {
-                break;
+                range = ranges.next();
             }
         }
         link_incomplete = unreadable > 0;

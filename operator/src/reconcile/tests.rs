@@ -1887,3 +1887,79 @@ async fn a_pass_that_may_not_write_reads_no_object_it_could_not_act_on() {
     });
     assert_eq!(writes.count(), 0);
 }
+
+/// Issue 9: a hold by key links through a listing of its own key, not of the bucket: a steady
+/// pass with it lists once more than one without, under that key, and holds the transcript the
+/// key's recording id links. With more keys than the bucket has pages, linking lists the
+/// bucket once instead, and links the same.
+#[tokio::test]
+async fn a_hold_by_key_links_through_a_listing_of_its_key_not_of_the_bucket() {
+    let s = MemoryStore::new("calls");
+    for i in 0..30 {
+        s.put(&format!("audio/r{i:02}.wav"), day(2026, 1, 10), 100, &[]);
+        s.put(&format!("text/r{i:02}.json"), day(2026, 1, 10), 10, &[]);
+    }
+    let ix = new_index();
+    let run = |holds: Vec<Hold>, now| {
+        let config = PassConfig {
+            page_size: 4,
+            ..with_index(&ix, 7)
+        };
+        pass_with(&s, Enforcement::Both, holds, now, config)
+    };
+    let by_keys = |keys: &[String]| Hold {
+        select: HoldSelector {
+            keys: keys.iter().cloned().collect(),
+            ..Default::default()
+        },
+        ..complaint_on("unused")
+    };
+    let held = |key: &str| {
+        s.tags(key)
+            .and_then(|t| t.get(RETENTION_TAG).cloned())
+            .as_deref()
+            == Some("held")
+    };
+    run(vec![], day(2026, 2, 1)).await;
+    run(vec![], day(2026, 2, 2)).await;
+    s.clear_requests();
+    run(vec![], day(2026, 2, 3)).await;
+    let plain = s.listed_under();
+
+    s.clear_requests();
+    let one = by_keys(&["audio/r07.wav".to_string()]);
+    let r = run(vec![one.clone()], day(2026, 2, 4)).await;
+    let mut expected = plain.clone();
+    expected.push(Some("audio/r07.wav".to_string()));
+    let mut listed = s.listed_under();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "the key's own listing, and no other");
+    assert!(held("audio/r07.wav") && held("text/r07.json"), "{r:?}");
+    assert_eq!(r.summary.held, 2);
+    // Steady with the hold: the same again.
+    s.clear_requests();
+    run(vec![one], day(2026, 2, 5)).await;
+    let mut listed = s.listed_under();
+    listed.sort();
+    assert_eq!(listed, expected);
+
+    // 20 keys, against 60 objects (and the journal) in pages of 4: fewer pages than keys.
+    let many: Vec<String> = (10..30).map(|i| format!("audio/r{i:02}.wav")).collect();
+    s.clear_requests();
+    let r = run(vec![by_keys(&many)], day(2026, 2, 6)).await;
+    let listed = s.listed_under();
+    assert_eq!(
+        listed.iter().filter(|p| p.is_none()).count(),
+        plain.iter().filter(|p| p.is_none()).count() + 1,
+        "the bucket listed once to link: {listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|p| !p.as_deref().is_some_and(|p| p.starts_with("audio/"))),
+        "no listing per key: {listed:?}"
+    );
+    assert!(held("text/r10.json") && held("text/r29.json"), "{r:?}");
+    assert!(!held("text/r07.json"), "the first hold is gone");
+}

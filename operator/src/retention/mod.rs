@@ -18,8 +18,8 @@ pub use classify::{RecordedAt, RecordedAtIssue};
 pub use duration::{DurationError, IsoDuration};
 pub use model::*;
 pub use plan::{
-    BucketPlan, Decision, Deleter, HoldLinker, LinkedHolds, ObjectPlan, Planner, Summary, UseLimit,
-    plan_bucket, plan_bucket_with,
+    BucketPlan, Decision, Deleter, HoldLinker, LinkScope, LinkedHolds, ObjectPlan, Planner,
+    Summary, UseLimit, plan_bucket, plan_bucket_with,
 };
 pub use request::{RequestType, SubjectRequest};
 

@@ -218,6 +218,17 @@ impl LinkedHolds {
     }
 }
 
+/// Which objects linking the holds must see (`HoldLinker::link_scope`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkScope {
+    /// None: no hold links beyond what it selects by recording id.
+    Nothing,
+    /// The objects under these prefixes, none of which starts with another.
+    Ranges(Vec<String>),
+    /// Every object in the bucket's prefix.
+    Everything,
+}
+
 /// First pass over a listing: which recording ids each hold reaches.
 pub struct HoldLinker<'a> {
     bucket: &'a BucketRules,
@@ -263,16 +274,50 @@ impl<'a> HoldLinker<'a> {
         self
     }
 
-    /// Whether linking the holds needs to see every object (one selects by something other
-    /// than a recording id).
-    pub fn holds_need_listing(&self) -> bool {
-        self.bucket.recording_id.is_some()
-            && self.linked.holds.iter().any(|h| {
-                !h.select.keys.is_empty()
-                    || h.select.prefix.is_some()
-                    || !h.select.tags.is_empty()
-                    || !h.select.subjects.is_empty()
+    /// Which objects linking the holds must see: those a hold selects by something other than
+    /// a recording id. A hold by key or prefix links only what is under its keys and prefixes,
+    /// so those are listed alone; a hold by tag or subject may select any object.
+    pub fn link_scope(&self) -> LinkScope {
+        if self.bucket.recording_id.is_none() {
+            return LinkScope::Nothing;
+        }
+        let holds = &self.linked.holds;
+        if holds
+            .iter()
+            .any(|h| !h.select.tags.is_empty() || !h.select.subjects.is_empty())
+        {
+            return LinkScope::Everything;
+        }
+        let bucket = self.bucket.prefix.as_deref().unwrap_or("");
+        // Each key is listed as a prefix (a listing cannot ask for one key): what else it
+        // lists is observed as well, which links nothing a hold does not select.
+        let mut ranges: Vec<String> = holds
+            .iter()
+            .flat_map(|h| h.select.keys.iter().chain(&h.select.prefix))
+            // Only what the bucket's prefix takes in is ever decided, so only that links.
+            .filter_map(|p| {
+                if p.starts_with(bucket) {
+                    Some(p.clone())
+                } else if bucket.starts_with(p.as_str()) {
+                    Some(bucket.to_string())
+                } else {
+                    None
+                }
             })
+            .collect();
+        ranges.sort();
+        // Sorted, a range that another one covers follows it (or one it covers): kept once.
+        let mut cover: Vec<String> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            if !cover.last().is_some_and(|c| r.starts_with(c.as_str())) {
+                cover.push(r);
+            }
+        }
+        if cover.is_empty() {
+            LinkScope::Nothing
+        } else {
+            LinkScope::Ranges(cover)
+        }
     }
 
     pub fn observe(&mut self, obj: &ObjectInfo) {

@@ -1884,3 +1884,96 @@ fn many_unrelated_requests_change_nothing_about_an_object_they_do_not_name() {
             .all(|o| o.requests == vec![erase.name.clone()])
     );
 }
+
+proptest! {
+    /// Linking lists only under the holds' keys and prefixes: every object such a hold selects
+    /// within the bucket's prefix lies under exactly one of the ranges, and every range lies
+    /// within the bucket's prefix (so nothing is listed twice, or outside what is decided).
+    #[test]
+    fn linking_ranges_cover_what_keys_and_prefixes_select_once_and_nothing_outside_the_bucket(
+        selectors in proptest::collection::vec(
+            (proptest::collection::btree_set("[ab/]{0,4}", 0..3), proptest::option::of("[ab/]{0,3}")),
+            1..4,
+        ),
+        bucket_prefix in proptest::option::of("[ab/]{0,2}"),
+        keys in proptest::collection::vec("[ab/]{0,6}", 0..40),
+    ) {
+        let mut b = bucket();
+        b.prefix = bucket_prefix.clone();
+        let holds: Vec<Hold> = selectors
+            .iter()
+            .enumerate()
+            .map(|(i, (keys, prefix))| {
+                hold(
+                    &format!("LegalHold/test/h{i}"),
+                    HoldReason::Claim,
+                    HoldSelector { keys: keys.clone(), prefix: prefix.clone(), ..HoldSelector::default() },
+                )
+            })
+            .collect();
+        let scope = HoldLinker::new(&b, chrono_tz::Tz::UTC, holds.clone()).link_scope();
+        let ranges = match scope {
+            LinkScope::Ranges(r) => r,
+            LinkScope::Nothing => Vec::new(),
+            LinkScope::Everything => panic!("no hold selects by tag or subject"),
+        };
+        let within = bucket_prefix.as_deref().unwrap_or("");
+        let asked: Vec<&String> = selectors.iter().flat_map(|(ks, p)| ks.iter().chain(p)).collect();
+        for r in &ranges {
+            prop_assert!(r.starts_with(within), "{r:?} outside {within:?}");
+            // No wider than asked: a hold's own key or prefix, or the bucket's prefix where a
+            // hold's prefix takes in all of it.
+            prop_assert!(
+                asked.contains(&r) || (r == within && asked.iter().any(|a| within.starts_with(a.as_str()))),
+                "{r:?} was not asked for"
+            );
+            prop_assert_eq!(ranges.iter().filter(|o| r.starts_with(o.as_str())).count(), 1);
+        }
+        let selected = |k: &str| {
+            holds.iter().any(|h| {
+                h.select.keys.contains(k) || h.select.prefix.as_deref().is_some_and(|p| k.starts_with(p))
+            })
+        };
+        for k in keys.iter().chain(selectors.iter().flat_map(|(ks, _)| ks)) {
+            if k.starts_with(within) && selected(k) {
+                prop_assert_eq!(ranges.iter().filter(|r| k.starts_with(r.as_str())).count(), 1, "{}", k);
+            }
+        }
+    }
+}
+
+#[test]
+fn linking_needs_every_object_for_a_hold_by_tag_and_none_without_recording_ids() {
+    let by_tag = hold(
+        "LegalHold/test/t",
+        HoldReason::Claim,
+        HoldSelector {
+            prefix: Some("a/".into()),
+            tags: [("case".to_string(), None)].into(),
+            ..HoldSelector::default()
+        },
+    );
+    let b = bucket();
+    assert_eq!(
+        HoldLinker::new(&b, chrono_tz::Tz::UTC, vec![by_tag.clone()]).link_scope(),
+        LinkScope::Everything
+    );
+    let mut no_ids = bucket();
+    no_ids.recording_id = None;
+    assert_eq!(
+        HoldLinker::new(&no_ids, chrono_tz::Tz::UTC, vec![by_tag]).link_scope(),
+        LinkScope::Nothing
+    );
+    let by_id = hold(
+        "LegalHold/test/i",
+        HoldReason::Claim,
+        HoldSelector {
+            recording_ids: ["r1".to_string()].into(),
+            ..HoldSelector::default()
+        },
+    );
+    assert_eq!(
+        HoldLinker::new(&b, chrono_tz::Tz::UTC, vec![by_id]).link_scope(),
+        LinkScope::Nothing
+    );
+}

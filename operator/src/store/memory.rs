@@ -132,6 +132,8 @@ struct State {
     requests: Vec<Operation>,
     /// The `after` of every listing started after a key, in order.
     listed_after: Vec<String>,
+    /// The prefix of every listing started from its first page, in order.
+    listed_under: Vec<Option<String>>,
     next_seq: u64,
     /// The store's clock when set; otherwise the wall clock.
     clock: Option<DateTime<Utc>>,
@@ -377,6 +379,13 @@ impl MemoryStore {
         let mut s = self.lock();
         s.requests.clear();
         s.listed_after.clear();
+        s.listed_under.clear();
+    }
+
+    /// The prefixes listings were started under ([`ObjectStore::list_page`] without a
+    /// continuation), in order.
+    pub fn listed_under(&self) -> Vec<Option<String>> {
+        self.lock().listed_under.clone()
     }
 
     /// The keys listings were started after ([`ObjectStore::list_page_after`]), in order.
@@ -782,7 +791,10 @@ impl ObjectStore for MemoryStore {
         };
         self.enter(op, None)?;
         let marker = match continuation {
-            None => None,
+            None => {
+                self.lock().listed_under.push(prefix.map(str::to_string));
+                None
+            }
             Some(token) => Some(Marker::parse(&token).ok_or_else(|| {
                 self.error(
                     op,
