@@ -50,6 +50,15 @@ struct Args {
     /// the time until the hold-first step has protected them (`protect_seconds`).
     #[arg(long, default_value_t = 0)]
     hold_keys: u32,
+    /// `pass` over a bucket that links artifacts by recording id (the number in the key), so
+    /// that a hold by key is linked as in a bucket of audio and transcripts. Use an index
+    /// directory of its own: the rules differ.
+    #[arg(long)]
+    recording_ids: bool,
+    /// `pass --hold-keys`: the hold's name (default: a new one each run, so that each run's
+    /// hold is new); the same name in later runs measures steady passes with that hold.
+    #[arg(long)]
+    hold_name: Option<String>,
     /// Shifts the held keys (so that holds of one run select disjoint, untagged objects).
     #[arg(long, default_value_t = 0)]
     hold_offset: u32,
@@ -275,7 +284,7 @@ async fn write_tags_with(
             .key(extra)
             .value("1")
             .build()
-            .map_err(|e| e.to_string())?,
+            .expect("a valid pattern"),
     );
     let tagging = Tagging::builder()
         .set_tag_set(Some(tags))
@@ -539,7 +548,12 @@ async fn main() -> std::process::ExitCode {
             settings.endpoint = std::env::var("GALLRING_S3_ENDPOINT").ok();
             settings.request_timeout = Duration::from_secs(30);
             let store = S3Store::connect(settings, counter.clone()).await;
-            let (policy, rules) = bench_policy();
+            let (policy, mut rules) = bench_policy();
+            if args.recording_ids {
+                rules.recording_id = Some(gallring::retention::RecordingIdSource::KeyPattern(
+                    regex::Regex::new(r"/(?P<id>[0-9]+)\.wav$").expect("a valid pattern"),
+                ));
+            }
             let indexes = gallring::state::index::Indexes::new(args.index_dir.clone());
             let config = PassConfig {
                 page_size: 1000,
@@ -565,7 +579,9 @@ async fn main() -> std::process::ExitCode {
                 vec![gallring::retention::Hold {
                     limitation_start: None,
                     created_at: None,
-                    name: format!("bench/hold-{}-{}", args.hold_keys, Utc::now().timestamp()),
+                    name: args.hold_name.clone().unwrap_or_else(|| {
+                        format!("bench/hold-{}-{}", args.hold_keys, Utc::now().timestamp())
+                    }),
                     reason: gallring::retention::HoldReason::Complaint,
                     case: "BENCH".into(),
                     select: gallring::retention::HoldSelector {
