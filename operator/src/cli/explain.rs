@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::input::CompiledBucket;
-use crate::reconcile::{engine_holds, fetch_object, is_state_key, needs_tags, trusted_view};
+use crate::reconcile::{
+    dated, engine_holds, fetch_object, is_state_key, link_ranges, needs_tags, trusted_view,
+};
 use crate::retention::lifecycle::{self, LifecycleRule};
 use crate::retention::{Decision, HoldLinker, ObjectInfo, Planner, RETENTION_TAG};
 use crate::state::journal::{Fact, Journal, JournalError, Record};
@@ -198,11 +200,10 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
 ) -> Result<String, ExplainError> {
     let mut journal = Journal::load(state, &b.state.prefix).await?;
     journal.prepare_seen_for(state, [key]).await?;
-    let js = journal.state();
     let info = store.bucket_info().await?;
     let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
     let holds = engine_holds(
-        js,
+        journal.state(),
         b.policy.cap_holds(b.holds.clone()),
         &b.policy,
         b.rules.grace,
@@ -213,39 +214,74 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     let _ = writeln!(out, "{:<11} {key}", "key");
     let _ = writeln!(out, "{:<11} {} ({})", "bucket", b.key, store.bucket());
 
-    // The listing gives the version and its LastModified to the millisecond; linking holds to
-    // recording ids needs the bucket's (or the prefix's) objects, as a pass does.
-    let with_tags = needs_tags(&b.rules, &holds);
-    let mut linker = HoldLinker::new(&b.rules, b.policy.time_zone, holds.clone())
-        .with_requests(crate::reconcile::requests::in_effect(js, &b.requests));
+    // The listing gives the version and its LastModified to the millisecond: one listing
+    // under the key itself (an object outside the governed prefix is never decided).
     let mut found: Option<ListedObject> = None;
-    let mut token = None;
-    loop {
-        let page = store
-            .list_page(b.rules.prefix.as_deref(), info.versioned, token, 1000)
-            .await?;
-        for o in page
-            .objects
-            .iter()
-            .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
-        {
-            if o.key == key
-                && match version_id {
-                    Some(v) => o.version_id.as_deref() == Some(v),
-                    None => o.is_latest,
-                }
-            {
-                found = Some(o.clone());
+    if key.starts_with(b.rules.prefix.as_deref().unwrap_or("")) {
+        let mut token = None;
+        loop {
+            let page = store
+                .list_page(Some(key), info.versioned, token, 1000)
+                .await?;
+            found = found.or_else(|| {
+                page.objects.into_iter().find(|o| {
+                    !o.delete_marker
+                        && o.key == key
+                        && match version_id {
+                            Some(v) => o.version_id.as_deref() == Some(v),
+                            None => o.is_latest,
+                        }
+                })
+            });
+            token = page.next;
+            if token.is_none() || found.is_some() {
+                break;
             }
-            if let Ok(obj) = fetch_object(store, &b.rules, o, with_tags).await {
-                linker.observe(&obj);
-            }
-        }
-        token = page.next;
-        if token.is_none() {
-            break;
         }
     }
+    // Linking holds to recording ids lists what the pass lists to link them (`link_ranges`),
+    // and dates objects as the pass does, by when gallring first saw them.
+    let with_tags = needs_tags(&b.rules, &holds);
+    let requests = crate::reconcile::requests::in_effect(journal.state(), &b.requests);
+    let requests_need_listing = b.rules.recording_id.is_some()
+        && requests
+            .iter()
+            .any(|r| !r.subjects.is_empty() || !r.keys.is_empty());
+    let mut linker =
+        HoldLinker::new(&b.rules, b.policy.time_zone, holds.clone()).with_requests(requests);
+    let ranges = link_ranges(
+        linker.link_scope(),
+        requests_need_listing,
+        b.rules.prefix.as_deref(),
+        None,
+    );
+    for under in &ranges {
+        let mut token = None;
+        loop {
+            let page = store
+                .list_page(under.as_deref(), info.versioned, token, 1000)
+                .await?;
+            journal
+                .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
+                .await?;
+            for o in page
+                .objects
+                .iter()
+                .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
+            {
+                if let Ok(obj) = fetch_object(store, &b.rules, o, with_tags).await {
+                    linker.observe(&dated(journal.state(), obj, o));
+                }
+            }
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    // The key's own first-seen time again (a linking page may have replaced its shard).
+    journal.prepare_seen_for(state, [key]).await?;
+    let js = journal.state();
     let records = journal_lines(state, &b.state.prefix, key).await?;
     let Some(listed) = found else {
         let _ = writeln!(out, "{:<11} no: not in the bucket now", "present");

@@ -385,7 +385,7 @@ impl ObjectOutcome {
 /// of the whole bucket would cost in pages where the index knows (`full_pages`). A hold by key
 /// or prefix lists its own ranges, unless they are more listings than the whole bucket: many
 /// single keys spread over a small bucket.
-fn link_ranges(
+pub(crate) fn link_ranges(
     scope: crate::retention::LinkScope,
     requests_need_listing: bool,
     prefix: Option<&str>,
@@ -2124,7 +2124,7 @@ fn listed_id(o: &crate::store::ListedObject) -> ObjectId {
 /// planner dates it (`trusted_view`). Ceph RGW 16 moves `LastModified` when tags are written,
 /// and a hold or request scoped by recording time would otherwise link less than it selects.
 /// The key's first-seen shard must be loaded (else the listed time counts: later).
-pub(super) fn dated(
+pub(crate) fn dated(
     journal: &JournalState,
     mut obj: ObjectInfo,
     listed: &crate::store::ListedObject,

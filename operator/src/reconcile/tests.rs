@@ -1963,3 +1963,63 @@ async fn a_hold_by_key_links_through_a_listing_of_its_key_not_of_the_bucket() {
     assert!(held("text/r10.json") && held("text/r29.json"), "{r:?}");
     assert!(!held("text/r07.json"), "the first hold is gone");
 }
+
+/// `gallring explain` links as the pass does: through the hold's own prefix, not a listing of
+/// the bucket, and by first-seen times. A transcript the pass holds through a hold on its
+/// audio scoped by recording time (after tag writes moved `LastModified`) is explained as
+/// held by that hold.
+#[tokio::test]
+async fn explain_links_a_hold_by_prefix_as_the_pass_does() {
+    let s = MemoryStore::new("calls").tag_writes_move_last_modified();
+    s.put("audio/r1.wav", day(2025, 6, 1), 100, &[]);
+    s.put("text/r1.json", day(2025, 6, 1), 100, &[]);
+    for i in 0..20 {
+        s.put(&format!("other/{i:02}"), day(2025, 6, 1), 1, &[]);
+    }
+    s.set_clock(day(2026, 2, 1));
+    pass(&s, Enforcement::Both, vec![], day(2026, 2, 1)).await;
+    let mut hold = complaint_on("r1");
+    hold.select = HoldSelector {
+        prefix: Some("audio/".into()),
+        recorded_before: Some(day(2026, 1, 1)),
+        ..Default::default()
+    };
+    let r = pass(&s, Enforcement::Both, vec![hold.clone()], day(2026, 2, 2)).await;
+    assert_eq!(r.summary.held, 2, "{:?}", r.summary);
+    let spec: crate::api::v1alpha1::RecordingBucketSpec = serde_norway::from_str(
+        "s3: {bucket: calls}\npolicyRef: {name: p}\nclassify: [{match: {prefix: audio/}, kind: audio, purposes: [documentation]}]\n",
+    )
+    .expect("bucket spec parses");
+    let b = crate::input::CompiledBucket {
+        key: "test/calls".into(),
+        spec,
+        policy: policy(),
+        rules: rules(Enforcement::Both),
+        state: crate::retention::StateLocation {
+            bucket: None,
+            prefix: crate::state::journal::DEFAULT_PREFIX.into(),
+            retention: None,
+        },
+        holds: vec![hold],
+        requests: vec![],
+    };
+    s.clear_requests();
+    let text = crate::cli::explain::explain(&s, &s, &b, "text/r1.json", None, day(2026, 2, 2))
+        .await
+        .expect("explains");
+    let holds = text
+        .lines()
+        .find(|l| l.starts_with("holds"))
+        .unwrap_or_default();
+    assert!(holds.contains("test/complaint-1"), "{text}");
+    let listed: Vec<Option<String>> = s
+        .listed_under()
+        .into_iter()
+        .filter(|p| !p.as_deref().is_some_and(|p| p.starts_with(".gallring/")))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![Some("text/r1.json".to_string()), Some("audio/".to_string())],
+        "the key, then the hold's prefix: no listing of the bucket"
+    );
+}
