@@ -50,6 +50,9 @@ struct Args {
     /// the time until the hold-first step has protected them (`protect_seconds`).
     #[arg(long, default_value_t = 0)]
     hold_keys: u32,
+    /// `raw-list` of every version (ListObjectVersions), as a pass lists a versioned bucket.
+    #[arg(long)]
+    versions: bool,
     /// `pass` over a bucket that links artifacts by recording id (the number in the key), so
     /// that a hold by key is linked as in a bucket of audio and transcripts. Use an index
     /// directory of its own: the rules differ.
@@ -146,6 +149,33 @@ async fn list_keys(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(Vec<String>,
         token = page.next_continuation_token().map(str::to_string);
         if token.is_none() {
             return Ok((keys, requests));
+        }
+    }
+}
+
+/// Every version in the bucket, listed from the start (a versioned bucket's listing, which a
+/// pass does not cut): the number of versions and the requests.
+async fn list_versions(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(u64, u64), String> {
+    let (mut versions, mut requests) = (0u64, 0u64);
+    let (mut key, mut version) = (None, None);
+    loop {
+        let page = c
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key)
+            .set_version_id_marker(version)
+            .send()
+            .await
+            .map_err(|e| format!("ListObjectVersions: {e:?}"))?;
+        requests += 1;
+        versions += (page.versions().len() + page.delete_markers().len()) as u64;
+        if page.is_truncated() != Some(true) {
+            return Ok((versions, requests));
+        }
+        key = page.next_key_marker().map(str::to_string);
+        version = page.next_version_id_marker().map(str::to_string);
+        if key.is_none() {
+            return Err("ListObjectVersions: truncated without a key marker".into());
         }
     }
 }
@@ -465,6 +495,10 @@ async fn main() -> std::process::ExitCode {
         Phase::RawList if args.ranges > 0 => {
             let c = client().await;
             list_ranges(&c, &args.bucket, &layout_cuts(args.count), args.ranges).await
+        }
+        Phase::RawList if args.versions => {
+            let c = client().await;
+            list_versions(&c, &args.bucket).await
         }
         Phase::RawList => {
             let c = client().await;
