@@ -2012,6 +2012,8 @@ async fn explain_links_a_hold_by_prefix_as_the_pass_does() {
         .find(|l| l.starts_with("holds"))
         .unwrap_or_default();
     assert!(holds.contains("test/complaint-1"), "{text}");
+    assert!(!text.contains("incomplete"), "{text}");
+
     let listed: Vec<Option<String>> = s
         .listed_under()
         .into_iter()
@@ -2021,5 +2023,22 @@ async fn explain_links_a_hold_by_prefix_as_the_pass_does() {
         listed,
         vec![Some("text/r1.json".to_string()), Some("audio/".to_string())],
         "the key, then the hold's prefix: no listing of the bucket"
+    );
+    // The audio cannot be read while linking: the explanation says a hold may be missing.
+    s.inject(Fault {
+        operation: Operation::GetObjectTagging,
+        key: Some("audio/r1.wav".into()),
+        category: ErrorCategory::ServerError,
+        times: 1,
+    });
+    let mut by_tag = b.clone();
+    by_tag.holds[0].select.tags = [("case".to_string(), None)].into();
+    let text = crate::cli::explain::explain(&s, &s, &by_tag, "text/r1.json", None, day(2026, 2, 2))
+        .await
+        .expect("explains");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("incomplete") && l.contains("1 object(s)")),
+        "{text}"
     );
 }
