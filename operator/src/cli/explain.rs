@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::input::CompiledBucket;
 use crate::reconcile::{
-    dated, engine_holds, fetch_object, is_state_key, link_ranges, needs_tags, trusted_view,
+    IndexReport, LinkListing, engine_holds, fetch_object, link_ranges, needs_tags, trusted_view,
 };
 use crate::retention::lifecycle::{self, LifecycleRule};
 use crate::retention::{Decision, HoldLinker, ObjectInfo, Planner, RETENTION_TAG};
@@ -28,6 +28,8 @@ pub enum ExplainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Pass(#[from] crate::reconcile::PassError),
     #[error("cannot read {what} from the cluster: {source}")]
     Kube {
         what: String,
@@ -255,33 +257,25 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
         b.rules.prefix.as_deref(),
         None,
     );
-    let mut unreadable = 0u64;
-    for under in &ranges {
-        let mut token = None;
-        loop {
-            let page = store
-                .list_page(under.as_deref(), info.versioned, token, 1000)
-                .await?;
-            journal
-                .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
-                .await?;
-            for o in page
-                .objects
-                .iter()
-                .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
-            {
-                match fetch_object(store, &b.rules, o, with_tags).await {
-                    Ok(obj) => linker.observe(&dated(journal.state(), obj, o)),
-                    Err(e) if e.category == crate::store::ErrorCategory::NotFound => {}
-                    Err(_) => unreadable += 1,
-                }
-            }
-            token = page.next;
-            if token.is_none() {
-                break;
-            }
-        }
+    let unreadable = LinkListing {
+        ranges: &ranges,
+        versioned: info.versioned,
+        page_size: 1000,
+        by_time: true,
+        with_tags,
+        rules: &b.rules,
+        own_prefix,
+        index: None,
     }
+    .observe(
+        store,
+        state,
+        &mut journal,
+        &mut linker,
+        &mut IndexReport::default(),
+    )
+    .await?
+    .unreadable;
     // As a pass would not delete on such a linking, the explanation says it may miss a hold.
     if unreadable > 0 {
         let _ = writeln!(

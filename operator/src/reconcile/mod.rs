@@ -814,56 +814,23 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             || subject_requests.iter().any(|r| !r.subjects.is_empty());
         let by_time = !subject_requests.is_empty()
             || linker.holds().iter().any(|h| h.select.scoped_by_time());
-        let mut unreadable = 0u64;
-        let mut ranges = link_ranges.iter();
-        let mut range = ranges.next();
-        let mut token = None;
-        while let Some(under) = range {
-            let page = store
-                .list_page(under.as_deref(), info.versioned, token, config.page_size)
-                .await?;
-            // Linked as planned: dated by first-seen times (see `dated`), where a recording
-            // time scopes what links.
-            if by_time {
-                journal
-                    .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
-                    .await?;
-            }
-            for o in page
-                .objects
-                .iter()
-                .filter(|o| !o.delete_marker && !is_state_key(&o.key, own_prefix))
-            {
-                if let Some(ix) = index.filter(|_| with_tags) {
-                    match ix.index.get(&o.key, o.version_id.as_deref()) {
-                        Ok(Some(e))
-                            if cache::lookup(Some(&e), o, rules, early, ix.verify_interval)
-                                == cache::Lookup::Fresh =>
-                        {
-                            linker.observe(&dated(journal.state(), cache::object_of(&e, o), o));
-                            continue;
-                        }
-                        Ok(_) => {}
-                        Err(e) => report.index.error(&e),
-                    }
-                }
-                match fetch_object(store, rules, o, with_tags).await {
-                    Ok(obj) => linker.observe(&dated(journal.state(), obj, o)),
-                    Err(e) if e.category == ErrorCategory::NotFound => {}
-                    // One unreadable object does not stop the pass; but a recording it would
-                    // have linked may be missed, so nothing is deleted in this pass.
-                    Err(e) => {
-                        unreadable += 1;
-                        report.object_errors += 1;
-                        if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
-                            report.sample_errors.push(e.to_string());
-                        }
-                    }
-                }
-            }
-            token = page.next;
-            if token.is_none() {
-                range = ranges.next();
+        let misses = LinkListing {
+            ranges: &link_ranges,
+            versioned: info.versioned,
+            page_size: config.page_size,
+            by_time,
+            with_tags,
+            rules,
+            own_prefix,
+            index: index.map(|ix| (ix, early)),
+        }
+        .observe(store, state, &mut journal, &mut linker, &mut report.index)
+        .await?;
+        let unreadable = misses.unreadable;
+        report.object_errors += unreadable;
+        for e in misses.sample {
+            if report.sample_errors.len() < MAX_SAMPLE_ERRORS {
+                report.sample_errors.push(e);
             }
         }
         link_incomplete = unreadable > 0;
@@ -2117,6 +2084,98 @@ fn listed_id(o: &crate::store::ListedObject) -> ObjectId {
     ObjectId {
         key: o.key.clone(),
         version_id: o.version_id.clone(),
+    }
+}
+
+/// Objects a linking listing could not read: a hold may reach others through them, so a pass
+/// deletes nothing and `explain` says it may miss a hold. With a sample of the errors.
+#[derive(Debug, Default)]
+pub(crate) struct LinkMisses {
+    pub unreadable: u64,
+    pub sample: Vec<String>,
+}
+
+/// A listing for linking holds (and requests) to recording ids: over `ranges` (see
+/// `link_ranges`), every object shown to the linker as the planner dates it.
+pub(crate) struct LinkListing<'a> {
+    pub ranges: &'a [Option<String>],
+    pub versioned: bool,
+    pub page_size: i32,
+    /// A recording time scopes what links: each page's first-seen shards are loaded (`dated`).
+    pub by_time: bool,
+    /// Tags (and metadata) are read, or taken from the index where it holds them fresh.
+    pub with_tags: bool,
+    pub rules: &'a BucketRules,
+    /// The journal's prefix in this bucket, never linked.
+    pub own_prefix: Option<&'a str>,
+    /// The index, and the time the pass decides by (for freshness).
+    pub index: Option<(&'a IndexConfig, DateTime<Utc>)>,
+}
+
+impl LinkListing<'_> {
+    pub(crate) async fn observe<S: ObjectStore, J: ObjectStore>(
+        self,
+        store: &S,
+        state: &J,
+        journal: &mut Journal,
+        linker: &mut HoldLinker<'_>,
+        index_report: &mut IndexReport,
+    ) -> Result<LinkMisses, PassError> {
+        let mut misses = LinkMisses::default();
+        for under in self.ranges {
+            let mut token = None;
+            loop {
+                let page = store
+                    .list_page(under.as_deref(), self.versioned, token, self.page_size)
+                    .await?;
+                if self.by_time {
+                    journal
+                        .prepare_seen_for(state, page.objects.iter().map(|o| o.key.as_str()))
+                        .await?;
+                }
+                for o in page
+                    .objects
+                    .iter()
+                    .filter(|o| !o.delete_marker && !is_state_key(&o.key, self.own_prefix))
+                {
+                    if let Some((ix, early)) = self.index.filter(|_| self.with_tags) {
+                        match ix.index.get(&o.key, o.version_id.as_deref()) {
+                            Ok(Some(e))
+                                if cache::lookup(
+                                    Some(&e),
+                                    o,
+                                    self.rules,
+                                    early,
+                                    ix.verify_interval,
+                                ) == cache::Lookup::Fresh =>
+                            {
+                                linker.observe(&dated(journal.state(), cache::object_of(&e, o), o));
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => index_report.error(&e),
+                        }
+                    }
+                    match fetch_object(store, self.rules, o, self.with_tags).await {
+                        Ok(obj) => linker.observe(&dated(journal.state(), obj, o)),
+                        Err(e) if e.category == ErrorCategory::NotFound => {}
+                        // One unreadable object does not stop the listing; what it would have
+                        // linked may be missed, which the caller says.
+                        Err(e) => {
+                            misses.unreadable += 1;
+                            if misses.sample.len() < MAX_SAMPLE_ERRORS {
+                                misses.sample.push(e.to_string());
+                            }
+                        }
+                    }
+                }
+                token = page.next;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(misses)
     }
 }
 
