@@ -201,7 +201,6 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
     now: DateTime<Utc>,
 ) -> Result<String, ExplainError> {
     let mut journal = Journal::load(state, &b.state.prefix).await?;
-    journal.prepare_seen_for(state, [key]).await?;
     let info = store.bucket_info().await?;
     let own_prefix = (state.bucket() == store.bucket()).then_some(b.state.prefix.as_str());
     let holds = engine_holds(
@@ -284,7 +283,7 @@ pub async fn explain<S: ObjectStore, J: ObjectStore>(
             "incomplete"
         );
     }
-    // The key's own first-seen time again (a linking page may have replaced its shard).
+    // The key's own first-seen time, after linking (whose pages replace the shards held).
     journal.prepare_seen_for(state, [key]).await?;
     let js = journal.state();
     let records = journal_lines(state, &b.state.prefix, key).await?;

@@ -796,7 +796,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .iter()
             .filter(|r| needs_link(r))
             .any(|r| index_warm.is_none() || unanswered(r));
-    let link_ranges = link_ranges(
+    let linking = link_ranges(
         linker.link_scope(),
         requests_need_listing,
         prefix,
@@ -807,7 +807,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
             .map(|n| n / u64::try_from(config.page_size.max(1)).unwrap_or(1) + 1),
     );
     let mut link_incomplete = false;
-    if !link_ranges.is_empty() {
+    if !linking.is_empty() {
         // A request about a subject links through the subject tag, and takes only the calls
         // recorded before it (the recorded-at tag): both need tags.
         let with_tags = needs_tags(rules, linker.holds())
@@ -815,7 +815,7 @@ async fn pass<S: ObjectStore, J: ObjectStore>(
         let by_time = !subject_requests.is_empty()
             || linker.holds().iter().any(|h| h.select.scoped_by_time());
         let misses = LinkListing {
-            ranges: &link_ranges,
+            ranges: &linking,
             versioned: info.versioned,
             page_size: config.page_size,
             by_time,
